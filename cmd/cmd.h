@@ -1,0 +1,42 @@
+/* The front door: subcommands and what they share. Only cmd/ prints to the user or exits. */
+#ifndef MPT_CMD_H
+#define MPT_CMD_H
+
+#include <stdio.h>
+
+#define MPT_EXIT_OK 0
+#define MPT_EXIT_FAIL 1  /* runtime failure */
+#define MPT_EXIT_USAGE 2 /* usage or configuration error */
+
+struct mpt_cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv); /* argv[0] is the subcommand name */
+    const char *summary;              /* one line for `mptunnel help` */
+    void (*usage)(FILE *out);         /* the whole `<command> --help` text */
+};
+
+/* The table, terminated by a NULL name. */
+extern const struct mpt_cmd mpt_cmds[];
+
+int mpt_cmd_client(int argc, char **argv);
+int mpt_cmd_server(int argc, char **argv);
+int mpt_cmd_bridge(int argc, char **argv);
+int mpt_cmd_genkey(int argc, char **argv);
+int mpt_cmd_demo(int argc, char **argv);
+void mpt_usage_client(FILE *out);
+void mpt_usage_server(FILE *out);
+void mpt_usage_bridge(FILE *out);
+void mpt_usage_genkey(FILE *out);
+void mpt_usage_demo(FILE *out);
+
+/* Sends log messages to stderr ("2026-11-25 12:00:00.123 info: ..."), at `level`
+ * (MPT_LOGL_*). */
+void mpt_cmd_log_init(int level);
+
+/* 1 if arg is -h or --help. */
+int mpt_cmd_is_help(const char *arg);
+
+/* Prints "mptunnel <cmd>: <message>" to stderr. */
+void mpt_cmd_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,35 @@
+#include <sodium.h>
+#include <stdio.h>
+
+#include "cmd/cmd.h"
+
+void mpt_usage_genkey(FILE *out)
+{
+    fprintf(out, "Usage: mptunnel genkey\n"
+                 "\n"
+                 "Prints a new secret: the base64 of 32 random bytes, for `secret =` in [tunnel]\n"
+                 "or for a file named by `secret_file =`. Both ends need the same secret.\n"
+                 "\n"
+                 "  mptunnel genkey > /etc/mptunnel/secret && chmod 600 /etc/mptunnel/secret\n");
+}
+
+int mpt_cmd_genkey(int argc, char **argv)
+{
+    unsigned char key[32];
+    char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+
+    if (argc > 1) {
+        mpt_cmd_error("genkey", "unexpected argument `%s'", argv[1]);
+        return MPT_EXIT_USAGE;
+    }
+    if (sodium_init() < 0) {
+        mpt_cmd_error("genkey", "libsodium failed to initialise");
+        return MPT_EXIT_FAIL;
+    }
+    randombytes_buf(key, sizeof(key));
+    sodium_bin2base64(b64, sizeof(b64), key, sizeof(key), sodium_base64_VARIANT_ORIGINAL);
+    sodium_memzero(key, sizeof(key));
+    if (printf("%s\n", b64) < 0 || fflush(stdout) != 0)
+        return MPT_EXIT_FAIL;
+    return MPT_EXIT_OK;
+}

@@ -1,0 +1,123 @@
+/* config: the INI file (inih) turned into a validated struct mpt_config.
+ *
+ * One file may hold both sides: [tunnel] (shared), [client], [server] and [path NAME] sections.
+ * Every section and key of the whole file is checked, whichever command reads it; unknown keys and
+ * sections are errors. Errors carry `file:line: key: reason`, quoting the bad value.
+ * No libuv here: host names are kept as text and resolved by net/.
+ */
+#ifndef MPT_CONFIG_H
+#define MPT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MPT_CONFIG_MAX_PATHS 16   /* paths per client (bridge lines plus [path] sections) */
+#define MPT_CONFIG_HOST_MAX 256   /* host name or address literal, NUL included */
+#define MPT_CONFIG_NAME_MAX 32    /* [path NAME] */
+#define MPT_CONFIG_ERR_MAX 512    /* size of the error text buffer */
+#define MPT_SECRET_LEN 32
+
+/* "HOST:PORT", "[V6]:PORT" or "PORT" as written; host empty means all addresses. */
+struct mpt_hostport {
+    char host[MPT_CONFIG_HOST_MAX];
+    uint16_t port;
+    int line; /* where it was written, for later messages (resolution failures) */
+};
+
+enum mpt_sched_mode {
+    MPT_MODE_REDUNDANT = 0,
+    MPT_MODE_ADAPTIVE,
+    MPT_MODE_BACKUP,
+    MPT_MODE_BALANCE,
+};
+
+enum mpt_log_level {
+    MPT_LOG_ERROR = 0,
+    MPT_LOG_WARN,
+    MPT_LOG_INFO,
+    MPT_LOG_DEBUG,
+};
+
+struct mpt_path_config {
+    char name[MPT_CONFIG_NAME_MAX];       /* "" for a plain `bridge =` line; else [path NAME] */
+    struct mpt_hostport bridge;           /* where the client sends for this path */
+    char bind[MPT_CONFIG_HOST_MAX];       /* local address to send from, "" = any */
+    char device[MPT_CONFIG_NAME_MAX];     /* SO_BINDTODEVICE, "" = none */
+    unsigned priority;                    /* backup mode; lower is preferred; default 1 */
+    unsigned weight;                      /* balance mode; default 1 */
+};
+
+struct mpt_client_config {
+    int present;                          /* a [client] section was seen */
+    struct mpt_hostport listen;
+    struct mpt_path_config paths[MPT_CONFIG_MAX_PATHS];
+    unsigned npaths;
+    enum mpt_sched_mode mode;             /* `mode =`, default redundant */
+    double target_loss;                   /* adaptive mode, default 0.001 */
+    unsigned max_flows;                   /* default 1024 */
+    uint32_t flow_timeout_ms;             /* default 60 s */
+    uint32_t probe_interval_ms;           /* default 200 ms */
+    char control[256];                    /* control socket path, "" = default */
+};
+
+struct mpt_server_config {
+    int present;
+    struct mpt_hostport listen;
+    struct mpt_hostport target;
+    unsigned max_sessions;                /* default 64 */
+    unsigned max_flows;                   /* total over all sessions, default 4096 */
+    uint32_t flow_timeout_ms;             /* default 60 s */
+    uint32_t session_timeout_ms;          /* default 120 s */
+    char control[256];
+};
+
+struct mpt_config {
+    char file[512];                       /* the path it was read from */
+    uint8_t secret[MPT_SECRET_LEN];
+    int have_secret;
+    int secret_line;
+    enum mpt_log_level log_level;         /* [tunnel] log_level, default info */
+    int log_level_set;                    /* 1 if the file set it */
+    uint32_t sndbuf;                      /* [tunnel] sndbuf = 4M; 0 = default */
+    uint32_t rcvbuf;                      /* [tunnel] rcvbuf; 0 = default */
+    struct mpt_client_config client;
+    struct mpt_server_config server;
+};
+
+enum mpt_config_role {
+    MPT_ROLE_ANY = 0, /* only check the file itself */
+    MPT_ROLE_CLIENT,  /* also require what `mptunnel client` needs */
+    MPT_ROLE_SERVER,  /* also require what `mptunnel server` needs */
+};
+
+/* Fills *cfg with defaults. */
+void mpt_config_defaults(struct mpt_config *cfg);
+
+/* Reads and validates `path` for `role`. Returns 0, or -1 with a one-line message
+ * `file:line: key: reason` (or `file: reason` where no line applies) in err[errlen]. */
+int mpt_config_load(struct mpt_config *cfg, const char *path, enum mpt_config_role role, char *err,
+                    size_t errlen);
+
+/* Same, from a string in memory (`name` stands for the file in messages). For tests and fuzzing. */
+int mpt_config_load_string(struct mpt_config *cfg, const char *name, const char *text,
+                           enum mpt_config_role role, char *err, size_t errlen);
+
+/* Parses "HOST:PORT", "[V6]:PORT", or (if allow_port_only) "PORT". Returns 0 or -1 with a reason
+ * in err (without file:line, which the caller adds). */
+int mpt_hostport_parse(struct mpt_hostport *hp, const char *text, int allow_port_only, char *err,
+                       size_t errlen);
+
+/* Decodes a base64 secret of exactly 32 bytes (standard alphabet, padding optional, surrounding
+ * whitespace ignored). Returns 0 or -1 with a reason. */
+int mpt_secret_parse(uint8_t out[MPT_SECRET_LEN], const char *text, char *err, size_t errlen);
+
+/* "250ms", "2s", "1m", "60" (seconds). Returns 0 or -1. */
+int mpt_duration_parse(uint32_t *ms, const char *text);
+
+/* "4M", "512K", "65536". Returns 0 or -1. */
+int mpt_size_parse(uint32_t *bytes, const char *text);
+
+const char *mpt_mode_name(enum mpt_sched_mode mode);
+const char *mpt_log_level_name(enum mpt_log_level level);
+
+#endif

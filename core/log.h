@@ -1,0 +1,36 @@
+/* Logging: lower layers format a message and hand it to the sink that cmd/ installed.
+ * The level is the only global of the program; a message below it costs one comparison. */
+#ifndef MPT_LOG_H
+#define MPT_LOG_H
+
+enum {
+    MPT_LOGL_ERROR = 0,
+    MPT_LOGL_WARN = 1,
+    MPT_LOGL_INFO = 2,
+    MPT_LOGL_DEBUG = 3,
+};
+
+typedef void (*mpt_log_sink_cb)(int level, const char *msg);
+
+struct mpt_log_state {
+    int level;            /* messages with level <= this are emitted */
+    mpt_log_sink_cb sink; /* NULL: messages are dropped */
+};
+
+extern struct mpt_log_state mpt_log_state;
+
+/* Formats and emits one message (no trailing newline needed). */
+void mpt_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define MPT_LOG(lvl, ...)                                                                          \
+    do {                                                                                           \
+        if ((lvl) <= mpt_log_state.level && mpt_log_state.sink)                                    \
+            mpt_logf((lvl), __VA_ARGS__);                                                          \
+    } while (0)
+
+#define MPT_ERROR(...) MPT_LOG(MPT_LOGL_ERROR, __VA_ARGS__)
+#define MPT_WARN(...) MPT_LOG(MPT_LOGL_WARN, __VA_ARGS__)
+#define MPT_INFO(...) MPT_LOG(MPT_LOGL_INFO, __VA_ARGS__)
+#define MPT_DEBUG(...) MPT_LOG(MPT_LOGL_DEBUG, __VA_ARGS__)
+
+#endif

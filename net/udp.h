@@ -1,0 +1,54 @@
+/* UDP sockets for the drivers: batched receive (recvmmsg through UV_UDP_RECVMMSG) into one
+ * buffer shared by the loop, non-blocking sends that drop when the kernel queue is full (as a
+ * congested link would), socket buffer sizing. Internal to net/. */
+#ifndef MPT_NET_UDP_H
+#define MPT_NET_UDP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "net/loop.h"
+
+struct mpt_udp;
+
+/* One received datagram. data and from are valid only during the call. */
+typedef void (*mpt_udp_recv_cb)(struct mpt_udp *u, const uint8_t *data, size_t len,
+                                const struct sockaddr *from);
+typedef void (*mpt_udp_close_cb)(struct mpt_udp *u);
+
+struct mpt_udp {
+    uv_udp_t handle;       /* handle.data is unused: recover with container_of */
+    struct mpt_loop *loop;
+    mpt_udp_recv_cb on_recv;
+    mpt_udp_close_cb on_close;
+    void *owner;
+    uint64_t tx_drops;     /* sends refused by the kernel (queue full, unreachable) */
+    int family;
+};
+
+#define MPT_UDP_REUSEADDR 1u /* SO_REUSEADDR for listeners */
+
+/* Opens a socket on the loop. bind_addr NULL binds an ephemeral port of `family` on any address.
+ * An AF_INET6 any-address bind is dual-stack (IPv4 too). sndbuf/rcvbuf 0 keep the defaults.
+ * Starts receiving if on_recv is set. Returns 0 or a negative UV_E* code. */
+int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
+                 const struct sockaddr *bind_addr, uint32_t sndbuf, uint32_t rcvbuf,
+                 mpt_udp_recv_cb on_recv, void *owner);
+
+/* Sends one datagram now; returns 0 or a negative code (UV_EAGAIN when the queue is full; the
+ * datagram is then dropped and counted in tx_drops). */
+int mpt_udp_send(struct mpt_udp *u, const void *buf, size_t len, const struct sockaddr *to);
+
+/* Local address after bind. Returns 0 or a negative code. */
+int mpt_udp_local(struct mpt_udp *u, struct sockaddr_storage *ss);
+
+/* Closes; on_close (may be NULL) runs from the close callback, where the owner may free u. */
+void mpt_udp_close(struct mpt_udp *u, mpt_udp_close_cb on_close);
+
+/* The uv loop behind an mpt_loop (net/ only). */
+uv_loop_t *mpt_loop_uv(struct mpt_loop *loop);
+
+#define mpt_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#endif
