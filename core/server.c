@@ -1,0 +1,531 @@
+#include "core/server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+#define HALF_OPEN_US 10000000ULL    /* an unconfirmed session lives this long */
+#define SESSION_DEAD_US 5000000ULL  /* a session this silent may give way to a new one */
+#define PATH_ACTIVE_US 3000000ULL   /* paths heard this recently carry replies */
+#define PATH_FORGET_US 60000000ULL  /* paths silent this long are forgotten */
+#define HS_PER_SOURCE_RATE 20
+#define HS_PER_SOURCE_BURST 40
+#define HS_GLOBAL_RATE 2000
+#define HS_GLOBAL_BURST 4000
+
+int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
+{
+    memset(s, 0, sizeof(*s));
+    if (!p->secret || p->max_sessions < 1 || p->max_flows < 1 || p->ntargets < 1 ||
+        p->ntargets > 65535)
+        return -EINVAL;
+    s->p = *p;
+    s->p.secret = NULL;
+    if (mpt_psk_init(&s->psk, p->secret) != 0)
+        return -EINVAL;
+    s->sessions = calloc(p->max_sessions, sizeof(*s->sessions));
+    s->flows = calloc(p->max_flows, sizeof(*s->flows));
+    s->closed = calloc(p->max_flows, sizeof(*s->closed));
+    if (!s->sessions || !s->flows || !s->closed || mpt_slots_init(&s->session_slots, p->max_sessions) != 0 ||
+        mpt_index_init(&s->session_by_sid, p->max_sessions, mpt_random64()) != 0 ||
+        mpt_slots_init(&s->flow_slots, p->max_flows) != 0 ||
+        mpt_index_init(&s->flow_by_key, p->max_flows, mpt_random64()) != 0) {
+        mpt_server_free(s);
+        return -ENOMEM;
+    }
+    for (unsigned i = 0; i < p->max_flows; i++)
+        s->flows[i].session = MPT_NIL;
+    mpt_ratelimit_init(&s->ratelimit, HS_PER_SOURCE_RATE, HS_PER_SOURCE_BURST, HS_GLOBAL_RATE,
+                       HS_GLOBAL_BURST);
+    return 0;
+}
+
+void mpt_server_free(struct mpt_server *s)
+{
+    if (!s)
+        return;
+    if (s->sessions)
+        for (unsigned i = 0; i < s->p.max_sessions; i++)
+            mpt_keys_wipe(&s->sessions[i].keys);
+    free(s->sessions);
+    free(s->flows);
+    free(s->closed);
+    mpt_slots_free(&s->session_slots);
+    mpt_index_free(&s->session_by_sid);
+    mpt_slots_free(&s->flow_slots);
+    mpt_index_free(&s->flow_by_key);
+    mpt_psk_wipe(&s->psk);
+    memset(s, 0, sizeof(*s));
+}
+
+static uint64_t flow_key(uint32_t session, uint32_t id)
+{
+    return (uint64_t)session << 32 | id;
+}
+
+static void flow_close(struct mpt_server *s, uint32_t slot, struct mpt_outq *q)
+{
+    struct mpt_server_flow *f = &s->flows[slot];
+
+    s->closed[s->nclosed++] = slot;
+    mpt_index_remove(&s->flow_by_key, slot);
+    mpt_slots_release(&s->flow_slots, slot);
+    s->sessions[f->session].nflows--;
+    f->session = MPT_NIL;
+}
+
+/* Closes every flow of a session (walking the flows in use, newest first). */
+static void session_flows_close(struct mpt_server *s, uint32_t session, struct mpt_outq *q)
+{
+    uint32_t f = s->flow_slots.head;
+
+    while (f != MPT_NIL && s->sessions[session].nflows > 0) {
+        uint32_t next = s->flow_slots.next[f];
+        if (s->flows[f].session == session)
+            flow_close(s, f, q);
+        f = next;
+    }
+}
+
+static void session_release(struct mpt_server *s, uint32_t slot, struct mpt_outq *q)
+{
+    struct mpt_server_session *ss = &s->sessions[slot];
+
+    session_flows_close(s, slot, q);
+    mpt_index_remove(&s->session_by_sid, slot);
+    mpt_slots_release(&s->session_slots, slot);
+    mpt_keys_wipe(&ss->keys);
+    memset(ss, 0, sizeof(*ss));
+}
+
+static uint32_t session_find(const struct mpt_server *s, uint64_t sid)
+{
+    return mpt_index_find(&s->session_by_sid, sid);
+}
+
+/* A slot for a new session: a free one, else the oldest unconfirmed one, else one whose client
+ * has been silent long enough to be presumed gone. */
+static uint32_t session_make_room(struct mpt_server *s, uint64_t now, struct mpt_outq *q)
+{
+    uint32_t slot = mpt_slots_alloc(&s->session_slots), victim = MPT_NIL;
+
+    if (slot != MPT_NIL)
+        return slot;
+    for (uint32_t i = mpt_slots_oldest(&s->session_slots); i != MPT_NIL;
+         i = s->session_slots.prev[i]) {
+        if (!s->sessions[i].confirmed) {
+            victim = i;
+            break;
+        }
+    }
+    if (victim == MPT_NIL) {
+        uint32_t old = mpt_slots_oldest(&s->session_slots);
+        if (old != MPT_NIL && now - s->sessions[old].last_rx_us >= SESSION_DEAD_US)
+            victim = old;
+    }
+    if (victim == MPT_NIL)
+        return MPT_NIL;
+    session_release(s, victim, q);
+    return mpt_slots_alloc(&s->session_slots);
+}
+
+static void send_reply(struct mpt_server *s, const struct mpt_server_session *ss,
+                       const struct mpt_addr *to, struct mpt_outq *q)
+{
+    uint8_t *m = mpt_outq_alloc(q, MPT_REPLY_LEN);
+    struct mpt_out *o;
+
+    if (!m)
+        return;
+    memset(m, 0, MPT_REPLY_LEN);
+    m[0] = MPT_PROTO_VERSION;
+    m[1] = MPT_TYPE_REPLY;
+    mpt_put64(m + MPT_REPLY_OFF_SID, ss->sid);
+    memcpy(m + MPT_REPLY_OFF_RANDOM, ss->server_random, MPT_RANDOM_LEN);
+    mpt_reply_mac(&s->psk, m, ss->client_random, m + MPT_REPLY_OFF_MAC);
+    o = mpt_outq_push(q, MPT_OUT_PATH, m, MPT_REPLY_LEN, 0);
+    if (o) {
+        o->addr = *to;
+        s->ctr.tx_dgrams++;
+        s->ctr.tx_bytes += MPT_REPLY_LEN;
+    }
+}
+
+/* Moves the flows of session `from` to session `to` (a client re-established its session). */
+static void migrate_flows(struct mpt_server *s, uint32_t from, uint32_t to)
+{
+    for (uint32_t f = s->flow_slots.head; f != MPT_NIL && s->sessions[from].nflows > 0;
+         f = s->flow_slots.next[f]) {
+        struct mpt_server_flow *fl = &s->flows[f];
+        if (fl->session != from)
+            continue;
+        mpt_index_remove(&s->flow_by_key, f);
+        fl->session = to;
+        mpt_index_insert(&s->flow_by_key, f, flow_key(to, fl->id));
+        s->sessions[from].nflows--;
+        s->sessions[to].nflows++;
+    }
+}
+
+static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                     const uint8_t *buf, struct mpt_outq *q)
+{
+    uint8_t mac[MPT_MAC_LEN], c2s[MPT_KEY_LEN], s2c[MPT_KEY_LEN];
+    struct mpt_server_session *ss;
+    uint64_t sid, prev;
+    uint32_t slot, pslot;
+
+    /* The rate limit comes before the MAC, so junk cannot buy hashing work either. */
+    if (!mpt_ratelimit_allow(&s->ratelimit, from, now)) {
+        s->ctr.drops[MPT_DROP_LIMIT]++;
+        return;
+    }
+    mpt_hello_mac(&s->psk, buf, mac);
+    if (!mpt_mac_equal(mac, buf + MPT_HELLO_OFF_MAC)) {
+        s->ctr.drops[MPT_DROP_AUTH]++;
+        return;
+    }
+    sid = mpt_get64(buf + MPT_HELLO_OFF_SID);
+    if (sid == 0) {
+        s->ctr.drops[MPT_DROP_MALFORMED]++;
+        return;
+    }
+    slot = session_find(s, sid);
+    if (slot != MPT_NIL) {
+        ss = &s->sessions[slot];
+        /* A copy of the HELLO we answered (another path, or a retry): answer the same again.
+         * A replayed HELLO thus gets the reply of a session whose keys it cannot know. */
+        if (memcmp(ss->client_random, buf + MPT_HELLO_OFF_RANDOM, MPT_RANDOM_LEN) == 0)
+            send_reply(s, ss, from, q);
+        else
+            s->ctr.drops[MPT_DROP_REPLAY]++;
+        return;
+    }
+    slot = session_make_room(s, now, q);
+    if (slot == MPT_NIL) {
+        s->ctr.drops[MPT_DROP_LIMIT]++;
+        return;
+    }
+    ss = &s->sessions[slot];
+    memset(ss, 0, sizeof(*ss));
+    ss->sid = sid;
+    memcpy(ss->client_random, buf + MPT_HELLO_OFF_RANDOM, MPT_RANDOM_LEN);
+    mpt_random(ss->server_random, MPT_RANDOM_LEN);
+    mpt_session_keys(&s->psk, sid, ss->client_random, ss->server_random, c2s, s2c);
+    mpt_keys_init(&ss->keys, s2c, c2s);
+    ss->created_us = now;
+    ss->last_rx_us = now;
+    ss->mode = buf[MPT_HELLO_OFF_MODE];
+    mpt_index_insert(&s->session_by_sid, slot, sid);
+    s->ctr.handshakes++;
+
+    prev = mpt_get64(buf + MPT_HELLO_OFF_PREV);
+    pslot = prev ? session_find(s, prev) : MPT_NIL;
+    if (pslot != MPT_NIL && pslot != slot) {
+        migrate_flows(s, pslot, slot);
+        session_release(s, pslot, q);
+        MPT_INFO("session %016llx re-established as %016llx, flows kept", (unsigned long long)prev,
+                 (unsigned long long)sid);
+    } else {
+        char a[MPT_ADDR_STRLEN];
+        MPT_INFO("session %016llx opened via %s", (unsigned long long)sid,
+                 mpt_addr_str(from, a, sizeof(a)));
+    }
+    send_reply(s, ss, from, q);
+}
+
+/* The path of a session that `from` belongs to, learning it if new. `id` is the client's path
+ * index when known (probes carry it), which lets a path's address change (NAT rebinding). */
+static struct mpt_server_path *path_update(struct mpt_server_session *ss, uint64_t now,
+                                           const struct mpt_addr *from, unsigned id)
+{
+    struct mpt_server_path *p = NULL;
+    unsigned i;
+
+    for (i = 0; i < ss->npaths; i++)
+        if (mpt_addr_equal(&ss->paths[i].addr, from)) {
+            p = &ss->paths[i];
+            break;
+        }
+    if (id != MPT_PATH_ID_UNKNOWN) {
+        for (i = 0; i < ss->npaths; i++) {
+            struct mpt_server_path *o = &ss->paths[i];
+            if (o->id != id || o == p)
+                continue;
+            if (p) {
+                /* The id moved to another address: the older entry is stale. */
+                o->id = MPT_PATH_ID_UNKNOWN;
+            } else {
+                o->addr = *from;
+                p = o;
+            }
+            break;
+        }
+    }
+    if (!p) {
+        if (ss->npaths < MPT_MAX_PATHS) {
+            p = &ss->paths[ss->npaths++];
+        } else {
+            p = &ss->paths[0];
+            for (i = 1; i < ss->npaths; i++)
+                if (ss->paths[i].last_rx_us < p->last_rx_us)
+                    p = &ss->paths[i];
+        }
+        memset(p, 0, sizeof(*p));
+        p->addr = *from;
+        p->id = MPT_PATH_ID_UNKNOWN;
+    }
+    if (id != MPT_PATH_ID_UNKNOWN)
+        p->id = (uint8_t)id;
+    p->last_rx_us = now;
+    return p;
+}
+
+static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,
+                           struct mpt_server_path *p, const uint8_t *probe, struct mpt_outq *q)
+{
+    uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_PROBE_LEN), *m;
+    struct mpt_out *o;
+    size_t n;
+
+    if (!out)
+        return;
+    m = mpt_data_inner(out);
+    m[0] = MPT_INNER_PROBE_ACK;
+    m[1] = probe[1];
+    m[2] = 0;
+    m[3] = 0;
+    memcpy(m + 4, probe + 4, 12); /* seq and the client's time, echoed */
+    mpt_put32(m + 16, (uint32_t)p->rx_dgrams);
+    n = mpt_data_seal(&ss->keys, ss->sid, out, MPT_PROBE_LEN);
+    s->ctr.sealed++;
+    o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
+    if (o) {
+        o->addr = p->addr;
+        p->tx_dgrams++;
+        p->tx_bytes += n;
+        s->ctr.tx_dgrams++;
+        s->ctr.tx_bytes += n;
+    }
+}
+
+static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, const uint8_t *m,
+                         size_t n, struct mpt_outq *q)
+{
+    struct mpt_server_session *ss = &s->sessions[sslot];
+    uint16_t target = mpt_get16(m + 2);
+    uint32_t id = mpt_get32(m + 4), slot;
+    struct mpt_server_flow *f;
+    struct mpt_out *o;
+
+    if (target >= s->p.ntargets) {
+        s->ctr.drops[MPT_DROP_MALFORMED]++;
+        return;
+    }
+    slot = mpt_index_find(&s->flow_by_key, flow_key(sslot, id));
+    if (slot == MPT_NIL) {
+        slot = mpt_slots_alloc(&s->flow_slots);
+        if (slot == MPT_NIL) {
+            uint32_t old = mpt_slots_oldest(&s->flow_slots);
+            if (old != MPT_NIL &&
+                now - s->flows[old].last_us >= (uint64_t)s->p.flow_timeout_ms * 1000) {
+                flow_close(s, old, q);
+                slot = mpt_slots_alloc(&s->flow_slots);
+            }
+        }
+        if (slot == MPT_NIL) {
+            s->ctr.drops[MPT_DROP_LIMIT]++;
+            return;
+        }
+        f = &s->flows[slot];
+        f->session = sslot;
+        f->id = id;
+        f->target = target;
+        mpt_index_insert(&s->flow_by_key, slot, flow_key(sslot, id));
+        ss->nflows++;
+        o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, slot);
+        if (o)
+            o->target = target;
+    }
+    f = &s->flows[slot];
+    f->last_us = now;
+    mpt_slots_touch(&s->flow_slots, slot);
+    if (mpt_outq_push(q, MPT_OUT_FLOW, m + MPT_FLOW_HDR_LEN, n - MPT_FLOW_HDR_LEN, slot))
+        s->ctr.app_tx++;
+}
+
+void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                        const uint8_t *buf, size_t len, struct mpt_outq *q)
+{
+    struct mpt_server_session *ss;
+    struct mpt_server_path *p;
+    uint8_t *plain;
+    uint32_t slot;
+    size_t mark;
+    int n;
+
+    switch (mpt_wire_classify(buf, len)) {
+    case MPT_TYPE_HELLO:
+        on_hello(s, now, from, buf, q);
+        return;
+    case MPT_TYPE_DATA:
+        break;
+    default:
+        s->ctr.drops[MPT_DROP_MALFORMED]++;
+        return;
+    }
+    slot = session_find(s, mpt_data_sid(buf));
+    if (slot == MPT_NIL) {
+        s->ctr.drops[MPT_DROP_SESSION]++;
+        return;
+    }
+    ss = &s->sessions[slot];
+    mark = q->used;
+    plain = mpt_outq_alloc(q, len - MPT_DATA_OVERHEAD);
+    if (!plain) {
+        s->ctr.drops[MPT_DROP_LIMIT]++;
+        return;
+    }
+    s->ctr.opened++;
+    n = mpt_data_open(&ss->keys, buf, len, plain);
+    if (n < 0) {
+        q->used = mark;
+        s->ctr.drops[-n]++;
+        return;
+    }
+    ss->confirmed = 1;
+    ss->last_rx_us = now;
+    mpt_slots_touch(&s->session_slots, slot);
+    s->ctr.rx_dgrams++;
+    s->ctr.rx_bytes += len;
+    if (plain[0] == MPT_INNER_PROBE && n >= MPT_PROBE_LEN && plain[1] < MPT_MAX_PATHS) {
+        p = path_update(ss, now, from, plain[1]);
+        p->rx_dgrams++;
+        p->rx_bytes += len;
+        p->peer_rx = mpt_get32(plain + 16);
+        ss->mode = plain[2];
+        send_probe_ack(s, ss, p, plain, q);
+        return;
+    }
+    p = path_update(ss, now, from, MPT_PATH_ID_UNKNOWN);
+    p->rx_dgrams++;
+    p->rx_bytes += len;
+    if (plain[0] == MPT_INNER_FLOW && n >= MPT_FLOW_HDR_LEN) {
+        on_flow_data(s, now, slot, plain, (size_t)n, q);
+        return;
+    }
+    q->used = mark;
+    s->ctr.drops[MPT_DROP_MALFORMED]++;
+}
+
+void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, const uint8_t *buf,
+                          size_t len, struct mpt_outq *q)
+{
+    struct mpt_server_flow *f;
+    struct mpt_server_session *ss;
+    struct mpt_server_path *best = NULL;
+    uint8_t *out, *inner;
+    unsigned sent = 0;
+    size_t n;
+
+    if (flow >= s->p.max_flows || s->flows[flow].session == MPT_NIL)
+        return;
+    f = &s->flows[flow];
+    ss = &s->sessions[f->session];
+    s->ctr.app_rx++;
+    if (len > MPT_MAX_PAYLOAD || ss->npaths == 0) {
+        s->ctr.drops[MPT_DROP_LIMIT]++;
+        return;
+    }
+    f->last_us = now;
+    mpt_slots_touch(&s->flow_slots, flow);
+    out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_FLOW_HDR_LEN + len);
+    if (!out) {
+        s->ctr.drops[MPT_DROP_LIMIT]++;
+        return;
+    }
+    inner = mpt_data_inner(out);
+    inner[0] = MPT_INNER_FLOW;
+    inner[1] = 0;
+    mpt_put16(inner + 2, f->target);
+    mpt_put32(inner + 4, f->id);
+    memcpy(inner + MPT_FLOW_HDR_LEN, buf, len);
+    n = mpt_data_seal(&ss->keys, ss->sid, out, MPT_FLOW_HDR_LEN + len);
+    s->ctr.sealed++;
+    for (unsigned i = 0; i < ss->npaths; i++) {
+        struct mpt_server_path *p = &ss->paths[i];
+        if (!best || p->last_rx_us > best->last_rx_us)
+            best = p;
+        if (now - p->last_rx_us >= PATH_ACTIVE_US)
+            continue;
+        struct mpt_out *o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
+        if (!o)
+            break;
+        o->addr = p->addr;
+        p->tx_dgrams++;
+        p->tx_bytes += n;
+        s->ctr.tx_dgrams++;
+        s->ctr.tx_bytes += n;
+        sent++;
+    }
+    /* Every path silent for a while: still try the one heard last. */
+    if (!sent && best) {
+        struct mpt_out *o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
+        if (o) {
+            o->addr = best->addr;
+            best->tx_dgrams++;
+            best->tx_bytes += n;
+            s->ctr.tx_dgrams++;
+            s->ctr.tx_bytes += n;
+        }
+    }
+}
+
+static void forget_paths(struct mpt_server_session *ss, uint64_t now)
+{
+    for (unsigned i = 0; i < ss->npaths;) {
+        if (now - ss->paths[i].last_rx_us >= PATH_FORGET_US)
+            ss->paths[i] = ss->paths[--ss->npaths];
+        else
+            i++;
+    }
+}
+
+uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq *q)
+{
+    uint64_t flow_to = (uint64_t)s->p.flow_timeout_ms * 1000;
+    uint64_t sess_to = (uint64_t)s->p.session_timeout_ms * 1000;
+    uint64_t next = now + 1000000;
+    uint32_t i;
+
+    while ((i = mpt_slots_oldest(&s->flow_slots)) != MPT_NIL && now - s->flows[i].last_us >= flow_to)
+        flow_close(s, i, q);
+    i = mpt_slots_oldest(&s->flow_slots);
+    if (i != MPT_NIL && s->flows[i].last_us + flow_to < next)
+        next = s->flows[i].last_us + flow_to;
+
+    for (i = mpt_slots_oldest(&s->session_slots); i != MPT_NIL;) {
+        struct mpt_server_session *ss = &s->sessions[i];
+        uint32_t newer = s->session_slots.prev[i];
+        uint64_t idle = now - ss->last_rx_us;
+        if (idle >= sess_to || (!ss->confirmed && now - ss->created_us >= HALF_OPEN_US)) {
+            MPT_INFO("session %016llx closed after %llu s idle", (unsigned long long)ss->sid,
+                     (unsigned long long)(idle / 1000000));
+            session_release(s, i, q);
+        } else {
+            forget_paths(ss, now);
+        }
+        i = newer;
+    }
+    return next;
+}
+
+void mpt_server_close_all(struct mpt_server *s, struct mpt_outq *q)
+{
+    uint32_t i;
+
+    while ((i = mpt_slots_oldest(&s->session_slots)) != MPT_NIL)
+        session_release(s, i, q);
+}

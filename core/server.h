@@ -1,0 +1,92 @@
+/* The server endpoint, sans-I/O (PROTOCOL.md §3-§7). Answers authenticated handshakes, removes
+ * duplicates, forwards each flow to its target through a socket of its own (the driver opens it
+ * when told), and returns the target's replies over every live path of the session. */
+#ifndef MPT_SERVER_H
+#define MPT_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/addr.h"
+#include "core/client.h"
+#include "core/outq.h"
+#include "core/ratelimit.h"
+#include "core/session.h"
+#include "core/table.h"
+
+struct mpt_server_params {
+    const uint8_t *secret;       /* 32 bytes */
+    unsigned max_sessions;       /* > 0 */
+    unsigned max_flows;          /* > 0, over all sessions */
+    uint32_t flow_timeout_ms;    /* idle flows are closed after this */
+    uint32_t session_timeout_ms; /* idle sessions are forgotten after this */
+    unsigned ntargets;           /* targets a flow may name; >= 1 */
+};
+
+#define MPT_PATH_ID_UNKNOWN 0xff
+
+struct mpt_server_path {
+    struct mpt_addr addr; /* where this path's datagrams come from, and replies go */
+    uint8_t id;           /* the client's path index, from its probes */
+    uint64_t last_rx_us;
+    uint64_t rx_dgrams, rx_bytes;
+    uint64_t tx_dgrams, tx_bytes;
+    uint32_t peer_rx; /* the client's count of our datagrams on this path (from probes) */
+};
+
+struct mpt_server_session {
+    uint64_t sid; /* 0 = free slot */
+    uint8_t client_random[MPT_RANDOM_LEN];
+    uint8_t server_random[MPT_RANDOM_LEN];
+    struct mpt_keys keys;
+    int confirmed; /* an authenticated DATA datagram arrived */
+    uint64_t created_us, last_rx_us;
+    uint8_t mode;
+    unsigned npaths;
+    struct mpt_server_path paths[MPT_MAX_PATHS];
+    uint32_t nflows;
+};
+
+struct mpt_server_flow {
+    uint32_t session; /* MPT_NIL = free */
+    uint32_t id;
+    uint16_t target;
+    uint64_t last_us;
+};
+
+struct mpt_server {
+    struct mpt_server_params p;
+    struct mpt_psk psk;
+    struct mpt_server_session *sessions;
+    struct mpt_slots session_slots;
+    struct mpt_index session_by_sid;
+    struct mpt_server_flow *flows;
+    struct mpt_slots flow_slots;
+    struct mpt_index flow_by_key; /* key: session slot << 32 | flow id */
+    struct mpt_ratelimit ratelimit;
+    struct mpt_counters ctr;
+    /* Flows closed by the last call, whose sockets the driver must close before it carries out
+     * the output queue (where a slot may already be opened again). */
+    uint32_t *closed;
+    uint32_t nclosed;
+};
+
+/* Allocates every table at its full size. Returns 0, -EINVAL or -ENOMEM. */
+int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p);
+void mpt_server_free(struct mpt_server *s);
+
+/* A datagram that arrived from `from` on the tunnel's listening socket. */
+void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                        const uint8_t *buf, size_t len, struct mpt_outq *q);
+
+/* A datagram the target sent to flow `flow`'s socket. */
+void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, const uint8_t *buf,
+                          size_t len, struct mpt_outq *q);
+
+/* Expiry of flows and sessions. Returns the next deadline (absolute, µs). */
+uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq *q);
+
+/* Closes every flow (listed in `closed`) and forgets every session, for shutdown. */
+void mpt_server_close_all(struct mpt_server *s, struct mpt_outq *q);
+
+#endif

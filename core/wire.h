@@ -1,0 +1,95 @@
+/* The wire format: sizes, offsets and byte-order helpers. core/PROTOCOL.md is the reference; the
+ * section numbers below point into it. Every parser checks the size of a datagram before reading
+ * anything else. */
+#ifndef MPT_WIRE_H
+#define MPT_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MPT_PROTO_VERSION 1
+
+/* §2 outer types */
+#define MPT_TYPE_HELLO 1
+#define MPT_TYPE_REPLY 2
+#define MPT_TYPE_DATA 3
+
+#define MPT_HDR_LEN 4        /* version, type, two reserved zero bytes */
+#define MPT_MAC_LEN 16       /* BLAKE2b-128 over handshake messages */
+#define MPT_RANDOM_LEN 32
+#define MPT_TAG_LEN 16       /* ChaCha20-Poly1305 tag */
+
+/* §3 HELLO, client -> server, fixed size (padded so that no reply is larger). */
+#define MPT_HELLO_LEN 128
+#define MPT_HELLO_OFF_SID 4
+#define MPT_HELLO_OFF_RANDOM 12
+#define MPT_HELLO_OFF_PREV 44
+#define MPT_HELLO_OFF_MODE 52
+#define MPT_HELLO_OFF_MAC (MPT_HELLO_LEN - MPT_MAC_LEN)
+
+/* §3 REPLY, server -> client, fixed size. */
+#define MPT_REPLY_LEN 80
+#define MPT_REPLY_OFF_SID 4
+#define MPT_REPLY_OFF_RANDOM 12
+#define MPT_REPLY_OFF_MAC (MPT_REPLY_LEN - MPT_MAC_LEN)
+
+/* §4 DATA: header, then ciphertext of an inner message, then the tag. */
+#define MPT_DATA_OFF_SID 4
+#define MPT_DATA_OFF_CTR 12
+#define MPT_DATA_HDR_LEN 20
+#define MPT_DATA_MIN_LEN (MPT_DATA_HDR_LEN + 1 + MPT_TAG_LEN)
+#define MPT_DATA_OVERHEAD (MPT_DATA_HDR_LEN + MPT_TAG_LEN)
+
+/* §5 inner messages (inside the encryption). */
+#define MPT_INNER_FLOW 1      /* a datagram of a flow */
+#define MPT_INNER_PROBE 2     /* per-path liveness probe, client -> server */
+#define MPT_INNER_PROBE_ACK 3 /* its answer, server -> client */
+
+#define MPT_FLOW_HDR_LEN 8 /* kind, flags, target (u16), flow id (u32) */
+#define MPT_PROBE_LEN 20   /* kind, path, mode, flags, seq (u32), time (u64), rx (u32) */
+
+/* The largest UDP payload over IPv4, and so the largest application datagram we carry. */
+#define MPT_MAX_DGRAM 65507
+#define MPT_MAX_PAYLOAD (MPT_MAX_DGRAM - MPT_DATA_OVERHEAD - MPT_FLOW_HDR_LEN)
+
+static inline void mpt_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void mpt_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void mpt_put64(uint8_t *p, uint64_t v)
+{
+    mpt_put32(p, (uint32_t)(v >> 32));
+    mpt_put32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t mpt_get16(const uint8_t *p)
+{
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t mpt_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t mpt_get64(const uint8_t *p)
+{
+    return (uint64_t)mpt_get32(p) << 32 | mpt_get32(p + 4);
+}
+
+/* Classifies a datagram by its outer header and size (§2): returns MPT_TYPE_* if the version,
+ * reserved bytes and the type's size rule hold, else 0. Reads nothing beyond len. */
+int mpt_wire_classify(const uint8_t *buf, size_t len);
+
+#endif
