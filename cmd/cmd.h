@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 
+#include "config/config.h"
+
 #define MPT_EXIT_OK 0
 #define MPT_EXIT_FAIL 1  /* runtime failure */
 #define MPT_EXIT_USAGE 2 /* usage or configuration error */
@@ -32,6 +34,18 @@ void mpt_usage_demo(FILE *out);
 /* Sends log messages to stderr ("2026-11-25 12:00:00.123 info: ..."), at `level`
  * (MPT_LOGL_*). */
 void mpt_cmd_log_init(int level);
+
+/* Parses a subcommand's options (-c/--config FILE, required; -v, -q; -h prints `cmd`'s usage and
+ * exits 0), loads FILE into *cfg for `role` and starts logging at the file's log_level (default
+ * info) moved by -v/-q. argv[0] is the subcommand name. Returns 0 to go on, or the exit status
+ * after printing `mptunnel <cmd>: <message>` to stderr (MPT_EXIT_USAGE for usage and config
+ * errors). */
+int mpt_cmd_load_config(const char *cmd, int argc, char **argv, enum mpt_config_role role,
+                        struct mpt_config *cfg);
+
+/* Runs a client or a server from a loaded configuration until SIGINT/SIGTERM; returns the exit
+ * status. */
+int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_config_role role);
 
 /* 1 if arg is -h or --help. */
 int mpt_cmd_is_help(const char *arg);

@@ -51,8 +51,7 @@ void mpt_client_free(struct mpt_client *c)
 }
 
 /* Queues one buffer on every path (redundant mode). */
-static void send_all_paths(struct mpt_client *c, const uint8_t *buf, size_t len,
-                           struct mpt_outq *q)
+static void send_all_paths(struct mpt_client *c, const uint8_t *buf, size_t len, struct mpt_outq *q)
 {
     for (unsigned i = 0; i < c->p.npaths; i++) {
         if (!mpt_outq_push(q, MPT_OUT_PATH, buf, len, i))
@@ -126,8 +125,8 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
     /* Probe every path at once, so the server learns them and we learn their RTT. */
     c->next_probe_us = now;
     MPT_INFO("session %016llx established (path %u answered in %llu ms, attempt %u)",
-             (unsigned long long)sid, path,
-             (unsigned long long)((now - c->hs_started_us) / 1000), c->hs_attempts);
+             (unsigned long long)sid, path, (unsigned long long)((now - c->hs_started_us) / 1000),
+             c->hs_attempts);
 }
 
 static struct mpt_client_flow *flow_by_app(struct mpt_client *c, const struct mpt_addr *app,
@@ -157,7 +156,8 @@ static void expire_flows(struct mpt_client *c, uint64_t now)
     uint64_t timeout = (uint64_t)c->p.flow_timeout_ms * 1000;
     uint32_t s;
 
-    while ((s = mpt_slots_oldest(&c->flow_slots)) != MPT_NIL && now - c->flows[s].last_us >= timeout)
+    while ((s = mpt_slots_oldest(&c->flow_slots)) != MPT_NIL &&
+           now - c->flows[s].last_us >= timeout)
         flow_release(c, s);
 }
 

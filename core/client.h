@@ -31,7 +31,7 @@ struct mpt_client_path {
     uint64_t tx_dgrams, tx_bytes;
     uint32_t probe_seq;
     uint32_t probes_sent, acks_received;
-    uint32_t peer_rx;     /* the server's count of our datagrams on this path (from acks) */
+    uint32_t peer_rx; /* the server's count of our datagrams on this path (from acks) */
     uint64_t srtt_us, rttvar_us, last_rtt_us;
     int up;
 };

@@ -30,8 +30,8 @@ void mpt_hello_mac(const struct mpt_psk *psk, const uint8_t *hello, uint8_t mac[
     crypto_generichash(mac, MPT_MAC_LEN, hello, MPT_HELLO_OFF_MAC, psk->hello_key, MPT_KEY_LEN);
 }
 
-void mpt_reply_mac(const struct mpt_psk *psk, const uint8_t *reply,
-                   const uint8_t client_random[32], uint8_t mac[16])
+void mpt_reply_mac(const struct mpt_psk *psk, const uint8_t *reply, const uint8_t client_random[32],
+                   uint8_t mac[16])
 {
     crypto_generichash_state st;
 
@@ -80,17 +80,17 @@ void mpt_aead_seal(const uint8_t key[MPT_KEY_LEN], uint64_t counter, const uint8
                                                        NULL, nonce, key);
 }
 
-int mpt_aead_open(const uint8_t key[MPT_KEY_LEN], uint64_t counter, const uint8_t *ad,
-                  size_t adlen, const uint8_t *ct, size_t ctlen, uint8_t *out)
+int mpt_aead_open(const uint8_t key[MPT_KEY_LEN], uint64_t counter, const uint8_t *ad, size_t adlen,
+                  const uint8_t *ct, size_t ctlen, uint8_t *out)
 {
     uint8_t nonce[12];
 
     if (ctlen < MPT_TAG_LEN)
         return -1;
     make_nonce(nonce, counter);
-    return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-               out, NULL, ct, ctlen - MPT_TAG_LEN, ct + ctlen - MPT_TAG_LEN, ad, adlen, nonce,
-               key) == 0
+    return crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, ct, ctlen - MPT_TAG_LEN,
+                                                              ct + ctlen - MPT_TAG_LEN, ad, adlen,
+                                                              nonce, key) == 0
                ? 0
                : -1;
 }

@@ -42,8 +42,8 @@ void mpt_aead_seal(const uint8_t key[MPT_KEY_LEN], uint64_t counter, const uint8
 
 /* Decrypts and verifies ctlen bytes (tag included) into out (ctlen - 16 bytes). Returns 0, or -1
  * if authentication fails (out is then unspecified). */
-int mpt_aead_open(const uint8_t key[MPT_KEY_LEN], uint64_t counter, const uint8_t *ad,
-                  size_t adlen, const uint8_t *ct, size_t ctlen, uint8_t *out);
+int mpt_aead_open(const uint8_t key[MPT_KEY_LEN], uint64_t counter, const uint8_t *ad, size_t adlen,
+                  const uint8_t *ct, size_t ctlen, uint8_t *out);
 
 /* Random bytes (libsodium's generator; tests may install their own with
  * randombytes_set_implementation). */

@@ -1,5 +1,6 @@
 /* What a core endpoint asks its driver to do, in order: datagrams to send (one buffer may be
- * listed for several destinations: encrypt once, send on every path) and flow sockets to open. The queue and its arena are allocated once; nothing is allocated per datagram. */
+ * listed for several destinations: encrypt once, send on every path) and flow sockets to open. The
+ * queue and its arena are allocated once; nothing is allocated per datagram. */
 #ifndef MPT_OUTQ_H
 #define MPT_OUTQ_H
 
@@ -9,10 +10,10 @@
 #include "core/addr.h"
 
 enum mpt_out_kind {
-    MPT_OUT_PATH,       /* client: send on path `index`; server: send to `addr` (a path) */
-    MPT_OUT_APP,        /* client: send to the local application at `addr` */
-    MPT_OUT_FLOW,       /* server: send on flow socket `index` (to its target) */
-    MPT_OUT_FLOW_OPEN,  /* server: open a socket for flow `index` towards target `target` */
+    MPT_OUT_PATH,      /* client: send on path `index`; server: send to `addr` (a path) */
+    MPT_OUT_APP,       /* client: send to the local application at `addr` */
+    MPT_OUT_FLOW,      /* server: send on flow socket `index` (to its target) */
+    MPT_OUT_FLOW_OPEN, /* server: open a socket for flow `index` towards target `target` */
 };
 
 struct mpt_out {

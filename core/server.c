@@ -6,10 +6,10 @@
 
 #include "core/log.h"
 
-#define HALF_OPEN_US 10000000ULL    /* an unconfirmed session lives this long */
-#define SESSION_DEAD_US 5000000ULL  /* a session this silent may give way to a new one */
-#define PATH_ACTIVE_US 3000000ULL   /* paths heard this recently carry replies */
-#define PATH_FORGET_US 60000000ULL  /* paths silent this long are forgotten */
+#define HALF_OPEN_US 10000000ULL   /* an unconfirmed session lives this long */
+#define SESSION_DEAD_US 5000000ULL /* a session this silent may give way to a new one */
+#define PATH_ACTIVE_US 3000000ULL  /* paths heard this recently carry replies */
+#define PATH_FORGET_US 60000000ULL /* paths silent this long are forgotten */
 #define HS_PER_SOURCE_RATE 20
 #define HS_PER_SOURCE_BURST 40
 #define HS_GLOBAL_RATE 2000
@@ -28,7 +28,8 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     s->sessions = calloc(p->max_sessions, sizeof(*s->sessions));
     s->flows = calloc(p->max_flows, sizeof(*s->flows));
     s->closed = calloc(p->max_flows, sizeof(*s->closed));
-    if (!s->sessions || !s->flows || !s->closed || mpt_slots_init(&s->session_slots, p->max_sessions) != 0 ||
+    if (!s->sessions || !s->flows || !s->closed ||
+        mpt_slots_init(&s->session_slots, p->max_sessions) != 0 ||
         mpt_index_init(&s->session_by_sid, p->max_sessions, mpt_random64()) != 0 ||
         mpt_slots_init(&s->flow_slots, p->max_flows) != 0 ||
         mpt_index_init(&s->flow_by_key, p->max_flows, mpt_random64()) != 0) {
@@ -500,7 +501,8 @@ uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq
     uint64_t next = now + 1000000;
     uint32_t i;
 
-    while ((i = mpt_slots_oldest(&s->flow_slots)) != MPT_NIL && now - s->flows[i].last_us >= flow_to)
+    while ((i = mpt_slots_oldest(&s->flow_slots)) != MPT_NIL &&
+           now - s->flows[i].last_us >= flow_to)
         flow_close(s, i, q);
     i = mpt_slots_oldest(&s->flow_slots);
     if (i != MPT_NIL && s->flows[i].last_us + flow_to < next)

@@ -32,17 +32,18 @@ enum mpt_drop {
 extern const char *const mpt_drop_names[MPT_DROP_COUNT];
 
 struct mpt_counters {
-    uint64_t rx_dgrams, rx_bytes;   /* from paths, authenticated and fresh */
-    uint64_t tx_dgrams, tx_bytes;   /* to paths, every copy counted */
-    uint64_t app_rx, app_tx;        /* datagrams from / to applications or targets */
-    uint64_t sealed;                /* AEAD seal operations */
-    uint64_t opened;                /* AEAD open operations attempted */
-    uint64_t handshakes;            /* sessions established */
+    uint64_t rx_dgrams, rx_bytes; /* from paths, authenticated and fresh */
+    uint64_t tx_dgrams, tx_bytes; /* to paths, every copy counted */
+    uint64_t app_rx, app_tx;      /* datagrams from / to applications or targets */
+    uint64_t sealed;              /* AEAD seal operations */
+    uint64_t opened;              /* AEAD open operations attempted */
+    uint64_t handshakes;          /* sessions established */
     uint64_t drops[MPT_DROP_COUNT];
 };
 
 /* Installs fresh keys (counters reset, window empty). */
-void mpt_keys_init(struct mpt_keys *k, const uint8_t tx[MPT_KEY_LEN], const uint8_t rx[MPT_KEY_LEN]);
+void mpt_keys_init(struct mpt_keys *k, const uint8_t tx[MPT_KEY_LEN],
+                   const uint8_t rx[MPT_KEY_LEN]);
 void mpt_keys_wipe(struct mpt_keys *k);
 
 /* Where the inner message of a DATA datagram being built goes: write it at buf + MPT_DATA_HDR_LEN,

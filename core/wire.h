@@ -15,10 +15,10 @@
 #define MPT_TYPE_REPLY 2
 #define MPT_TYPE_DATA 3
 
-#define MPT_HDR_LEN 4        /* version, type, two reserved zero bytes */
-#define MPT_MAC_LEN 16       /* BLAKE2b-128 over handshake messages */
+#define MPT_HDR_LEN 4  /* version, type, two reserved zero bytes */
+#define MPT_MAC_LEN 16 /* BLAKE2b-128 over handshake messages */
 #define MPT_RANDOM_LEN 32
-#define MPT_TAG_LEN 16       /* ChaCha20-Poly1305 tag */
+#define MPT_TAG_LEN 16 /* ChaCha20-Poly1305 tag */
 
 /* §3 HELLO, client -> server, fixed size (padded so that no reply is larger). */
 #define MPT_HELLO_LEN 128

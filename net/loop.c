@@ -63,6 +63,16 @@ void mpt_loop_add_service(struct mpt_loop *loop, struct mpt_service *svc)
         svc->stop(svc);
 }
 
+void mpt_loop_remove_service(struct mpt_loop *loop, struct mpt_service *svc)
+{
+    for (struct mpt_service **p = &loop->services; *p; p = &(*p)->next) {
+        if (*p == svc) {
+            *p = svc->next;
+            return;
+        }
+    }
+}
+
 void mpt_loop_stop(struct mpt_loop *loop)
 {
     struct mpt_service *svc, *next;

@@ -21,6 +21,9 @@ int mpt_loop_new(struct mpt_loop **out);
 /* Adds a service to stop on SIGINT/SIGTERM or mpt_loop_stop. */
 void mpt_loop_add_service(struct mpt_loop *loop, struct mpt_service *svc);
 
+/* Removes a service (one that closes by itself). */
+void mpt_loop_remove_service(struct mpt_loop *loop, struct mpt_service *svc);
+
 /* Runs until every handle is closed. Returns 0, or a negative UV_E* code. */
 int mpt_loop_run(struct mpt_loop *loop);
 

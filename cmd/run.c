@@ -1,0 +1,51 @@
+/* Running a client or a server: the loop, the driver, and the exit status. */
+#include <sys/resource.h>
+
+#include "cmd/cmd.h"
+#include "core/log.h"
+#include "net/loop.h"
+#include "net/tunnel.h"
+
+/* Each server flow holds a socket: let the process have as many descriptors as it may. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_config_role role)
+{
+    struct mpt_client_drv *client = NULL;
+    struct mpt_server_drv *server = NULL;
+    struct mpt_loop *loop;
+    char err[MPT_CONFIG_ERR_MAX];
+    int rc, status = MPT_EXIT_OK;
+
+    raise_fd_limit();
+    rc = mpt_loop_new(&loop);
+    if (rc) {
+        mpt_cmd_error(cmd, "cannot create the event loop: %s", mpt_strerror(rc));
+        return MPT_EXIT_FAIL;
+    }
+    if (role == MPT_ROLE_CLIENT)
+        rc = mpt_client_drv_start(loop, cfg, &client, err, sizeof(err));
+    else
+        rc = mpt_server_drv_start(loop, cfg, &server, err, sizeof(err));
+    if (rc) {
+        mpt_cmd_error(cmd, "%s", err);
+        status = MPT_EXIT_FAIL;
+    } else if (mpt_loop_run(loop) != 0) {
+        status = MPT_EXIT_FAIL;
+    }
+    if (mpt_loop_free(loop) != 0) {
+        mpt_cmd_error(cmd, "event loop did not close cleanly");
+        status = MPT_EXIT_FAIL;
+    }
+    if (status == MPT_EXIT_OK)
+        MPT_INFO("%s stopped", cmd);
+    return status;
+}

@@ -1,0 +1,285 @@
+/* The client driver: one socket where local applications send, one socket per path connected to
+ * its bridge (or the server), and one timer; core decides everything else. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "net/resolve.h"
+#include "net/tunnel.h"
+#include "net/udp.h"
+
+struct drv_path {
+    struct mpt_udp udp;
+    struct mpt_client_drv *drv;
+    unsigned index;
+    struct mpt_addr remote;
+    int open;
+};
+
+struct mpt_client_drv {
+    struct mpt_service svc;
+    struct mpt_loop *loop;
+    struct mpt_client core;
+    struct mpt_outq q;
+    struct mpt_udp listen;
+    int listen_open;
+    struct drv_path paths[MPT_MAX_PATHS];
+    unsigned npaths;
+    uv_timer_t timer;
+    unsigned pending_closes;
+    int stopping;
+};
+
+static void drain(struct mpt_client_drv *d)
+{
+    for (unsigned i = 0; i < d->q.n; i++) {
+        const struct mpt_out *o = &d->q.v[i];
+        if (o->kind == MPT_OUT_PATH) {
+            if (o->index < d->npaths && d->paths[o->index].open)
+                mpt_udp_send(&d->paths[o->index].udp, o->data, o->len, NULL);
+        } else if (o->kind == MPT_OUT_APP) {
+            mpt_udp_send(&d->listen, o->data, o->len, &o->addr.u.sa);
+        }
+    }
+    mpt_outq_reset(&d->q);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void run_timer(struct mpt_client_drv *d)
+{
+    uint64_t next = mpt_client_on_timer(&d->core, mpt_loop_now_us(d->loop), &d->q);
+
+    drain(d);
+    {
+        uint64_t now = mpt_loop_now_us(d->loop);
+        uint64_t ms = next > now ? (next - now + 999) / 1000 : 0;
+        uv_timer_start(&d->timer, on_timer, ms, 0);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct mpt_client_drv *d = mpt_container_of(t, struct mpt_client_drv, timer);
+    run_timer(d);
+}
+
+static void on_app(struct mpt_udp *u, const uint8_t *data, size_t len, const struct sockaddr *from)
+{
+    struct mpt_client_drv *d = u->owner;
+    struct mpt_addr app;
+
+    if (mpt_addr_set(&app, from) != 0)
+        return;
+    if (mpt_outq_full(&d->q))
+        drain(d);
+    mpt_client_on_app(&d->core, mpt_loop_now_us(d->loop), &app, data, len, &d->q);
+    drain(d);
+}
+
+static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const struct sockaddr *from)
+{
+    struct drv_path *p = u->owner;
+    struct mpt_client_drv *d = p->drv;
+    unsigned before = d->core.sessions_established;
+
+    mpt_client_on_path(&d->core, mpt_loop_now_us(d->loop), p->index, data, len, &d->q);
+    drain(d);
+    /* A new session wants its first probes now rather than at the next deadline. */
+    if (d->core.sessions_established != before)
+        run_timer(d);
+}
+
+static void maybe_free(struct mpt_client_drv *d)
+{
+    if (d->pending_closes > 0)
+        return;
+    mpt_client_free(&d->core);
+    mpt_outq_free(&d->q);
+    free(d);
+}
+
+static void on_udp_closed(struct mpt_udp *u)
+{
+    struct mpt_client_drv *d = u->owner;
+
+    if (u != &d->listen)
+        d = ((struct drv_path *)u->owner)->drv;
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct mpt_client_drv *d = mpt_container_of(h, struct mpt_client_drv, timer);
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void drv_close(struct mpt_client_drv *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    mpt_loop_remove_service(d->loop, &d->svc);
+    d->pending_closes++;
+    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    if (d->listen_open) {
+        d->pending_closes++;
+        mpt_udp_close(&d->listen, on_udp_closed);
+    }
+    for (unsigned i = 0; i < d->npaths; i++) {
+        if (d->paths[i].open) {
+            d->pending_closes++;
+            mpt_udp_close(&d->paths[i].udp, on_udp_closed);
+        }
+    }
+}
+
+static void on_stop(struct mpt_service *svc)
+{
+    struct mpt_client_drv *d = mpt_container_of(svc, struct mpt_client_drv, svc);
+    const struct mpt_counters *c = &d->core.ctr;
+
+    MPT_INFO("client stopping: %llu datagrams from applications, %llu delivered back, "
+             "%llu sessions",
+             (unsigned long long)c->app_rx, (unsigned long long)c->app_tx,
+             (unsigned long long)c->handshakes);
+    drv_close(d);
+}
+
+static int bind_device(struct mpt_udp *u, const char *dev)
+{
+    uv_os_fd_t fd;
+
+    if (uv_fileno((uv_handle_t *)&u->handle, &fd) != 0)
+        return UV_EBADF;
+    if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev)) != 0)
+        return uv_translate_sys_error(errno);
+    return 0;
+}
+
+static int open_path(struct mpt_client_drv *d, unsigned i, const struct mpt_path_config *pc,
+                     const struct mpt_config *cfg, char *err, size_t errlen)
+{
+    struct drv_path *p = &d->paths[i];
+    char a[MPT_ADDR_STRLEN];
+    int rc;
+
+    p->drv = d;
+    p->index = i;
+    rc = mpt_resolve(d->loop, pc->bridge.host, pc->bridge.port, 0, &p->remote);
+    if (rc) {
+        snprintf(err, errlen, "%s:%d: bridge: cannot resolve `%s': %s", cfg->file, pc->bridge.line,
+                 pc->bridge.host, mpt_strerror(rc));
+        return rc;
+    }
+    if (pc->bind[0]) {
+        struct mpt_addr local;
+        rc = mpt_resolve(d->loop, pc->bind, 0, 1, &local);
+        if (!rc)
+            rc = mpt_udp_open(&p->udp, d->loop, 0, &local.u.sa, cfg->sndbuf, cfg->rcvbuf, on_path,
+                              p);
+    } else {
+        rc = mpt_udp_open(&p->udp, d->loop, p->remote.u.sa.sa_family, NULL, cfg->sndbuf,
+                          cfg->rcvbuf, on_path, p);
+    }
+    if (!rc && pc->device[0])
+        rc = bind_device(&p->udp, pc->device);
+    if (!rc)
+        rc = mpt_udp_connect(&p->udp, &p->remote.u.sa);
+    if (rc) {
+        if (mpt_udp_is_closing(&p->udp)) {
+            d->pending_closes++;
+            mpt_udp_close(&p->udp, on_udp_closed);
+        }
+        snprintf(err, errlen, "%s:%d: bridge: cannot open a socket to %s: %s", cfg->file,
+                 pc->bridge.line, mpt_addr_str(&p->remote, a, sizeof(a)), mpt_strerror(rc));
+        return rc;
+    }
+    p->open = 1;
+    return 0;
+}
+
+int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
+                         struct mpt_client_drv **out, char *err, size_t errlen)
+{
+    const struct mpt_client_config *cc = &cfg->client;
+    struct mpt_client_params params;
+    struct mpt_client_drv *d;
+    struct mpt_addr laddr;
+    char a[MPT_ADDR_STRLEN];
+    int rc;
+
+    *out = NULL;
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return -12;
+    }
+    d->loop = loop;
+    d->svc.stop = on_stop;
+    memset(&params, 0, sizeof(params));
+    params.secret = cfg->secret;
+    params.npaths = cc->npaths;
+    params.max_flows = cc->max_flows;
+    params.flow_timeout_ms = cc->flow_timeout_ms;
+    params.probe_interval_ms = cc->probe_interval_ms;
+    params.mode = (uint8_t)cc->mode;
+    rc = mpt_client_init(&d->core, &params);
+    if (!rc)
+        rc = mpt_outq_init(&d->q, 1024, 1u << 20);
+    if (rc) {
+        snprintf(err, errlen, "cannot set up the client: %s", mpt_strerror(rc));
+        mpt_client_free(&d->core);
+        mpt_outq_free(&d->q);
+        free(d);
+        return rc;
+    }
+    uv_timer_init(mpt_loop_uv(loop), &d->timer);
+    mpt_loop_add_service(loop, &d->svc);
+
+    rc = mpt_resolve(loop, cc->listen.host, cc->listen.port, 1, &laddr);
+    if (rc) {
+        snprintf(err, errlen, "%s:%d: listen: cannot resolve `%s': %s", cfg->file, cc->listen.line,
+                 cc->listen.host, mpt_strerror(rc));
+        goto fail;
+    }
+    rc = mpt_udp_open(&d->listen, loop, 0, &laddr.u.sa, cfg->sndbuf, cfg->rcvbuf, on_app, d);
+    if (rc) {
+        if (mpt_udp_is_closing(&d->listen)) {
+            d->pending_closes++;
+            mpt_udp_close(&d->listen, on_udp_closed);
+        }
+        snprintf(err, errlen, "%s:%d: listen: cannot listen on %s: %s", cfg->file, cc->listen.line,
+                 mpt_addr_str(&laddr, a, sizeof(a)), mpt_strerror(rc));
+        goto fail;
+    }
+    d->listen_open = 1;
+    for (unsigned i = 0; i < cc->npaths; i++) {
+        rc = open_path(d, i, &cc->paths[i], cfg, err, errlen);
+        if (rc)
+            goto fail;
+        d->npaths++;
+    }
+    for (unsigned i = 0; i < d->npaths; i++)
+        MPT_INFO("path %u: %s%s%s -> %s", i, cc->paths[i].name[0] ? "[" : "", cc->paths[i].name,
+                 cc->paths[i].name[0] ? "] " : "", mpt_addr_str(&d->paths[i].remote, a, sizeof(a)));
+    MPT_INFO("client listening on %s, %u path%s, mode %s", mpt_addr_str(&laddr, a, sizeof(a)),
+             d->npaths, d->npaths == 1 ? "" : "s", mpt_mode_name(cc->mode));
+    run_timer(d);
+    *out = d;
+    return 0;
+fail:
+    /* Paths opened so far are closed with the rest; d is freed in the last close callback. */
+    d->npaths = cc->npaths;
+    drv_close(d);
+    return rc;
+}
+
+const struct mpt_client *mpt_client_drv_core(const struct mpt_client_drv *d)
+{
+    return &d->core;
+}

@@ -1,0 +1,290 @@
+/* The server driver: the listening socket all paths arrive on, one socket per flow connected to
+ * its target (so the target sees each flow as its own peer, as behind a NAT), and one timer. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "net/resolve.h"
+#include "net/tunnel.h"
+#include "net/udp.h"
+
+struct drv_flow {
+    struct mpt_udp udp;
+    struct mpt_server_drv *drv;
+    uint32_t slot;
+};
+
+struct mpt_server_drv {
+    struct mpt_service svc;
+    struct mpt_loop *loop;
+    struct mpt_server core;
+    struct mpt_outq q;
+    struct mpt_udp listen;
+    int listen_open;
+    struct mpt_addr target;
+    struct drv_flow **flows; /* by core flow slot; NULL when closed */
+    unsigned max_flows;
+    uint32_t sndbuf, rcvbuf;
+    uv_timer_t timer;
+    unsigned pending_closes;
+    uint64_t flow_open_failures;
+    int stopping;
+};
+
+static void maybe_free(struct mpt_server_drv *d)
+{
+    if (d->pending_closes > 0)
+        return;
+    mpt_server_free(&d->core);
+    mpt_outq_free(&d->q);
+    free(d->flows);
+    free(d);
+}
+
+static void on_flow_closed(struct mpt_udp *u)
+{
+    struct drv_flow *f = u->owner;
+    struct mpt_server_drv *d = f->drv;
+
+    free(f);
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void flow_close(struct mpt_server_drv *d, uint32_t slot)
+{
+    struct drv_flow *f = d->flows[slot];
+
+    if (!f)
+        return;
+    d->flows[slot] = NULL;
+    d->pending_closes++;
+    mpt_udp_close(&f->udp, on_flow_closed);
+}
+
+static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
+                      const struct sockaddr *from);
+
+static void flow_open(struct mpt_server_drv *d, uint32_t slot)
+{
+    struct drv_flow *f;
+    char a[MPT_ADDR_STRLEN];
+    int rc;
+
+    flow_close(d, slot);
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        d->flow_open_failures++;
+        return;
+    }
+    f->drv = d;
+    f->slot = slot;
+    rc = mpt_udp_open(&f->udp, d->loop, d->target.u.sa.sa_family, NULL, d->sndbuf, d->rcvbuf,
+                      on_target, f);
+    if (!rc)
+        rc = mpt_udp_connect(&f->udp, &d->target.u.sa);
+    if (rc) {
+        d->flow_open_failures++;
+        MPT_WARN("cannot open a socket towards %s for a new flow: %s",
+                 mpt_addr_str(&d->target, a, sizeof(a)), mpt_strerror(rc));
+        if (mpt_udp_is_closing(&f->udp)) {
+            d->pending_closes++;
+            mpt_udp_close(&f->udp, on_flow_closed);
+        } else {
+            free(f);
+        }
+        return;
+    }
+    d->flows[slot] = f;
+}
+
+/* Carries out what the last core call asked: closed flows first (their slots may be opened again
+ * in the queue), then the queue in order. */
+static void drain(struct mpt_server_drv *d)
+{
+    for (uint32_t i = 0; i < d->core.nclosed; i++)
+        flow_close(d, d->core.closed[i]);
+    d->core.nclosed = 0;
+    for (unsigned i = 0; i < d->q.n; i++) {
+        const struct mpt_out *o = &d->q.v[i];
+        switch (o->kind) {
+        case MPT_OUT_PATH:
+            if (d->listen_open)
+                mpt_udp_send(&d->listen, o->data, o->len, &o->addr.u.sa);
+            break;
+        case MPT_OUT_FLOW_OPEN:
+            flow_open(d, o->index);
+            break;
+        case MPT_OUT_FLOW:
+            if (o->index < d->max_flows && d->flows[o->index])
+                mpt_udp_send(&d->flows[o->index]->udp, o->data, o->len, NULL);
+            break;
+        default:
+            break;
+        }
+    }
+    mpt_outq_reset(&d->q);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct mpt_server_drv *d = mpt_container_of(t, struct mpt_server_drv, timer);
+    uint64_t now = mpt_loop_now_us(d->loop);
+    uint64_t next = mpt_server_on_timer(&d->core, now, &d->q);
+
+    drain(d);
+    now = mpt_loop_now_us(d->loop);
+    uv_timer_start(&d->timer, on_timer, next > now ? (next - now + 999) / 1000 : 0, 0);
+}
+
+static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const struct sockaddr *from)
+{
+    struct mpt_server_drv *d = u->owner;
+    struct mpt_addr src;
+
+    if (mpt_addr_set(&src, from) != 0)
+        return;
+    mpt_server_on_path(&d->core, mpt_loop_now_us(d->loop), &src, data, len, &d->q);
+    drain(d);
+}
+
+static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
+                      const struct sockaddr *from)
+{
+    struct drv_flow *f = u->owner;
+    struct mpt_server_drv *d = f->drv;
+
+    mpt_server_on_target(&d->core, mpt_loop_now_us(d->loop), f->slot, data, len, &d->q);
+    drain(d);
+}
+
+static void on_listen_closed(struct mpt_udp *u)
+{
+    struct mpt_server_drv *d = u->owner;
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct mpt_server_drv *d = mpt_container_of(h, struct mpt_server_drv, timer);
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void drv_close(struct mpt_server_drv *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    mpt_loop_remove_service(d->loop, &d->svc);
+    d->pending_closes++;
+    mpt_server_close_all(&d->core, &d->q);
+    drain(d);
+    if (d->listen_open) {
+        d->listen_open = 0;
+        d->pending_closes++;
+        mpt_udp_close(&d->listen, on_listen_closed);
+    }
+    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+}
+
+static void on_stop(struct mpt_service *svc)
+{
+    struct mpt_server_drv *d = mpt_container_of(svc, struct mpt_server_drv, svc);
+    const struct mpt_counters *c = &d->core.ctr;
+    unsigned long long rejected = 0;
+
+    for (int i = 0; i < MPT_DROP_COUNT; i++)
+        if (i != MPT_DROP_REPLAY)
+            rejected += c->drops[i];
+    MPT_INFO("server stopping: %llu sessions, %llu datagrams to the target, %llu back, "
+             "%llu duplicate copies dropped, %llu rejected",
+             (unsigned long long)c->handshakes, (unsigned long long)c->app_tx,
+             (unsigned long long)c->app_rx, (unsigned long long)c->drops[MPT_DROP_REPLAY],
+             rejected);
+    drv_close(d);
+}
+
+int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
+                         struct mpt_server_drv **out, char *err, size_t errlen)
+{
+    const struct mpt_server_config *sc = &cfg->server;
+    struct mpt_server_params params;
+    struct mpt_server_drv *d;
+    struct mpt_addr laddr;
+    char a[MPT_ADDR_STRLEN], b[MPT_ADDR_STRLEN];
+    int rc;
+
+    *out = NULL;
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return UV_ENOMEM;
+    }
+    d->loop = loop;
+    d->svc.stop = on_stop;
+    d->sndbuf = cfg->sndbuf;
+    d->rcvbuf = cfg->rcvbuf;
+    d->max_flows = sc->max_flows;
+    memset(&params, 0, sizeof(params));
+    params.secret = cfg->secret;
+    params.max_sessions = sc->max_sessions;
+    params.max_flows = sc->max_flows;
+    params.flow_timeout_ms = sc->flow_timeout_ms;
+    params.session_timeout_ms = sc->session_timeout_ms;
+    params.ntargets = 1;
+    d->flows = calloc(sc->max_flows, sizeof(*d->flows));
+    rc = d->flows ? mpt_server_init(&d->core, &params) : UV_ENOMEM;
+    if (!rc)
+        rc = mpt_outq_init(&d->q, 1024, 1u << 20);
+    if (rc) {
+        snprintf(err, errlen, "cannot set up the server: %s", mpt_strerror(rc));
+        mpt_server_free(&d->core);
+        mpt_outq_free(&d->q);
+        free(d->flows);
+        free(d);
+        return rc;
+    }
+    uv_timer_init(mpt_loop_uv(loop), &d->timer);
+    mpt_loop_add_service(loop, &d->svc);
+
+    rc = mpt_resolve(loop, sc->target.host, sc->target.port, 0, &d->target);
+    if (rc) {
+        snprintf(err, errlen, "%s:%d: target: cannot resolve `%s': %s", cfg->file, sc->target.line,
+                 sc->target.host, mpt_strerror(rc));
+        goto fail;
+    }
+    rc = mpt_resolve(loop, sc->listen.host, sc->listen.port, 1, &laddr);
+    if (rc) {
+        snprintf(err, errlen, "%s:%d: listen: cannot resolve `%s': %s", cfg->file, sc->listen.line,
+                 sc->listen.host, mpt_strerror(rc));
+        goto fail;
+    }
+    rc = mpt_udp_open(&d->listen, loop, 0, &laddr.u.sa, cfg->sndbuf, cfg->rcvbuf, on_path, d);
+    if (rc) {
+        if (mpt_udp_is_closing(&d->listen)) {
+            d->pending_closes++;
+            mpt_udp_close(&d->listen, on_listen_closed);
+        }
+        snprintf(err, errlen, "%s:%d: listen: cannot listen on %s: %s", cfg->file, sc->listen.line,
+                 mpt_addr_str(&laddr, a, sizeof(a)), mpt_strerror(rc));
+        goto fail;
+    }
+    d->listen_open = 1;
+    MPT_INFO("server listening on %s, target %s", mpt_addr_str(&laddr, a, sizeof(a)),
+             mpt_addr_str(&d->target, b, sizeof(b)));
+    uv_timer_start(&d->timer, on_timer, 1000, 0);
+    *out = d;
+    return 0;
+fail:
+    drv_close(d);
+    return rc;
+}
+
+const struct mpt_server *mpt_server_drv_core(const struct mpt_server_drv *d)
+{
+    return &d->core;
+}
