@@ -27,6 +27,8 @@ static void on_uv_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const st
         u->on_recv(u, (const uint8_t *)buf->base, (size_t)nread, addr);
 }
 
+static void on_uv_close(uv_handle_t *h);
+
 static void set_buffer(uv_udp_t *h, int opt, int force_opt, uint32_t size)
 {
     uv_os_fd_t fd;
@@ -79,7 +81,8 @@ int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
     }
     return 0;
 fail:
-    uv_close((uv_handle_t *)&u->handle, NULL);
+    /* u->on_close is NULL unless the caller arms it with mpt_udp_close (see udp.h). */
+    uv_close((uv_handle_t *)&u->handle, on_uv_close);
     return err;
 }
 
@@ -106,6 +109,16 @@ static void on_uv_close(uv_handle_t *h)
     struct mpt_udp *u = mpt_container_of(h, struct mpt_udp, handle);
     if (u->on_close)
         u->on_close(u);
+}
+
+int mpt_udp_connect(struct mpt_udp *u, const struct sockaddr *to)
+{
+    return uv_udp_connect(&u->handle, to);
+}
+
+int mpt_udp_is_closing(const struct mpt_udp *u)
+{
+    return uv_is_closing((const uv_handle_t *)&u->handle);
 }
 
 void mpt_udp_close(struct mpt_udp *u, mpt_udp_close_cb on_close)

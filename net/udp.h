@@ -31,17 +31,26 @@ struct mpt_udp {
 
 /* Opens a socket on the loop. bind_addr NULL binds an ephemeral port of `family` on any address.
  * An AF_INET6 any-address bind is dual-stack (IPv4 too). sndbuf/rcvbuf 0 keep the defaults.
- * Starts receiving if on_recv is set. Returns 0 or a negative UV_E* code. */
+ * Starts receiving if on_recv is set. Returns 0 or a negative UV_E* code. On failure, if
+ * mpt_udp_is_closing(u), a socket had been created and is closing: u must stay allocated until
+ * then, and mpt_udp_close(u, cb) sets the callback that says so; otherwise nothing is open. */
 int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
                  const struct sockaddr *bind_addr, uint32_t sndbuf, uint32_t rcvbuf,
                  mpt_udp_recv_cb on_recv, void *owner);
 
-/* Sends one datagram now; returns 0 or a negative code (UV_EAGAIN when the queue is full; the
- * datagram is then dropped and counted in tx_drops). */
+/* Sends one datagram now (to NULL: to the connected address); returns 0 or a negative code
+ * (UV_EAGAIN when the queue is full; the datagram is then dropped and counted in tx_drops). */
 int mpt_udp_send(struct mpt_udp *u, const void *buf, size_t len, const struct sockaddr *to);
 
 /* Local address after bind. Returns 0 or a negative code. */
 int mpt_udp_local(struct mpt_udp *u, struct sockaddr_storage *ss);
+
+/* Connects the socket to `to`: the kernel then takes datagrams from `to` only, and
+ * mpt_udp_send(u, ..., NULL) sends there. Returns 0 or a negative UV_E* code. */
+int mpt_udp_connect(struct mpt_udp *u, const struct sockaddr *to);
+
+/* 1 once the socket is closing (mpt_udp_close, or a failed mpt_udp_open), else 0. */
+int mpt_udp_is_closing(const struct mpt_udp *u);
 
 /* Closes; on_close (may be NULL) runs from the close callback, where the owner may free u. */
 void mpt_udp_close(struct mpt_udp *u, mpt_udp_close_cb on_close);
