@@ -1,14 +1,193 @@
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "core/log.h"
+#include "net/demo.h"
+#include "net/loop.h"
 
 void mpt_usage_demo(FILE *out)
 {
-    fprintf(out, "Usage: mptunnel demo ...\n");
+    fprintf(out,
+            "Usage: mptunnel demo [--paths N] [--loss P] [--delay MS] [--jitter MS]\n"
+            "                     [--rate PPS] [--size BYTES] [--duration SEC] [--seed N]\n"
+            "                     [--kill-path SEC] [-v] [-q]\n"
+            "\n"
+            "Runs the whole tunnel in one process on 127.0.0.1: an echo target, the server, N\n"
+            "bridges that lose datagrams at random, the client, and a traffic generator. Prints\n"
+            "every second the loss each path shows against the loss end to end, then a summary.\n"
+            "\n"
+            "Options:\n"
+            "  --paths N        number of paths (bridges), 1-8 (default 3)\n"
+            "  --loss P         loss of every path in each direction, 0-1 (default 0.2)\n"
+            "  --delay MS       one-way delay added by every bridge (default 5)\n"
+            "  --jitter MS      delay variation, uniform +-MS (default 1)\n"
+            "  --rate PPS       datagrams per second (default 1000)\n"
+            "  --size BYTES     datagram size, 20-65000 (default 1000)\n"
+            "  --duration SEC   how long to send (default 10; 0 = until Ctrl-C)\n"
+            "  --seed N         seed of the bridges' loss (default 1)\n"
+            "  --kill-path SEC  black out path 1 at SEC for 3 s, to watch the tunnel ride it out\n"
+            "  -v, -q           more or less log output (default: warnings only)\n"
+            "\n"
+            "With independent loss p on each of N paths, a datagram is lost one way only if every\n"
+            "copy is: about p^N. Exit status 1 if any datagram arrived twice or altered.\n");
+}
+
+static int parse_double(const char *opt, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double x;
+
+    errno = 0;
+    x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
+        mpt_cmd_error("demo", "invalid value `%s' for %s (expected %g to %g)", v, opt, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static void print_header(const struct mpt_demo_report *r)
+{
+    printf("\n%6s %8s %9s %9s", "time", "sent", "e2e fwd", "e2e rtt");
+    for (unsigned i = 0; i < r->npaths; i++)
+        printf(" | path %u: loss-> <-loss   rtt ", i + 1);
+    printf("\n");
+}
+
+static void on_report(const struct mpt_demo_report *r, void *arg)
+{
+    const struct mpt_demo_options *o = arg;
+    static int rows;
+
+    if (r->final) {
+        double p_rt = 1.0 - (1.0 - o->loss) * (1.0 - o->loss);
+        double expect = 1.0 - pow(1.0 - pow(o->loss, o->paths), 2);
+        printf("\nSummary after %.1f s: %llu datagrams sent, %llu reached the target, %llu came "
+               "back.\n",
+               r->elapsed_s, (unsigned long long)r->sent, (unsigned long long)r->at_target,
+               (unsigned long long)r->delivered);
+        printf("  end-to-end loss: one way %.3f%%, round trip %.3f%%\n", 100 * r->loss_fwd,
+               100 * r->loss_rt);
+        printf("  one path alone would lose %.1f%% one way and %.1f%% round trip;\n", 100 * o->loss,
+               100 * p_rt);
+        printf("  %u independent paths: expected about %.3f%% one way, %.3f%% round trip.\n",
+               o->paths, 100 * pow(o->loss, o->paths), 100 * expect);
+        printf("  duplicates delivered: %llu, corrupted: %llu, sessions: %u, round-trip time p50 "
+               "%.2f ms, p99 %.2f ms\n",
+               (unsigned long long)r->duplicates, (unsigned long long)r->corrupted, r->sessions,
+               r->rtt_p50_ms, r->rtt_p99_ms);
+        fflush(stdout);
+        return;
+    }
+    if (rows++ % 20 == 0)
+        print_header(r);
+    printf("%5.0fs %8llu %8.2f%% %8.2f%%", r->elapsed_s, (unsigned long long)r->sent,
+           100 * r->loss_fwd, 100 * r->loss_rt);
+    for (unsigned i = 0; i < r->npaths; i++) {
+        const struct mpt_demo_path *p = &r->paths[i];
+        printf(" | %-5s %5.1f%% %5.1f%% %5.1fms ",
+               p->down ? "DOWN"
+               : p->up ? "up"
+                       : "...",
+               100 * p->loss_to, 100 * p->loss_back, p->rtt_ms);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+static const struct mpt_demo_report *last;
+static struct mpt_demo_report final_report;
+
+static void on_report_keep(const struct mpt_demo_report *r, void *arg)
+{
+    if (r->final) {
+        final_report = *r;
+        last = &final_report;
+    }
+    on_report(r, arg);
 }
 
 int mpt_cmd_demo(int argc, char **argv)
 {
-    mpt_cmd_error("demo", "not available in this build");
-    return MPT_EXIT_FAIL;
+    struct mpt_demo_options o = {3, 0.2, 5, 1, 1000, 1000, 10000, 1, 0};
+    struct mpt_demo *demo;
+    struct mpt_loop *loop;
+    char err[256];
+    int verbosity = 0, rc, status = MPT_EXIT_OK;
+    double v;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            verbosity++;
+            continue;
+        }
+        if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            verbosity--;
+            continue;
+        }
+        if (!val || a[0] != '-') {
+            mpt_cmd_error("demo", a[0] == '-' ? "option `%s' needs a value" : "unexpected `%s'", a);
+            return MPT_EXIT_USAGE;
+        }
+        i++;
+        if (strcmp(a, "--paths") == 0 && parse_double(a, val, 1, MPT_DEMO_MAX_PATHS, &v) == 0)
+            o.paths = (unsigned)v;
+        else if (strcmp(a, "--loss") == 0 && parse_double(a, val, 0, 1, &v) == 0)
+            o.loss = v;
+        else if (strcmp(a, "--delay") == 0 && parse_double(a, val, 0, 10000, &v) == 0)
+            o.delay_ms = (uint32_t)v;
+        else if (strcmp(a, "--jitter") == 0 && parse_double(a, val, 0, 10000, &v) == 0)
+            o.jitter_ms = (uint32_t)v;
+        else if (strcmp(a, "--rate") == 0 && parse_double(a, val, 1, 1000000, &v) == 0)
+            o.rate = (unsigned)v;
+        else if (strcmp(a, "--size") == 0 && parse_double(a, val, 20, 65000, &v) == 0)
+            o.size = (unsigned)v;
+        else if (strcmp(a, "--duration") == 0 && parse_double(a, val, 0, 86400, &v) == 0)
+            o.duration_ms = (uint32_t)(v * 1000);
+        else if (strcmp(a, "--seed") == 0 && parse_double(a, val, 0, 1e15, &v) == 0)
+            o.seed = (uint64_t)v;
+        else if (strcmp(a, "--kill-path") == 0 && parse_double(a, val, 0, 86400, &v) == 0)
+            o.kill_path_ms = (uint32_t)(v * 1000);
+        else {
+            if (strncmp(a, "--", 2) == 0 &&
+                strstr(" --paths --loss --delay --jitter --rate --size --duration --seed "
+                       "--kill-path ",
+                       a) == NULL)
+                mpt_cmd_error("demo", "unknown option `%s'", a);
+            fprintf(stderr, "Try `mptunnel demo --help'.\n");
+            return MPT_EXIT_USAGE;
+        }
+    }
+    mpt_cmd_log_init(MPT_LOGL_WARN + verbosity < 0 ? 0 : MPT_LOGL_WARN + verbosity);
+    rc = mpt_loop_new(&loop);
+    if (rc) {
+        mpt_cmd_error("demo", "cannot create the event loop: %s", mpt_strerror(rc));
+        return MPT_EXIT_FAIL;
+    }
+    printf("mptunnel demo: %u path%s on 127.0.0.1, each losing %.1f%% each way (delay %u ms, "
+           "jitter %u ms, seed %llu);\n%u datagrams/s of %u bytes for %s. Ctrl-C stops.\n",
+           o.paths, o.paths == 1 ? "" : "s", 100 * o.loss, o.delay_ms, o.jitter_ms,
+           (unsigned long long)o.seed, o.rate, o.size, o.duration_ms ? "the duration" : "ever");
+    rc = mpt_demo_start(loop, &o, on_report_keep, &o, &demo, err, sizeof(err));
+    if (rc) {
+        mpt_cmd_error("demo", "%s", err);
+        status = MPT_EXIT_FAIL;
+    }
+    if (mpt_loop_run(loop) != 0)
+        status = MPT_EXIT_FAIL;
+    if (mpt_loop_free(loop) != 0) {
+        mpt_cmd_error("demo", "event loop did not close cleanly");
+        status = MPT_EXIT_FAIL;
+    }
+    if (status == MPT_EXIT_OK && last && (last->duplicates || last->corrupted))
+        status = MPT_EXIT_FAIL;
+    return status;
 }

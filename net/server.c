@@ -288,3 +288,12 @@ const struct mpt_server *mpt_server_drv_core(const struct mpt_server_drv *d)
 {
     return &d->core;
 }
+
+void mpt_server_drv_local(struct mpt_server_drv *d, struct mpt_addr *out)
+{
+    struct sockaddr_storage ss;
+
+    memset(out, 0, sizeof(*out));
+    if (mpt_udp_local(&d->listen, &ss) == 0)
+        mpt_addr_set(out, (struct sockaddr *)&ss);
+}

@@ -22,9 +22,13 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
 /* The core behind a running client (statistics; read-only). */
 const struct mpt_client *mpt_client_drv_core(const struct mpt_client_drv *d);
 
+/* The address the client listens on for applications. */
+void mpt_client_drv_local(struct mpt_client_drv *d, struct mpt_addr *out);
+
 /* The same for the server. */
 int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                          struct mpt_server_drv **out, char *err, size_t errlen);
 const struct mpt_server *mpt_server_drv_core(const struct mpt_server_drv *d);
+void mpt_server_drv_local(struct mpt_server_drv *d, struct mpt_addr *out);
 
 #endif

@@ -1,0 +1,432 @@
+/* The demo: everything on one loop, wired on 127.0.0.1 with ephemeral ports. */
+#include "net/demo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "core/crypto.h"
+#include "core/wire.h"
+#include "net/bridge.h"
+#include "net/tunnel.h"
+#include "net/udp.h"
+
+#define DEMO_MAGIC 0x6d707464u /* "mptd" */
+#define DEMO_HDR 20            /* magic, seq (u64), send time since start (µs, u64) */
+#define SECONDS 128            /* ring of per-second counters */
+#define SEEN_BITS (1u << 24)   /* ring of delivered flags, by seq */
+#define HIST_BUCKETS 20000     /* 10 µs each: 0-200 ms */
+#define TICK_MS 5
+
+struct sec_counts {
+    uint64_t sent, at_target, delivered;
+};
+
+struct mpt_demo {
+    struct mpt_service svc;
+    struct mpt_loop *loop;
+    struct mpt_demo_options o;
+    mpt_demo_report_cb on_report;
+    void *arg;
+
+    struct mpt_udp echo, gen;
+    int echo_open, gen_open;
+    struct mpt_server_drv *server;
+    struct mpt_client_drv *client;
+    struct mpt_bridge *bridges[MPT_DEMO_MAX_PATHS];
+    struct mpt_addr client_addr;
+    uv_timer_t send_timer, report_timer;
+    unsigned pending_closes;
+    int stopping;
+
+    uint64_t start_us;
+    uint64_t seq;
+    double credit;
+    uint64_t last_send_us;
+    int sending_done;
+    uint64_t done_us;
+    int path_down;
+
+    uint64_t duplicates, corrupted, at_target, delivered;
+    struct sec_counts secs[SECONDS];
+    uint8_t *seen;
+    uint64_t *hist;
+    uint64_t hist_n;
+    uint8_t *payload;
+};
+
+static uint64_t elapsed_us(struct mpt_demo *d)
+{
+    return mpt_loop_now_us(d->loop) - d->start_us;
+}
+
+static void on_echo(struct mpt_udp *u, const uint8_t *data, size_t len, const struct sockaddr *from)
+{
+    struct mpt_demo *d = u->owner;
+
+    if (len >= DEMO_HDR && mpt_get32(data) == DEMO_MAGIC) {
+        uint64_t sec = mpt_get64(data + 12) / 1000000;
+        d->secs[sec % SECONDS].at_target++;
+        d->at_target++;
+    }
+    mpt_udp_send(u, data, len, from);
+}
+
+static void fill(uint8_t *p, size_t len, uint64_t seq)
+{
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(seq * 31 + i * 7);
+}
+
+static void on_gen(struct mpt_udp *u, const uint8_t *data, size_t len, const struct sockaddr *from)
+{
+    struct mpt_demo *d = u->owner;
+    uint64_t seq, sent_at, now = elapsed_us(d), rtt;
+    uint8_t expect[64];
+
+    if (len != d->o.size || mpt_get32(data) != DEMO_MAGIC) {
+        d->corrupted++;
+        return;
+    }
+    seq = mpt_get64(data + 4);
+    sent_at = mpt_get64(data + 12);
+    if (seq >= d->seq || d->seq - seq >= SEEN_BITS || sent_at > now) {
+        d->corrupted++;
+        return;
+    }
+    /* Check a sample of the payload; the tunnel's AEAD would catch any change anyway. */
+    {
+        size_t n = len - DEMO_HDR < sizeof(expect) ? len - DEMO_HDR : sizeof(expect);
+        fill(expect, n, seq);
+        if (memcmp(expect, data + DEMO_HDR, n) != 0) {
+            d->corrupted++;
+            return;
+        }
+    }
+    if (d->seen[(seq % SEEN_BITS) / 8] & (1u << (seq % 8))) {
+        d->duplicates++;
+        return;
+    }
+    d->seen[(seq % SEEN_BITS) / 8] |= (uint8_t)(1u << (seq % 8));
+    d->delivered++;
+    d->secs[(sent_at / 1000000) % SECONDS].delivered++;
+    rtt = (now - sent_at) / 10;
+    d->hist[rtt < HIST_BUCKETS ? rtt : HIST_BUCKETS - 1]++;
+    d->hist_n++;
+}
+
+static void send_one(struct mpt_demo *d, uint64_t now)
+{
+    uint8_t *p = d->payload;
+    uint64_t seq = d->seq++;
+
+    d->seen[(seq % SEEN_BITS) / 8] &= (uint8_t) ~(1u << (seq % 8));
+    mpt_put32(p, DEMO_MAGIC);
+    mpt_put64(p + 4, seq);
+    mpt_put64(p + 12, now);
+    fill(p + DEMO_HDR, d->o.size - DEMO_HDR, seq);
+    d->secs[(now / 1000000) % SECONDS].sent++;
+    mpt_udp_send(&d->gen, p, d->o.size, &d->client_addr.u.sa);
+}
+
+static void on_send_timer(uv_timer_t *t)
+{
+    struct mpt_demo *d = mpt_container_of(t, struct mpt_demo, send_timer);
+    uint64_t now = elapsed_us(d);
+
+    if (d->o.duration_ms && now >= (uint64_t)d->o.duration_ms * 1000) {
+        if (!d->sending_done) {
+            d->sending_done = 1;
+            d->done_us = now;
+        }
+        return;
+    }
+    d->credit += (double)(now - d->last_send_us) * d->o.rate / 1e6;
+    d->last_send_us = now;
+    if (d->credit > d->o.rate)
+        d->credit = d->o.rate;
+    while (d->credit >= 1.0) {
+        send_one(d, now);
+        d->credit -= 1.0;
+    }
+}
+
+static double percentile(const struct mpt_demo *d, double q)
+{
+    uint64_t want = (uint64_t)(q * (double)d->hist_n), acc = 0;
+
+    if (!d->hist_n)
+        return 0;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        acc += d->hist[i];
+        if (acc > want)
+            return (i * 10 + 5) / 1000.0;
+    }
+    return HIST_BUCKETS * 10 / 1000.0;
+}
+
+static void fill_report(struct mpt_demo *d, struct mpt_demo_report *r, int final)
+{
+    uint64_t now = elapsed_us(d);
+    uint64_t complete = final ? UINT64_MAX : now / 1000000; /* seconds before this are settled */
+    uint64_t sent = 0, at = 0, del = 0;
+    const struct mpt_client *c = mpt_client_drv_core(d->client);
+
+    memset(r, 0, sizeof(*r));
+    r->elapsed_s = (double)now / 1e6;
+    r->final = final;
+    /* A second is settled one second after it ended: what has not come back by then is lost. */
+    for (uint64_t s = 0; s + 1 < complete && s <= now / 1000000; s++) {
+        if (now / 1000000 - s >= SECONDS)
+            continue;
+        sent += d->secs[s % SECONDS].sent;
+        at += d->secs[s % SECONDS].at_target;
+        del += d->secs[s % SECONDS].delivered;
+    }
+    r->sent = d->seq;
+    r->at_target = d->at_target;
+    r->delivered = d->delivered;
+    r->duplicates = d->duplicates;
+    r->corrupted = d->corrupted;
+    r->in_flight = d->seq - sent;
+    r->loss_fwd = sent ? 1.0 - (double)at / (double)sent : 0;
+    r->loss_rt = sent ? 1.0 - (double)del / (double)sent : 0;
+    r->rtt_p50_ms = percentile(d, 0.50);
+    r->rtt_p99_ms = percentile(d, 0.99);
+    r->sessions = c->sessions_established;
+    r->npaths = d->o.paths;
+    for (unsigned i = 0; i < d->o.paths; i++) {
+        struct mpt_bridge_stats st;
+        struct mpt_demo_path *p = &r->paths[i];
+        mpt_bridge_get_stats(d->bridges[i], &st);
+        p->to_rx = st.dir[0].impair.received;
+        p->back_rx = st.dir[1].impair.received;
+        p->loss_to = p->to_rx ? (double)st.dir[0].impair.dropped / (double)p->to_rx : 0;
+        p->loss_back = p->back_rx ? (double)st.dir[1].impair.dropped / (double)p->back_rx : 0;
+        p->down = d->path_down && i == 0;
+        p->up = c->paths[i].up;
+        p->rtt_ms = (double)c->paths[i].srtt_us / 1000.0;
+    }
+}
+
+static void demo_close(struct mpt_demo *d);
+
+static void on_report_timer(uv_timer_t *t)
+{
+    struct mpt_demo *d = mpt_container_of(t, struct mpt_demo, report_timer);
+    struct mpt_demo_report r;
+    uint64_t now = elapsed_us(d);
+
+    if (d->o.kill_path_ms && d->bridges[0]) {
+        int down = now >= (uint64_t)d->o.kill_path_ms * 1000 &&
+                   now < ((uint64_t)d->o.kill_path_ms + 3000) * 1000;
+        if (down != d->path_down) {
+            d->path_down = down;
+            mpt_bridge_set_down(d->bridges[0], down);
+        }
+    }
+    if (d->sending_done && now >= d->done_us + 1500000) {
+        fill_report(d, &r, 1);
+        d->on_report(&r, d->arg);
+        mpt_loop_stop(d->loop);
+        return;
+    }
+    if (now / 1000000 != (now - 100000) / 1000000 || now < 100000) {
+        fill_report(d, &r, 0);
+        d->on_report(&r, d->arg);
+    }
+}
+
+static void maybe_free(struct mpt_demo *d)
+{
+    if (d->pending_closes)
+        return;
+    free(d->seen);
+    free(d->hist);
+    free(d->payload);
+    free(d);
+}
+
+static void on_udp_closed(struct mpt_udp *u)
+{
+    struct mpt_demo *d = u->owner;
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct mpt_demo *d = h->data;
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void demo_close(struct mpt_demo *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    mpt_loop_remove_service(d->loop, &d->svc);
+    d->pending_closes += 2;
+    uv_close((uv_handle_t *)&d->send_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&d->report_timer, on_timer_closed);
+    if (d->gen_open) {
+        d->pending_closes++;
+        mpt_udp_close(&d->gen, on_udp_closed);
+    }
+    if (d->echo_open) {
+        d->pending_closes++;
+        mpt_udp_close(&d->echo, on_udp_closed);
+    }
+    for (unsigned i = 0; i < d->o.paths; i++) {
+        mpt_bridge_free(d->bridges[i]);
+        d->bridges[i] = NULL;
+    }
+}
+
+static void on_stop(struct mpt_service *svc)
+{
+    demo_close(mpt_container_of(svc, struct mpt_demo, svc));
+}
+
+static void set_hostport(struct mpt_hostport *hp, const struct mpt_addr *a)
+{
+    memset(hp, 0, sizeof(*hp));
+    snprintf(hp->host, sizeof(hp->host), "127.0.0.1");
+    hp->port = mpt_addr_port(a);
+}
+
+static int open_udp(struct mpt_demo *d, struct mpt_udp *u, int *open, mpt_udp_recv_cb cb)
+{
+    struct sockaddr_in sin;
+    int rc;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rc = mpt_udp_open(u, d->loop, AF_INET, (struct sockaddr *)&sin, 4u << 20, 4u << 20, cb, d);
+    if (rc) {
+        if (mpt_udp_is_closing(u)) {
+            d->pending_closes++;
+            mpt_udp_close(u, on_udp_closed);
+        }
+        return rc;
+    }
+    *open = 1;
+    return 0;
+}
+
+static void local_of(struct mpt_udp *u, struct mpt_addr *a)
+{
+    struct sockaddr_storage ss;
+
+    mpt_udp_local(u, &ss);
+    mpt_addr_set(a, (struct sockaddr *)&ss);
+}
+
+int mpt_demo_start(struct mpt_loop *loop, const struct mpt_demo_options *o,
+                   mpt_demo_report_cb on_report, void *arg, struct mpt_demo **out, char *err,
+                   size_t errlen)
+{
+    struct mpt_config cfg;
+    struct mpt_addr echo_addr, server_addr;
+    struct mpt_demo *d;
+    int rc;
+
+    *out = NULL;
+    if (o->paths < 1 || o->paths > MPT_DEMO_MAX_PATHS || o->size < DEMO_HDR ||
+        o->size > MPT_MAX_PAYLOAD || o->rate < 1) {
+        snprintf(err, errlen, "invalid demo options");
+        return UV_EINVAL;
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return UV_ENOMEM;
+    }
+    d->loop = loop;
+    d->o = *o;
+    d->on_report = on_report;
+    d->arg = arg;
+    d->svc.stop = on_stop;
+    d->seen = calloc(SEEN_BITS / 8, 1);
+    d->hist = calloc(HIST_BUCKETS, sizeof(*d->hist));
+    d->payload = malloc(o->size);
+    if (!d->seen || !d->hist || !d->payload) {
+        free(d->seen);
+        free(d->hist);
+        free(d->payload);
+        free(d);
+        snprintf(err, errlen, "out of memory");
+        return UV_ENOMEM;
+    }
+    uv_timer_init(mpt_loop_uv(loop), &d->send_timer);
+    uv_timer_init(mpt_loop_uv(loop), &d->report_timer);
+    d->send_timer.data = d;
+    d->report_timer.data = d;
+    mpt_loop_add_service(loop, &d->svc);
+
+    rc = open_udp(d, &d->echo, &d->echo_open, on_echo);
+    if (!rc)
+        rc = open_udp(d, &d->gen, &d->gen_open, on_gen);
+    if (rc) {
+        snprintf(err, errlen, "cannot open a socket on 127.0.0.1: %s", mpt_strerror(rc));
+        goto fail;
+    }
+    local_of(&d->echo, &echo_addr);
+
+    mpt_config_defaults(&cfg);
+    snprintf(cfg.file, sizeof(cfg.file), "(demo)");
+    mpt_random(cfg.secret, sizeof(cfg.secret));
+    cfg.have_secret = 1;
+    cfg.sndbuf = cfg.rcvbuf = 4u << 20;
+    snprintf(cfg.server.listen.host, sizeof(cfg.server.listen.host), "127.0.0.1");
+    set_hostport(&cfg.server.target, &echo_addr);
+    rc = mpt_server_drv_start(loop, &cfg, &d->server, err, errlen);
+    if (rc)
+        goto fail;
+    mpt_server_drv_local(d->server, &server_addr);
+
+    for (unsigned i = 0; i < o->paths; i++) {
+        struct mpt_bridge_options bo;
+        struct mpt_addr baddr;
+        mpt_bridge_options_init(&bo);
+        bo.listen.u.in4.sin_family = AF_INET;
+        bo.listen.u.in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bo.to = server_addr;
+        for (int dir = 0; dir < 2; dir++) {
+            bo.impair[dir].loss = o->loss;
+            bo.impair[dir].delay_us = o->delay_ms * 1000;
+            bo.impair[dir].jitter_us = o->jitter_ms * 1000;
+        }
+        bo.seed = o->seed * 1000 + i;
+        bo.sndbuf = bo.rcvbuf = 4u << 20;
+        rc = mpt_bridge_start(loop, &bo, &d->bridges[i]);
+        if (rc) {
+            d->bridges[i] = NULL;
+            snprintf(err, errlen, "cannot start bridge %u: %s", i + 1, mpt_strerror(rc));
+            goto fail;
+        }
+        mpt_bridge_local(d->bridges[i], &baddr);
+        set_hostport(&cfg.client.paths[i].bridge, &baddr);
+        cfg.client.paths[i].priority = 1;
+        cfg.client.paths[i].weight = 1;
+    }
+    cfg.client.npaths = o->paths;
+    snprintf(cfg.client.listen.host, sizeof(cfg.client.listen.host), "127.0.0.1");
+    rc = mpt_client_drv_start(loop, &cfg, &d->client, err, errlen);
+    if (rc)
+        goto fail;
+    mpt_client_drv_local(d->client, &d->client_addr);
+
+    d->start_us = mpt_loop_now_us(loop);
+    uv_timer_start(&d->send_timer, on_send_timer, TICK_MS, TICK_MS);
+    uv_timer_start(&d->report_timer, on_report_timer, 100, 100);
+    *out = d;
+    return 0;
+fail:
+    demo_close(d);
+    mpt_loop_stop(loop);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/* `mptunnel demo`: the whole tunnel in one process on loopback — an echo target, the server, N
+ * impaired bridges, the client and a traffic generator — with figures every second. Printing is
+ * left to cmd/: this module fills a report and calls back. */
+#ifndef MPT_NET_DEMO_H
+#define MPT_NET_DEMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/loop.h"
+
+#define MPT_DEMO_MAX_PATHS 8
+
+struct mpt_demo_options {
+    unsigned paths;    /* 1..MPT_DEMO_MAX_PATHS */
+    double loss;       /* per path, each direction */
+    uint32_t delay_ms; /* per path, each direction */
+    uint32_t jitter_ms;
+    unsigned rate;        /* datagrams per second */
+    unsigned size;        /* bytes per datagram, >= 16 */
+    uint32_t duration_ms; /* 0 = until stopped */
+    uint64_t seed;
+    uint32_t kill_path_ms; /* > 0: take path 1 down at this time and back 3 s later */
+};
+
+struct mpt_demo_path {
+    double loss_to, loss_back; /* measured at the bridge, cumulative */
+    uint64_t to_rx, back_rx;
+    int down; /* blacked out by the demo */
+    int up;   /* the client's view (probes) */
+    double rtt_ms;
+};
+
+struct mpt_demo_report {
+    double elapsed_s;
+    int final;
+    uint64_t sent;       /* datagrams the generator sent */
+    uint64_t at_target;  /* datagrams the echo target received */
+    uint64_t delivered;  /* distinct echoes back at the generator */
+    uint64_t duplicates; /* echoes seen twice (must stay 0) */
+    uint64_t corrupted;  /* echoes whose content changed (must stay 0) */
+    uint64_t in_flight;  /* sent too recently to count as lost */
+    double loss_fwd;     /* generator -> target, end to end */
+    double loss_rt;      /* round trip, end to end */
+    double rtt_p50_ms, rtt_p99_ms;
+    unsigned sessions; /* handshakes the client made */
+    unsigned npaths;
+    struct mpt_demo_path paths[MPT_DEMO_MAX_PATHS];
+};
+
+struct mpt_demo;
+typedef void (*mpt_demo_report_cb)(const struct mpt_demo_report *r, void *arg);
+
+/* Builds the whole topology on 127.0.0.1 with ephemeral ports and starts the traffic. `on_report`
+ * runs every second and once more at the end (final = 1), after which the demo stops the loop.
+ * Returns 0 or a negative code with a message in err. */
+int mpt_demo_start(struct mpt_loop *loop, const struct mpt_demo_options *o,
+                   mpt_demo_report_cb on_report, void *arg, struct mpt_demo **out, char *err,
+                   size_t errlen);
+
+#endif
