@@ -1,1 +1,884 @@
+/* The INI file turned into a struct mpt_config.
+ *
+ * inih splits `key = value' and calls on_key() for each; lines reach it through read_line(), which
+ * numbers them (inih does not pass line numbers to handlers in every build), handles sections
+ * itself (inih does not report a section without keys), drops comments, and refuses what inih
+ * would silently misread: NUL bytes, lines longer than its buffer, indented continuation lines.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "config/config.h"
+
+#define CONFIG_FILE_MAX (1024 * 1024)
+#define SECRET_FILE_MAX 1024
+#define CONTROL_PATH_MAX 107 /* sun_path holds 108 bytes, NUL included */
+#define DEVICE_NAME_MAX 15   /* IFNAMSIZ - 1 */
+#define DURATION_MAX_MS (24u * 3600 * 1000)
+#define BUF_SIZE_MAX (1024u * 1024 * 1024)
+
+enum section_kind {
+    SEC_NONE = 0,
+    SEC_TUNNEL,
+    SEC_CLIENT,
+    SEC_SERVER,
+    SEC_PATH,
+};
+
+struct config_ctx;
+
+struct config_key {
+    enum section_kind section;
+    const char *name;
+    int repeatable;
+    int (*set)(struct config_ctx *c, const char *key, const char *value);
+};
+
+static const struct config_key keys[];
+#define NKEYS 32
+
+struct config_ctx {
+    struct mpt_config *cfg;
+    const char *name; /* the file, as named in messages */
+    const char *text;
+    size_t len, pos;
+    int line;
+    enum section_kind section;
+    int section_line;
+    struct mpt_path_config *path; /* the [path NAME] being read */
+    int path_line[MPT_CONFIG_MAX_PATHS];
+    int key_line[SEC_PATH][NKEYS];                  /* where a key was first given, 0 = not yet */
+    int path_key_line[MPT_CONFIG_MAX_PATHS][NKEYS]; /* the same per [path NAME] */
+    int secret_key_line;                            /* `secret' or `secret_file' */
+    const char *secret_key;
+    int failed;
+    char *err;
+    size_t errlen;
+};
+
+static const char *const section_names[] = {"", "tunnel", "client", "server", "path"};
+
+/* Records the first error only: `name:line: message', or `name: message' for line 0. */
+__attribute__((format(printf, 3, 4))) static int fail(struct config_ctx *c, int line,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (c->failed)
+        return -1;
+    c->failed = 1;
+    if (line > 0)
+        n = snprintf(c->err, c->errlen, "%s:%d: ", c->name, line);
+    else
+        n = snprintf(c->err, c->errlen, "%s: ", c->name);
+    if (n < 0 || (size_t)n >= c->errlen)
+        goto out;
+    va_start(ap, fmt);
+    vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+out:
+    /* Messages quote hostile text and end up on terminals and in logs. */
+    for (char *p = c->err; *p; p++)
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = '?';
+    return -1;
+}
+
+static int parse_uint(unsigned long *out, const char *s, unsigned long min, unsigned long max)
+{
+    unsigned long v = 0;
+    const char *p;
+
+    if (!*s)
+        return -1;
+    for (p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (ULONG_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    if (v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_uint(struct config_ctx *c, const char *key, const char *value, unsigned *out,
+                    unsigned long min, unsigned long max)
+{
+    unsigned long v;
+
+    if (parse_uint(&v, value, min, max) != 0)
+        return fail(c, c->line, "%s: invalid value `%s' (expected an integer %lu-%lu)", key, value,
+                    min, max);
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int set_duration(struct config_ctx *c, const char *key, const char *value, uint32_t *out,
+                        uint32_t min, uint32_t max, const char *range)
+{
+    uint32_t ms;
+
+    if (mpt_duration_parse(&ms, value) != 0)
+        return fail(c, c->line, "%s: invalid duration `%s' (expected e.g. 30s, 500ms, 2m)", key,
+                    value);
+    if (ms < min || ms > max)
+        return fail(c, c->line, "%s: duration `%s' out of range (%s)", key, value, range);
+    *out = ms;
+    return 0;
+}
+
+static int set_hostport(struct config_ctx *c, const char *key, const char *value,
+                        struct mpt_hostport *hp, int allow_port_only)
+{
+    char reason[MPT_CONFIG_ERR_MAX];
+
+    if (mpt_hostport_parse(hp, value, allow_port_only, reason, sizeof(reason)) != 0)
+        return fail(c, c->line, "%s: %s", key, reason);
+    hp->line = c->line;
+    return 0;
+}
+
+static int set_control(struct config_ctx *c, const char *key, const char *value, char *out)
+{
+    if (strlen(value) > CONTROL_PATH_MAX)
+        return fail(c, c->line, "%s: path `%.40s...' too long (max %d characters)", key, value,
+                    CONTROL_PATH_MAX);
+    strcpy(out, value);
+    return 0;
+}
+
+/* A slot in client.paths for a `bridge =' line or a [path NAME] section. */
+static struct mpt_path_config *add_path(struct config_ctx *c, const char *what)
+{
+    struct mpt_client_config *cl = &c->cfg->client;
+    struct mpt_path_config *p;
+
+    if (cl->npaths >= MPT_CONFIG_MAX_PATHS) {
+        fail(c, c->line, "%s: too many paths (max %d)", what, MPT_CONFIG_MAX_PATHS);
+        return NULL;
+    }
+    c->path_line[cl->npaths] = c->line;
+    p = &cl->paths[cl->npaths++];
+    memset(p, 0, sizeof(*p));
+    p->priority = 1;
+    p->weight = 1;
+    return p;
+}
+
+static int use_secret_key(struct config_ctx *c, const char *key)
+{
+    if (c->secret_key && strcmp(c->secret_key, key) != 0)
+        return fail(c, c->line, "%s: `%s' already given at line %d (use one of them)", key,
+                    c->secret_key, c->secret_key_line);
+    c->secret_key = key;
+    c->secret_key_line = c->line;
+    return 0;
+}
+
+static int set_secret(struct config_ctx *c, const char *key, const char *value)
+{
+    char reason[MPT_CONFIG_ERR_MAX];
+
+    if (use_secret_key(c, key) != 0)
+        return -1;
+    if (mpt_secret_parse(c->cfg->secret, value, reason, sizeof(reason)) != 0)
+        return fail(c, c->line, "%s: %s", key, reason);
+    c->cfg->have_secret = 1;
+    c->cfg->secret_line = c->line;
+    return 0;
+}
+
+/* Relative to the directory of the config file, so that a file and its secret move together. */
+static int resolve_relative(char *out, size_t outlen, const char *base, const char *path)
+{
+    const char *slash = strrchr(base, '/');
+    int n;
+
+    if (path[0] == '/' || !slash)
+        n = snprintf(out, outlen, "%s", path);
+    else
+        n = snprintf(out, outlen, "%.*s/%s", (int)(slash - base), base, path);
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+static int set_secret_file(struct config_ctx *c, const char *key, const char *value)
+{
+    char path[PATH_MAX], text[SECRET_FILE_MAX + 1], reason[MPT_CONFIG_ERR_MAX];
+    struct stat st;
+    ssize_t n;
+    size_t len = 0;
+    int fd = -1, rc = -1;
+
+    if (use_secret_key(c, key) != 0)
+        return -1;
+    if (resolve_relative(path, sizeof(path), c->name, value) != 0) {
+        fail(c, c->line, "%s: path `%.40s...' too long", key, value);
+        goto out;
+    }
+    /* Non-blocking and regular files only: checking a config must never hang on a FIFO. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        fail(c, c->line, "%s: cannot open `%s': %s", key, path, strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fail(c, c->line, "%s: `%s' is not a regular file", key, path);
+        goto out;
+    }
+    for (;;) {
+        n = read(fd, text + len, sizeof(text) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fail(c, c->line, "%s: cannot read `%s': %s", key, path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof(text) - 1) {
+            fail(c, c->line, "%s: `%s' is too large for a secret (max %d bytes)", key, path,
+                 SECRET_FILE_MAX - 1);
+            goto out;
+        }
+    }
+    text[len] = '\0';
+    if (memchr(text, '\0', len)) {
+        fail(c, c->line, "%s: `%s': secret is not valid base64", key, path);
+        goto out;
+    }
+    if (mpt_secret_parse(c->cfg->secret, text, reason, sizeof(reason)) != 0) {
+        fail(c, c->line, "%s: `%s': %s", key, path, reason);
+        goto out;
+    }
+    c->cfg->have_secret = 1;
+    c->cfg->secret_line = c->line;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    sodium_memzero(text, sizeof(text));
+    return rc;
+}
+
+static int set_log_level(struct config_ctx *c, const char *key, const char *value)
+{
+    for (int l = MPT_LOG_ERROR; l <= MPT_LOG_DEBUG; l++) {
+        if (strcmp(value, mpt_log_level_name((enum mpt_log_level)l)) == 0) {
+            c->cfg->log_level = (enum mpt_log_level)l;
+            c->cfg->log_level_set = 1;
+            return 0;
+        }
+    }
+    return fail(c, c->line, "%s: invalid level `%s' (expected error, warn, info or debug)", key,
+                value);
+}
+
+static int set_bufsize(struct config_ctx *c, const char *key, const char *value)
+{
+    uint32_t v;
+
+    if (mpt_size_parse(&v, value) != 0 || v == 0 || v > BUF_SIZE_MAX)
+        return fail(c, c->line, "%s: invalid size `%s' (expected e.g. 4M, 512K, 65536; max 1G)",
+                    key, value);
+    if (strcmp(key, "sndbuf") == 0)
+        c->cfg->sndbuf = v;
+    else
+        c->cfg->rcvbuf = v;
+    return 0;
+}
+
+static int set_client_listen(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_hostport(c, key, value, &c->cfg->client.listen, 1);
+}
+
+static int set_client_bridge(struct config_ctx *c, const char *key, const char *value)
+{
+    struct mpt_hostport hp;
+    struct mpt_path_config *p;
+
+    if (set_hostport(c, key, value, &hp, 0) != 0)
+        return -1;
+    p = add_path(c, key);
+    if (!p)
+        return -1;
+    p->bridge = hp;
+    return 0;
+}
+
+static int set_mode(struct config_ctx *c, const char *key, const char *value)
+{
+    for (int m = MPT_MODE_REDUNDANT; m <= MPT_MODE_BALANCE; m++) {
+        if (strcmp(value, mpt_mode_name((enum mpt_sched_mode)m)) == 0) {
+            c->cfg->client.mode = (enum mpt_sched_mode)m;
+            return 0;
+        }
+    }
+    return fail(c, c->line,
+                "%s: invalid mode `%s' (expected redundant, adaptive, backup or balance)", key,
+                value);
+}
+
+static int set_target_loss(struct config_ctx *c, const char *key, const char *value)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(value, &end);
+    if (errno || *end || end == value || !isfinite(v) || !(v > 0.0 && v < 1.0))
+        return fail(c, c->line, "%s: invalid value `%s' (expected a fraction, 0 < x < 1)", key,
+                    value);
+    c->cfg->client.target_loss = v;
+    return 0;
+}
+
+static int set_client_max_flows(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_uint(c, key, value, &c->cfg->client.max_flows, 1, 1000000);
+}
+
+static int set_client_flow_timeout(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_duration(c, key, value, &c->cfg->client.flow_timeout_ms, 1000, DURATION_MAX_MS,
+                        "1s-24h");
+}
+
+static int set_probe_interval(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_duration(c, key, value, &c->cfg->client.probe_interval_ms, 20, 10000, "20ms-10s");
+}
+
+static int set_client_control(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_control(c, key, value, c->cfg->client.control);
+}
+
+static int set_server_listen(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_hostport(c, key, value, &c->cfg->server.listen, 1);
+}
+
+static int set_server_target(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_hostport(c, key, value, &c->cfg->server.target, 0);
+}
+
+static int set_max_sessions(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_uint(c, key, value, &c->cfg->server.max_sessions, 1, 100000);
+}
+
+static int set_server_max_flows(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_uint(c, key, value, &c->cfg->server.max_flows, 1, 1000000);
+}
+
+static int set_server_flow_timeout(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_duration(c, key, value, &c->cfg->server.flow_timeout_ms, 1000, DURATION_MAX_MS,
+                        "1s-24h");
+}
+
+static int set_session_timeout(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_duration(c, key, value, &c->cfg->server.session_timeout_ms, 1000, DURATION_MAX_MS,
+                        "1s-24h");
+}
+
+static int set_server_control(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_control(c, key, value, c->cfg->server.control);
+}
+
+static int set_path_bridge(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_hostport(c, key, value, &c->path->bridge, 0);
+}
+
+static int set_path_bind(struct config_ctx *c, const char *key, const char *value)
+{
+    unsigned char addr[16];
+
+    if (strlen(value) >= sizeof(c->path->bind) ||
+        (inet_pton(AF_INET, value, addr) != 1 && inet_pton(AF_INET6, value, addr) != 1))
+        return fail(c, c->line, "%s: invalid address `%s' (expected an IPv4 or IPv6 address)", key,
+                    value);
+    strcpy(c->path->bind, value);
+    return 0;
+}
+
+static int set_path_device(struct config_ctx *c, const char *key, const char *value)
+{
+    size_t len = strlen(value);
+
+    /* The kernel's dev_valid_name(). */
+    if (len > DEVICE_NAME_MAX || strcmp(value, ".") == 0 || strcmp(value, "..") == 0 ||
+        strpbrk(value, "/: \t\v\f\r\n"))
+        return fail(c, c->line,
+                    "%s: invalid interface name `%s' (max %d characters, no `/' or "
+                    "`:')",
+                    key, value, DEVICE_NAME_MAX);
+    memcpy(c->path->device, value, len + 1);
+    return 0;
+}
+
+static int set_path_priority(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_uint(c, key, value, &c->path->priority, 0, 1000);
+}
+
+static int set_path_weight(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_uint(c, key, value, &c->path->weight, 1, 1000);
+}
+
+static const struct config_key keys[] = {
+    {SEC_TUNNEL, "secret", 0, set_secret},
+    {SEC_TUNNEL, "secret_file", 0, set_secret_file},
+    {SEC_TUNNEL, "log_level", 0, set_log_level},
+    {SEC_TUNNEL, "sndbuf", 0, set_bufsize},
+    {SEC_TUNNEL, "rcvbuf", 0, set_bufsize},
+    {SEC_CLIENT, "listen", 0, set_client_listen},
+    {SEC_CLIENT, "bridge", 1, set_client_bridge},
+    {SEC_CLIENT, "mode", 0, set_mode},
+    {SEC_CLIENT, "target_loss", 0, set_target_loss},
+    {SEC_CLIENT, "max_flows", 0, set_client_max_flows},
+    {SEC_CLIENT, "flow_timeout", 0, set_client_flow_timeout},
+    {SEC_CLIENT, "probe_interval", 0, set_probe_interval},
+    {SEC_CLIENT, "control", 0, set_client_control},
+    {SEC_SERVER, "listen", 0, set_server_listen},
+    {SEC_SERVER, "target", 0, set_server_target},
+    {SEC_SERVER, "max_sessions", 0, set_max_sessions},
+    {SEC_SERVER, "max_flows", 0, set_server_max_flows},
+    {SEC_SERVER, "flow_timeout", 0, set_server_flow_timeout},
+    {SEC_SERVER, "session_timeout", 0, set_session_timeout},
+    {SEC_SERVER, "control", 0, set_server_control},
+    {SEC_PATH, "bridge", 0, set_path_bridge},
+    {SEC_PATH, "bind", 0, set_path_bind},
+    {SEC_PATH, "device", 0, set_path_device},
+    {SEC_PATH, "priority", 0, set_path_priority},
+    {SEC_PATH, "weight", 0, set_path_weight},
+    {SEC_NONE, NULL, 0, NULL},
+};
+
+_Static_assert(sizeof(keys) / sizeof(keys[0]) <= NKEYS, "raise NKEYS");
+
+/* "[client]" or "[path NAME]", for messages. */
+static const char *section_label(struct config_ctx *c, char *buf, size_t len)
+{
+    if (c->section == SEC_PATH)
+        snprintf(buf, len, "[path %s]", c->path->name);
+    else
+        snprintf(buf, len, "[%s]", section_names[c->section]);
+    return buf;
+}
+
+/* Where a key that is unknown in this section does belong, if anywhere. */
+static const char *key_home(const char *name)
+{
+    for (const struct config_key *k = keys; k->name; k++)
+        if (strcmp(k->name, name) == 0)
+            return k->section == SEC_PATH ? "[path NAME]" : section_names[k->section];
+    return NULL;
+}
+
+static int on_key(struct config_ctx *c, const char *name, const char *value)
+{
+    const struct config_key *k;
+    char label[64];
+    const char *home;
+    int *seen;
+
+    if (c->failed)
+        return -1;
+    if (!*name)
+        return fail(c, c->line, "syntax error: no key before `='");
+    if (c->section == SEC_NONE)
+        return fail(c, c->line,
+                    "%s: key outside any section (put it under [tunnel], [client], "
+                    "[server] or [path NAME])",
+                    name);
+    for (k = keys; k->name; k++)
+        if (k->section == c->section && strcmp(k->name, name) == 0)
+            break;
+    if (!k->name) {
+        section_label(c, label, sizeof(label));
+        home = key_home(name);
+        if (!home)
+            return fail(c, c->line, "%s: unknown key in %s", name, label);
+        return fail(c, c->line, "%s: unknown key in %s (it belongs in %s%s%s)", name, label,
+                    home[0] == '[' ? "" : "[", home, home[0] == '[' ? "" : "]");
+    }
+    if (!*value)
+        return fail(c, c->line, "%s: empty value", name);
+    if (c->section == SEC_PATH)
+        seen = &c->path_key_line[c->path - c->cfg->client.paths][k - keys];
+    else
+        seen = &c->key_line[c->section][k - keys];
+    if (*seen && !k->repeatable)
+        return fail(c, c->line, "%s: duplicate key (first given at line %d)", name, *seen);
+    if (!*seen)
+        *seen = c->line;
+    /* The table's name, not inih's: it outlives the line (use_secret_key keeps it). */
+    return k->set(c, k->name, value);
+}
+
+#if INI_HANDLER_LINENO
+static int on_ini_key(void *user, const char *section, const char *name, const char *value,
+                      int lineno)
+#else
+static int on_ini_key(void *user, const char *section, const char *name, const char *value)
+#endif
+{
+    /* The section comes from read_line(): inih truncates long names and skips empty sections. */
+    return on_key(user, name, value) == 0;
+}
+
+static int end_section(struct config_ctx *c)
+{
+    if (c->section == SEC_PATH && !c->path->bridge.line)
+        return fail(c, c->section_line, "[path %s]: no bridge (add `bridge = HOST:PORT')",
+                    c->path->name);
+    return 0;
+}
+
+static int valid_path_name(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len >= MPT_CONFIG_NAME_MAX)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
+            return 0;
+    return 1;
+}
+
+/* A `[...]' line, already trimmed; inih gets the same line and only keeps its own copy. */
+static int on_section(struct config_ctx *c, char *line)
+{
+    struct mpt_path_config *p;
+    char *name, *close, *end, *rest;
+
+    if (end_section(c) != 0)
+        return -1;
+    close = strchr(line, ']');
+    if (!close)
+        return fail(c, c->line, "syntax error: `%s' has no closing `]'", line);
+    for (rest = close + 1; *rest; rest++)
+        if (!isspace((unsigned char)*rest))
+            return fail(c, c->line, "syntax error: text after `]' in `%s'", line);
+    name = line + 1;
+    while (isspace((unsigned char)*name))
+        name++;
+    end = close;
+    while (end > name && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    c->section_line = c->line;
+    c->path = NULL;
+    if (strcmp(name, "tunnel") == 0) {
+        c->section = SEC_TUNNEL;
+    } else if (strcmp(name, "client") == 0) {
+        c->section = SEC_CLIENT;
+        c->cfg->client.present = 1;
+    } else if (strcmp(name, "server") == 0) {
+        c->section = SEC_SERVER;
+        c->cfg->server.present = 1;
+    } else if (strncmp(name, "path", 4) == 0 && (!name[4] || isspace((unsigned char)name[4]))) {
+        name += 4;
+        while (isspace((unsigned char)*name))
+            name++;
+        if (!*name)
+            return fail(c, c->line, "[path]: no path name (write [path NAME])");
+        if (!valid_path_name(name))
+            return fail(c, c->line,
+                        "[path %s]: invalid path name (1-%d characters of A-Z a-z "
+                        "0-9 _ . -)",
+                        name, MPT_CONFIG_NAME_MAX - 1);
+        for (unsigned i = 0; i < c->cfg->client.npaths; i++)
+            if (strcmp(c->cfg->client.paths[i].name, name) == 0)
+                return fail(c, c->line, "[path %s]: duplicate path name (first at line %d)", name,
+                            c->path_line[i]);
+        /* Reports a full table against this section: c->line is its header. */
+        {
+            char what[MPT_CONFIG_NAME_MAX + 8];
+            snprintf(what, sizeof(what), "[path %s]", name);
+            p = add_path(c, what);
+        }
+        if (!p)
+            return -1;
+        strcpy(p->name, name);
+        c->path = p;
+        c->section = SEC_PATH;
+    } else {
+        return fail(c, c->line, "[%s]: unknown section", name);
+    }
+    return 0;
+}
+
+/* inih's reader: one line per call into buf[num], cleaned up (see the top of this file). */
+static char *read_line(char *buf, int num, void *stream)
+{
+    struct config_ctx *c = stream;
+    const char *p, *nl;
+    size_t n;
+
+    if (c->failed || c->pos >= c->len)
+        return NULL;
+    p = c->text + c->pos;
+    nl = memchr(p, '\n', c->len - c->pos);
+    n = nl ? (size_t)(nl - p) : c->len - c->pos;
+    c->pos += n + (nl ? 1 : 0);
+    if (c->line == INT_MAX) {
+        fail(c, 0, "too many lines");
+        return NULL;
+    }
+    c->line++;
+    if (memchr(p, '\0', n)) {
+        fail(c, c->line, "syntax error: NUL byte in line");
+        return NULL;
+    }
+    if (c->line == 1 && n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;
+        n -= 3;
+    }
+    while (n && isspace((unsigned char)*p)) {
+        p++;
+        n--;
+    }
+    if (n && (*p == ';' || *p == '#'))
+        n = 0;
+    /* inih's inline comment: `;' after whitespace; cut here so that long comments are fine. */
+    for (size_t i = 1; i < n; i++) {
+        if (p[i] == ';' && isspace((unsigned char)p[i - 1])) {
+            n = i;
+            break;
+        }
+    }
+    while (n && isspace((unsigned char)p[n - 1]))
+        n--;
+    if (num < 1 || n >= (size_t)num) {
+        fail(c, c->line, "line too long (max %d characters, comments aside)", num - 1);
+        return NULL;
+    }
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    if (buf[0] == '[') {
+        if (on_section(c, buf) != 0)
+            return NULL;
+        /* on_section() may have cut buf; inih only needs a well-formed header. */
+        snprintf(buf, (size_t)num, "[s]");
+    } else if (n && !strpbrk(buf, "=:")) {
+        fail(c, c->line, "syntax error: `%s' (expected `key = value' or `[section]')", buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int check_role(struct config_ctx *c, enum mpt_config_role role)
+{
+    struct mpt_config *cfg = c->cfg;
+
+    if (role == MPT_ROLE_ANY)
+        return 0;
+    if (!cfg->have_secret)
+        return fail(c, 0,
+                    "[tunnel]: no secret (add `secret = BASE64' or `secret_file = PATH'; "
+                    "`mptunnel genkey' makes one)");
+    if (role == MPT_ROLE_CLIENT) {
+        if (!cfg->client.present)
+            return fail(c, 0, "no [client] section (it needs `listen =' and `bridge =')");
+        if (!cfg->client.listen.line)
+            return fail(c, 0, "[client]: no listen (add `listen = [HOST:]PORT')");
+        if (cfg->client.npaths == 0)
+            return fail(c, 0, "[client]: no bridge (add `bridge = HOST:PORT')");
+    } else {
+        if (!cfg->server.present)
+            return fail(c, 0, "no [server] section (it needs `listen =' and `target =')");
+        if (!cfg->server.listen.line)
+            return fail(c, 0, "[server]: no listen (add `listen = [HOST:]PORT')");
+        if (!cfg->server.target.line)
+            return fail(c, 0, "[server]: no target (add `target = HOST:PORT')");
+    }
+    return 0;
+}
+
+static int load_buffer(struct mpt_config *cfg, const char *name, const char *text, size_t len,
+                       enum mpt_config_role role, char *err, size_t errlen)
+{
+    struct config_ctx *c;
+    char scratch[MPT_CONFIG_ERR_MAX];
+    int r, rc = -1;
+
+    mpt_config_defaults(cfg);
+    if (!err || errlen == 0) {
+        err = scratch;
+        errlen = sizeof(scratch);
+    }
+    err[0] = '\0';
+    /* Too big for some stacks: key_line tables for every path. */
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    c->cfg = cfg;
+    c->name = name;
+    c->text = text;
+    c->len = len;
+    c->err = err;
+    c->errlen = errlen;
+    if (strlen(name) >= sizeof(cfg->file)) {
+        fail(c, 0, "file name too long");
+        goto out;
+    }
+    strcpy(cfg->file, name);
+    r = ini_parse_stream(read_line, c, on_ini_key, c);
+    if (c->failed)
+        goto out;
+    if (r > 0) {
+        fail(c, r, "syntax error");
+        goto out;
+    }
+    if (r < 0) {
+        fail(c, 0, "cannot parse (out of memory)");
+        goto out;
+    }
+    if (end_section(c) != 0 || check_role(c, role) != 0)
+        goto out;
+    rc = 0;
+out:
+    free(c);
+    if (rc != 0) {
+        sodium_memzero(cfg->secret, sizeof(cfg->secret));
+        cfg->have_secret = 0;
+    }
+    return rc;
+}
+
+void mpt_config_defaults(struct mpt_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->log_level = MPT_LOG_INFO;
+    cfg->client.mode = MPT_MODE_REDUNDANT;
+    cfg->client.target_loss = 0.001;
+    cfg->client.max_flows = 1024;
+    cfg->client.flow_timeout_ms = 60000;
+    cfg->client.probe_interval_ms = 200;
+    cfg->server.max_sessions = 64;
+    cfg->server.max_flows = 4096;
+    cfg->server.flow_timeout_ms = 60000;
+    cfg->server.session_timeout_ms = 120000;
+}
+
+int mpt_config_load_string(struct mpt_config *cfg, const char *name, const char *text,
+                           enum mpt_config_role role, char *err, size_t errlen)
+{
+    return load_buffer(cfg, name, text, strlen(text), role, err, errlen);
+}
+
+int mpt_config_load(struct mpt_config *cfg, const char *path, enum mpt_config_role role, char *err,
+                    size_t errlen)
+{
+    char *text = NULL, scratch[MPT_CONFIG_ERR_MAX];
+    size_t len = 0, cap = 0;
+    ssize_t n;
+    int fd, rc = -1;
+
+    mpt_config_defaults(cfg);
+    if (!err || errlen == 0) {
+        err = scratch;
+        errlen = sizeof(scratch);
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        if (len == cap) {
+            char *more;
+            if (cap > CONFIG_FILE_MAX) {
+                snprintf(err, errlen, "%s: file too large (max %d bytes)", path, CONFIG_FILE_MAX);
+                goto out;
+            }
+            cap = cap ? cap * 2 : 4096;
+            more = realloc(text, cap + 1);
+            if (!more) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                goto out;
+            }
+            text = more;
+        }
+        n = read(fd, text + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > CONFIG_FILE_MAX) {
+        snprintf(err, errlen, "%s: file too large (max %d bytes)", path, CONFIG_FILE_MAX);
+        goto out;
+    }
+    text[len] = '\0';
+    rc = load_buffer(cfg, path, text, len, role, err, errlen);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (text)
+        sodium_memzero(text, len);
+    free(text);
+    return rc;
+}
+
+const char *mpt_mode_name(enum mpt_sched_mode mode)
+{
+    switch (mode) {
+    case MPT_MODE_REDUNDANT:
+        return "redundant";
+    case MPT_MODE_ADAPTIVE:
+        return "adaptive";
+    case MPT_MODE_BACKUP:
+        return "backup";
+    case MPT_MODE_BALANCE:
+        return "balance";
+    }
+    return "unknown";
+}
+
+const char *mpt_log_level_name(enum mpt_log_level level)
+{
+    switch (level) {
+    case MPT_LOG_ERROR:
+        return "error";
+    case MPT_LOG_WARN:
+        return "warn";
+    case MPT_LOG_INFO:
+        return "info";
+    case MPT_LOG_DEBUG:
+        return "debug";
+    }
+    return "unknown";
+}
