@@ -19,13 +19,19 @@ void mpt_ratelimit_init(struct mpt_ratelimit *rl, uint32_t per_source_rate,
 static uint64_t refill(uint64_t tokens, uint64_t *stamp, uint64_t now, uint32_t rate,
                        uint32_t burst)
 {
-    uint64_t elapsed = now > *stamp ? now - *stamp : 0;
-    uint64_t add = elapsed * rate / 1000; /* µs * (1/s) -> milli-tokens */
+    uint64_t add;
 
-    *stamp = now;
+    if (now <= *stamp || rate == 0)
+        return tokens;
+    add = (now - *stamp) * rate / 1000; /* µs * (1/s) -> milli-tokens */
+    /* Advance the stamp only by the time turned into tokens, so that frequent calls do not lose
+     * the fractions to rounding. */
+    *stamp += add * 1000 / rate;
     tokens += add;
-    if (tokens > (uint64_t)burst * 1000)
+    if (tokens >= (uint64_t)burst * 1000) {
         tokens = (uint64_t)burst * 1000;
+        *stamp = now;
+    }
     return tokens;
 }
 

@@ -154,22 +154,6 @@ static void send_reply(struct mpt_server *s, const struct mpt_server_session *ss
     }
 }
 
-/* Moves the flows of session `from` to session `to` (a client re-established its session). */
-static void migrate_flows(struct mpt_server *s, uint32_t from, uint32_t to)
-{
-    for (uint32_t f = s->flow_slots.head; f != MPT_NIL && s->sessions[from].nflows > 0;
-         f = s->flow_slots.next[f]) {
-        struct mpt_server_flow *fl = &s->flows[f];
-        if (fl->session != from)
-            continue;
-        mpt_index_remove(&s->flow_by_key, f);
-        fl->session = to;
-        mpt_index_insert(&s->flow_by_key, f, flow_key(to, fl->id));
-        s->sessions[from].nflows--;
-        s->sessions[to].nflows++;
-    }
-}
-
 static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
                      const uint8_t *buf, struct mpt_outq *q)
 {
@@ -204,13 +188,29 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
             s->ctr.drops[MPT_DROP_REPLAY]++;
         return;
     }
-    slot = session_make_room(s, now, q);
-    if (slot == MPT_NIL) {
-        s->ctr.drops[MPT_DROP_LIMIT]++;
-        return;
+    prev = mpt_get64(buf + MPT_HELLO_OFF_PREV);
+    pslot = prev ? session_find(s, prev) : MPT_NIL;
+    if (pslot != MPT_NIL) {
+        /* The client replaces its old session: rekey that slot in place, so that its flows (keyed
+         * by slot) and paths stay, and a full table cannot refuse the client its own session. */
+        slot = pslot;
+        ss = &s->sessions[slot];
+        mpt_index_remove(&s->session_by_sid, slot);
+        ss->confirmed = 0;
+        MPT_INFO("session %016llx re-established as %016llx, flows kept", (unsigned long long)prev,
+                 (unsigned long long)sid);
+    } else {
+        slot = session_make_room(s, now, q);
+        if (slot == MPT_NIL) {
+            s->ctr.drops[MPT_DROP_LIMIT]++;
+            return;
+        }
+        ss = &s->sessions[slot];
+        memset(ss, 0, sizeof(*ss));
+        char a[MPT_ADDR_STRLEN];
+        MPT_INFO("session %016llx opened via %s", (unsigned long long)sid,
+                 mpt_addr_str(from, a, sizeof(a)));
     }
-    ss = &s->sessions[slot];
-    memset(ss, 0, sizeof(*ss));
     ss->sid = sid;
     memcpy(ss->client_random, buf + MPT_HELLO_OFF_RANDOM, MPT_RANDOM_LEN);
     mpt_random(ss->server_random, MPT_RANDOM_LEN);
@@ -220,20 +220,8 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
     ss->last_rx_us = now;
     ss->mode = buf[MPT_HELLO_OFF_MODE];
     mpt_index_insert(&s->session_by_sid, slot, sid);
+    mpt_slots_touch(&s->session_slots, slot);
     s->ctr.handshakes++;
-
-    prev = mpt_get64(buf + MPT_HELLO_OFF_PREV);
-    pslot = prev ? session_find(s, prev) : MPT_NIL;
-    if (pslot != MPT_NIL && pslot != slot) {
-        migrate_flows(s, pslot, slot);
-        session_release(s, pslot, q);
-        MPT_INFO("session %016llx re-established as %016llx, flows kept", (unsigned long long)prev,
-                 (unsigned long long)sid);
-    } else {
-        char a[MPT_ADDR_STRLEN];
-        MPT_INFO("session %016llx opened via %s", (unsigned long long)sid,
-                 mpt_addr_str(from, a, sizeof(a)));
-    }
     send_reply(s, ss, from, q);
 }
 

@@ -1,0 +1,235 @@
+/* core/crypto and core/session: AEAD of DATA datagrams (PROTOCOL.md §4), handshake MACs and
+ * session keys (§3). */
+#include "core/crypto.h"
+#include "core/session.h"
+#include "task.h"
+
+static const uint8_t secret[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed + i * 31);
+}
+
+static void round_trip(void)
+{
+    static const size_t lens[] = {0, 1, 15, 16, 17, 100, 1200, 65000};
+    static uint8_t pt[65000], ct[65000 + MPT_TAG_LEN], out[65000];
+    uint8_t key[MPT_KEY_LEN], ad[MPT_DATA_HDR_LEN];
+
+    fill(key, sizeof(key), 3);
+    fill(ad, sizeof(ad), 9);
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        size_t n = lens[i];
+        fill(pt, n, (uint8_t)i);
+        mpt_aead_seal(key, 1000 + i, ad, sizeof(ad), pt, n, ct);
+        ASSERT(n == 0 || memcmp(ct, pt, n) != 0);
+        ASSERT_EQ(mpt_aead_open(key, 1000 + i, ad, sizeof(ad), ct, n + MPT_TAG_LEN, out), 0);
+        ASSERT_MEM_EQ(out, pt, n);
+        /* In place. */
+        memcpy(ct, pt, n);
+        mpt_aead_seal(key, 1000 + i, ad, sizeof(ad), ct, n, ct);
+        ASSERT_EQ(mpt_aead_open(key, 1000 + i, ad, sizeof(ad), ct, n + MPT_TAG_LEN, out), 0);
+        ASSERT_MEM_EQ(out, pt, n);
+    }
+    ASSERT_EQ(mpt_aead_open(key, 1, ad, sizeof(ad), ct, MPT_TAG_LEN - 1, out), -1);
+}
+
+/* A DATA datagram built by mpt_data_seal, with every single bit flipped in turn (header, which is
+ * the AD, ciphertext and tag): none opens. */
+static void bit_flips(void)
+{
+    struct mpt_keys tx, rx;
+    uint8_t k1[MPT_KEY_LEN], k2[MPT_KEY_LEN], dgram[200], copy[200], out[200], plain[60];
+    size_t inner = sizeof(plain), n;
+
+    fill(k1, sizeof(k1), 1);
+    fill(k2, sizeof(k2), 2);
+    mpt_keys_init(&tx, k1, k2);
+    mpt_keys_init(&rx, k2, k1);
+    fill(plain, inner, 5);
+    memcpy(mpt_data_inner(dgram), plain, inner);
+    n = mpt_data_seal(&tx, 0x1122334455667788ULL, dgram, inner);
+    ASSERT_EQ(n, inner + MPT_DATA_OVERHEAD);
+    ASSERT(mpt_data_sid(dgram) == 0x1122334455667788ULL);
+    ASSERT_EQ(tx.tx_counter, 1);
+    for (size_t bit = 0; bit < n * 8; bit++) {
+        memcpy(copy, dgram, n);
+        copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        int r = mpt_data_open(&rx, copy, n, out);
+        ASSERT(r < 0);
+        /* A flip in the counter may land on one the window already refuses; else it is AEAD. */
+        ASSERT(r == -MPT_DROP_AUTH || r == -MPT_DROP_REPLAY);
+    }
+    ASSERT_EQ(rx.rx_window.top, 0);
+    ASSERT_EQ(mpt_data_open(&rx, dgram, n, out), (int)inner);
+    ASSERT_MEM_EQ(out, plain, inner);
+    /* The same datagram again is a replay, refused before any crypto. */
+    ASSERT_EQ(mpt_data_open(&rx, dgram, n, out), -MPT_DROP_REPLAY);
+}
+
+static void wrong_counter(void)
+{
+    uint8_t key[MPT_KEY_LEN], pt[64], ct[64 + MPT_TAG_LEN], out[64];
+
+    fill(key, sizeof(key), 4);
+    fill(pt, sizeof(pt), 8);
+    mpt_aead_seal(key, 42, NULL, 0, pt, sizeof(pt), ct);
+    ASSERT_EQ(mpt_aead_open(key, 42, NULL, 0, ct, sizeof(ct), out), 0);
+    ASSERT_EQ(mpt_aead_open(key, 43, NULL, 0, ct, sizeof(ct), out), -1);
+    ASSERT_EQ(mpt_aead_open(key, 41, NULL, 0, ct, sizeof(ct), out), -1);
+    ASSERT_EQ(mpt_aead_open(key, 42ULL | 1ULL << 63, NULL, 0, ct, sizeof(ct), out), -1);
+}
+
+static void wrong_key(void)
+{
+    uint8_t key[MPT_KEY_LEN], other[MPT_KEY_LEN], pt[64], ct[64 + MPT_TAG_LEN], out[64];
+
+    fill(key, sizeof(key), 4);
+    fill(pt, sizeof(pt), 8);
+    mpt_aead_seal(key, 7, NULL, 0, pt, sizeof(pt), ct);
+    for (size_t i = 0; i < MPT_KEY_LEN * 8; i++) {
+        memcpy(other, key, sizeof(key));
+        other[i / 8] ^= (uint8_t)(1u << (i % 8));
+        ASSERT_EQ(mpt_aead_open(other, 7, NULL, 0, ct, sizeof(ct), out), -1);
+    }
+}
+
+static void session_keys(void)
+{
+    struct mpt_psk psk, psk2;
+    uint8_t cr[32], sr[32], c2s[MPT_KEY_LEN], s2c[MPT_KEY_LEN], a[MPT_KEY_LEN], b[MPT_KEY_LEN];
+    uint8_t other_secret[32];
+
+    ASSERT_EQ(mpt_psk_init(&psk, secret), 0);
+    fill(cr, 32, 1);
+    fill(sr, 32, 2);
+    mpt_session_keys(&psk, 5, cr, sr, c2s, s2c);
+    ASSERT(memcmp(c2s, s2c, MPT_KEY_LEN) != 0);
+    /* Deterministic for the same inputs: both ends derive the same keys. */
+    mpt_session_keys(&psk, 5, cr, sr, a, b);
+    ASSERT_MEM_EQ(a, c2s, MPT_KEY_LEN);
+    ASSERT_MEM_EQ(b, s2c, MPT_KEY_LEN);
+    /* Fresh randomness of either side, another session id or another secret: other keys. */
+    cr[31] ^= 1;
+    mpt_session_keys(&psk, 5, cr, sr, a, b);
+    ASSERT(memcmp(a, c2s, MPT_KEY_LEN) != 0 && memcmp(b, s2c, MPT_KEY_LEN) != 0);
+    cr[31] ^= 1;
+    sr[0] ^= 0x80;
+    mpt_session_keys(&psk, 5, cr, sr, a, b);
+    ASSERT(memcmp(a, c2s, MPT_KEY_LEN) != 0 && memcmp(b, s2c, MPT_KEY_LEN) != 0);
+    sr[0] ^= 0x80;
+    mpt_session_keys(&psk, 6, cr, sr, a, b);
+    ASSERT(memcmp(a, c2s, MPT_KEY_LEN) != 0 && memcmp(b, s2c, MPT_KEY_LEN) != 0);
+    /* Swapping the two randoms must not swap the directions. */
+    mpt_session_keys(&psk, 5, sr, cr, a, b);
+    ASSERT(memcmp(a, s2c, MPT_KEY_LEN) != 0 && memcmp(b, c2s, MPT_KEY_LEN) != 0);
+    memcpy(other_secret, secret, 32);
+    other_secret[0] ^= 1;
+    ASSERT_EQ(mpt_psk_init(&psk2, other_secret), 0);
+    mpt_session_keys(&psk2, 5, cr, sr, a, b);
+    ASSERT(memcmp(a, c2s, MPT_KEY_LEN) != 0 && memcmp(b, s2c, MPT_KEY_LEN) != 0);
+    /* The handshake keys differ from each other. */
+    ASSERT(memcmp(psk.hello_key, psk.reply_key, MPT_KEY_LEN) != 0);
+    ASSERT(memcmp(psk.hello_key, psk.kdf_key, MPT_KEY_LEN) != 0);
+    mpt_psk_wipe(&psk);
+    mpt_psk_wipe(&psk2);
+}
+
+static void handshake_macs(void)
+{
+    struct mpt_psk psk, psk2;
+    uint8_t hello[MPT_HELLO_LEN], reply[MPT_REPLY_LEN], mac[16], mac2[16], cr[32];
+    uint8_t other_secret[32];
+
+    ASSERT_EQ(mpt_psk_init(&psk, secret), 0);
+    memcpy(other_secret, secret, 32);
+    other_secret[31] ^= 4;
+    ASSERT_EQ(mpt_psk_init(&psk2, other_secret), 0);
+    fill(hello, sizeof(hello), 3);
+    fill(reply, sizeof(reply), 4);
+    fill(cr, sizeof(cr), 5);
+    mpt_hello_mac(&psk, hello, mac);
+    mpt_hello_mac(&psk, hello, mac2);
+    ASSERT_EQ(mpt_mac_equal(mac, mac2), 1);
+    /* The MAC covers every byte before it, and nothing after. */
+    for (size_t i = 0; i < MPT_HELLO_OFF_MAC; i++) {
+        hello[i] ^= 1;
+        mpt_hello_mac(&psk, hello, mac2);
+        ASSERT_EQ(mpt_mac_equal(mac, mac2), 0);
+        hello[i] ^= 1;
+    }
+    hello[MPT_HELLO_OFF_MAC] ^= 1;
+    mpt_hello_mac(&psk, hello, mac2);
+    ASSERT_EQ(mpt_mac_equal(mac, mac2), 1);
+    mpt_hello_mac(&psk2, hello, mac2);
+    ASSERT_EQ(mpt_mac_equal(mac, mac2), 0);
+
+    mpt_reply_mac(&psk, reply, cr, mac);
+    for (size_t i = 0; i < MPT_REPLY_OFF_MAC; i++) {
+        reply[i] ^= 0x10;
+        mpt_reply_mac(&psk, reply, cr, mac2);
+        ASSERT_EQ(mpt_mac_equal(mac, mac2), 0);
+        reply[i] ^= 0x10;
+    }
+    /* Bound to the HELLO it answers. */
+    cr[0] ^= 1;
+    mpt_reply_mac(&psk, reply, cr, mac2);
+    ASSERT_EQ(mpt_mac_equal(mac, mac2), 0);
+    cr[0] ^= 1;
+    /* A HELLO's MAC is no REPLY's MAC over the same bytes. */
+    mpt_hello_mac(&psk, reply, mac2);
+    ASSERT_EQ(mpt_mac_equal(mac, mac2), 0);
+    for (int i = 0; i < 16; i++) {
+        memcpy(mac2, mac, 16);
+        mac2[i] ^= 0x40;
+        ASSERT_EQ(mpt_mac_equal(mac, mac2), 0);
+    }
+    mpt_psk_wipe(&psk);
+    mpt_psk_wipe(&psk2);
+}
+
+/* Counters start at 1, one per datagram; two key sets in opposite directions interoperate and a
+ * window refuses what it has seen. */
+static void data_counters(void)
+{
+    struct mpt_keys a, b;
+    uint8_t k1[MPT_KEY_LEN], k2[MPT_KEY_LEN], d[5][100], out[100];
+    size_t n[5];
+
+    fill(k1, sizeof(k1), 11);
+    fill(k2, sizeof(k2), 12);
+    mpt_keys_init(&a, k1, k2);
+    mpt_keys_init(&b, k2, k1);
+    for (int i = 0; i < 5; i++) {
+        fill(mpt_data_inner(d[i]), 10, (uint8_t)i);
+        n[i] = mpt_data_seal(&a, 9, d[i], 10);
+        ASSERT(mpt_get64(d[i] + MPT_DATA_OFF_CTR) == (uint64_t)i + 1);
+        ASSERT_EQ(mpt_wire_classify(d[i], n[i]), MPT_TYPE_DATA);
+    }
+    for (int i = 4; i >= 0; i--) {
+        ASSERT_EQ(mpt_data_open(&b, d[i], n[i], out), 10);
+        uint8_t want[10];
+        fill(want, 10, (uint8_t)i);
+        ASSERT_MEM_EQ(out, want, 10);
+    }
+    for (int i = 0; i < 5; i++)
+        ASSERT_EQ(mpt_data_open(&b, d[i], n[i], out), -MPT_DROP_REPLAY);
+    /* The sender's own key does not open its datagrams (one key per direction). */
+    ASSERT_EQ(mpt_data_open(&a, d[0], n[0], out), -MPT_DROP_AUTH);
+    mpt_keys_wipe(&a);
+    mpt_keys_wipe(&b);
+}
+
+static const struct task_case cases[] = {
+    {"round_trip", round_trip},       {"bit_flips", bit_flips},
+    {"wrong_counter", wrong_counter}, {"wrong_key", wrong_key},
+    {"session_keys", session_keys},   {"handshake_macs", handshake_macs},
+    {"data_counters", data_counters}, {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    return task_run(cases, argc, argv);
+}

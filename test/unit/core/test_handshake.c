@@ -1,0 +1,850 @@
+/* core/client and core/server wired back to back through their output queues: handshake, data
+ * both ways, the answers to tampering and replay, limits, expiry and re-handshakes. Time is
+ * explicit; no network. */
+#include <arpa/inet.h>
+
+#include "core/client.h"
+#include "core/server.h"
+#include "task.h"
+
+#define NPATHS 3
+#define MAXPKT 256
+
+static const uint8_t secret[32] = {0x5e, 0xc7, 0xe7, 1, 2, 3};
+
+struct pkt {
+    unsigned path; /* client side: the path it travels on */
+    uint32_t flow; /* server side: the flow slot */
+    struct mpt_addr addr;
+    uint32_t len;
+    uint8_t data[1600];
+};
+
+struct list {
+    unsigned n;
+    struct pkt v[MAXPKT];
+};
+
+/* One client and one server; `paddr` are the source addresses the server sees for each path. */
+struct fx {
+    struct mpt_client c;
+    struct mpt_server s;
+    struct mpt_outq q;
+    uint64_t now;
+    struct mpt_addr paddr[NPATHS];
+    struct list up;      /* client -> server */
+    struct list down;    /* server -> client, on the path whose address it was sent to */
+    struct list stray;   /* server -> an address that is no path (an attacker's) */
+    struct list apps;    /* to local applications */
+    struct list targets; /* to the target, per flow */
+    struct list opens;   /* flow sockets opened (flow = slot, len = target) */
+    struct list closes;  /* flow sockets closed */
+};
+
+static struct fx fx;
+
+static struct mpt_addr addr4(uint32_t ip, uint16_t port)
+{
+    struct mpt_addr a;
+
+    memset(&a, 0, sizeof(a));
+    a.u.in4.sin_family = AF_INET;
+    a.u.in4.sin_addr.s_addr = htonl(ip);
+    a.u.in4.sin_port = htons(port);
+    return a;
+}
+
+static struct pkt *add(struct list *l, const uint8_t *data, size_t len)
+{
+    struct pkt *p;
+
+    ASSERT_LT(l->n, MAXPKT);
+    ASSERT_LE(len, sizeof(p->data));
+    p = &l->v[l->n++];
+    memset(p, 0, offsetof(struct pkt, data));
+    p->len = (uint32_t)len;
+    if (data)
+        memcpy(p->data, data, len);
+    return p;
+}
+
+static int path_of(const struct mpt_addr *a)
+{
+    for (int i = 0; i < NPATHS; i++)
+        if (mpt_addr_equal(a, &fx.paddr[i]))
+            return i;
+    return -1;
+}
+
+/* Carries the output queue of one side into the lists, then empties it. */
+static void collect(int from_server)
+{
+    for (unsigned i = 0; i < fx.q.n; i++) {
+        const struct mpt_out *o = &fx.q.v[i];
+        struct pkt *p;
+        switch (o->kind) {
+        case MPT_OUT_PATH:
+            if (!from_server) {
+                p = add(&fx.up, o->data, o->len);
+                p->path = o->index;
+            } else if (path_of(&o->addr) >= 0) {
+                p = add(&fx.down, o->data, o->len);
+                p->path = (unsigned)path_of(&o->addr);
+            } else {
+                p = add(&fx.stray, o->data, o->len);
+            }
+            p->addr = o->addr;
+            break;
+        case MPT_OUT_APP:
+            ASSERT(!from_server);
+            p = add(&fx.apps, o->data, o->len);
+            p->addr = o->addr;
+            break;
+        case MPT_OUT_FLOW:
+            ASSERT(from_server);
+            p = add(&fx.targets, o->data, o->len);
+            p->flow = o->index;
+            break;
+        case MPT_OUT_FLOW_OPEN:
+            ASSERT(from_server);
+            p = add(&fx.opens, NULL, 0);
+            p->flow = o->index;
+            p->len = o->target;
+            break;
+        default:
+            ASSERT(0);
+        }
+    }
+    mpt_outq_reset(&fx.q);
+    for (unsigned i = 0; i < fx.s.nclosed; i++)
+        add(&fx.closes, NULL, 0)->flow = fx.s.closed[i];
+    fx.s.nclosed = 0;
+}
+
+static void clear(struct list *l)
+{
+    l->n = 0;
+}
+
+static void setup_params(unsigned max_sessions, unsigned max_flows, unsigned client_flows)
+{
+    struct mpt_client_params cp = {
+        .secret = secret,
+        .npaths = NPATHS,
+        .max_flows = client_flows,
+        .flow_timeout_ms = 30000,
+        .probe_interval_ms = 200,
+    };
+    struct mpt_server_params sp = {
+        .secret = secret,
+        .max_sessions = max_sessions,
+        .max_flows = max_flows,
+        .flow_timeout_ms = 10000,
+        .session_timeout_ms = 60000,
+        .ntargets = 1,
+    };
+
+    memset(&fx, 0, sizeof(fx));
+    ASSERT_EQ(mpt_outq_init(&fx.q, 1024, 1 << 20), 0);
+    ASSERT_EQ(mpt_client_init(&fx.c, &cp), 0);
+    ASSERT_EQ(mpt_server_init(&fx.s, &sp), 0);
+    for (int i = 0; i < NPATHS; i++)
+        fx.paddr[i] = addr4(0xc0a80001 + (uint32_t)i, (uint16_t)(40000 + i));
+    fx.now = 1000000;
+}
+
+static void setup(void)
+{
+    setup_params(4, 16, 16);
+}
+
+static void teardown(void)
+{
+    mpt_client_free(&fx.c);
+    mpt_server_free(&fx.s);
+    mpt_outq_free(&fx.q);
+}
+
+static uint64_t ctimer(void)
+{
+    uint64_t d = mpt_client_on_timer(&fx.c, fx.now, &fx.q);
+
+    collect(0);
+    return d;
+}
+
+static uint64_t stimer(void)
+{
+    uint64_t d = mpt_server_on_timer(&fx.s, fx.now, &fx.q);
+
+    collect(1);
+    return d;
+}
+
+static void app_send(const struct mpt_addr *app, const char *msg)
+{
+    mpt_client_on_app(&fx.c, fx.now, app, (const uint8_t *)msg, strlen(msg), &fx.q);
+    collect(0);
+}
+
+static void target_send(uint32_t flow, const char *msg)
+{
+    mpt_server_on_target(&fx.s, fx.now, flow, (const uint8_t *)msg, strlen(msg), &fx.q);
+    collect(1);
+}
+
+static void server_rx(const struct mpt_addr *from, const uint8_t *buf, size_t len)
+{
+    mpt_server_on_path(&fx.s, fx.now, from, buf, len, &fx.q);
+    collect(1);
+}
+
+/* Hands every datagram in flight to the server (from its path's address), then empties `up`. */
+static void deliver_up(void)
+{
+    static struct list l;
+
+    l = fx.up;
+    clear(&fx.up);
+    for (unsigned i = 0; i < l.n; i++)
+        server_rx(&fx.paddr[l.v[i].path], l.v[i].data, l.v[i].len);
+}
+
+static void deliver_down(void)
+{
+    static struct list l;
+
+    l = fx.down;
+    clear(&fx.down);
+    for (unsigned i = 0; i < l.n; i++) {
+        mpt_client_on_path(&fx.c, fx.now, l.v[i].path, l.v[i].data, l.v[i].len, &fx.q);
+        collect(0);
+    }
+}
+
+/* Handshake, then one round of probes so that the server knows every path. */
+static void establish(void)
+{
+    ctimer();
+    ASSERT_EQ(fx.up.n, NPATHS);
+    for (unsigned i = 0; i < NPATHS; i++) {
+        ASSERT_EQ(fx.up.v[i].len, MPT_HELLO_LEN);
+        ASSERT_EQ(fx.up.v[i].path, i);
+    }
+    deliver_up();
+    /* One session, answered on each path the HELLO came from. */
+    ASSERT_EQ(fx.s.session_slots.used, 1);
+    ASSERT_EQ(fx.down.n, NPATHS);
+    deliver_down();
+    ASSERT_EQ(fx.c.state, MPT_CLIENT_ESTABLISHED);
+    ASSERT_EQ(fx.c.hs_sid, 0);
+    ctimer();
+    ASSERT_EQ(fx.up.n, NPATHS); /* probes */
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.s.sessions[fx.s.session_slots.head].npaths, NPATHS);
+}
+
+static int has_payload(const struct pkt *p, const char *msg)
+{
+    return p->len == strlen(msg) && memcmp(p->data, msg, p->len) == 0;
+}
+
+static void data_round_trip(void)
+{
+    struct mpt_addr a = addr4(0x7f000001, 5001), b = addr4(0x7f000001, 5002);
+    uint32_t fa, fb;
+
+    setup();
+    establish();
+    app_send(&a, "from a");
+    ASSERT_EQ(fx.up.n, NPATHS);
+    /* Encrypted once: the same bytes on every path, no plaintext. */
+    for (unsigned i = 1; i < NPATHS; i++)
+        ASSERT(fx.up.v[i].len == fx.up.v[0].len &&
+               memcmp(fx.up.v[i].data, fx.up.v[0].data, fx.up.v[0].len) == 0);
+    ASSERT(memmem(fx.up.v[0].data, fx.up.v[0].len, "from a", 6) == NULL);
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.targets.n, 1);
+    ASSERT(has_payload(&fx.targets.v[0], "from a"));
+    fa = fx.targets.v[0].flow;
+    ASSERT_EQ(fx.opens.v[0].flow, fa);
+    ASSERT_EQ(fx.opens.v[0].len, 0); /* target 0 */
+
+    app_send(&b, "from b");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 2);
+    ASSERT_EQ(fx.targets.n, 2);
+    fb = fx.targets.v[1].flow;
+    ASSERT_NE(fa, fb);
+    ASSERT(has_payload(&fx.targets.v[1], "from b"));
+
+    /* Replies come back to the application that owns the flow. */
+    target_send(fb, "to b");
+    ASSERT_EQ(fx.down.n, NPATHS);
+    target_send(fa, "to a");
+    deliver_down();
+    ASSERT_EQ(fx.apps.n, 2);
+    ASSERT(has_payload(&fx.apps.v[0], "to b"));
+    ASSERT(mpt_addr_equal(&fx.apps.v[0].addr, &b));
+    ASSERT(has_payload(&fx.apps.v[1], "to a"));
+    ASSERT(mpt_addr_equal(&fx.apps.v[1].addr, &a));
+    /* A second datagram of a flow opens nothing new. */
+    app_send(&a, "again");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 2);
+    ASSERT_EQ(fx.targets.v[2].flow, fa);
+    ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_AUTH] + fx.s.ctr.drops[MPT_DROP_AUTH], 0);
+    /* Empty datagrams are datagrams too. */
+    app_send(&a, "");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 4);
+    ASSERT_EQ(fx.targets.v[3].len, 0);
+    teardown();
+}
+
+/* Before the session exists, applications' datagrams are refused (counted), not queued. */
+static void no_session_yet(void)
+{
+    struct mpt_addr a = addr4(0x7f000001, 5001);
+
+    setup();
+    app_send(&a, "early");
+    ASSERT_EQ(fx.up.n, 0);
+    ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_NOSESSION], 1);
+    teardown();
+}
+
+static void tampered_hello(void)
+{
+    uint8_t hello[MPT_HELLO_LEN], bad[MPT_HELLO_LEN];
+    struct mpt_addr from;
+
+    setup();
+    ctimer();
+    memcpy(hello, fx.up.v[0].data, MPT_HELLO_LEN);
+    clear(&fx.up);
+    /* Every single bit flipped, each from a source of its own (so the rate limit stays out of
+     * the way): no answer, no state. */
+    for (unsigned bit = 0; bit < MPT_HELLO_LEN * 8; bit++) {
+        memcpy(bad, hello, sizeof(bad));
+        bad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        from = addr4(0x0a000000 + bit, 999);
+        server_rx(&from, bad, sizeof(bad));
+        ASSERT_EQ(fx.stray.n, 0);
+        ASSERT_EQ(fx.s.session_slots.used, 0);
+    }
+    /* A flip in the type byte may make it a DATA datagram of an unknown session. */
+    ASSERT_EQ(fx.s.ctr.drops[MPT_DROP_AUTH] + fx.s.ctr.drops[MPT_DROP_MALFORMED] +
+                  fx.s.ctr.drops[MPT_DROP_SESSION],
+              MPT_HELLO_LEN * 8);
+    ASSERT_GT(fx.s.ctr.drops[MPT_DROP_AUTH], MPT_HELLO_LEN * 8 - 40);
+    /* Truncated or padded: refused by size before anything else. */
+    from = addr4(0x0b000001, 1);
+    server_rx(&from, hello, MPT_HELLO_LEN - 1);
+    memcpy(bad, hello, sizeof(bad));
+    server_rx(&from, bad, MPT_REPLY_LEN);
+    ASSERT_EQ(fx.stray.n, 0);
+    ASSERT_EQ(fx.s.session_slots.used, 0);
+    ASSERT_EQ(fx.s.ctr.handshakes, 0);
+    /* The untouched HELLO still works. */
+    server_rx(&fx.paddr[0], hello, sizeof(hello));
+    ASSERT_EQ(fx.down.n, 1);
+    ASSERT_EQ(fx.s.session_slots.used, 1);
+    teardown();
+}
+
+/* A HELLO from an unknown secret, and a REPLY forged or tampered: refused by the client. */
+static void tampered_reply(void)
+{
+    uint8_t reply[MPT_REPLY_LEN], bad[MPT_REPLY_LEN];
+
+    setup();
+    ctimer();
+    deliver_up();
+    memcpy(reply, fx.down.v[0].data, MPT_REPLY_LEN);
+    clear(&fx.down);
+    for (unsigned bit = 0; bit < MPT_REPLY_LEN * 8; bit++) {
+        memcpy(bad, reply, sizeof(bad));
+        bad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        mpt_client_on_path(&fx.c, fx.now, 0, bad, sizeof(bad), &fx.q);
+        ASSERT_EQ(fx.q.n, 0);
+        ASSERT_EQ(fx.c.state, MPT_CLIENT_HANDSHAKE);
+    }
+    mpt_client_on_path(&fx.c, fx.now, 0, reply, sizeof(reply), &fx.q);
+    ASSERT_EQ(fx.c.state, MPT_CLIENT_ESTABLISHED);
+    teardown();
+}
+
+static void replayed_hello(void)
+{
+    uint8_t hello[MPT_HELLO_LEN], reply[MPT_REPLY_LEN];
+    struct mpt_addr attacker = addr4(0x0a0a0a0a, 6666), app = addr4(0x7f000001, 5001);
+    uint64_t sid;
+
+    setup();
+    ctimer();
+    memcpy(hello, fx.up.v[0].data, MPT_HELLO_LEN);
+    deliver_up();
+    memcpy(reply, fx.down.v[0].data, MPT_REPLY_LEN);
+    deliver_down();
+    ASSERT_EQ(fx.c.state, MPT_CLIENT_ESTABLISHED);
+    sid = fx.c.sid;
+    app_send(&app, "before");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 1);
+
+    /* The replay from elsewhere gets at most one answer, no larger than the request, and it is
+     * the same answer as before: nothing new to learn, no new session. */
+    server_rx(&attacker, hello, sizeof(hello));
+    ASSERT_LE(fx.stray.n, 1);
+    for (unsigned i = 0; i < fx.stray.n; i++) {
+        ASSERT_LE(fx.stray.v[i].len, MPT_HELLO_LEN);
+        ASSERT_MEM_EQ(fx.stray.v[i].data, reply, MPT_REPLY_LEN);
+    }
+    ASSERT_EQ(fx.s.session_slots.used, 1);
+    ASSERT_EQ(fx.s.ctr.handshakes, 1);
+    /* The reply replayed to the client changes nothing. */
+    mpt_client_on_path(&fx.c, fx.now, 1, reply, sizeof(reply), &fx.q);
+    ASSERT_EQ(fx.q.n, 0);
+    ASSERT(fx.c.sid == sid);
+    /* Nor did the replay disturb the session: data still flows both ways. */
+    app_send(&app, "after");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 2);
+    ASSERT(has_payload(&fx.targets.v[1], "after"));
+    target_send(fx.targets.v[1].flow, "back");
+    ASSERT_EQ(fx.stray.n <= 1 ? 0 : 1, 0);
+    deliver_down();
+    ASSERT_EQ(fx.apps.n, 1);
+    ASSERT(has_payload(&fx.apps.v[0], "back"));
+    /* The attacker's address was never learnt as a path: replies go to real paths only. */
+    for (unsigned i = 0; i < fx.s.sessions[fx.s.session_slots.head].npaths; i++)
+        ASSERT(path_of(&fx.s.sessions[fx.s.session_slots.head].paths[i].addr) >= 0);
+
+    /* A flood of the replay is cut by the rate limit: answers stay bounded. */
+    clear(&fx.stray);
+    for (int i = 0; i < 1000; i++)
+        server_rx(&attacker, hello, sizeof(hello));
+    ASSERT_LE(fx.stray.n, 40);
+    ASSERT_GT(fx.s.ctr.drops[MPT_DROP_LIMIT], 900);
+    teardown();
+}
+
+/* Data captured before a server restart, replayed into the new server: dropped as of an unknown
+ * session, before and after the client's new handshake. */
+static void restart_replay(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+    struct mpt_server_params sp;
+    static struct list captured;
+
+    setup();
+    establish();
+    for (int i = 0; i < 5; i++) {
+        app_send(&app, "secret data");
+        for (unsigned j = 0; j < fx.up.n; j++)
+            captured.v[captured.n++] = fx.up.v[j];
+        deliver_up();
+    }
+    ASSERT_EQ(fx.targets.n, 5);
+    sp = fx.s.p;
+    sp.secret = secret;
+    mpt_server_free(&fx.s);
+    ASSERT_EQ(mpt_server_init(&fx.s, &sp), 0);
+    clear(&fx.targets);
+    for (unsigned i = 0; i < captured.n; i++)
+        server_rx(&fx.paddr[captured.v[i].path], captured.v[i].data, captured.v[i].len);
+    ASSERT_EQ(fx.targets.n, 0);
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.s.ctr.drops[MPT_DROP_SESSION], captured.n);
+    ASSERT_EQ(fx.s.ctr.opened, 0); /* not even a decryption attempt */
+    ASSERT_EQ(fx.stray.n + fx.down.n, 0);
+
+    /* The client notices the silence and makes a new session; the old data stays dead. */
+    for (int i = 0; i < 12 && fx.c.sessions_established == 1; i++) {
+        fx.now += 100000;
+        ctimer();
+        deliver_up();
+        deliver_down();
+    }
+    ASSERT_EQ(fx.c.sessions_established, 2);
+    ASSERT_EQ(fx.c.hs_sid, 0);
+    ASSERT_EQ(fx.s.session_slots.used, 1);
+    for (unsigned i = 0; i < captured.n; i++)
+        server_rx(&fx.paddr[captured.v[i].path], captured.v[i].data, captured.v[i].len);
+    ASSERT_EQ(fx.targets.n, 0);
+    app_send(&app, "fresh");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 1);
+    ASSERT(has_payload(&fx.targets.v[0], "fresh"));
+    teardown();
+}
+
+/* The same datagram on every path, in any order, interleaved with others: delivered once, both
+ * ways. */
+static void multipath_dedup(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+    static struct list batch;
+    uint32_t flow;
+
+    uint64_t sdrops, cdrops;
+    char msg[32];
+
+    setup();
+    establish();
+    /* The handshake's extra REPLY copies count as replays already. */
+    sdrops = fx.s.ctr.drops[MPT_DROP_REPLAY];
+    cdrops = fx.c.ctr.drops[MPT_DROP_REPLAY];
+    for (int i = 0; i < 50; i++) {
+        snprintf(msg, sizeof(msg), "m%d", i);
+        app_send(&app, msg);
+    }
+    ASSERT_EQ(fx.up.n, 50 * NPATHS);
+    /* Deliver newest first, then everything again. */
+    batch = fx.up;
+    clear(&fx.up);
+    for (unsigned i = batch.n; i-- > 0;)
+        server_rx(&fx.paddr[batch.v[i].path], batch.v[i].data, batch.v[i].len);
+    for (unsigned i = 0; i < batch.n; i++)
+        server_rx(&fx.paddr[batch.v[i].path], batch.v[i].data, batch.v[i].len);
+    ASSERT_EQ(fx.targets.n, 50);
+    ASSERT_EQ(fx.s.ctr.drops[MPT_DROP_REPLAY] - sdrops, 50 * NPATHS * 2 - 50);
+    for (int i = 0; i < 50; i++) {
+        snprintf(msg, sizeof(msg), "m%d", 49 - i);
+        ASSERT(has_payload(&fx.targets.v[i], msg));
+    }
+    flow = fx.targets.v[0].flow;
+    for (int i = 0; i < 20; i++) {
+        snprintf(msg, sizeof(msg), "r%d", i);
+        target_send(flow, msg);
+    }
+    ASSERT_EQ(fx.down.n, 20 * NPATHS);
+    batch = fx.down;
+    fx.down.n = 0;
+    for (unsigned k = 0; k < 2; k++)
+        for (unsigned i = 0; i < batch.n; i++) {
+            unsigned j = (i * 7 + k) % batch.n;
+            mpt_client_on_path(&fx.c, fx.now, batch.v[j].path, batch.v[j].data, batch.v[j].len,
+                               &fx.q);
+            collect(0);
+        }
+    ASSERT_EQ(fx.apps.n, 20);
+    ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_REPLAY] - cdrops, 20 * NPATHS * 2 - 20);
+    teardown();
+}
+
+/* A datagram received on a path the client does not have, or cut short: refused quietly. */
+static void bad_input(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+    static uint8_t junk[2000];
+
+    setup();
+    establish();
+    app_send(&app, "x");
+    deliver_up();
+    target_send(fx.targets.v[0].flow, "y");
+    mpt_client_on_path(&fx.c, fx.now, NPATHS, fx.down.v[0].data, fx.down.v[0].len, &fx.q);
+    mpt_client_on_path(&fx.c, fx.now, 0, fx.down.v[0].data, fx.down.v[0].len - 1, &fx.q);
+    ASSERT_EQ(fx.q.n, 0);
+    ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_AUTH], 1);
+    /* Targets' datagrams on a flow that does not exist. */
+    target_send(12345, "z");
+    target_send(fx.s.p.max_flows, "z");
+    target_send(fx.targets.v[0].flow + 1, "z");
+    ASSERT_EQ(fx.down.n, NPATHS);
+    /* Junk of every length. */
+    for (size_t len = 0; len < sizeof(junk); len += 7) {
+        memset(junk, (int)len, len);
+        server_rx(&fx.paddr[0], junk, len);
+        mpt_client_on_path(&fx.c, fx.now, 0, junk, len, &fx.q);
+        collect(0);
+    }
+    ASSERT_EQ(fx.stray.n + fx.apps.n, 0);
+    ASSERT_EQ(fx.targets.n, 1);
+    /* Too large for the tunnel. */
+    static uint8_t big[MPT_MAX_PAYLOAD + 1];
+    mpt_client_on_app(&fx.c, fx.now, &app, big, sizeof(big), &fx.q);
+    ASSERT_EQ(fx.q.n, 0);
+    ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_LIMIT], 1);
+    teardown();
+}
+
+static void flow_limit(void)
+{
+    struct mpt_addr app;
+
+    setup_params(4, 4, 5);
+    establish();
+    for (uint16_t i = 0; i < 6; i++) {
+        app = addr4(0x7f000001, (uint16_t)(6000 + i));
+        app_send(&app, "hi");
+        deliver_up();
+    }
+    /* Client: 5 flows, the 6th refused. Server: 4 flows, the 5th refused. */
+    ASSERT_EQ(mpt_client_flows(&fx.c), 5);
+    ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_LIMIT], 1);
+    ASSERT_EQ(fx.opens.n, 4);
+    ASSERT_EQ(fx.targets.n, 4);
+    ASSERT_EQ(fx.s.flow_slots.used, 4);
+    ASSERT_EQ(fx.s.ctr.drops[MPT_DROP_LIMIT], 1);
+    /* Once the server's flows are idle past their timeout, a new one takes the oldest slot. */
+    fx.now += 10000000;
+    app = addr4(0x7f000001, 6001);
+    app_send(&app, "keep");
+    deliver_up();
+    app = addr4(0x7f000001, 6004);
+    app_send(&app, "new");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 5);
+    ASSERT_EQ(fx.closes.n, 1);
+    ASSERT_EQ(fx.closes.v[0].flow, fx.opens.v[0].flow);
+    ASSERT_EQ(fx.opens.v[4].flow, fx.opens.v[0].flow);
+    ASSERT_EQ(fx.s.flow_slots.used, 4);
+    teardown();
+}
+
+/* Runs another client's timer and returns its first datagram (path 0) in `out`. */
+static size_t other_client_timer(struct mpt_client *c, uint8_t *out)
+{
+    size_t len;
+
+    mpt_client_on_timer(c, fx.now, &fx.q);
+    ASSERT_EQ(fx.q.n, NPATHS);
+    len = fx.q.v[0].len;
+    memcpy(out, fx.q.v[0].data, len);
+    mpt_outq_reset(&fx.q);
+    return len;
+}
+
+/* Sessions beyond the limit are refused while the others are alive and confirmed; a session that
+ * never confirmed gives way to a new one. */
+static void session_limit(void)
+{
+    struct mpt_client_params cp;
+    struct mpt_client c2, c3;
+    struct mpt_addr a2 = addr4(0xc0a80101, 7000), a3 = addr4(0xc0a80102, 7000);
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+    uint8_t buf[256];
+    size_t n;
+
+    setup_params(2, 16, 16);
+    establish();
+    cp = fx.c.p;
+    cp.secret = secret;
+    ASSERT_EQ(mpt_client_init(&c2, &cp), 0);
+    ASSERT_EQ(mpt_client_init(&c3, &cp), 0);
+    /* A second client, half-open (it never sends data). */
+    n = other_client_timer(&c2, buf);
+    server_rx(&a2, buf, n);
+    ASSERT_EQ(fx.s.session_slots.used, 2);
+    ASSERT_EQ(fx.stray.n, 1);
+    /* A third client takes the half-open one's place. */
+    n = other_client_timer(&c3, buf);
+    server_rx(&a3, buf, n);
+    ASSERT_EQ(fx.s.session_slots.used, 2);
+    ASSERT_EQ(fx.stray.n, 2);
+    mpt_client_on_path(&c3, fx.now, 0, fx.stray.v[1].data, fx.stray.v[1].len, &fx.q);
+    ASSERT_EQ(c3.state, MPT_CLIENT_ESTABLISHED);
+    mpt_client_on_app(&c3, fx.now, &app, (const uint8_t *)"c3", 2, &fx.q);
+    ASSERT_EQ(fx.q.n, NPATHS);
+    n = fx.q.v[0].len;
+    memcpy(buf, fx.q.v[0].data, n);
+    mpt_outq_reset(&fx.q);
+    server_rx(&a3, buf, n);
+    ASSERT_EQ(fx.targets.n, 1);
+    /* Both sessions now confirmed and alive: c2 is refused, silently, and allocates nothing. */
+    app_send(&app, "c1");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 2);
+    uint64_t limit_drops = fx.s.ctr.drops[MPT_DROP_LIMIT];
+    fx.now += 250000;
+    n = other_client_timer(&c2, buf);
+    ASSERT_EQ(n, MPT_HELLO_LEN);
+    server_rx(&a2, buf, n);
+    ASSERT_EQ(fx.stray.n, 2);
+    ASSERT_EQ(fx.s.session_slots.used, 2);
+    ASSERT_EQ(fx.s.ctr.drops[MPT_DROP_LIMIT], limit_drops + 1);
+    mpt_client_free(&c2);
+    mpt_client_free(&c3);
+    teardown();
+}
+
+static void idle_flow_expiry(void)
+{
+    struct mpt_addr a = addr4(0x7f000001, 5001), b = addr4(0x7f000001, 5002);
+    uint32_t fa, fb;
+    uint64_t t0;
+
+    setup();
+    establish();
+    app_send(&a, "a");
+    deliver_up();
+    t0 = fx.now;
+    fx.now += 4000000;
+    app_send(&b, "b");
+    deliver_up();
+    fa = fx.opens.v[0].flow;
+    fb = fx.opens.v[1].flow;
+    /* The server's timer asks to be called back no later than the first flow's expiry. */
+    ASSERT_LE(stimer(), t0 + 10000000);
+    ASSERT_EQ(fx.closes.n, 0);
+    fx.now = t0 + 10000000;
+    stimer();
+    ASSERT_EQ(fx.closes.n, 1);
+    ASSERT_EQ(fx.closes.v[0].flow, fa);
+    ASSERT_EQ(fx.s.flow_slots.used, 1);
+    /* The target's late datagram for the closed flow goes nowhere. */
+    target_send(fa, "late");
+    ASSERT_EQ(fx.down.n, 0);
+    fx.now = t0 + 14000000;
+    stimer();
+    ASSERT_EQ(fx.closes.n, 2);
+    ASSERT_EQ(fx.closes.v[1].flow, fb);
+    ASSERT_EQ(fx.s.flow_slots.used, 0);
+    /* The client still has its flows: the next datagram opens a new one on the server. */
+    app_send(&a, "a2");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 3);
+    ASSERT(has_payload(&fx.targets.v[2], "a2"));
+    /* The client forgets idle flows too. */
+    ASSERT_EQ(mpt_client_flows(&fx.c), 2);
+    fx.now += 30000000;
+    ctimer();
+    ASSERT_EQ(mpt_client_flows(&fx.c), 0);
+    teardown();
+}
+
+/* The client makes a new session (its old one silent): the server moves the flows over, with
+ * their slots and sockets. */
+static void rehandshake_keeps_flows(void)
+{
+    struct mpt_addr a = addr4(0x7f000001, 5001);
+    uint64_t old_sid;
+    uint32_t flow;
+
+    setup();
+    establish();
+    app_send(&a, "one");
+    deliver_up();
+    flow = fx.targets.v[0].flow;
+    old_sid = fx.c.sid;
+    /* Nothing from the server for a second: the client starts over, naming its old session. */
+    for (int i = 0; i < 20 && fx.c.hs_sid == 0; i++) {
+        fx.now += 100000;
+        ctimer();
+        clear(&fx.up);
+    }
+    ASSERT_NE(fx.c.hs_sid, 0);
+    ASSERT(mpt_get64(fx.c.hs_msg + MPT_HELLO_OFF_PREV) == old_sid);
+    /* Meanwhile the old session still carries data. */
+    app_send(&a, "two");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 2);
+    fx.now += 250000;
+    ctimer();
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.c.hs_sid, 0);
+    ASSERT(fx.c.sid != old_sid);
+    ASSERT_EQ(fx.s.session_slots.used, 1);
+    app_send(&a, "three");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 3);
+    ASSERT_EQ(fx.targets.v[2].flow, flow);
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.closes.n, 0);
+    target_send(flow, "back");
+    deliver_down();
+    ASSERT_EQ(fx.apps.n, 1);
+    ASSERT(mpt_addr_equal(&fx.apps.v[0].addr, &a));
+    teardown();
+}
+
+/* The same with every session slot in use: a client's new session replaces its own old one
+ * rather than being refused for want of room. */
+static void rehandshake_when_full(void)
+{
+    struct mpt_addr a = addr4(0x7f000001, 5001);
+    uint32_t flow;
+
+    setup_params(1, 16, 16);
+    establish();
+    app_send(&a, "one");
+    deliver_up();
+    flow = fx.targets.v[0].flow;
+    for (int i = 0; i < 20 && fx.c.hs_sid == 0; i++) {
+        fx.now += 100000;
+        ctimer();
+        /* Client -> server still works: the server hears the probes. */
+        deliver_up();
+        clear(&fx.down);
+    }
+    ASSERT_NE(fx.c.hs_sid, 0);
+    fx.now += 250000;
+    ctimer();
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.c.hs_sid, 0);
+    ASSERT_EQ(fx.s.session_slots.used, 1);
+    app_send(&a, "two");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 2);
+    ASSERT_EQ(fx.targets.v[1].flow, flow);
+    ASSERT_EQ(fx.opens.n, 1);
+    teardown();
+}
+
+/* The client's timer returns a deadline: it is in the future, and timers fired only at their
+ * deadlines keep a quiet tunnel up with probes. */
+static void timer_deadlines(void)
+{
+    uint64_t d, end;
+    unsigned probes = 0;
+
+    setup();
+    establish();
+    end = fx.now + 10000000;
+    while (fx.now < end) {
+        d = ctimer();
+        ASSERT_GT(d, fx.now);
+        ASSERT_LE(d, fx.now + 1000000);
+        probes += fx.up.n;
+        deliver_up();
+        deliver_down();
+        fx.now = d;
+    }
+    ASSERT_EQ(fx.c.sessions_established, 1);
+    ASSERT_GE(probes, 10 * 5 * NPATHS - NPATHS);
+    for (unsigned i = 0; i < NPATHS; i++) {
+        ASSERT_EQ(fx.c.paths[i].up, 1);
+        ASSERT_GT(fx.c.paths[i].srtt_us + 1, 0);
+    }
+    teardown();
+}
+
+static const struct task_case cases[] = {
+    {"data_round_trip", data_round_trip},
+    {"no_session_yet", no_session_yet},
+    {"tampered_hello", tampered_hello},
+    {"tampered_reply", tampered_reply},
+    {"replayed_hello", replayed_hello},
+    {"restart_replay", restart_replay},
+    {"multipath_dedup", multipath_dedup},
+    {"bad_input", bad_input},
+    {"flow_limit", flow_limit},
+    {"session_limit", session_limit},
+    {"idle_flow_expiry", idle_flow_expiry},
+    {"rehandshake_keeps_flows", rehandshake_keeps_flows},
+    {"rehandshake_when_full", rehandshake_when_full},
+    {"timer_deadlines", timer_deadlines},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    return task_run(cases, argc, argv);
+}

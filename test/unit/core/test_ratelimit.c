@@ -1,0 +1,147 @@
+/* core/ratelimit: per-source token buckets for handshakes and the global cap. */
+#include <arpa/inet.h>
+#include <sodium.h>
+
+#include "core/ratelimit.h"
+#include "task.h"
+
+static struct mpt_addr addr4(uint32_t ip, uint16_t port)
+{
+    struct mpt_addr a;
+
+    memset(&a, 0, sizeof(a));
+    a.u.in4.sin_family = AF_INET;
+    a.u.in4.sin_addr.s_addr = htonl(ip);
+    a.u.in4.sin_port = htons(port);
+    return a;
+}
+
+static int count_allowed(struct mpt_ratelimit *rl, const struct mpt_addr *a, uint64_t now, int n)
+{
+    int ok = 0;
+
+    for (int i = 0; i < n; i++)
+        ok += mpt_ratelimit_allow(rl, a, now);
+    return ok;
+}
+
+static struct mpt_ratelimit rl; /* large: keep it off the stack */
+
+static void burst_then_refuse(void)
+{
+    struct mpt_addr a = addr4(0x0a000001, 1000), b = addr4(0x0a000002, 1000);
+    uint64_t now = 5000000;
+
+    mpt_ratelimit_init(&rl, 10, 5, 1000, 1000);
+    ASSERT_EQ(count_allowed(&rl, &a, now, 100), 5);
+    ASSERT_EQ(mpt_ratelimit_allow(&rl, &a, now), 0);
+    /* Another source has its own bucket. */
+    ASSERT_EQ(count_allowed(&rl, &b, now, 100), 5);
+    /* Another port of the same host is another source. */
+    struct mpt_addr a2 = addr4(0x0a000001, 1001);
+    ASSERT_EQ(count_allowed(&rl, &a2, now, 100), 5);
+}
+
+static void refill(void)
+{
+    struct mpt_addr a = addr4(0x0a000001, 1000);
+    uint64_t now = 1000000;
+
+    mpt_ratelimit_init(&rl, 10, 5, 1000, 1000);
+    ASSERT_EQ(count_allowed(&rl, &a, now, 100), 5);
+    /* 10 per second: one token per 100 ms. */
+    now += 99000;
+    ASSERT_EQ(mpt_ratelimit_allow(&rl, &a, now), 0);
+    now += 1000;
+    ASSERT_EQ(mpt_ratelimit_allow(&rl, &a, now), 1);
+    ASSERT_EQ(mpt_ratelimit_allow(&rl, &a, now), 0);
+    now += 300000;
+    ASSERT_EQ(count_allowed(&rl, &a, now, 100), 3);
+    /* A long pause refills the bucket to its size, not beyond. */
+    now += 3600ULL * 1000000;
+    ASSERT_EQ(count_allowed(&rl, &a, now, 100), 5);
+    /* Steady rate over 10 s, asked every ms: 10 per second plus nothing more. */
+    int ok = 0;
+    for (int i = 0; i < 10000; i++) {
+        now += 1000;
+        ok += mpt_ratelimit_allow(&rl, &a, now);
+    }
+    ASSERT_GE(ok, 99);
+    ASSERT_LE(ok, 101);
+}
+
+/* A source asking more often than one milli-token accrues must still be refilled at its rate:
+ * time between calls is not lost to rounding. */
+static void refill_fine_grained(void)
+{
+    struct mpt_addr a = addr4(0x0a000001, 1000);
+    uint64_t now = 1000000;
+    int ok = 0;
+
+    mpt_ratelimit_init(&rl, 10, 5, 100, 100);
+    ASSERT_EQ(count_allowed(&rl, &a, now, 100), 5);
+    /* Every 50 µs for 2 s: 10/s accrues 0.5 milli-tokens per call for the source, 5 for the
+     * global bucket. */
+    for (int i = 0; i < 40000; i++) {
+        now += 50;
+        ok += mpt_ratelimit_allow(&rl, &a, now);
+    }
+    ASSERT_GE(ok, 19);
+    ASSERT_LE(ok, 21);
+}
+
+static void global_cap(void)
+{
+    uint64_t now = 1000000;
+    int ok = 0;
+
+    mpt_ratelimit_init(&rl, 10, 5, 100, 50);
+    /* 1000 sources, 5 tokens each, but 50 in the global bucket. */
+    for (uint32_t i = 0; i < 1000; i++) {
+        struct mpt_addr a = addr4(0x0b000000 + i, 4000);
+        ok += count_allowed(&rl, &a, now, 5);
+    }
+    ASSERT_EQ(ok, 50);
+    /* The global bucket refills at 100/s: over 1 s, about 100 more among new sources. */
+    ok = 0;
+    for (uint32_t i = 0; i < 1000; i++) {
+        struct mpt_addr a = addr4(0x0c000000 + i, 4000);
+        ok += mpt_ratelimit_allow(&rl, &a, now + (uint64_t)i * 1000);
+    }
+    ASSERT_GE(ok, 99);
+    ASSERT_LE(ok, 101);
+    /* A refusal by the source's bucket costs the global bucket nothing. */
+    mpt_ratelimit_init(&rl, 1, 1, 1, 2);
+    struct mpt_addr x = addr4(0x0d000001, 1), y = addr4(0x0d000002, 1);
+    ASSERT_EQ(count_allowed(&rl, &x, now, 10), 1);
+    ASSERT_EQ(mpt_ratelimit_allow(&rl, &y, now), 1);
+    ASSERT_EQ(mpt_ratelimit_allow(&rl, &y, now), 0);
+}
+
+/* Time standing still or stepping back (now = 0 included) neither refills nor breaks anything. */
+static void time_edges(void)
+{
+    struct mpt_addr a = addr4(0x0a000001, 1000);
+
+    mpt_ratelimit_init(&rl, 10, 3, 1000, 1000);
+    ASSERT_EQ(count_allowed(&rl, &a, 0, 10), 3);
+    ASSERT_EQ(count_allowed(&rl, &a, 0, 10), 0);
+    ASSERT_EQ(count_allowed(&rl, &a, 2000000, 10), 3);
+    ASSERT_EQ(count_allowed(&rl, &a, 1000000, 10), 0);
+}
+
+static const struct task_case cases[] = {
+    {"burst_then_refuse", burst_then_refuse},
+    {"refill", refill},
+    {"refill_fine_grained", refill_fine_grained},
+    {"global_cap", global_cap},
+    {"time_edges", time_edges},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0)
+        return 1;
+    return task_run(cases, argc, argv);
+}
