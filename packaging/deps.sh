@@ -1,0 +1,41 @@
+# Sourced by run-tests.sh and run-demo.sh: installs the Debian packages that are missing.
+#
+# mpt_install_deps PACKAGE...
+#   Installs with `apt-get install -y` the packages dpkg does not report as installed; runs
+#   `apt-get update` once, and only if something is missing. Needs root (or sudo without a
+#   password) only when it has to install. Returns non-zero if installation fails.
+
+mpt_pkg_installed()
+{
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+mpt_install_deps()
+{
+    local missing=() p
+    local -a asroot=()
+
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        echo "==> not a Debian system: not installing anything (need: $*)" >&2
+        return 0
+    fi
+    for p in "$@"; do
+        mpt_pkg_installed "$p" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "==> build dependencies present"
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            asroot=(sudo -n)
+        else
+            echo "error: missing packages: ${missing[*]}; run as root or install them" >&2
+            return 1
+        fi
+    fi
+    echo "==> installing: ${missing[*]}"
+    "${asroot[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null || return 1
+    "${asroot[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" \
+        </dev/null || return 1
+}
