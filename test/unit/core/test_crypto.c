@@ -179,8 +179,10 @@ static void handshake_macs(void)
     ASSERT_EQ(mpt_mac_equal(mac, mac2), 0);
     cr[0] ^= 1;
     /* A HELLO's MAC is no REPLY's MAC over the same bytes. */
-    mpt_hello_mac(&psk, reply, mac2);
+    mpt_hello_mac(&psk, hello, mac);
+    mpt_reply_mac(&psk, hello, cr, mac2);
     ASSERT_EQ(mpt_mac_equal(mac, mac2), 0);
+    mpt_reply_mac(&psk, reply, cr, mac);
     for (int i = 0; i < 16; i++) {
         memcpy(mac2, mac, 16);
         mac2[i] ^= 0x40;
