@@ -5,9 +5,27 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/sched.h"
 
 #define HELLO_RETRY_US 250000ULL
 #define MIN_DEAD_US 1000000ULL
+
+const char *mpt_path_state_name(enum mpt_path_state st)
+{
+    switch (st) {
+    case MPT_PATH_UP:
+        return "up";
+    case MPT_PATH_LOSSY:
+        return "lossy";
+    default:
+        return "down";
+    }
+}
+
+static uint64_t down_after_us(const struct mpt_client *c)
+{
+    return 4ULL * c->p.probe_interval_ms * 1000 + 50000;
+}
 
 static uint64_t dead_after_us(const struct mpt_client *c)
 {
@@ -19,10 +37,16 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
 {
     memset(c, 0, sizeof(*c));
     if (!p->secret || p->npaths < 1 || p->npaths > MPT_MAX_PATHS || p->max_flows < 1 ||
-        p->probe_interval_ms < 1)
+        p->probe_interval_ms < 1 || p->mode > MPT_CLIENT_BALANCE)
         return -EINVAL;
     c->p = *p;
     c->p.secret = NULL;
+    if (!(c->p.target_loss > 0 && c->p.target_loss < 1))
+        c->p.target_loss = 0.001;
+    for (unsigned i = 0; i < MPT_MAX_PATHS; i++)
+        if (c->p.weight[i] == 0)
+            c->p.weight[i] = 1;
+    c->sched_dirty = 1;
     if (mpt_psk_init(&c->psk, p->secret) != 0)
         return -EINVAL;
     c->hash_key = mpt_random64();
@@ -50,17 +74,137 @@ void mpt_client_free(struct mpt_client *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Queues one buffer on every path (redundant mode). */
-static void send_all_paths(struct mpt_client *c, const uint8_t *buf, size_t len, struct mpt_outq *q)
+/* Queues one buffer on the paths of `mask`; returns the number of copies. */
+static unsigned send_paths(struct mpt_client *c, const uint8_t *buf, size_t len, uint32_t mask,
+                           struct mpt_outq *q)
 {
+    unsigned copies = 0;
+
     for (unsigned i = 0; i < c->p.npaths; i++) {
+        if (!(mask & (1u << i)))
+            continue;
         if (!mpt_outq_push(q, MPT_OUT_PATH, buf, len, i))
             break;
+        copies++;
         c->paths[i].tx_dgrams++;
         c->paths[i].tx_bytes += len;
         c->ctr.tx_dgrams++;
         c->ctr.tx_bytes += len;
     }
+    return copies;
+}
+
+static uint32_t all_paths(const struct mpt_client *c)
+{
+    return c->p.npaths >= 32 ? UINT32_MAX : (1u << c->p.npaths) - 1;
+}
+
+/* Adaptive mode: the fewest paths, least lossy first, whose joint loss stays under the target.
+ * A path not measured yet counts as losing half its datagrams. */
+static uint32_t adaptive_pick(const struct mpt_client *c, uint32_t live, int down_dir)
+{
+    unsigned order[MPT_MAX_PATHS], n = 0;
+    double residual = 1.0;
+    uint32_t mask = 0;
+
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        if (live & (1u << i))
+            order[n++] = i;
+    for (unsigned i = 1; i < n; i++) {
+        for (unsigned j = i; j > 0; j--) {
+            const struct mpt_client_path *a = &c->paths[order[j - 1]], *b = &c->paths[order[j]];
+            double la = a->loss_known ? (down_dir ? a->loss_down : a->loss_up) : 0.5;
+            double lb = b->loss_known ? (down_dir ? b->loss_down : b->loss_up) : 0.5;
+            if (la < lb || (la == lb && a->srtt_us <= b->srtt_us))
+                break;
+            unsigned t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    }
+    for (unsigned k = 0; k < n; k++) {
+        const struct mpt_client_path *p = &c->paths[order[k]];
+        mask |= 1u << order[k];
+        residual *= p->loss_known ? (down_dir ? p->loss_down : p->loss_up) : 0.5;
+        if (residual <= c->p.target_loss)
+            break;
+    }
+    return mask;
+}
+
+/* Recomputes which paths carry datagrams each way (PROTOCOL.md §8). */
+static void schedule(struct mpt_client *c)
+{
+    uint32_t live = 0, send = 0, back = 0;
+    unsigned best = UINT32_MAX;
+
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        if (c->paths[i].state != MPT_PATH_DOWN)
+            live |= 1u << i;
+    if (!live)
+        live = all_paths(c); /* nothing known alive: try them all */
+    switch (c->p.mode) {
+    case MPT_CLIENT_BACKUP:
+        for (unsigned i = 0; i < c->p.npaths; i++)
+            if ((live & (1u << i)) && c->p.priority[i] < best)
+                best = c->p.priority[i];
+        for (unsigned i = 0; i < c->p.npaths; i++)
+            if ((live & (1u << i)) && c->p.priority[i] == best)
+                send |= 1u << i;
+        back = send;
+        break;
+    case MPT_CLIENT_ADAPTIVE:
+        send = adaptive_pick(c, live, 0);
+        back = adaptive_pick(c, live, 1);
+        break;
+    case MPT_CLIENT_BALANCE: /* one of them per datagram */
+        send = back = live;
+        break;
+    default:
+        /* Redundant: every path, live or not. A copy on a dead path costs little, and a path
+         * that comes back carries traffic from its first moment, before any probe says so. */
+        send = back = all_paths(c);
+        break;
+    }
+    memset(c->use, 0, sizeof(c->use));
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        if (!(back & (1u << i)))
+            continue;
+        if (c->p.mode == MPT_CLIENT_BALANCE)
+            c->use[i] = (uint8_t)(c->p.weight[i] > 255 ? 255 : c->p.weight[i]);
+        else
+            c->use[i] = 1;
+    }
+    c->send_mask = send;
+    c->sched_dirty = 0;
+}
+
+static void path_set_state(struct mpt_client *c, unsigned i, enum mpt_path_state st, uint64_t now)
+{
+    struct mpt_client_path *p = &c->paths[i];
+
+    if (p->state == st)
+        return;
+    MPT_INFO("path %u %s (was %s; loss %.1f%% -> / %.1f%% <-, rtt %.1f ms)", i,
+             mpt_path_state_name(st), mpt_path_state_name(p->state), 100 * p->loss_up,
+             100 * p->loss_down, (double)p->srtt_us / 1000);
+    p->state = st;
+    p->up = st != MPT_PATH_DOWN;
+    p->state_since_us = now;
+    c->sched_dirty = 1;
+    /* Tell the server at once which paths to answer on. */
+    c->next_probe_us = now;
+    c->wake = 1;
+}
+
+static enum mpt_path_state path_eval(const struct mpt_client *c, const struct mpt_client_path *p,
+                                     uint64_t now)
+{
+    if (!p->last_rx_us || now - p->last_rx_us >= down_after_us(c))
+        return MPT_PATH_DOWN;
+    if (p->loss_known && (p->loss_up > MPT_LOSSY_THRESHOLD || p->loss_down > MPT_LOSSY_THRESHOLD))
+        return MPT_PATH_LOSSY;
+    return MPT_PATH_UP;
 }
 
 static void start_handshake(struct mpt_client *c, uint64_t now)
@@ -93,7 +237,7 @@ static void send_hello(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
     if (!buf)
         return;
     memcpy(buf, c->hs_msg, MPT_HELLO_LEN);
-    send_all_paths(c, buf, MPT_HELLO_LEN, q);
+    send_paths(c, buf, MPT_HELLO_LEN, all_paths(c), q);
     c->hs_attempts++;
     c->hs_next_us = now + HELLO_RETRY_US;
 }
@@ -124,6 +268,7 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
     c->ctr.handshakes++;
     /* Probe every path at once, so the server learns them and we learn their RTT. */
     c->next_probe_us = now;
+    c->wake = 1;
     MPT_INFO("session %016llx established (path %u answered in %llu ms, attempt %u)",
              (unsigned long long)sid, path, (unsigned long long)((now - c->hs_started_us) / 1000),
              c->hs_attempts);
@@ -190,7 +335,7 @@ void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr
                        const uint8_t *buf, size_t len, struct mpt_outq *q)
 {
     struct mpt_client_flow *f;
-    uint32_t slot;
+    uint32_t slot, mask;
     uint8_t *out, *inner;
     size_t n;
 
@@ -226,25 +371,42 @@ void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr
     memcpy(inner + MPT_FLOW_HDR_LEN, buf, len);
     n = mpt_data_seal(&c->keys, c->sid, out, MPT_FLOW_HDR_LEN + len);
     c->ctr.sealed++;
-    send_all_paths(c, out, n, q);
+    if (c->sched_dirty)
+        schedule(c);
+    mask = c->send_mask;
+    if (c->p.mode == MPT_CLIENT_BALANCE)
+        mask = 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
+    c->data_dgrams++;
+    c->data_copies += send_paths(c, out, n, mask, q);
+}
+
+static double loss_ewma(double cur, int known, double sample, uint64_t count)
+{
+    /* Weighted by how many datagrams the sample covers: a busy interval moves the estimate
+     * more than a single probe does. */
+    double w = (double)count / ((double)count + 100.0);
+    return known ? cur + w * (sample - cur) : sample;
 }
 
 static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *m,
                          size_t len)
 {
     struct mpt_client_path *p = &c->paths[path];
+    uint32_t seq, peer_rx, peer_tx;
     uint64_t sent, rtt;
 
-    if (len < MPT_PROBE_LEN || m[1] != path) {
+    if (len < MPT_PROBE_ACK_LEN || m[1] != path) {
         c->ctr.drops[MPT_DROP_MALFORMED]++;
         return;
     }
-    sent = mpt_get64(m + 8);
-    if (sent > now)
+    seq = mpt_get32(m + MPT_PROBE_OFF_SEQ);
+    sent = mpt_get64(m + MPT_PROBE_OFF_TIME);
+    peer_rx = mpt_get32(m + MPT_PROBE_OFF_RX);
+    peer_tx = mpt_get32(m + MPT_PROBE_OFF_TX);
+    if (sent > now || seq == 0 || seq > p->probe_seq)
         return;
-    rtt = now - sent;
     p->acks_received++;
-    p->peer_rx = mpt_get32(m + 16);
+    rtt = now - sent;
     p->last_rtt_us = rtt;
     if (p->srtt_us == 0) {
         p->srtt_us = rtt;
@@ -254,6 +416,33 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
         p->rttvar_us = (3 * p->rttvar_us + d) / 4;
         p->srtt_us = (7 * p->srtt_us + rtt) / 8;
     }
+    /* Loss each way over the interval since the last acknowledged probe: what we sent against
+     * what the server counted, and what the server sent against what we counted. Acks that
+     * arrive out of order, or for probes too old to remember, give no sample. */
+    if (seq <= p->ack_seq || p->probe_seq - seq >= 16)
+        return;
+    {
+        uint64_t tx_at = p->probe_tx[seq % 16];
+        if (p->ack_seq != 0) {
+            uint64_t dtx = tx_at - p->ack_tx, drx = (uint32_t)(peer_rx - p->ack_peer_rx);
+            uint64_t dptx = (uint32_t)(peer_tx - p->ack_peer_tx), dmy = p->rx_dgrams - p->ack_rx;
+            if (dtx > 0 && dptx > 0) {
+                double up = 1.0 - (double)(drx < dtx ? drx : dtx) / (double)dtx;
+                double down = 1.0 - (double)(dmy < dptx ? dmy : dptx) / (double)dptx;
+                p->loss_up = loss_ewma(p->loss_up, p->loss_known, up, dtx);
+                p->loss_down = loss_ewma(p->loss_down, p->loss_known, down, dptx);
+                p->loss_known = 1;
+                if (c->p.mode == MPT_CLIENT_ADAPTIVE)
+                    c->sched_dirty = 1;
+            }
+        }
+        p->ack_seq = seq;
+        p->ack_tx = tx_at;
+        p->ack_peer_rx = peer_rx;
+        p->ack_peer_tx = peer_tx;
+        p->ack_rx = p->rx_dgrams;
+    }
+    path_set_state(c, path, path_eval(c, p, now), now);
 }
 
 void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
@@ -294,12 +483,20 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
     if (n < 0) {
         q->used = mark;
         c->ctr.drops[-n]++;
+        /* A copy another path delivered first still arrived on this one: count it for the
+         * path's loss figures (it cannot refresh the path's liveness, being unauthenticated). */
+        if (n == -MPT_DROP_REPLAY) {
+            c->paths[path].rx_dgrams++;
+            c->paths[path].rx_bytes += len;
+        }
         return;
     }
     c->last_auth_us = now;
     c->paths[path].last_rx_us = now;
     c->paths[path].rx_dgrams++;
     c->paths[path].rx_bytes += len;
+    if (c->paths[path].state == MPT_PATH_DOWN)
+        path_set_state(c, path, path_eval(c, &c->paths[path], now), now);
     c->ctr.rx_dgrams++;
     c->ctr.rx_bytes += len;
     if (plain[0] == MPT_INNER_FLOW && n >= MPT_FLOW_HDR_LEN) {
@@ -326,8 +523,15 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
     }
 }
 
+static uint16_t loss_q(double l)
+{
+    return (uint16_t)(l <= 0 ? 0 : l >= 1 ? 65535 : l * 65535 + 0.5);
+}
+
 static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
 {
+    if (c->sched_dirty)
+        schedule(c);
     for (unsigned i = 0; i < c->p.npaths; i++) {
         struct mpt_client_path *p = &c->paths[i];
         uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_PROBE_LEN);
@@ -337,13 +541,21 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
         if (!out)
             return;
         m = mpt_data_inner(out);
+        memset(m, 0, MPT_PROBE_LEN);
         m[0] = MPT_INNER_PROBE;
         m[1] = (uint8_t)i;
         m[2] = c->p.mode;
-        m[3] = 0;
-        mpt_put32(m + 4, ++p->probe_seq);
-        mpt_put64(m + 8, now);
-        mpt_put32(m + 16, (uint32_t)p->rx_dgrams);
+        m[3] = (uint8_t)p->state;
+        p->probe_seq++;
+        mpt_put32(m + MPT_PROBE_OFF_SEQ, p->probe_seq);
+        mpt_put64(m + MPT_PROBE_OFF_TIME, now);
+        mpt_put32(m + MPT_PROBE_OFF_RX, (uint32_t)p->rx_dgrams);
+        mpt_put16(m + MPT_PROBE_OFF_LOSS_UP, loss_q(p->loss_up));
+        mpt_put16(m + MPT_PROBE_OFF_LOSS_DOWN, loss_q(p->loss_down));
+        mpt_put32(m + MPT_PROBE_OFF_SRTT,
+                  (uint32_t)(p->srtt_us > UINT32_MAX ? UINT32_MAX : p->srtt_us));
+        m[MPT_PROBE_OFF_NPATHS] = (uint8_t)c->p.npaths;
+        memcpy(m + MPT_PROBE_OFF_USE, c->use, MPT_MAX_PATHS);
         n = mpt_data_seal(&c->keys, c->sid, out, MPT_PROBE_LEN);
         c->ctr.sealed++;
         if (!mpt_outq_push(q, MPT_OUT_PATH, out, n, i))
@@ -351,6 +563,7 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
         p->probes_sent++;
         p->tx_dgrams++;
         p->tx_bytes += n;
+        p->probe_tx[p->probe_seq % 16] = p->tx_dgrams;
         c->ctr.tx_dgrams++;
         c->ctr.tx_bytes += n;
     }
@@ -358,16 +571,8 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
 
 static void update_path_states(struct mpt_client *c, uint64_t now)
 {
-    uint64_t down_after = 4ULL * c->p.probe_interval_ms * 1000 + 50000;
-
-    for (unsigned i = 0; i < c->p.npaths; i++) {
-        struct mpt_client_path *p = &c->paths[i];
-        int up = p->last_rx_us && now - p->last_rx_us < down_after;
-        if (up != p->up) {
-            p->up = up;
-            MPT_INFO("path %u %s", i, up ? "up" : "down");
-        }
-    }
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        path_set_state(c, i, path_eval(c, &c->paths[i], now), now);
 }
 
 uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
@@ -393,7 +598,14 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
             next = c->next_probe_us;
         if (c->hs_sid == 0 && c->last_auth_us + dead_after_us(c) < next)
             next = c->last_auth_us + dead_after_us(c);
+        /* Wake up exactly when a live path would go down, so that it is noticed in time. */
+        for (unsigned i = 0; i < c->p.npaths; i++) {
+            const struct mpt_client_path *p = &c->paths[i];
+            if (p->state != MPT_PATH_DOWN && p->last_rx_us + down_after_us(c) < next)
+                next = p->last_rx_us + down_after_us(c);
+        }
     }
+    c->wake = 0;
     if (c->hs_sid) {
         if (now >= c->hs_next_us)
             send_hello(c, now, q);

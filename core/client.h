@@ -15,25 +15,58 @@
 
 #define MPT_MAX_PATHS 16
 
+/* What a path is now, from the client's probes and traffic (PROTOCOL.md §7). */
+enum mpt_path_state {
+    MPT_PATH_DOWN = 0, /* nothing authenticated heard for the down interval (or never) */
+    MPT_PATH_UP,       /* alive, loss under the lossy threshold */
+    MPT_PATH_LOSSY,    /* alive, but losing more than MPT_LOSSY_THRESHOLD in a direction */
+};
+
+#define MPT_LOSSY_THRESHOLD 0.05
+
+/* Scheduling modes (PROTOCOL.md §8); the values travel in HELLO and PROBE. */
+enum mpt_client_mode {
+    MPT_CLIENT_REDUNDANT = 0, /* a copy on every live path */
+    MPT_CLIENT_ADAPTIVE = 1,  /* the fewest copies that keep residual loss under target_loss */
+    MPT_CLIENT_BACKUP = 2,    /* only the live paths of the best priority */
+    MPT_CLIENT_BALANCE = 3,   /* one copy, spread over live paths by weight */
+};
+
+const char *mpt_path_state_name(enum mpt_path_state st);
+
 struct mpt_client_params {
-    const uint8_t *secret;      /* 32 bytes */
-    unsigned npaths;            /* 1..MPT_MAX_PATHS */
-    unsigned max_flows;         /* > 0 */
-    uint32_t flow_timeout_ms;   /* idle flows are forgotten after this */
-    uint32_t probe_interval_ms; /* per-path probes; a session silent for max(1 s, 5 probes) is
-                                   re-established */
-    uint8_t mode;               /* enum mpt_sched_mode, announced to the server */
+    const uint8_t *secret;            /* 32 bytes */
+    unsigned npaths;                  /* 1..MPT_MAX_PATHS */
+    unsigned max_flows;               /* > 0 */
+    uint32_t flow_timeout_ms;         /* idle flows are forgotten after this */
+    uint32_t probe_interval_ms;       /* per-path probes; a session silent for max(1 s, 5 probes) is
+                                         re-established */
+    uint8_t mode;                     /* enum mpt_client_mode, announced to the server */
+    double target_loss;               /* adaptive mode: keep residual loss under this */
+    unsigned priority[MPT_MAX_PATHS]; /* backup mode; lower is preferred */
+    unsigned weight[MPT_MAX_PATHS];   /* balance mode; > 0 */
 };
 
 struct mpt_client_path {
+    enum mpt_path_state state;
+    int up;              /* state != MPT_PATH_DOWN */
     uint64_t last_rx_us; /* last authenticated datagram on this path; 0 = never */
-    uint64_t rx_dgrams, rx_bytes;
-    uint64_t tx_dgrams, tx_bytes;
+    uint64_t state_since_us;
+    uint64_t rx_dgrams, rx_bytes; /* copies received, duplicates of other paths included */
+    uint64_t tx_dgrams, tx_bytes; /* copies sent */
+    uint64_t data_tx;             /* datagrams of flows sent on this path (copies) */
     uint32_t probe_seq;
     uint32_t probes_sent, acks_received;
-    uint32_t peer_rx; /* the server's count of our datagrams on this path (from acks) */
-    uint64_t srtt_us, rttvar_us, last_rtt_us;
-    int up;
+    uint64_t srtt_us, rttvar_us, last_rtt_us; /* round-trip time, RFC 6298 smoothing */
+    double loss_up;                           /* client -> server, smoothed (0..1) */
+    double loss_down;                         /* server -> client, smoothed (0..1) */
+    int loss_known;                           /* at least one loss sample each way */
+    /* Counters at the last probe acknowledged, for the loss of the next interval. */
+    uint32_t ack_seq;
+    uint64_t ack_tx, ack_rx;
+    uint32_t ack_peer_rx, ack_peer_tx;
+    /* tx_dgrams at the time of each recent probe, by sequence number. */
+    uint64_t probe_tx[16];
 };
 
 struct mpt_client_flow {
@@ -68,6 +101,15 @@ struct mpt_client {
 
     struct mpt_client_path paths[MPT_MAX_PATHS];
     uint64_t next_probe_us;
+
+    /* Scheduling (PROTOCOL.md §8): the paths each datagram goes on, recomputed when a path's
+     * state or loss changes; balance mode picks one per datagram by weight. */
+    uint32_t send_mask;         /* client -> server */
+    uint8_t use[MPT_MAX_PATHS]; /* server -> client, announced in probes */
+    int32_t wrr[MPT_MAX_PATHS];
+    int sched_dirty;
+    int wake; /* the driver should call mpt_client_on_timer now (and clear this) */
+    uint64_t data_dgrams, data_copies; /* datagrams of flows sent, and the copies they took */
 
     struct mpt_client_flow *flows;
     struct mpt_slots flow_slots;

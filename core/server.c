@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/sched.h"
 
 #define HALF_OPEN_US 10000000ULL   /* an unconfirmed session lives this long */
 #define SESSION_DEAD_US 5000000ULL /* a session this silent may give way to a new one */
@@ -225,6 +226,14 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
     send_reply(s, ss, from, q);
 }
 
+static struct mpt_server_path *path_find(struct mpt_server_session *ss, const struct mpt_addr *from)
+{
+    for (unsigned i = 0; i < ss->npaths; i++)
+        if (mpt_addr_equal(&ss->paths[i].addr, from))
+            return &ss->paths[i];
+    return NULL;
+}
+
 /* The path of a session that `from` belongs to, learning it if new. `id` is the client's path
  * index when known (probes carry it), which lets a path's address change (NAT rebinding). */
 static struct mpt_server_path *path_update(struct mpt_server_session *ss, uint64_t now,
@@ -272,31 +281,52 @@ static struct mpt_server_path *path_update(struct mpt_server_session *ss, uint64
     return p;
 }
 
+static double loss_dq(uint16_t v)
+{
+    return (double)v / 65535.0;
+}
+
+/* What a probe says: the client's view of this path and which paths to answer on (§5, §8). */
+static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, const uint8_t *m)
+{
+    ss->mode = m[2];
+    p->state = m[3];
+    p->loss_up = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_UP));
+    p->loss_down = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_DOWN));
+    p->srtt_us = mpt_get32(m + MPT_PROBE_OFF_SRTT);
+    memcpy(ss->use, m + MPT_PROBE_OFF_USE, MPT_MAX_PATHS);
+    ss->have_hints = 1;
+}
+
 static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,
                            struct mpt_server_path *p, const uint8_t *probe, struct mpt_outq *q)
 {
-    uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_PROBE_LEN), *m;
+    uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_PROBE_ACK_LEN), *m;
     struct mpt_out *o;
     size_t n;
 
     if (!out)
         return;
+    /* The ack counts itself among the copies sent, as the client counts it among those
+     * received: the loss of the return direction compares the two. */
+    p->tx_dgrams++;
     m = mpt_data_inner(out);
+    memset(m, 0, MPT_PROBE_ACK_LEN);
     m[0] = MPT_INNER_PROBE_ACK;
     m[1] = probe[1];
-    m[2] = 0;
-    m[3] = 0;
-    memcpy(m + 4, probe + 4, 12); /* seq and the client's time, echoed */
-    mpt_put32(m + 16, (uint32_t)p->rx_dgrams);
-    n = mpt_data_seal(&ss->keys, ss->sid, out, MPT_PROBE_LEN);
+    memcpy(m + MPT_PROBE_OFF_SEQ, probe + MPT_PROBE_OFF_SEQ, 12); /* seq and time, echoed */
+    mpt_put32(m + MPT_PROBE_OFF_RX, (uint32_t)p->rx_dgrams);
+    mpt_put32(m + MPT_PROBE_OFF_TX, (uint32_t)p->tx_dgrams);
+    n = mpt_data_seal(&ss->keys, ss->sid, out, MPT_PROBE_ACK_LEN);
     s->ctr.sealed++;
     o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
     if (o) {
         o->addr = p->addr;
-        p->tx_dgrams++;
         p->tx_bytes += n;
         s->ctr.tx_dgrams++;
         s->ctr.tx_bytes += n;
+    } else {
+        p->tx_dgrams--;
     }
 }
 
@@ -382,6 +412,14 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
     if (n < 0) {
         q->used = mark;
         s->ctr.drops[-n]++;
+        /* A copy another path delivered first: count it on its path for the loss figures. */
+        if (n == -MPT_DROP_REPLAY) {
+            p = path_find(ss, from);
+            if (p) {
+                p->rx_dgrams++;
+                p->rx_bytes += len;
+            }
+        }
         return;
     }
     ss->confirmed = 1;
@@ -393,8 +431,7 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
         p = path_update(ss, now, from, plain[1]);
         p->rx_dgrams++;
         p->rx_bytes += len;
-        p->peer_rx = mpt_get32(plain + 16);
-        ss->mode = plain[2];
+        on_probe(ss, p, plain);
         send_probe_ack(s, ss, p, plain, q);
         return;
     }
@@ -409,14 +446,35 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
     s->ctr.drops[MPT_DROP_MALFORMED]++;
 }
 
+/* The paths that carry a reply, by slot: those the client's probes ask for (§8) that were heard
+ * lately; before any probe, every path heard lately. *best is the path heard last, or -1. */
+static uint32_t return_paths(const struct mpt_server_session *ss, uint64_t now, int *best)
+{
+    uint32_t mask = 0;
+
+    *best = -1;
+    for (unsigned i = 0; i < ss->npaths; i++) {
+        const struct mpt_server_path *p = &ss->paths[i];
+        if (*best < 0 || p->last_rx_us > ss->paths[*best].last_rx_us)
+            *best = (int)i;
+        if (now - p->last_rx_us >= PATH_ACTIVE_US)
+            continue;
+        /* A path not yet named by a probe is new, and the client sends on it: use it. */
+        if (ss->have_hints && p->id < MPT_MAX_PATHS && !ss->use[p->id])
+            continue;
+        mask |= 1u << i;
+    }
+    return mask;
+}
+
 void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, const uint8_t *buf,
                           size_t len, struct mpt_outq *q)
 {
     struct mpt_server_flow *f;
     struct mpt_server_session *ss;
-    struct mpt_server_path *best = NULL;
     uint8_t *out, *inner;
-    unsigned sent = 0;
+    uint32_t mask;
+    int best;
     size_t n;
 
     if (flow >= s->p.max_flows || s->flows[flow].session == MPT_NIL)
@@ -443,13 +501,23 @@ void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, con
     memcpy(inner + MPT_FLOW_HDR_LEN, buf, len);
     n = mpt_data_seal(&ss->keys, ss->sid, out, MPT_FLOW_HDR_LEN + len);
     s->ctr.sealed++;
+    mask = return_paths(ss, now, &best);
+    if (!mask && best >= 0)
+        mask = 1u << best; /* every path silent for a while: still try the one heard last */
+    if (ss->mode == MPT_CLIENT_BALANCE && mask) {
+        unsigned w[MPT_MAX_PATHS];
+        for (unsigned i = 0; i < ss->npaths; i++)
+            w[i] = ss->paths[i].id < MPT_MAX_PATHS && ss->use[ss->paths[i].id]
+                       ? ss->use[ss->paths[i].id]
+                       : 1;
+        mask = 1u << mpt_wrr_pick(ss->wrr, w, mask, ss->npaths);
+    }
     for (unsigned i = 0; i < ss->npaths; i++) {
         struct mpt_server_path *p = &ss->paths[i];
-        if (!best || p->last_rx_us > best->last_rx_us)
-            best = p;
-        if (now - p->last_rx_us >= PATH_ACTIVE_US)
+        struct mpt_out *o;
+        if (!(mask & (1u << i)))
             continue;
-        struct mpt_out *o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
+        o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
         if (!o)
             break;
         o->addr = p->addr;
@@ -457,18 +525,6 @@ void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, con
         p->tx_bytes += n;
         s->ctr.tx_dgrams++;
         s->ctr.tx_bytes += n;
-        sent++;
-    }
-    /* Every path silent for a while: still try the one heard last. */
-    if (!sent && best) {
-        struct mpt_out *o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
-        if (o) {
-            o->addr = best->addr;
-            best->tx_dgrams++;
-            best->tx_bytes += n;
-            s->ctr.tx_dgrams++;
-            s->ctr.tx_bytes += n;
-        }
     }
 }
 

@@ -29,9 +29,14 @@ struct mpt_server_path {
     struct mpt_addr addr; /* where this path's datagrams come from, and replies go */
     uint8_t id;           /* the client's path index, from its probes */
     uint64_t last_rx_us;
-    uint64_t rx_dgrams, rx_bytes;
-    uint64_t tx_dgrams, tx_bytes;
-    uint32_t peer_rx; /* the client's count of our datagrams on this path (from probes) */
+    uint64_t rx_dgrams, rx_bytes; /* copies received, duplicates of other paths included */
+    uint64_t tx_dgrams, tx_bytes; /* copies sent */
+    /* What the client's last probe on this path said (PROTOCOL.md §5). */
+    uint8_t state;    /* enum mpt_path_state, the client's view */
+    uint16_t use;     /* the client's share for the return direction: 0 = do not use */
+    double loss_up;   /* client -> server */
+    double loss_down; /* server -> client */
+    uint64_t srtt_us; /* the client's smoothed RTT of this path */
 };
 
 struct mpt_server_session {
@@ -41,7 +46,10 @@ struct mpt_server_session {
     struct mpt_keys keys;
     int confirmed; /* an authenticated DATA datagram arrived */
     uint64_t created_us, last_rx_us;
-    uint8_t mode;
+    uint8_t mode;               /* the client's scheduling mode (enum mpt_sched_mode) */
+    int have_hints;             /* a probe told us which client paths to use */
+    uint8_t use[MPT_MAX_PATHS]; /* by client path index: 0 = do not use, else a weight */
+    int32_t wrr[MPT_MAX_PATHS]; /* balance mode: smooth weighted round robin, by path slot */
     unsigned npaths;
     struct mpt_server_path paths[MPT_MAX_PATHS];
     uint32_t nflows;

@@ -46,8 +46,18 @@
 #define MPT_INNER_PROBE 2     /* per-path liveness probe, client -> server */
 #define MPT_INNER_PROBE_ACK 3 /* its answer, server -> client */
 
-#define MPT_FLOW_HDR_LEN 8 /* kind, flags, target (u16), flow id (u32) */
-#define MPT_PROBE_LEN 20   /* kind, path, mode, flags, seq (u32), time (u64), rx (u32) */
+#define MPT_FLOW_HDR_LEN 8   /* kind, flags, target (u16), flow id (u32) */
+#define MPT_PROBE_LEN 48     /* §5: see PROTOCOL.md for the fields */
+#define MPT_PROBE_ACK_LEN 24 /* §5 */
+#define MPT_PROBE_OFF_SEQ 4
+#define MPT_PROBE_OFF_TIME 8
+#define MPT_PROBE_OFF_RX 16
+#define MPT_PROBE_OFF_LOSS_UP 20
+#define MPT_PROBE_OFF_LOSS_DOWN 22
+#define MPT_PROBE_OFF_SRTT 24
+#define MPT_PROBE_OFF_NPATHS 28
+#define MPT_PROBE_OFF_USE 32 /* 16 bytes: per client path index, 0 = do not use, else a weight */
+#define MPT_PROBE_OFF_TX 20  /* in PROBE_ACK: the server's copies sent on this path */
 
 /* The largest UDP payload over IPv4, and so the largest application datagram we carry. */
 #define MPT_MAX_DGRAM 65507
