@@ -25,11 +25,13 @@ int mpt_cmd_server(int argc, char **argv);
 int mpt_cmd_bridge(int argc, char **argv);
 int mpt_cmd_genkey(int argc, char **argv);
 int mpt_cmd_demo(int argc, char **argv);
+int mpt_cmd_status(int argc, char **argv);
 void mpt_usage_client(FILE *out);
 void mpt_usage_server(FILE *out);
 void mpt_usage_bridge(FILE *out);
 void mpt_usage_genkey(FILE *out);
 void mpt_usage_demo(FILE *out);
+void mpt_usage_status(FILE *out);
 
 /* Sends log messages to stderr ("2026-11-25 12:00:00.123 info: ..."), at `level`
  * (MPT_LOGL_*). */

@@ -13,6 +13,8 @@ const struct mpt_cmd mpt_cmds[] = {
     {"genkey", mpt_cmd_genkey, "print a new secret (base64 of 32 random bytes)", mpt_usage_genkey},
     {"demo", mpt_cmd_demo, "the whole tunnel on loopback over lossy paths, with live figures",
      mpt_usage_demo},
+    {"status", mpt_cmd_status, "show the live state of a running client or server",
+     mpt_usage_status},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -117,6 +117,13 @@ int mpt_duration_parse(uint32_t *ms, const char *text);
 /* "4M", "512K", "65536". Returns 0 or -1. */
 int mpt_size_parse(uint32_t *bytes, const char *text);
 
+/* The control socket's path for `role` (MPT_ROLE_CLIENT or MPT_ROLE_SERVER): the section's
+ * `control =` if set, else <dir>/<role>-<name>.sock where <name> is the file's base name without
+ * `.ini' and <dir> is $RUNTIME_DIRECTORY (systemd), /run/mptunnel (root), $XDG_RUNTIME_DIR/mptunnel
+ * or /tmp/mptunnel-<uid>, the first that applies. Returns 0, -EINVAL or -ENAMETOOLONG. */
+int mpt_config_control_path(const struct mpt_config *cfg, enum mpt_config_role role, char *buf,
+                            size_t len);
+
 const char *mpt_mode_name(enum mpt_sched_mode mode);
 const char *mpt_log_level_name(enum mpt_log_level level);
 

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "net/control.h"
 #include "net/resolve.h"
+#include "net/status.h"
 #include "net/tunnel.h"
 #include "net/udp.h"
 
@@ -30,6 +32,7 @@ struct mpt_client_drv {
     uv_timer_t timer;
     unsigned pending_closes;
     int stopping;
+    struct mpt_control *control; /* status socket; NULL if it could not be made */
 };
 
 static void drain(struct mpt_client_drv *d)
@@ -118,6 +121,13 @@ static void on_timer_closed(uv_handle_t *h)
     maybe_free(d);
 }
 
+static void on_control_closed(void *arg)
+{
+    struct mpt_client_drv *d = arg;
+    d->pending_closes--;
+    maybe_free(d);
+}
+
 static void drv_close(struct mpt_client_drv *d)
 {
     if (d->stopping)
@@ -126,6 +136,11 @@ static void drv_close(struct mpt_client_drv *d)
     mpt_loop_remove_service(d->loop, &d->svc);
     d->pending_closes++;
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    if (d->control) {
+        d->pending_closes++;
+        mpt_control_close(d->control, on_control_closed, d);
+        d->control = NULL;
+    }
     if (d->listen_open) {
         d->pending_closes++;
         mpt_udp_close(&d->listen, on_udp_closed);
@@ -148,6 +163,17 @@ static void on_stop(struct mpt_service *svc)
              (unsigned long long)c->app_rx, (unsigned long long)c->app_tx,
              (unsigned long long)c->handshakes);
     drv_close(d);
+}
+
+/* The status socket; failing to make it is only a warning. */
+static void start_control(struct mpt_client_drv *d, const struct mpt_config *cfg)
+{
+    struct mpt_status_client_info info = {.core = &d->core, .cfg = cfg, .npaths = d->npaths};
+
+    for (unsigned i = 0; i < d->npaths; i++)
+        info.remote[i] = d->paths[i].remote;
+    mpt_client_drv_local(d, &info.listen);
+    mpt_status_client_start(d->loop, &info, &d->control);
 }
 
 static int bind_device(struct mpt_udp *u, const char *dev)
@@ -270,6 +296,7 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     MPT_INFO("client listening on %s, %u path%s, mode %s", mpt_addr_str(&laddr, a, sizeof(a)),
              d->npaths, d->npaths == 1 ? "" : "s", mpt_mode_name(cc->mode));
     run_timer(d);
+    start_control(d, cfg);
     *out = d;
     return 0;
 fail:

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "net/control.h"
 #include "net/resolve.h"
+#include "net/status.h"
 #include "net/tunnel.h"
 #include "net/udp.h"
 
@@ -31,6 +33,7 @@ struct mpt_server_drv {
     unsigned pending_closes;
     uint64_t flow_open_failures;
     int stopping;
+    struct mpt_control *control; /* status socket; NULL if it could not be made */
 };
 
 static void maybe_free(struct mpt_server_drv *d)
@@ -174,6 +177,13 @@ static void on_timer_closed(uv_handle_t *h)
     maybe_free(d);
 }
 
+static void on_control_closed(void *arg)
+{
+    struct mpt_server_drv *d = arg;
+    d->pending_closes--;
+    maybe_free(d);
+}
+
 static void drv_close(struct mpt_server_drv *d)
 {
     if (d->stopping)
@@ -183,6 +193,11 @@ static void drv_close(struct mpt_server_drv *d)
     d->pending_closes++;
     mpt_server_close_all(&d->core, &d->q);
     drain(d);
+    if (d->control) {
+        d->pending_closes++;
+        mpt_control_close(d->control, on_control_closed, d);
+        d->control = NULL;
+    }
     if (d->listen_open) {
         d->listen_open = 0;
         d->pending_closes++;
@@ -277,6 +292,11 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     MPT_INFO("server listening on %s, target %s", mpt_addr_str(&laddr, a, sizeof(a)),
              mpt_addr_str(&d->target, b, sizeof(b)));
     uv_timer_start(&d->timer, on_timer, 1000, 0);
+    {
+        struct mpt_status_server_info info = {.core = &d->core, .cfg = cfg, .target = d->target};
+        mpt_server_drv_local(d, &info.listen);
+        mpt_status_server_start(loop, &info, &d->control);
+    }
     *out = d;
     return 0;
 fail:
