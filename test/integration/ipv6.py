@@ -4,8 +4,10 @@ to [::1], one through a relay listening on [::1] that forwards to 127.0.0.1, one
 on 127.0.0.1 that forwards to [::1]; the application talks to the client over ::1. Every path
 must come up, and traffic must flow (at most 1% loss, on clean paths). Skipped (77) where ::1 is not available."""
 import os
+import re
 import sys
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import mptlib  # noqa: E402
 
@@ -28,7 +30,7 @@ def body(t):
     client = t.client(cfg)
     t.warm_up("[::1]:%d" % cport)
     text = t.wait_log(client, r"path \d+ up", count=3, timeout=5)
-    up = sorted(set(int(x) for x in __import__("re").findall(r"path (\d+) up", text)))
+    up = sorted(set(int(x) for x in re.findall(r"path (\d+) up", text)))
     t.check("paths up (direct [::1], [::1]->127.0.0.1, 127.0.0.1->[::1])", len(up), 3, "==")
     r = t.udpgen_send("[::1]:%d" % cport, COUNT, RATE, size="14-1200", seed=6, linger=800)
     st = t.stop_echo(echo)

@@ -10,12 +10,15 @@ Then, with the genuine flow still running:
     and byte-swapped replays of the recording).
 The target must see only the genuine flow's payloads, each once; nothing but handshake replies may
 come back; the server must survive, and the genuine flow must lose at most 1% afterwards."""
+import json
 import os
+import random
 import socket
 import struct
 import sys
 import time
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import mptlib  # noqa: E402
 
@@ -82,7 +85,7 @@ def body(t):
         # copies (bit flips, truncations, reversed fields) get no answer at all. Each socket sends
         # fewer handshakes than the per-source burst, and its verbatim copy last, so an answer
         # to that copy shows that the rate limit did not hide anything.
-        rng = __import__("random").Random(23)
+        rng = random.Random(23)
         bad_replies = 0
         altered_answered = 0
         altered = 0
@@ -133,8 +136,7 @@ def body(t):
         for r in replies:
             sid = r[4:12]
             for ctr in range(1, 51):
-                body_len = 64
-                d = bytes([1, DATA, 0, 0]) + sid + struct.pack(">Q", ctr) + os.urandom(body_len)
+                d = bytes([1, DATA, 0, 0]) + sid + struct.pack(">Q", ctr) + os.urandom(64)
                 sock.sendto(d, ("127.0.0.1", sport))
                 forged += 1
         for d in datas:
@@ -147,14 +149,14 @@ def body(t):
         # 2. The junk flood, with the capture for replays.
         t.ensure_time(JUNK / JUNK_RATE + 15, "the junk flood")
         flood_start = time.monotonic()
-        argv_out = t.start("junk", [mptlib.UDPGEN, "junk", "--to", "127.0.0.1:%d" % sport,
-                                    "--count", str(JUNK), "--rate", str(JUNK_RATE), "--seed",
-                                    "17", "--replay", rec, "--linger", "500", "--json"])
-        rc = argv_out.p.wait(JUNK / JUNK_RATE + 30)
+        junk = t.start("junk", [mptlib.UDPGEN, "junk", "--to", "127.0.0.1:%d" % sport,
+                               "--count", str(JUNK), "--rate", str(JUNK_RATE), "--seed", "17",
+                               "--replay", rec, "--linger", "500", "--json"])
+        rc = junk.p.wait(JUNK / JUNK_RATE + 30)
         flood_end = time.monotonic()
         if rc != 0:
-            raise mptlib.Failed("udpgen junk exited %s: %s" % (rc, argv_out.log()))
-        j = __import__("json").loads(argv_out.stdout().strip().splitlines()[-1])
+            raise mptlib.Failed("udpgen junk exited %s: %s" % (rc, junk.log()))
+        j = json.loads(junk.stdout().strip().splitlines()[-1])
         print("junk sent: %s" % j["sent"])
         print("junk answered: %s" % j["received"])
         t.check("junk datagrams sent", j["sent"]["total"], JUNK, "==")

@@ -5,6 +5,7 @@ duplicate and no corrupted datagram delivered in either direction."""
 import os
 import sys
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import mptlib  # noqa: E402
 
