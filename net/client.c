@@ -1,5 +1,8 @@
-/* The client driver: one socket where local applications send, one socket per path connected to
- * its bridge (or the server), and one timer; core decides everything else. */
+/* The client driver: one socket where local applications send, the path sockets, one timer; core
+ * decides everything else. Paths without their own bind address or device share one socket per
+ * address family, so that the copies of a datagram leave in one sendmmsg call; a received
+ * datagram's path is known by its source address. What core queues during a round of the loop is
+ * sent at its end (a check handle), in batches per socket. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +15,24 @@
 #include "net/tunnel.h"
 #include "net/udp.h"
 
-struct drv_path {
+_Static_assert((int)MPT_MODE_REDUNDANT == (int)MPT_CLIENT_REDUNDANT &&
+                   (int)MPT_MODE_ADAPTIVE == (int)MPT_CLIENT_ADAPTIVE &&
+                   (int)MPT_MODE_BACKUP == (int)MPT_CLIENT_BACKUP &&
+                   (int)MPT_MODE_BALANCE == (int)MPT_CLIENT_BALANCE,
+               "configuration and core agree on the scheduling modes");
+
+struct drv_sock {
     struct mpt_udp udp;
+    struct mpt_client_drv *drv;
+    int open;
+    int family; /* shared sockets: the family they serve; 0 for a path's own */
+};
+
+struct drv_path {
     struct mpt_client_drv *drv;
     unsigned index;
     struct mpt_addr remote;
-    int open;
+    unsigned sock; /* index into socks */
 };
 
 struct mpt_client_drv {
@@ -29,33 +44,72 @@ struct mpt_client_drv {
     int listen_open;
     struct drv_path paths[MPT_MAX_PATHS];
     unsigned npaths;
+    struct drv_sock socks[MPT_MAX_PATHS];
+    unsigned nsocks;
+    struct mpt_udp_msg batch[MPT_UDP_BATCH];
     uv_timer_t timer;
+    uv_check_t flusher;
     unsigned pending_closes;
     int stopping;
     struct mpt_control *control; /* status socket; NULL if it could not be made */
 };
 
-static void drain(struct mpt_client_drv *d)
+static struct mpt_udp *out_socket(struct mpt_client_drv *d, const struct mpt_out *o,
+                                  const struct sockaddr **to)
 {
-    for (unsigned i = 0; i < d->q.n; i++) {
-        const struct mpt_out *o = &d->q.v[i];
-        if (o->kind == MPT_OUT_PATH) {
-            if (o->index < d->npaths && d->paths[o->index].open)
-                mpt_udp_send(&d->paths[o->index].udp, o->data, o->len, NULL);
-        } else if (o->kind == MPT_OUT_APP) {
-            mpt_udp_send(&d->listen, o->data, o->len, &o->addr.u.sa);
+    if (o->kind == MPT_OUT_APP) {
+        *to = &o->addr.u.sa;
+        return d->listen_open ? &d->listen : NULL;
+    }
+    if (o->kind != MPT_OUT_PATH || o->index >= d->npaths)
+        return NULL;
+    *to = &d->paths[o->index].remote.u.sa;
+    return d->socks[d->paths[o->index].sock].open ? &d->socks[d->paths[o->index].sock].udp : NULL;
+}
+
+/* Sends what core queued, runs of the same socket in one sendmmsg call, then empties the queue. */
+static void flush(struct mpt_client_drv *d)
+{
+    unsigned i = 0;
+
+    while (i < d->q.n) {
+        const struct sockaddr *to;
+        struct mpt_udp *u = out_socket(d, &d->q.v[i], &to);
+        unsigned n = 0;
+
+        if (!u) {
+            i++;
+            continue;
         }
+        do {
+            d->batch[n].buf = d->q.v[i].data;
+            d->batch[n].len = d->q.v[i].len;
+            d->batch[n].to = to;
+            n++;
+            i++;
+        } while (i < d->q.n && n < MPT_UDP_BATCH && out_socket(d, &d->q.v[i], &to) == u);
+        mpt_udp_send_batch(u, d->batch, n);
     }
     mpt_outq_reset(&d->q);
+}
+
+static void on_flush(uv_check_t *h)
+{
+    struct mpt_client_drv *d = mpt_container_of(h, struct mpt_client_drv, flusher);
+
+    if (d->q.n)
+        flush(d);
 }
 
 static void on_timer(uv_timer_t *t);
 
 static void run_timer(struct mpt_client_drv *d)
 {
-    uint64_t next = mpt_client_on_timer(&d->core, mpt_loop_now_us(d->loop), &d->q);
+    uint64_t next;
 
-    drain(d);
+    if (mpt_outq_full(&d->q))
+        flush(d);
+    next = mpt_client_on_timer(&d->core, mpt_loop_now_us(d->loop), &d->q);
     {
         uint64_t now = mpt_loop_now_us(d->loop);
         uint64_t ms = next > now ? (next - now + 999) / 1000 : 0;
@@ -77,21 +131,30 @@ static void on_app(struct mpt_udp *u, const uint8_t *data, size_t len, const str
     if (mpt_addr_set(&app, from) != 0)
         return;
     if (mpt_outq_full(&d->q))
-        drain(d);
+        flush(d);
     mpt_client_on_app(&d->core, mpt_loop_now_us(d->loop), &app, data, len, &d->q);
-    drain(d);
 }
 
 static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const struct sockaddr *from)
 {
-    struct drv_path *p = u->owner;
-    struct mpt_client_drv *d = p->drv;
-    unsigned before = d->core.sessions_established;
+    struct drv_sock *sk = u->owner;
+    struct mpt_client_drv *d = sk->drv;
+    unsigned si = (unsigned)(sk - d->socks), i;
+    struct mpt_addr src;
 
-    mpt_client_on_path(&d->core, mpt_loop_now_us(d->loop), p->index, data, len, &d->q);
-    drain(d);
-    /* A new session wants its first probes now rather than at the next deadline. */
-    if (d->core.sessions_established != before)
+    /* Which path: the one on this socket whose bridge sent it. Anything else is dropped. */
+    if (mpt_addr_set(&src, from) != 0)
+        return;
+    for (i = 0; i < d->npaths; i++)
+        if (d->paths[i].sock == si && mpt_addr_equal(&d->paths[i].remote, &src))
+            break;
+    if (i == d->npaths)
+        return;
+    if (mpt_outq_full(&d->q))
+        flush(d);
+    mpt_client_on_path(&d->core, mpt_loop_now_us(d->loop), i, data, len, &d->q);
+    /* A new session or a path changing state wants probes now, not at the next deadline. */
+    if (d->core.wake)
         run_timer(d);
 }
 
@@ -109,7 +172,7 @@ static void on_udp_closed(struct mpt_udp *u)
     struct mpt_client_drv *d = u->owner;
 
     if (u != &d->listen)
-        d = ((struct drv_path *)u->owner)->drv;
+        d = ((struct drv_sock *)u->owner)->drv;
     d->pending_closes--;
     maybe_free(d);
 }
@@ -117,6 +180,13 @@ static void on_udp_closed(struct mpt_udp *u)
 static void on_timer_closed(uv_handle_t *h)
 {
     struct mpt_client_drv *d = mpt_container_of(h, struct mpt_client_drv, timer);
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void on_flusher_closed(uv_handle_t *h)
+{
+    struct mpt_client_drv *d = mpt_container_of(h, struct mpt_client_drv, flusher);
     d->pending_closes--;
     maybe_free(d);
 }
@@ -134,8 +204,11 @@ static void drv_close(struct mpt_client_drv *d)
         return;
     d->stopping = 1;
     mpt_loop_remove_service(d->loop, &d->svc);
-    d->pending_closes++;
+    if (d->q.n)
+        flush(d);
+    d->pending_closes += 2;
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&d->flusher, on_flusher_closed);
     if (d->control) {
         d->pending_closes++;
         mpt_control_close(d->control, on_control_closed, d);
@@ -145,10 +218,11 @@ static void drv_close(struct mpt_client_drv *d)
         d->pending_closes++;
         mpt_udp_close(&d->listen, on_udp_closed);
     }
-    for (unsigned i = 0; i < d->npaths; i++) {
-        if (d->paths[i].open) {
+    for (unsigned i = 0; i < d->nsocks; i++) {
+        if (d->socks[i].open) {
+            d->socks[i].open = 0;
             d->pending_closes++;
-            mpt_udp_close(&d->paths[i].udp, on_udp_closed);
+            mpt_udp_close(&d->socks[i].udp, on_udp_closed);
         }
     }
 }
@@ -187,6 +261,61 @@ static int bind_device(struct mpt_udp *u, const char *dev)
     return 0;
 }
 
+/* A socket for path i: the shared one of its family unless it binds an address or a device, or
+ * another path on that socket already uses the same bridge address (replies could not be told
+ * apart). Returns 0 with p->sock set, or a negative code. */
+static int path_socket(struct mpt_client_drv *d, struct drv_path *p,
+                       const struct mpt_path_config *pc, const struct mpt_config *cfg)
+{
+    int family = p->remote.u.sa.sa_family, shared = !pc->bind[0] && !pc->device[0];
+    struct drv_sock *sk;
+    struct mpt_addr local;
+    int rc;
+
+    if (shared) {
+        for (unsigned s = 0; s < d->nsocks; s++) {
+            int clash = 0;
+            if (d->socks[s].family != family)
+                continue;
+            for (unsigned j = 0; j < p->index; j++)
+                if (d->paths[j].sock == s && mpt_addr_equal(&d->paths[j].remote, &p->remote))
+                    clash = 1;
+            if (!clash) {
+                p->sock = s;
+                return 0;
+            }
+        }
+    }
+    sk = &d->socks[d->nsocks];
+    sk->drv = d;
+    if (pc->bind[0]) {
+        rc = mpt_resolve(d->loop, pc->bind, 0, 1, &local);
+        if (rc)
+            return rc;
+        rc = mpt_udp_open(&sk->udp, d->loop, 0, &local.u.sa, cfg->sndbuf, cfg->rcvbuf, on_path, sk);
+    } else {
+        rc = mpt_udp_open(&sk->udp, d->loop, family, NULL, cfg->sndbuf, cfg->rcvbuf, on_path, sk);
+    }
+    if (rc) {
+        if (mpt_udp_is_closing(&sk->udp)) {
+            d->pending_closes++;
+            mpt_udp_close(&sk->udp, on_udp_closed);
+        }
+        return rc;
+    }
+    /* From here the socket is open and drv_close closes it, whatever happens next. */
+    sk->open = 1;
+    d->nsocks++;
+    if (pc->device[0]) {
+        rc = bind_device(&sk->udp, pc->device);
+        if (rc)
+            return rc;
+    }
+    sk->family = shared ? family : 0;
+    p->sock = d->nsocks - 1;
+    return 0;
+}
+
 static int open_path(struct mpt_client_drv *d, unsigned i, const struct mpt_path_config *pc,
                      const struct mpt_config *cfg, char *err, size_t errlen)
 {
@@ -202,30 +331,14 @@ static int open_path(struct mpt_client_drv *d, unsigned i, const struct mpt_path
                  pc->bridge.host, mpt_strerror(rc));
         return rc;
     }
-    if (pc->bind[0]) {
-        struct mpt_addr local;
-        rc = mpt_resolve(d->loop, pc->bind, 0, 1, &local);
-        if (!rc)
-            rc = mpt_udp_open(&p->udp, d->loop, 0, &local.u.sa, cfg->sndbuf, cfg->rcvbuf, on_path,
-                              p);
-    } else {
-        rc = mpt_udp_open(&p->udp, d->loop, p->remote.u.sa.sa_family, NULL, cfg->sndbuf,
-                          cfg->rcvbuf, on_path, p);
-    }
-    if (!rc && pc->device[0])
-        rc = bind_device(&p->udp, pc->device);
-    if (!rc)
-        rc = mpt_udp_connect(&p->udp, &p->remote.u.sa);
+    rc = path_socket(d, p, pc, cfg);
     if (rc) {
-        if (mpt_udp_is_closing(&p->udp)) {
-            d->pending_closes++;
-            mpt_udp_close(&p->udp, on_udp_closed);
-        }
-        snprintf(err, errlen, "%s:%d: bridge: cannot open a socket to %s: %s", cfg->file,
-                 pc->bridge.line, mpt_addr_str(&p->remote, a, sizeof(a)), mpt_strerror(rc));
+        snprintf(err, errlen, "%s:%d: bridge: cannot open a socket to %s%s%s%s%s: %s", cfg->file,
+                 pc->bridge.line, mpt_addr_str(&p->remote, a, sizeof(a)),
+                 pc->bind[0] ? " from " : "", pc->bind, pc->device[0] ? " on device " : "",
+                 pc->device, mpt_strerror(rc));
         return rc;
     }
-    p->open = 1;
     return 0;
 }
 
@@ -254,6 +367,11 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     params.flow_timeout_ms = cc->flow_timeout_ms;
     params.probe_interval_ms = cc->probe_interval_ms;
     params.mode = (uint8_t)cc->mode;
+    params.target_loss = cc->target_loss;
+    for (unsigned i = 0; i < cc->npaths && i < MPT_MAX_PATHS; i++) {
+        params.priority[i] = cc->paths[i].priority;
+        params.weight[i] = cc->paths[i].weight;
+    }
     rc = mpt_client_init(&d->core, &params);
     if (!rc)
         rc = mpt_outq_init(&d->q, 1024, 1u << 20);
@@ -265,6 +383,8 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         return rc;
     }
     uv_timer_init(mpt_loop_uv(loop), &d->timer);
+    uv_check_init(mpt_loop_uv(loop), &d->flusher);
+    uv_check_start(&d->flusher, on_flush);
     mpt_loop_add_service(loop, &d->svc);
 
     rc = mpt_resolve(loop, cc->listen.host, cc->listen.port, 1, &laddr);
@@ -300,8 +420,7 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     *out = d;
     return 0;
 fail:
-    /* Paths opened so far are closed with the rest; d is freed in the last close callback. */
-    d->npaths = cc->npaths;
+    /* Sockets opened so far are closed with the rest; d is freed in the last close callback. */
     drv_close(d);
     return rc;
 }

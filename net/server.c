@@ -30,6 +30,9 @@ struct mpt_server_drv {
     unsigned max_flows;
     uint32_t sndbuf, rcvbuf;
     uv_timer_t timer;
+    uv_check_t flusher;
+    struct mpt_udp **dest; /* per queue entry: the socket it goes out on */
+    struct mpt_udp_msg batch[MPT_UDP_BATCH];
     unsigned pending_closes;
     uint64_t flow_open_failures;
     int stopping;
@@ -43,6 +46,7 @@ static void maybe_free(struct mpt_server_drv *d)
     mpt_server_free(&d->core);
     mpt_outq_free(&d->q);
     free(d->flows);
+    free(d->dest);
     free(d);
 }
 
@@ -103,41 +107,80 @@ static void flow_open(struct mpt_server_drv *d, uint32_t slot)
     d->flows[slot] = f;
 }
 
-/* Carries out what the last core call asked: closed flows first (their slots may be opened again
- * in the queue), then the queue in order. */
-static void drain(struct mpt_server_drv *d)
+/* Carries out at once what the last core call asked of the sockets — closed flows first (their
+ * slots may be opened again in the queue), then the queue's new entries in order — and notes the
+ * socket each new datagram goes out on; the datagrams themselves wait for flush(). */
+static void after_call(struct mpt_server_drv *d, unsigned from)
 {
     for (uint32_t i = 0; i < d->core.nclosed; i++)
         flow_close(d, d->core.closed[i]);
     d->core.nclosed = 0;
-    for (unsigned i = 0; i < d->q.n; i++) {
+    for (unsigned i = from; i < d->q.n; i++) {
         const struct mpt_out *o = &d->q.v[i];
+        d->dest[i] = NULL;
         switch (o->kind) {
         case MPT_OUT_PATH:
-            if (d->listen_open)
-                mpt_udp_send(&d->listen, o->data, o->len, &o->addr.u.sa);
+            d->dest[i] = d->listen_open ? &d->listen : NULL;
             break;
         case MPT_OUT_FLOW_OPEN:
             flow_open(d, o->index);
             break;
         case MPT_OUT_FLOW:
             if (o->index < d->max_flows && d->flows[o->index])
-                mpt_udp_send(&d->flows[o->index]->udp, o->data, o->len, NULL);
+                d->dest[i] = &d->flows[o->index]->udp;
             break;
         default:
             break;
         }
     }
+}
+
+/* Sends what is queued, runs of the same socket in one sendmmsg call, then empties the queue. A
+ * flow closed since its datagram was queued has lost its descriptor: the datagram is dropped. */
+static void flush(struct mpt_server_drv *d)
+{
+    unsigned i = 0;
+
+    while (i < d->q.n) {
+        struct mpt_udp *u = d->dest[i];
+        unsigned n = 0;
+
+        if (!u) {
+            i++;
+            continue;
+        }
+        do {
+            const struct mpt_out *o = &d->q.v[i];
+            d->batch[n].buf = o->data;
+            d->batch[n].len = o->len;
+            d->batch[n].to = o->kind == MPT_OUT_PATH ? &o->addr.u.sa : NULL;
+            n++;
+            i++;
+        } while (i < d->q.n && n < MPT_UDP_BATCH && d->dest[i] == u);
+        mpt_udp_send_batch(u, d->batch, n);
+    }
     mpt_outq_reset(&d->q);
+}
+
+static void on_flush(uv_check_t *h)
+{
+    struct mpt_server_drv *d = mpt_container_of(h, struct mpt_server_drv, flusher);
+
+    if (d->q.n)
+        flush(d);
 }
 
 static void on_timer(uv_timer_t *t)
 {
     struct mpt_server_drv *d = mpt_container_of(t, struct mpt_server_drv, timer);
-    uint64_t now = mpt_loop_now_us(d->loop);
-    uint64_t next = mpt_server_on_timer(&d->core, now, &d->q);
+    uint64_t now = mpt_loop_now_us(d->loop), next;
+    unsigned from;
 
-    drain(d);
+    if (mpt_outq_full(&d->q))
+        flush(d);
+    from = d->q.n;
+    next = mpt_server_on_timer(&d->core, now, &d->q);
+    after_call(d, from);
     now = mpt_loop_now_us(d->loop);
     uv_timer_start(&d->timer, on_timer, next > now ? (next - now + 999) / 1000 : 0, 0);
 }
@@ -146,11 +189,15 @@ static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const st
 {
     struct mpt_server_drv *d = u->owner;
     struct mpt_addr src;
+    unsigned n;
 
     if (mpt_addr_set(&src, from) != 0)
         return;
+    if (mpt_outq_full(&d->q))
+        flush(d);
+    n = d->q.n;
     mpt_server_on_path(&d->core, mpt_loop_now_us(d->loop), &src, data, len, &d->q);
-    drain(d);
+    after_call(d, n);
 }
 
 static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
@@ -158,9 +205,13 @@ static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
 {
     struct drv_flow *f = u->owner;
     struct mpt_server_drv *d = f->drv;
+    unsigned n;
 
+    if (mpt_outq_full(&d->q))
+        flush(d);
+    n = d->q.n;
     mpt_server_on_target(&d->core, mpt_loop_now_us(d->loop), f->slot, data, len, &d->q);
-    drain(d);
+    after_call(d, n);
 }
 
 static void on_listen_closed(struct mpt_udp *u)
@@ -173,6 +224,13 @@ static void on_listen_closed(struct mpt_udp *u)
 static void on_timer_closed(uv_handle_t *h)
 {
     struct mpt_server_drv *d = mpt_container_of(h, struct mpt_server_drv, timer);
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void on_flusher_closed(uv_handle_t *h)
+{
+    struct mpt_server_drv *d = mpt_container_of(h, struct mpt_server_drv, flusher);
     d->pending_closes--;
     maybe_free(d);
 }
@@ -190,9 +248,13 @@ static void drv_close(struct mpt_server_drv *d)
         return;
     d->stopping = 1;
     mpt_loop_remove_service(d->loop, &d->svc);
-    d->pending_closes++;
+    if (d->q.n)
+        flush(d);
     mpt_server_close_all(&d->core, &d->q);
-    drain(d);
+    after_call(d, 0);
+    mpt_outq_reset(&d->q);
+    d->pending_closes += 2;
+    uv_close((uv_handle_t *)&d->flusher, on_flusher_closed);
     if (d->control) {
         d->pending_closes++;
         mpt_control_close(d->control, on_control_closed, d);
@@ -255,15 +317,20 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     rc = d->flows ? mpt_server_init(&d->core, &params) : UV_ENOMEM;
     if (!rc)
         rc = mpt_outq_init(&d->q, 1024, 1u << 20);
+    if (!rc && !(d->dest = calloc(d->q.max, sizeof(*d->dest))))
+        rc = UV_ENOMEM;
     if (rc) {
         snprintf(err, errlen, "cannot set up the server: %s", mpt_strerror(rc));
         mpt_server_free(&d->core);
         mpt_outq_free(&d->q);
         free(d->flows);
+        free(d->dest);
         free(d);
         return rc;
     }
     uv_timer_init(mpt_loop_uv(loop), &d->timer);
+    uv_check_init(mpt_loop_uv(loop), &d->flusher);
+    uv_check_start(&d->flusher, on_flush);
     mpt_loop_add_service(loop, &d->svc);
 
     rc = mpt_resolve(loop, sc->target.host, sc->target.port, 0, &d->target);

@@ -72,6 +72,11 @@ int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
     err = uv_udp_bind(&u->handle, bind_addr, bind_flags);
     if (err)
         goto fail;
+    /* The kernel's default (about 212 KB) overflows in bursts long before the CPU is busy. */
+    if (!sndbuf)
+        sndbuf = MPT_UDP_DEFAULT_BUF;
+    if (!rcvbuf)
+        rcvbuf = MPT_UDP_DEFAULT_BUF;
     set_buffer(&u->handle, SO_SNDBUF, SO_SNDBUFFORCE, sndbuf);
     set_buffer(&u->handle, SO_RCVBUF, SO_RCVBUFFORCE, rcvbuf);
     if (on_recv) {
@@ -126,4 +131,49 @@ void mpt_udp_close(struct mpt_udp *u, mpt_udp_close_cb on_close)
     u->on_close = on_close;
     if (!uv_is_closing((uv_handle_t *)&u->handle))
         uv_close((uv_handle_t *)&u->handle, on_uv_close);
+}
+
+unsigned mpt_udp_send_batch(struct mpt_udp *u, const struct mpt_udp_msg *msgs, unsigned n)
+{
+    struct mmsghdr hdr[MPT_UDP_BATCH];
+    struct iovec iov[MPT_UDP_BATCH];
+    unsigned done = 0, dropped = 0;
+    uv_os_fd_t fd;
+
+    if (uv_fileno((uv_handle_t *)&u->handle, &fd) != 0) {
+        u->tx_drops += n;
+        return 0;
+    }
+    while (done < n) {
+        unsigned k = n - done < MPT_UDP_BATCH ? n - done : MPT_UDP_BATCH;
+        int sent;
+
+        for (unsigned i = 0; i < k; i++) {
+            const struct mpt_udp_msg *m = &msgs[done + i];
+            iov[i].iov_base = (void *)m->buf;
+            iov[i].iov_len = m->len;
+            memset(&hdr[i], 0, sizeof(hdr[i]));
+            hdr[i].msg_hdr.msg_iov = &iov[i];
+            hdr[i].msg_hdr.msg_iovlen = 1;
+            if (m->to) {
+                hdr[i].msg_hdr.msg_name = (void *)m->to;
+                hdr[i].msg_hdr.msg_namelen = m->to->sa_family == AF_INET6
+                                                 ? sizeof(struct sockaddr_in6)
+                                                 : sizeof(struct sockaddr_in);
+            }
+        }
+        do
+            sent = sendmmsg(fd, hdr, k, MSG_DONTWAIT);
+        while (sent < 0 && errno == EINTR);
+        if (sent <= 0) {
+            /* The first datagram was refused (full queue, ICMP error pending): drop it and go
+             * on with the rest, as a congested link would. */
+            u->tx_drops++;
+            dropped++;
+            done++;
+            continue;
+        }
+        done += (unsigned)sent;
+    }
+    return n - dropped;
 }

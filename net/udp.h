@@ -18,19 +18,21 @@ typedef void (*mpt_udp_recv_cb)(struct mpt_udp *u, const uint8_t *data, size_t l
 typedef void (*mpt_udp_close_cb)(struct mpt_udp *u);
 
 struct mpt_udp {
-    uv_udp_t handle;       /* handle.data is unused: recover with container_of */
+    uv_udp_t handle; /* handle.data is unused: recover with container_of */
     struct mpt_loop *loop;
     mpt_udp_recv_cb on_recv;
     mpt_udp_close_cb on_close;
     void *owner;
-    uint64_t tx_drops;     /* sends refused by the kernel (queue full, unreachable) */
+    uint64_t tx_drops; /* sends refused by the kernel (queue full, unreachable) */
     int family;
 };
 
-#define MPT_UDP_REUSEADDR 1u /* SO_REUSEADDR for listeners */
+#define MPT_UDP_REUSEADDR 1u           /* SO_REUSEADDR for listeners */
+#define MPT_UDP_DEFAULT_BUF (4u << 20) /* socket buffers when none is configured */
 
 /* Opens a socket on the loop. bind_addr NULL binds an ephemeral port of `family` on any address.
- * An AF_INET6 any-address bind is dual-stack (IPv4 too). sndbuf/rcvbuf 0 keep the defaults.
+ * An AF_INET6 any-address bind is dual-stack (IPv4 too). sndbuf/rcvbuf 0 mean
+ * MPT_UDP_DEFAULT_BUF (as root beyond net.core.[rw]mem_max, else capped by it).
  * Starts receiving if on_recv is set. Returns 0 or a negative UV_E* code. On failure, if
  * mpt_udp_is_closing(u), a socket had been created and is closing: u must stay allocated until
  * then, and mpt_udp_close(u, cb) sets the callback that says so; otherwise nothing is open. */
@@ -41,6 +43,20 @@ int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
 /* Sends one datagram now (to NULL: to the connected address); returns 0 or a negative code
  * (UV_EAGAIN when the queue is full; the datagram is then dropped and counted in tx_drops). */
 int mpt_udp_send(struct mpt_udp *u, const void *buf, size_t len, const struct sockaddr *to);
+
+/* One datagram of a batch: to NULL sends to the connected address. */
+struct mpt_udp_msg {
+    const void *buf;
+    size_t len;
+    const struct sockaddr *to;
+};
+
+#define MPT_UDP_BATCH 64 /* datagrams per sendmmsg call */
+
+/* Sends n datagrams with as few sendmmsg calls as it takes (MPT_UDP_BATCH each). Datagrams the
+ * kernel refuses (queue full, unreachable) are dropped and counted in tx_drops. Returns the
+ * number sent. */
+unsigned mpt_udp_send_batch(struct mpt_udp *u, const struct mpt_udp_msg *msgs, unsigned n);
 
 /* Local address after bind. Returns 0 or a negative code. */
 int mpt_udp_local(struct mpt_udp *u, struct sockaddr_storage *ss);
