@@ -18,7 +18,10 @@ static void on_log(int level, const char *msg)
     localtime_r(&tv.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
     fprintf(stderr, "%s.%03d %s: %s\n", ts, (int)(tv.tv_usec / 1000),
-            names[level < 0 ? 0 : level > 3 ? 3 : level], msg);
+            names[level < 0   ? 0
+                  : level > 3 ? 3
+                              : level],
+            msg);
 }
 
 void mpt_cmd_log_init(int level)
