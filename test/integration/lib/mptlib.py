@@ -288,6 +288,24 @@ class Test:
               % (r["sent"], delivered, echoed, r["received_unique"]), flush=True)
         return fig
 
+    def finish(self):
+        """After a test body: stops every process still running with SIGTERM (newest first),
+        which must exit 0 within 3 s, and fails the test on any sanitizer report in a log."""
+        for pr in reversed(self.procs):
+            if pr.alive():
+                rc, secs = self.stop(pr, signal.SIGTERM, timeout=3.0)
+                if rc != 0:
+                    print("%s (pid %d): exit status %s after SIGTERM at the end (%.1f s)"
+                          % (pr.name, pr.pid, rc, secs))
+                    self.failures.append("%s exit status" % pr.name)
+        for pr in self.procs:
+            text = pr.log()
+            m = re.search(r"(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|"
+                          r"runtime error:)", text)
+            if m:
+                print("%s (pid %d): sanitizer report in its log" % (pr.name, pr.pid))
+                self.failures.append("%s sanitizer report" % pr.name)
+
     def cleanup(self):
         for pr in self.procs:
             if pr.alive():
@@ -366,6 +384,7 @@ def run(body, budget, name=None, needs_ipv6=False, attempts=2):
         signal.alarm(int(budget) + 2)
         try:
             body(t)
+            t.finish()
             status = 1 if t.failures else 0
             if t.failures:
                 print("FAILED: " + ", ".join(t.failures))
