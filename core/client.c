@@ -74,9 +74,10 @@ void mpt_client_free(struct mpt_client *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Queues one buffer on the paths of `mask`; returns the number of copies. */
+/* Queues one buffer on the paths of `mask`; returns the number of copies. `data`: the buffer
+ * is a flow's datagram, counted per path in data_tx. */
 static unsigned send_paths(struct mpt_client *c, const uint8_t *buf, size_t len, uint32_t mask,
-                           struct mpt_outq *q)
+                           int data, struct mpt_outq *q)
 {
     unsigned copies = 0;
 
@@ -86,6 +87,7 @@ static unsigned send_paths(struct mpt_client *c, const uint8_t *buf, size_t len,
         if (!mpt_outq_push(q, MPT_OUT_PATH, buf, len, i))
             break;
         copies++;
+        c->paths[i].data_tx += data != 0;
         c->paths[i].tx_dgrams++;
         c->paths[i].tx_bytes += len;
         c->ctr.tx_dgrams++;
@@ -237,7 +239,7 @@ static void send_hello(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
     if (!buf)
         return;
     memcpy(buf, c->hs_msg, MPT_HELLO_LEN);
-    send_paths(c, buf, MPT_HELLO_LEN, all_paths(c), q);
+    send_paths(c, buf, MPT_HELLO_LEN, all_paths(c), 0, q);
     c->hs_attempts++;
     c->hs_next_us = now + HELLO_RETRY_US;
 }
@@ -377,7 +379,7 @@ void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr
     if (c->p.mode == MPT_CLIENT_BALANCE)
         mask = 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
     c->data_dgrams++;
-    c->data_copies += send_paths(c, out, n, mask, q);
+    c->data_copies += send_paths(c, out, n, mask, 1, q);
 }
 
 static double loss_ewma(double cur, int known, double sample, uint64_t count)
