@@ -7,16 +7,9 @@
 #include <math.h>
 #include <sodium.h>
 
-#include "core/client.h"
-#include "core/impair.h"
-#include "core/server.h"
-#include "task.h"
+#include "sim.h"
 
-#define SIM_MAX_PATHS 4
-#define SIM_MAX_APPS 64
 #define PAYLOAD_HDR 24
-#define MS 1000ULL
-#define SEC 1000000ULL
 
 /* ---- deterministic randomness for libsodium ---- */
 
@@ -67,62 +60,6 @@ struct ev {
     uint32_t flow, gen, len, app;
     int code;
     uint8_t *data;
-};
-
-struct sim_cfg {
-    uint64_t seed;
-    unsigned npaths, napps;
-    struct mpt_impair_params up[SIM_MAX_PATHS], down[SIM_MAX_PATHS];
-    uint32_t count;       /* datagrams per application */
-    uint64_t interval_us; /* between one application's datagrams */
-    uint32_t min_len, max_len;
-    uint64_t target_delay_us;
-    uint64_t start_us; /* applications start this long after the session is first up */
-    uint64_t end_us;   /* virtual time the run stops */
-    struct mpt_client_params cp;
-    struct mpt_server_params sp;
-};
-
-struct app {
-    struct mpt_addr addr;
-    uint32_t sent;
-    uint8_t *up_seen;   /* per sequence number: reached the target */
-    uint8_t *down_seen; /* per sequence number: its echo reached the application */
-    uint64_t *sent_at;
-    uint32_t echoes, replies;
-};
-
-struct sim;
-typedef void (*sim_control_cb)(struct sim *w, int code);
-typedef void (*sim_step_cb)(struct sim *w);
-
-struct sim {
-    struct sim_cfg cfg;
-    uint64_t now, seq;
-    struct ev *heap;
-    size_t nheap, capheap;
-
-    struct mpt_client c;
-    struct mpt_server s;
-    struct mpt_outq q;
-    uint64_t cdeadline, sdeadline;
-    int started;
-
-    struct mpt_impair up[SIM_MAX_PATHS], down[SIM_MAX_PATHS];
-    struct mpt_addr paddr[SIM_MAX_PATHS];
-    struct app apps[SIM_MAX_APPS];
-    uint32_t *flow_gen;
-    int32_t *flow_app; /* the application whose datagrams a flow socket carries; -1 none yet */
-
-    sim_control_cb control;
-    sim_step_cb step;
-    void *user;
-
-    /* Figures. */
-    uint64_t sent_up, recv_up, dup_up, corrupt_up;
-    uint64_t echo_sent, recv_down, dup_down, corrupt_down, misdelivered, crossed_flows;
-    uint64_t max_sessions_used, max_flows_used, max_client_flows;
-    uint64_t events;
 };
 
 static struct mpt_addr addr4(uint32_t ip, uint16_t port)
@@ -195,6 +132,8 @@ static void path_send(struct sim *w, int to_server, unsigned path, const uint8_t
     struct mpt_impair *im = to_server ? &w->up[path] : &w->down[path];
     struct mpt_impair_verdict v;
 
+    w->path_dgrams[!to_server][path]++;
+    w->path_bytes[!to_server][path] += len;
     mpt_impair_decide(im, w->now, len, &v);
     for (unsigned i = 0; i < v.ncopies; i++) {
         struct ev e = {.at = v.copy[i].send_at_us,
@@ -287,6 +226,9 @@ static void on_app_rx(struct sim *w, const struct mpt_addr *to, const uint8_t *b
     w->apps[a].down_seen[seq] = 1;
     w->apps[a].replies++;
     w->recv_down++;
+    w->path_first[1][w->rx_path]++;
+    if (w->deliver)
+        w->deliver(w, 1, (unsigned)w->rx_path, app, seq);
 }
 
 static void client_drain(struct sim *w)
@@ -329,6 +271,9 @@ static void on_target_rx(struct sim *w, uint32_t flow, const uint8_t *buf, size_
     }
     w->apps[app].up_seen[seq] = 1;
     w->recv_up++;
+    w->path_first[0][w->rx_path]++;
+    if (w->deliver)
+        w->deliver(w, 0, (unsigned)w->rx_path, app, seq);
     e.at = w->now + w->cfg.target_delay_us;
     e.len = (uint32_t)len;
     e.data = dup_bytes(buf, len);
@@ -393,13 +338,13 @@ static void server_start(struct sim *w)
 }
 
 /* Replaces the client (or server) object, as a restart with kill -9 would. */
-static void sim_restart_client(struct sim *w)
+void sim_restart_client(struct sim *w)
 {
     mpt_client_free(&w->c);
     client_start(w);
 }
 
-static void sim_restart_server(struct sim *w)
+void sim_restart_server(struct sim *w)
 {
     mpt_server_free(&w->s);
     server_start(w);
@@ -407,7 +352,7 @@ static void sim_restart_server(struct sim *w)
 
 static const uint8_t secret[32] = {0x51, 0x4d, 0x5e, 0xc2, 7, 7, 7};
 
-static void cfg_defaults(struct sim_cfg *c, uint64_t seed)
+void cfg_defaults(struct sim_cfg *c, uint64_t seed)
 {
     memset(c, 0, sizeof(*c));
     c->seed = seed;
@@ -436,7 +381,7 @@ static void cfg_defaults(struct sim_cfg *c, uint64_t seed)
     c->sp.ntargets = 1;
 }
 
-static void sim_init(struct sim *w, const struct sim_cfg *cfg)
+void sim_init(struct sim *w, const struct sim_cfg *cfg)
 {
     memset(w, 0, sizeof(*w));
     w->cfg = *cfg;
@@ -463,7 +408,7 @@ static void sim_init(struct sim *w, const struct sim_cfg *cfg)
     server_start(w);
 }
 
-static void sim_free(struct sim *w)
+void sim_free(struct sim *w)
 {
     while (w->nheap)
         free(pop(w).data);
@@ -480,6 +425,24 @@ static void sim_free(struct sim *w)
     mpt_outq_free(&w->q);
 }
 
+/* Counts the copies of one flow datagram that an endpoint just queued, per path. */
+static void count_data(struct sim *w, int down)
+{
+    for (unsigned i = 0; i < w->q.n; i++) {
+        const struct mpt_out *o = &w->q.v[i];
+        unsigned path = o->index;
+        if (o->kind != MPT_OUT_PATH)
+            continue;
+        if (down)
+            for (path = 0; path < w->cfg.npaths; path++)
+                if (mpt_addr_equal(&o->addr, &w->paddr[path]))
+                    break;
+        ASSERT_LT(path, w->cfg.npaths);
+        w->path_data[down][path]++;
+        w->path_data_last_us[down][path] = w->now;
+    }
+}
+
 static void app_send(struct sim *w, uint32_t a)
 {
     static uint8_t buf[2048];
@@ -492,6 +455,7 @@ static void app_send(struct sim *w, uint32_t a)
     ap->sent++;
     w->sent_up++;
     mpt_client_on_app(&w->c, w->now, &ap->addr, buf, len, &w->q);
+    count_data(w, 0);
     client_drain(w);
     if (ap->sent < w->cfg.count) {
         struct ev e = {.at = w->now + w->cfg.interval_us, .kind = EV_APP_SEND, .app = a};
@@ -499,7 +463,7 @@ static void app_send(struct sim *w, uint32_t a)
     }
 }
 
-static void sim_schedule_control(struct sim *w, uint64_t at, int code)
+void sim_schedule_control(struct sim *w, uint64_t at, int code)
 {
     struct ev e = {.at = at, .kind = EV_CONTROL, .code = code};
 
@@ -512,15 +476,17 @@ static void handle(struct sim *w, struct ev *e)
 
     switch (e->kind) {
     case EV_TO_SERVER:
+        w->rx_path = e->path;
         mpt_server_on_path(&w->s, w->now, &w->paddr[e->path], e->data, e->len, &w->q);
         server_drain(w);
         break;
     case EV_TO_CLIENT:
         before = w->c.sessions_established;
+        w->rx_path = e->path;
         mpt_client_on_path(&w->c, w->now, e->path, e->data, e->len, &w->q);
         client_drain(w);
-        /* As the driver does: a new session wants its first probes now. */
-        if (w->c.sessions_established != before)
+        /* As the driver does: a new session, or a path changing state, wants probes now. */
+        if (w->c.sessions_established != before || w->c.wake)
             w->cdeadline = w->now;
         break;
     case EV_TARGET_ECHO:
@@ -529,6 +495,7 @@ static void handle(struct sim *w, struct ev *e)
         w->echo_sent++;
         w->apps[mpt_get32(e->data)].echoes++;
         mpt_server_on_target(&w->s, w->now, e->flow, e->data, e->len, &w->q);
+        count_data(w, 1);
         server_drain(w);
         break;
     case EV_APP_SEND:
@@ -541,7 +508,7 @@ static void handle(struct sim *w, struct ev *e)
 }
 
 /* Runs until cfg.end_us: the earliest of the next event and the two timers, one at a time. */
-static void sim_run(struct sim *w)
+void sim_run(struct sim *w)
 {
     while (w->now < w->cfg.end_us) {
         uint64_t t = w->cdeadline < w->sdeadline ? w->cdeadline : w->sdeadline;
@@ -585,19 +552,19 @@ static void sim_run(struct sim *w)
     }
 }
 
-static double loss_up(const struct sim *w)
+double loss_up(const struct sim *w)
 {
     return w->sent_up ? 1.0 - (double)w->recv_up / (double)w->sent_up : 0;
 }
 
-static double loss_down(const struct sim *w)
+double loss_down(const struct sim *w)
 {
     return w->echo_sent ? 1.0 - (double)w->recv_down / (double)w->echo_sent : 0;
 }
 
 /* Invariants of every run: nothing delivered twice, nothing corrupted, nothing to the wrong
  * application or flow. */
-static void check_integrity(const struct sim *w)
+void check_integrity(const struct sim *w)
 {
     ASSERT_EQ(w->dup_up, 0);
     ASSERT_EQ(w->dup_down, 0);
@@ -607,7 +574,7 @@ static void check_integrity(const struct sim *w)
     ASSERT_EQ(w->crossed_flows, 0);
 }
 
-static void set_all(struct sim_cfg *c, double loss, double dup, double reorder)
+void set_all(struct sim_cfg *c, double loss, double dup, double reorder)
 {
     for (unsigned p = 0; p < SIM_MAX_PATHS; p++) {
         c->up[p].loss = c->down[p].loss = loss;
@@ -1031,9 +998,18 @@ static const struct task_case cases[] = {
 
 int main(int argc, char **argv)
 {
+    static struct task_case all[sizeof(cases) / sizeof(cases[0]) + 16];
+    size_t n;
+
     /* Before sodium_init (which core calls): every random byte comes from the seeded generator. */
     if (randombytes_set_implementation(&det_impl) != 0 || sodium_init() < 0)
         return 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    return task_run(cases, argc, argv);
+    n = 0;
+    for (const struct task_case *c = cases; c->name; c++)
+        all[n++] = *c;
+    for (const struct task_case *c = sim_mode_cases; c->name; c++)
+        all[n++] = *c;
+    all[n] = (struct task_case){NULL, NULL};
+    return task_run(all, argc, argv);
 }
