@@ -36,6 +36,17 @@ struct pkt {
     uint8_t data[];
 };
 
+/* A datagram waiting for the end of the loop round, when runs of one socket leave in one sendmmsg
+ * call. Its bytes are copied: the receive buffer is shared by every socket of the loop. */
+#define SENDQ_MAX 256
+#define SENDQ_BYTES (512u * 1024)
+
+struct sendq_entry {
+    struct peer *peer;
+    int dir;
+    uint32_t off, len;
+};
+
 struct mpt_bridge {
     struct mpt_service svc;
     struct mpt_loop *loop;
@@ -71,6 +82,12 @@ struct mpt_bridge {
     int stopping;
     int free_requested;
     uint8_t scratch[65536]; /* a corrupted copy sent at once */
+    uv_check_t flusher;
+    struct sendq_entry sq[SENDQ_MAX];
+    unsigned sq_n;
+    size_t sq_used;
+    struct mpt_udp_msg batch[MPT_UDP_BATCH];
+    uint8_t sq_buf[SENDQ_BYTES];
 };
 
 static const char *const dir_name[2] = {"to", "back"};
@@ -148,21 +165,74 @@ stop:
 
 /* ---- sending ---- */
 
+static struct mpt_udp *sq_socket(struct mpt_bridge *b, const struct sendq_entry *e,
+                                 const struct sockaddr **to)
+{
+    if (e->dir == MPT_BRIDGE_TO) {
+        *to = NULL;
+        return &e->peer->up;
+    }
+    *to = &e->peer->addr.u.sa;
+    return &b->listen;
+}
+
+/* Sends the queued datagrams, runs of one socket in one sendmmsg call. */
+static void flush(struct mpt_bridge *b)
+{
+    unsigned i = 0;
+
+    while (i < b->sq_n) {
+        const struct sockaddr *to;
+        struct mpt_udp *u = sq_socket(b, &b->sq[i], &to);
+        int dir = b->sq[i].dir;
+        unsigned n = 0, sent;
+
+        do {
+            b->batch[n].buf = b->sq_buf + b->sq[i].off;
+            b->batch[n].len = b->sq[i].len;
+            b->batch[n].to = to;
+            n++;
+            i++;
+        } while (i < b->sq_n && n < MPT_UDP_BATCH && b->sq[i].dir == dir &&
+                 sq_socket(b, &b->sq[i], &to) == u);
+        sent = mpt_udp_send_batch(u, b->batch, n);
+        if (sent < n) {
+            b->st.dir[dir].send_errors += n - sent;
+            MPT_DEBUG("bridge: send %s: %u datagrams refused", dir_name[dir], n - sent);
+        }
+    }
+    b->sq_n = 0;
+    b->sq_used = 0;
+}
+
+static void on_flush(uv_check_t *h)
+{
+    struct mpt_bridge *b = mpt_container_of(h, struct mpt_bridge, flusher);
+
+    if (b->sq_n)
+        flush(b);
+}
+
 static void send_now(struct mpt_bridge *b, struct peer *p, int dir, const uint8_t *data, size_t len)
 {
-    int err;
+    size_t room = (len + 15) & ~(size_t)15;
+    struct sendq_entry *e;
 
-    if (dir == MPT_BRIDGE_TO) {
-        err = mpt_udp_send(&p->up, data, len, NULL);
-        if (!err)
-            record(b, data, len);
-    } else {
-        err = mpt_udp_send(&b->listen, data, len, &p->addr.u.sa);
-    }
-    if (err) {
+    if (b->sq_n == SENDQ_MAX || SENDQ_BYTES - b->sq_used < room)
+        flush(b);
+    if (room > SENDQ_BYTES) {
         b->st.dir[dir].send_errors++;
-        MPT_DEBUG("bridge: send %s: %s", dir_name[dir], mpt_strerror(err));
+        return;
     }
+    e = &b->sq[b->sq_n++];
+    e->peer = p;
+    e->dir = dir;
+    e->off = (uint32_t)b->sq_used;
+    e->len = (uint32_t)len;
+    memcpy(b->sq_buf + b->sq_used, data, len);
+    b->sq_used += room;
+    if (dir == MPT_BRIDGE_TO)
+        record(b, data, len);
 }
 
 /* ---- delay queue: a binary min-heap on (at_us, seq) ---- */
@@ -278,6 +348,9 @@ static void on_queue_timer(uv_timer_t *t)
         send_now(b, k->peer, k->dir, k->data, k->len);
         pkt_release(b, k);
     }
+    /* The check handle runs only after the next poll, which may block: send now. */
+    if (b->sq_n)
+        flush(b);
     arm_timer(b);
 }
 
@@ -575,6 +648,11 @@ static void on_sig_up_closed(uv_handle_t *h)
     handle_closed(mpt_container_of(h, struct mpt_bridge, sig_up));
 }
 
+static void on_flusher_closed(uv_handle_t *h)
+{
+    handle_closed(mpt_container_of(h, struct mpt_bridge, flusher));
+}
+
 static void on_service_stop(struct mpt_service *svc)
 {
     mpt_bridge_stop(mpt_container_of(svc, struct mpt_bridge, svc));
@@ -585,6 +663,8 @@ void mpt_bridge_stop(struct mpt_bridge *b)
     if (b->stopping)
         return;
     b->stopping = 1;
+    if (b->sq_n)
+        flush(b);
     while (b->heap_len)
         pkt_release(b, b->heap[--b->heap_len]);
     while (b->idle_head)
@@ -595,6 +675,7 @@ void mpt_bridge_stop(struct mpt_bridge *b)
     uv_close((uv_handle_t *)&b->idle_timer, on_idle_timer_closed);
     uv_close((uv_handle_t *)&b->sig_down, on_sig_down_closed);
     uv_close((uv_handle_t *)&b->sig_up, on_sig_up_closed);
+    uv_close((uv_handle_t *)&b->flusher, on_flusher_closed);
 }
 
 static void describe(char *buf, size_t len, const struct mpt_impair_params *p)
@@ -673,7 +754,9 @@ int mpt_bridge_start(struct mpt_loop *loop, const struct mpt_bridge_options *opt
     uv_timer_init(uv, &b->idle_timer);
     uv_signal_init(uv, &b->sig_down);
     uv_signal_init(uv, &b->sig_up);
-    b->open_handles = 4;
+    uv_check_init(uv, &b->flusher);
+    uv_check_start(&b->flusher, on_flush);
+    b->open_handles = 5;
 
     if ((err = mpt_impair_init(&b->imp[MPT_BRIDGE_TO], &b->o.impair[MPT_BRIDGE_TO], b->o.seed,
                                MPT_BRIDGE_TO)) != 0 ||

@@ -110,6 +110,8 @@ static void run_timer(struct mpt_client_drv *d)
     if (mpt_outq_full(&d->q))
         flush(d);
     next = mpt_client_on_timer(&d->core, mpt_loop_now_us(d->loop), &d->q);
+    /* Outside an I/O callback the check handle would wait for the next poll: send now. */
+    flush(d);
     {
         uint64_t now = mpt_loop_now_us(d->loop);
         uint64_t ms = next > now ? (next - now + 999) / 1000 : 0;

@@ -181,6 +181,8 @@ static void on_timer(uv_timer_t *t)
     from = d->q.n;
     next = mpt_server_on_timer(&d->core, now, &d->q);
     after_call(d, from);
+    /* Outside an I/O callback the check handle would wait for the next poll: send now. */
+    flush(d);
     now = mpt_loop_now_us(d->loop);
     uv_timer_start(&d->timer, on_timer, next > now ? (next - now + 999) / 1000 : 0, 0);
 }
