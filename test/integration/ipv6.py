@@ -2,7 +2,8 @@
 """IPv4 and IPv6 mixed: the server listens on a port alone (all addresses); one path goes straight
 to [::1], one through a relay listening on [::1] that forwards to 127.0.0.1, one through a relay
 on 127.0.0.1 that forwards to [::1]; the application talks to the client over ::1. Every path
-must come up, and traffic must flow (at most 1% loss, on clean paths). Skipped (77) where ::1 is not available."""
+must come up, and traffic must flow (at most 1% loss, on clean paths). Skipped (77) where ::1
+is not available."""
 import os
 import re
 import sys

@@ -88,7 +88,8 @@ def body(t):
         t.check("largest answer to the replay (bytes)", max(ans or [0]), 128, "<=")
         # The recorded session itself is still live (over its direct path) and undisturbed: a
         # new batch goes through both ways, so no replayed copy took over its return path.
-        n2, fwd2, back2 = send_batch(t, cport, tgt, 0x72650002, 2, "recorded session after the replays")
+        n2, fwd2, back2 = send_batch(t, cport, tgt, 0x72650002, 2,
+                                     "recorded session after the replays")
         t.check("recorded session: round-trip loss after the replays", 1 - back2 / max(n2, 1), 0.01)
 
         # 2. At a new server process.

@@ -26,6 +26,11 @@ import time
 
 SKIP = 77
 
+# Socket buffers of every process: net.core.rmem_max allows 4 MiB here, and the default 212 KB
+# overflows within tens of milliseconds at the test rates when other builds load the host.
+BUFSIZE = "4M"
+BUFSIZE_BYTES = 4 << 20
+
 MPTUNNEL = os.environ.get("MPTUNNEL", "")
 MPT_TOOLS = os.environ.get("MPT_TOOLS", "")
 UDPGEN = os.path.join(MPT_TOOLS, "udpgen") if MPT_TOOLS else ""
@@ -160,8 +165,13 @@ class Test:
         return out.stdout.decode().strip()
 
     def write_config(self, name, secret, client_listen=None, bridges=(), server_listen=None,
-                     target=None, extra_client=(), extra_server=(), extra_tunnel=()):
+                     target=None, extra_client=(), extra_server=(), extra_tunnel=(),
+                     bufsize=BUFSIZE):
+        """Writes an INI file; socket buffers are set to `bufsize` (None: the system's) so that
+        loopback bursts under a loaded host do not overflow the default 212 KB."""
         lines = ["[tunnel]", "secret = " + secret] + list(extra_tunnel)
+        if bufsize:
+            lines += ["sndbuf = " + bufsize, "rcvbuf = " + bufsize]
         if client_listen is not None:
             lines += ["", "[client]", "listen = " + client_listen]
             lines += ["bridge = " + b for b in bridges] + list(extra_client)
@@ -206,15 +216,17 @@ class Test:
     def client(self, cfg, name="client", **kw):
         return self.start(name, [MPTUNNEL, "client", "-c", cfg], ready=r"client listening", **kw)
 
-    def bridge(self, name, listen, to, *opts):
-        return self.start(name, [MPTUNNEL, "bridge", "--listen", listen, "--to", to] + list(opts),
-                          ready=r"listening on")
+    def bridge(self, name, listen, to, *opts, bufsize=BUFSIZE):
+        bufs = ["--sndbuf", bufsize, "--rcvbuf", bufsize] if bufsize else []
+        return self.start(name, [MPTUNNEL, "bridge", "--listen", listen, "--to", to] + bufs +
+                          list(opts), ready=r"listening on")
 
     def echo(self, name, listen):
         """udpgen echo on `listen`; its stats are read by stop_echo()."""
         stats = self.path(name + ".json")
         pr = self.start(name, [UDPGEN, "echo", "--listen", listen, "--stats", stats,
-                               "--ready", self.path(name + ".ready")])
+                               "--ready", self.path(name + ".ready"), "--bufsize",
+                               str(BUFSIZE_BYTES)])
         end = time.monotonic() + 5
         while not os.path.exists(self.path(name + ".ready")) or \
                 not open(self.path(name + ".ready")).read().strip():
@@ -250,7 +262,7 @@ class Test:
                     extra=()):
         argv = [UDPGEN, "send", "--to", to, "--count", str(count), "--rate", str(rate),
                 "--size", size, "--flows", str(flows), "--seed", str(seed), "--linger",
-                str(linger), "--json"] + list(extra)
+                str(linger), "--bufsize", str(BUFSIZE_BYTES), "--json"] + list(extra)
         tmo = count / max(rate, 1) + linger / 1000.0 + 30
         out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=tmo,
                              preexec_fn=_child_setup)
