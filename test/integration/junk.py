@@ -79,7 +79,6 @@ def body(t):
                                                                   len(datas)))
         if not hellos or not datas:
             raise mptlib.Failed("the capture holds no handshake or no data")
-        before = tgt.total
 
         # 1. Replayed handshakes, answered at most by a reply no larger than the request; altered
         # copies (bit flips, truncations, reversed fields) get no answer at all. Each socket sends

@@ -68,7 +68,7 @@ def body(t):
     bridge = t.bridge("bridge", "127.0.0.1:%d" % bport, "127.0.0.1:%d" % sport, "--record", rec)
     client = t.client(cfg)
     try:
-        n, fwd, back = send_batch(t, cport, tgt, 0x72650001, 1, "recorded session")
+        _, fwd, _ = send_batch(t, cport, tgt, 0x72650001, 1, "recorded session")
         if fwd == 0:
             raise mptlib.Failed("nothing went through the tunnel")
         t.stop(bridge)  # the capture is complete; the session goes on over the direct path
@@ -88,13 +88,13 @@ def body(t):
         t.check("largest answer to the replay (bytes)", max(ans or [0]), 128, "<=")
         # The recorded session itself is still live (over its direct path) and undisturbed: a
         # new batch goes through both ways, so no replayed copy took over its return path.
-        n2, fwd2, back2 = send_batch(t, cport, tgt, 0x72650002, 2,
-                                     "recorded session after the replays")
+        n2, _, back2 = send_batch(t, cport, tgt, 0x72650002, 2,
+                                  "recorded session after the replays")
         t.check("recorded session: round-trip loss after the replays", 1 - back2 / max(n2, 1), 0.01)
 
         # 2. At a new server process.
         t.stop(client)
-        rc, _ = t.stop(server)
+        t.stop(server)
         t.server(cfg, name="server2")
         before = tgt.total
         ans = replay(recs, ("127.0.0.1", sport))
