@@ -289,13 +289,19 @@ static double loss_dq(uint16_t v)
 /* What a probe says: the client's view of this path and which paths to answer on (§5, §8). */
 static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, const uint8_t *m)
 {
+    uint64_t sent = mpt_get64(m + MPT_PROBE_OFF_TIME);
+
     ss->mode = m[2];
     p->state = m[3];
     p->loss_up = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_UP));
     p->loss_down = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_DOWN));
     p->srtt_us = mpt_get32(m + MPT_PROBE_OFF_SRTT);
-    memcpy(ss->use, m + MPT_PROBE_OFF_USE, MPT_MAX_PATHS);
-    ss->have_hints = 1;
+    /* Probes overtake each other on paths of unequal delay: only the newest choice counts. */
+    if (!ss->have_hints || sent >= ss->hints_time) {
+        memcpy(ss->use, m + MPT_PROBE_OFF_USE, MPT_MAX_PATHS);
+        ss->hints_time = sent;
+        ss->have_hints = 1;
+    }
 }
 
 static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,

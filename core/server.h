@@ -48,6 +48,7 @@ struct mpt_server_session {
     uint64_t created_us, last_rx_us;
     uint8_t mode;               /* the client's scheduling mode (enum mpt_sched_mode) */
     int have_hints;             /* a probe told us which client paths to use */
+    uint64_t hints_time;        /* the client time in the probe that set them (its clock, us) */
     uint8_t use[MPT_MAX_PATHS]; /* by client path index: 0 = do not use, else a weight */
     int32_t wrr[MPT_MAX_PATHS]; /* balance mode: smooth weighted round robin, by path slot */
     unsigned npaths;

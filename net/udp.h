@@ -25,6 +25,7 @@ struct mpt_udp {
     void *owner;
     uint64_t tx_drops; /* sends refused by the kernel (queue full, unreachable) */
     int family;
+    int no_gso; /* UDP_SEGMENT failed here once: send one datagram at a time */
 };
 
 #define MPT_UDP_REUSEADDR 1u           /* SO_REUSEADDR for listeners */
@@ -53,9 +54,10 @@ struct mpt_udp_msg {
 
 #define MPT_UDP_BATCH 64 /* datagrams per sendmmsg call */
 
-/* Sends n datagrams with as few sendmmsg calls as it takes (MPT_UDP_BATCH each). Datagrams the
- * kernel refuses (queue full, unreachable) are dropped and counted in tx_drops. Returns the
- * number sent. */
+/* Sends n datagrams with as few sendmmsg calls as it takes (MPT_UDP_BATCH each). Runs of
+ * equal-sized datagrams to one destination go as one UDP_SEGMENT (GSO) send where the kernel
+ * allows it; each destination receives in the order given. Datagrams the kernel refuses (queue
+ * full, unreachable) are dropped and counted in tx_drops. Returns the number sent. */
 unsigned mpt_udp_send_batch(struct mpt_udp *u, const struct mpt_udp_msg *msgs, unsigned n);
 
 /* Local address after bind. Returns 0 or a negative code. */
