@@ -176,6 +176,7 @@ int mpt_cmd_demo(int argc, char **argv)
            "jitter %u ms, seed %llu);\n%u datagrams/s of %u bytes for %s. Ctrl-C stops.\n",
            o.paths, o.paths == 1 ? "" : "s", 100 * o.loss, o.delay_ms, o.jitter_ms,
            (unsigned long long)o.seed, o.rate, o.size, o.duration_ms ? "the duration" : "ever");
+    printf("The paths' live state, from another terminal: mptunnel status --demo --watch\n");
     rc = mpt_demo_start(loop, &o, on_report_keep, &o, &demo, err, sizeof(err));
     if (rc) {
         mpt_cmd_error("demo", "%s", err);

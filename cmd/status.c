@@ -18,6 +18,7 @@ void mpt_usage_status(FILE *out)
     fprintf(
         out,
         "Usage: mptunnel status -c FILE [--json] [--watch] [--client|--server]\n"
+        "       mptunnel status --demo [--json] [--watch] [--client|--server]\n"
         "\n"
         "Shows the live state of the client and/or server that run with FILE, read from\n"
         "their control sockets (`control =' in [client] / [server], or the default path:\n"
@@ -25,6 +26,7 @@ void mpt_usage_status(FILE *out)
         "/tmp/mptunnel-UID; named <role>-<FILE's base name>.sock).\n"
         "\n"
         "  -c, --config FILE   the configuration the client/server runs with\n"
+        "  --demo              the `mptunnel demo' running on this machine\n"
         "  --client, --server  only that side (default: each side FILE has a section for)\n"
         "  --json              print the status document (schema mptunnel-status/1); with\n"
         "                      both sides, an object {\"client\": DOC, \"server\": DOC}, a side\n"
@@ -526,7 +528,7 @@ int mpt_cmd_status(int argc, char **argv)
     struct mpt_config cfg;
     struct side sides[2];
     char **rest;
-    int nrest = 0, json = 0, watch = 0, want_client = 0, want_server = 0, n = 0, rc;
+    int nrest = 0, json = 0, watch = 0, want_client = 0, want_server = 0, demo = 0, n = 0, rc;
 
     rest = calloc((size_t)argc + 1, sizeof(*rest));
     if (!rest)
@@ -540,11 +542,23 @@ int mpt_cmd_status(int argc, char **argv)
             want_client = 1;
         else if (i > 0 && strcmp(argv[i], "--server") == 0)
             want_server = 1;
+        else if (i > 0 && strcmp(argv[i], "--demo") == 0)
+            demo = 1;
         else
             rest[nrest++] = argv[i];
     }
     mpt_config_defaults(&cfg);
-    rc = mpt_cmd_load_config("status", nrest, rest, MPT_ROLE_ANY, &cfg);
+    if (demo && nrest == 1) {
+        /* The demo's client and server use the default paths of a file named `demo'. */
+        snprintf(cfg.file, sizeof(cfg.file), "demo");
+        cfg.client.present = cfg.server.present = 1;
+        rc = MPT_EXIT_OK;
+    } else if (demo) {
+        mpt_cmd_error("status", "--demo takes no configuration");
+        rc = MPT_EXIT_USAGE;
+    } else {
+        rc = mpt_cmd_load_config("status", nrest, rest, MPT_ROLE_ANY, &cfg);
+    }
     free(rest);
     if (rc != MPT_EXIT_OK)
         return rc;

@@ -377,7 +377,9 @@ int mpt_demo_start(struct mpt_loop *loop, const struct mpt_demo_options *o,
     local_of(&d->echo, &echo_addr);
 
     mpt_config_defaults(&cfg);
-    snprintf(cfg.file, sizeof(cfg.file), "(demo)");
+    /* `mptunnel status --demo' finds the control sockets by this name. */
+    snprintf(cfg.file, sizeof(cfg.file), "demo");
+    cfg.client.present = cfg.server.present = 1;
     mpt_random(cfg.secret, sizeof(cfg.secret));
     cfg.have_secret = 1;
     cfg.sndbuf = cfg.rcvbuf = 4u << 20;
