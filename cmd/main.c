@@ -32,6 +32,15 @@ static void usage(FILE *out)
         fprintf(out, "  %-8s %s\n", c->name, c->summary);
     fprintf(out, "  %-8s %s\n", "help", "this text, or `help <command>` for one command");
     fprintf(out, "\n"
+                 "Scheduling modes ([client] mode =), which mode for which job:\n"
+                 "  redundant  every datagram on every path (default): least loss, no gap when a\n"
+                 "             path dies; for VoIP, games, DNS, VPNs over lossy links\n"
+                 "  adaptive   the fewest copies that keep loss under target_loss, from measured\n"
+                 "             per-path loss; the same jobs where bandwidth costs\n"
+                 "  backup     only the best priority carries traffic; the next takes over within\n"
+                 "             a second of a failure and hands back; a cheap link and a spare\n"
+                 "  balance    no copies, datagrams spread by weight; bulk transfer over uplinks\n"
+                 "\n"
                  "Options:\n"
                  "  --version   print the version\n"
                  "  --help      this text\n"
