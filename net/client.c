@@ -254,10 +254,8 @@ static void start_control(struct mpt_client_drv *d, const struct mpt_config *cfg
 
 static int bind_device(struct mpt_udp *u, const char *dev)
 {
-    uv_os_fd_t fd;
+    int fd = mpt_udp_fd(u);
 
-    if (uv_fileno((uv_handle_t *)&u->handle, &fd) != 0)
-        return UV_EBADF;
     if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev)) != 0)
         return uv_translate_sys_error(errno);
     return 0;

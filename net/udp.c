@@ -1,45 +1,109 @@
+/* UDP sockets on our own descriptors, watched by a uv_poll handle: receiving with recvmmsg lets us
+ * read UDP_GRO's control messages (libuv's UDP handle does not), so a run of datagrams that a
+ * peer sent as one GSO batch arrives as one buffer and is split here. */
 #include "net/udp.h"
 
 #include <errno.h>
-#include <string.h>
 #include <netinet/udp.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+#define RX_SLOT (64 * 1024) /* one datagram, or one GRO batch of them */
+#define RX_ROUNDS 16        /* recvmmsg calls per readiness event, for fairness */
 
 char *mpt_loop_rxbuf(struct mpt_loop *loop, size_t *len);
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void set_buffer(int fd, int opt, int force_opt, uint32_t size)
 {
-    struct mpt_udp *u = mpt_container_of(h, struct mpt_udp, handle);
-    size_t len;
-    char *p = mpt_loop_rxbuf(u->loop, &len);
-
-    *buf = uv_buf_init(p, (unsigned)len);
-}
-
-static void on_uv_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
-                       unsigned flags)
-{
-    struct mpt_udp *u = mpt_container_of(h, struct mpt_udp, handle);
-
-    /* Three cases: an error, nothing more to read (addr NULL), or a datagram (maybe empty). */
-    if (nread < 0 || addr == NULL || (flags & UV_UDP_MMSG_FREE))
-        return;
-    if (u->on_recv)
-        u->on_recv(u, (const uint8_t *)buf->base, (size_t)nread, addr);
-}
-
-static void on_uv_close(uv_handle_t *h);
-
-static void set_buffer(uv_udp_t *h, int opt, int force_opt, uint32_t size)
-{
-    uv_os_fd_t fd;
     int v = (int)size;
 
-    if (!size || uv_fileno((uv_handle_t *)h, &fd) != 0)
-        return;
     /* The FORCE variant passes net.core.[rw]mem_max when we are root. */
     if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) != 0)
         setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
+}
+
+static uint16_t gro_size(struct msghdr *m)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+            int v;
+            memcpy(&v, CMSG_DATA(c), sizeof(v));
+            return v > 0 && v < 65536 ? (uint16_t)v : 0;
+        }
+    }
+    return 0;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct mpt_udp *u = mpt_container_of(h, struct mpt_udp, poll);
+    struct mmsghdr hdr[16];
+    struct iovec iov[16];
+    struct sockaddr_storage from[16];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl[16];
+    size_t buflen;
+    char *buf = mpt_loop_rxbuf(u->loop, &buflen);
+    unsigned slots = (unsigned)(buflen / RX_SLOT);
+
+    if (slots > 16)
+        slots = 16;
+    if (status < 0) {
+        /* A pending socket error (an ICMP port unreachable after a peer died) makes libuv stop
+         * the handle: clear the error and watch again, as UDP goes on regardless. */
+        int e;
+        socklen_t el = sizeof(e);
+        getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &e, &el);
+        if (!u->closing)
+            uv_poll_start(&u->poll, UV_READABLE, on_poll);
+    }
+    for (int round = 0; round < RX_ROUNDS && !u->closing; round++) {
+        int n;
+
+        for (unsigned i = 0; i < slots; i++) {
+            iov[i].iov_base = buf + (size_t)i * RX_SLOT;
+            iov[i].iov_len = RX_SLOT;
+            memset(&hdr[i], 0, sizeof(hdr[i]));
+            hdr[i].msg_hdr.msg_name = &from[i];
+            hdr[i].msg_hdr.msg_namelen = sizeof(from[i]);
+            hdr[i].msg_hdr.msg_iov = &iov[i];
+            hdr[i].msg_hdr.msg_iovlen = 1;
+            hdr[i].msg_hdr.msg_control = ctl[i].buf;
+            hdr[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
+        }
+        n = recvmmsg(u->fd, hdr, slots, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            /* ICMP errors (a peer's port closed) surface here on connected sockets: go on. */
+            if (errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+                errno == ENETUNREACH)
+                continue;
+            return; /* EAGAIN: drained */
+        }
+        for (int i = 0; i < n && !u->closing; i++) {
+            const uint8_t *d = (const uint8_t *)iov[i].iov_base;
+            size_t len = hdr[i].msg_len, seg = gro_size(&hdr[i].msg_hdr);
+            const struct sockaddr *sa = (const struct sockaddr *)&from[i];
+
+            if (hdr[i].msg_hdr.msg_flags & MSG_TRUNC)
+                continue;
+            if (!seg || seg >= len) {
+                u->on_recv(u, d, len, sa);
+                continue;
+            }
+            /* A GRO batch: datagrams of `seg` bytes, the last perhaps shorter. */
+            for (size_t off = 0; off < len && !u->closing; off += seg)
+                u->on_recv(u, d + off, len - off < seg ? len - off : seg, sa);
+        }
+        if ((unsigned)n < slots)
+            return;
+    }
 }
 
 int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
@@ -47,91 +111,123 @@ int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
                  mpt_udp_recv_cb on_recv, void *owner)
 {
     struct sockaddr_storage any;
-    unsigned bind_flags = 0;
-    int err;
+    socklen_t alen;
+    int err, fd, one = 1;
 
     memset(u, 0, sizeof(*u));
+    u->fd = -1;
     u->loop = loop;
     u->on_recv = on_recv;
     u->owner = owner;
     if (bind_addr)
         family = bind_addr->sa_family;
     u->family = family;
-    err = uv_udp_init_ex(mpt_loop_uv(loop), &u->handle, (unsigned)family | UV_UDP_RECVMMSG);
-    if (err)
-        return err;
+    if (family != AF_INET && family != AF_INET6)
+        return UV_EAFNOSUPPORT;
     if (!bind_addr) {
         memset(&any, 0, sizeof(any));
         any.ss_family = (sa_family_t)family;
         bind_addr = (const struct sockaddr *)&any;
     }
+    alen = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
     if (family == AF_INET6) {
+        /* [::] serves IPv4 too; a specific IPv6 address only IPv6. */
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)bind_addr;
-        if (!IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
-            bind_flags |= UV_UDP_IPV6ONLY;
+        int only = !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof(only));
     }
-    err = uv_udp_bind(&u->handle, bind_addr, bind_flags);
-    if (err)
-        goto fail;
+    if (bind(fd, bind_addr, alen) != 0) {
+        err = uv_translate_sys_error(errno);
+        close(fd);
+        return err;
+    }
     /* The kernel's default (about 212 KB) overflows in bursts long before the CPU is busy. */
-    if (!sndbuf)
-        sndbuf = MPT_UDP_DEFAULT_BUF;
-    if (!rcvbuf)
-        rcvbuf = MPT_UDP_DEFAULT_BUF;
-    set_buffer(&u->handle, SO_SNDBUF, SO_SNDBUFFORCE, sndbuf);
-    set_buffer(&u->handle, SO_RCVBUF, SO_RCVBUFFORCE, rcvbuf);
+    set_buffer(fd, SO_SNDBUF, SO_SNDBUFFORCE, sndbuf ? sndbuf : MPT_UDP_DEFAULT_BUF);
+    set_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, rcvbuf ? rcvbuf : MPT_UDP_DEFAULT_BUF);
+    /* Batches sent with UDP_SEGMENT arrive whole; kernels without UDP_GRO just say no. */
+    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+    err = uv_poll_init_socket(mpt_loop_uv(loop), &u->poll, fd);
+    if (err) {
+        close(fd);
+        return err;
+    }
+    u->fd = fd;
     if (on_recv) {
-        err = uv_udp_recv_start(&u->handle, on_alloc, on_uv_recv);
-        if (err)
-            goto fail;
+        err = uv_poll_start(&u->poll, UV_READABLE, on_poll);
+        if (err) {
+            /* The handle exists: it must be closed like any other (see udp.h). */
+            mpt_udp_close(u, NULL);
+            return err;
+        }
     }
     return 0;
-fail:
-    /* u->on_close is NULL unless the caller arms it with mpt_udp_close (see udp.h). */
-    uv_close((uv_handle_t *)&u->handle, on_uv_close);
-    return err;
 }
 
 int mpt_udp_send(struct mpt_udp *u, const void *buf, size_t len, const struct sockaddr *to)
 {
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-    int n = uv_udp_try_send(&u->handle, &b, 1, to);
+    socklen_t tolen = 0;
+    ssize_t n;
 
+    if (to)
+        tolen =
+            to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    do
+        n = sendto(u->fd, buf, len, MSG_DONTWAIT, to, tolen);
+    while (n < 0 && errno == EINTR);
     if (n < 0) {
         u->tx_drops++;
-        return n;
+        return uv_translate_sys_error(errno);
     }
     return 0;
 }
 
 int mpt_udp_local(struct mpt_udp *u, struct sockaddr_storage *ss)
 {
-    int len = sizeof(*ss);
-    return uv_udp_getsockname(&u->handle, (struct sockaddr *)ss, &len);
+    socklen_t len = sizeof(*ss);
+
+    return getsockname(u->fd, (struct sockaddr *)ss, &len) == 0 ? 0 : uv_translate_sys_error(errno);
+}
+
+int mpt_udp_fd(const struct mpt_udp *u)
+{
+    return u->fd;
 }
 
 static void on_uv_close(uv_handle_t *h)
 {
-    struct mpt_udp *u = mpt_container_of(h, struct mpt_udp, handle);
+    struct mpt_udp *u = mpt_container_of(h, struct mpt_udp, poll);
+
+    /* The descriptor is ours, not libuv's: closed once the poll handle is gone. */
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
     if (u->on_close)
         u->on_close(u);
 }
 
 int mpt_udp_connect(struct mpt_udp *u, const struct sockaddr *to)
 {
-    return uv_udp_connect(&u->handle, to);
+    socklen_t tolen =
+        to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+    return connect(u->fd, to, tolen) == 0 ? 0 : uv_translate_sys_error(errno);
 }
 
 int mpt_udp_is_closing(const struct mpt_udp *u)
 {
-    return uv_is_closing((const uv_handle_t *)&u->handle);
+    return u->closing;
 }
 
 void mpt_udp_close(struct mpt_udp *u, mpt_udp_close_cb on_close)
 {
     u->on_close = on_close;
-    if (!uv_is_closing((uv_handle_t *)&u->handle))
-        uv_close((uv_handle_t *)&u->handle, on_uv_close);
+    if (u->closing)
+        return;
+    u->closing = 1;
+    uv_close((uv_handle_t *)&u->poll, on_uv_close);
 }
 
 static int same_dest(const struct sockaddr *a, const struct sockaddr *b)
@@ -165,7 +261,7 @@ struct unit {
     } ctl;
 };
 
-static unsigned send_units(struct mpt_udp *u, uv_os_fd_t fd, struct unit *units, unsigned nunits,
+static unsigned send_units(struct mpt_udp *u, int fd, struct unit *units, unsigned nunits,
                            struct iovec *iov);
 
 unsigned mpt_udp_send_batch(struct mpt_udp *u, const struct mpt_udp_msg *msgs, unsigned n)
@@ -174,9 +270,9 @@ unsigned mpt_udp_send_batch(struct mpt_udp *u, const struct mpt_udp_msg *msgs, u
     struct iovec iov[MPT_UDP_BATCH];
     uint8_t taken[MPT_UDP_BATCH];
     unsigned sent = 0;
-    uv_os_fd_t fd;
+    int fd = u->fd;
 
-    if (uv_fileno((uv_handle_t *)&u->handle, &fd) != 0) {
+    if (fd < 0 || u->closing) {
         u->tx_drops += n;
         return 0;
     }
@@ -226,7 +322,7 @@ unsigned mpt_udp_send_batch(struct mpt_udp *u, const struct mpt_udp_msg *msgs, u
     return sent;
 }
 
-static unsigned send_units(struct mpt_udp *u, uv_os_fd_t fd, struct unit *units, unsigned nunits,
+static unsigned send_units(struct mpt_udp *u, int fd, struct unit *units, unsigned nunits,
                            struct iovec *iov)
 {
     struct mmsghdr hdr[MPT_UDP_BATCH];

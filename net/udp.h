@@ -1,6 +1,6 @@
-/* UDP sockets for the drivers: batched receive (recvmmsg through UV_UDP_RECVMMSG) into one
- * buffer shared by the loop, non-blocking sends that drop when the kernel queue is full (as a
- * congested link would), socket buffer sizing. Internal to net/. */
+/* UDP sockets for the drivers: batched receive (recvmmsg, with UDP GRO batches split) into one
+ * buffer shared by the loop, batched sends (sendmmsg, UDP GSO) that drop when the kernel queue is
+ * full (as a congested link would), socket buffer sizing. Internal to net/. */
 #ifndef MPT_NET_UDP_H
 #define MPT_NET_UDP_H
 
@@ -18,7 +18,9 @@ typedef void (*mpt_udp_recv_cb)(struct mpt_udp *u, const uint8_t *data, size_t l
 typedef void (*mpt_udp_close_cb)(struct mpt_udp *u);
 
 struct mpt_udp {
-    uv_udp_t handle; /* handle.data is unused: recover with container_of */
+    uv_poll_t poll; /* watches fd; poll.data is unused: recover with container_of */
+    int fd;         /* our own descriptor, closed after the poll handle */
+    int closing;
     struct mpt_loop *loop;
     mpt_udp_recv_cb on_recv;
     mpt_udp_close_cb on_close;
@@ -59,6 +61,9 @@ struct mpt_udp_msg {
  * allows it; each destination receives in the order given. Datagrams the kernel refuses (queue
  * full, unreachable) are dropped and counted in tx_drops. Returns the number sent. */
 unsigned mpt_udp_send_batch(struct mpt_udp *u, const struct mpt_udp_msg *msgs, unsigned n);
+
+/* The socket's descriptor (for socket options). */
+int mpt_udp_fd(const struct mpt_udp *u);
 
 /* Local address after bind. Returns 0 or a negative code. */
 int mpt_udp_local(struct mpt_udp *u, struct sockaddr_storage *ss);
