@@ -52,7 +52,8 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
     c->hash_key = mpt_random64();
     c->next_flow_id = 1;
     c->flows = calloc(p->max_flows, sizeof(*c->flows));
-    if (!c->flows || mpt_slots_init(&c->flow_slots, p->max_flows) != 0 ||
+    c->held_buf = malloc(MPT_CLIENT_HELD_BYTES);
+    if (!c->flows || !c->held_buf || mpt_slots_init(&c->flow_slots, p->max_flows) != 0 ||
         mpt_index_init(&c->flow_by_app, p->max_flows, mpt_random64()) != 0 ||
         mpt_index_init(&c->flow_by_id, p->max_flows, mpt_random64()) != 0) {
         mpt_client_free(c);
@@ -66,6 +67,7 @@ void mpt_client_free(struct mpt_client *c)
     if (!c)
         return;
     free(c->flows);
+    free(c->held_buf);
     mpt_slots_free(&c->flow_slots);
     mpt_index_free(&c->flow_by_app);
     mpt_index_free(&c->flow_by_id);
@@ -333,13 +335,75 @@ static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
     return f;
 }
 
+/* Encrypts one datagram of flow `id` once and queues it on the scheduled paths. */
+static void send_flow(struct mpt_client *c, uint32_t id, const uint8_t *buf, size_t len,
+                      struct mpt_outq *q)
+{
+    uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_FLOW_HDR_LEN + len), *inner;
+    uint32_t mask;
+    size_t n;
+
+    if (!out) {
+        c->ctr.drops[MPT_DROP_LIMIT]++;
+        return;
+    }
+    inner = mpt_data_inner(out);
+    inner[0] = MPT_INNER_FLOW;
+    inner[1] = 0;
+    mpt_put16(inner + 2, 0);
+    mpt_put32(inner + 4, id);
+    memcpy(inner + MPT_FLOW_HDR_LEN, buf, len);
+    n = mpt_data_seal(&c->keys, c->sid, out, MPT_FLOW_HDR_LEN + len);
+    c->ctr.sealed++;
+    if (c->sched_dirty)
+        schedule(c);
+    mask = c->send_mask;
+    if (c->p.mode == MPT_CLIENT_BALANCE)
+        mask = 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
+    c->data_dgrams++;
+    c->data_copies += send_paths(c, out, n, mask, 1, q);
+}
+
+/* Before the first session: keep a few datagrams (a DNS query, a VPN's first packet) to send
+ * the moment it is up, rather than losing them to the handshake's round trip. */
+static void hold(struct mpt_client *c, uint64_t now, uint32_t id, const uint8_t *buf, size_t len)
+{
+    struct mpt_client_held *h;
+
+    if (c->nheld == MPT_CLIENT_HELD_MAX || MPT_CLIENT_HELD_BYTES - c->held_used < len) {
+        c->ctr.drops[MPT_DROP_NOSESSION]++;
+        return;
+    }
+    h = &c->held[c->nheld++];
+    h->flow = id;
+    h->off = (uint32_t)c->held_used;
+    h->len = (uint32_t)len;
+    h->at_us = now;
+    memcpy(c->held_buf + c->held_used, buf, len);
+    c->held_used += len;
+}
+
+/* Sends what was held, if still fresh and its flow still open. */
+static void release_held(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
+{
+    for (unsigned i = 0; i < c->nheld; i++) {
+        const struct mpt_client_held *h = &c->held[i];
+        if (now - h->at_us > MPT_CLIENT_HELD_US ||
+            mpt_index_find(&c->flow_by_id, h->flow) == MPT_NIL) {
+            c->ctr.drops[MPT_DROP_NOSESSION]++;
+            continue;
+        }
+        send_flow(c, h->flow, c->held_buf + h->off, h->len, q);
+    }
+    c->nheld = 0;
+    c->held_used = 0;
+}
+
 void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr *app,
                        const uint8_t *buf, size_t len, struct mpt_outq *q)
 {
     struct mpt_client_flow *f;
-    uint32_t slot, mask;
-    uint8_t *out, *inner;
-    size_t n;
+    uint32_t slot;
 
     c->ctr.app_rx++;
     if (len > MPT_MAX_PAYLOAD) {
@@ -357,29 +421,10 @@ void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr
     f->last_us = now;
     mpt_slots_touch(&c->flow_slots, slot);
     if (c->state != MPT_CLIENT_ESTABLISHED) {
-        c->ctr.drops[MPT_DROP_NOSESSION]++;
+        hold(c, now, f->id, buf, len);
         return;
     }
-    out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_FLOW_HDR_LEN + len);
-    if (!out) {
-        c->ctr.drops[MPT_DROP_LIMIT]++;
-        return;
-    }
-    inner = mpt_data_inner(out);
-    inner[0] = MPT_INNER_FLOW;
-    inner[1] = 0;
-    mpt_put16(inner + 2, 0);
-    mpt_put32(inner + 4, f->id);
-    memcpy(inner + MPT_FLOW_HDR_LEN, buf, len);
-    n = mpt_data_seal(&c->keys, c->sid, out, MPT_FLOW_HDR_LEN + len);
-    c->ctr.sealed++;
-    if (c->sched_dirty)
-        schedule(c);
-    mask = c->send_mask;
-    if (c->p.mode == MPT_CLIENT_BALANCE)
-        mask = 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
-    c->data_dgrams++;
-    c->data_copies += send_paths(c, out, n, mask, 1, q);
+    send_flow(c, f->id, buf, len, q);
 }
 
 static double loss_ewma(double cur, int known, double sample, uint64_t count)
@@ -585,6 +630,8 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
     if (c->state == MPT_CLIENT_IDLE)
         start_handshake(c, now);
     if (c->state == MPT_CLIENT_ESTABLISHED) {
+        if (c->nheld)
+            release_held(c, now, q);
         update_path_states(c, now);
         if (c->hs_sid == 0 && now - c->last_auth_us >= dead_after_us(c)) {
             MPT_WARN("session %016llx silent for %llu ms on every path: re-establishing",

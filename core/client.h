@@ -69,6 +69,17 @@ struct mpt_client_path {
     uint64_t probe_tx[16];
 };
 
+/* Datagrams held while the first session is being opened (sent once it is). */
+#define MPT_CLIENT_HELD_MAX 64
+#define MPT_CLIENT_HELD_BYTES (64 * 1024)
+#define MPT_CLIENT_HELD_US 2000000 /* older than this when the session comes: dropped */
+
+struct mpt_client_held {
+    uint32_t flow;
+    uint32_t off, len;
+    uint64_t at_us;
+};
+
 struct mpt_client_flow {
     struct mpt_addr app;
     uint32_t id;
@@ -110,6 +121,11 @@ struct mpt_client {
     int sched_dirty;
     int wake; /* the driver should call mpt_client_on_timer now (and clear this) */
     uint64_t data_dgrams, data_copies; /* datagrams of flows sent, and the copies they took */
+
+    struct mpt_client_held held[MPT_CLIENT_HELD_MAX];
+    unsigned nheld;
+    uint8_t *held_buf;
+    size_t held_used;
 
     struct mpt_client_flow *flows;
     struct mpt_slots flow_slots;

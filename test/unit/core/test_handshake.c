@@ -311,7 +311,31 @@ static void no_session_yet(void)
 
     setup();
     app_send(&a, "early");
+    /* Nothing to send it with yet: it is held, not lost... */
     ASSERT_EQ(fx.up.n, 0);
+    ASSERT_EQ(fx.c.nheld, 1);
+    ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_NOSESSION], 0);
+    /* ...and leaves with the first session. */
+    ctimer();
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.c.state, MPT_CLIENT_ESTABLISHED);
+    ctimer();
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 1);
+    ASSERT(has_payload(&fx.targets.v[0], "early"));
+    ASSERT_EQ(fx.c.nheld, 0);
+    /* What is held too long (the server away) is dropped rather than delivered late. */
+    teardown();
+    setup();
+    app_send(&a, "stale");
+    fx.now += MPT_CLIENT_HELD_US + 1;
+    ctimer();
+    deliver_up();
+    deliver_down();
+    ctimer();
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 0);
     ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_NOSESSION], 1);
     teardown();
 }
