@@ -288,6 +288,18 @@ static int set_log_level(struct config_ctx *c, const char *key, const char *valu
                 value);
 }
 
+static int set_cipher(struct config_ctx *c, const char *key, const char *value)
+{
+    if (strcmp(value, "auto") == 0)
+        c->cfg->no_aes = 0;
+    else if (strcmp(value, "chacha20-poly1305") == 0)
+        c->cfg->no_aes = 1;
+    else
+        return fail(c, c->line, "%s: invalid cipher `%s' (expected auto or chacha20-poly1305)",
+                    key, value);
+    return 0;
+}
+
 static int set_bufsize(struct config_ctx *c, const char *key, const char *value)
 {
     uint32_t v;
@@ -452,6 +464,7 @@ static const struct config_key keys[] = {
     {SEC_TUNNEL, "secret", 0, set_secret},
     {SEC_TUNNEL, "secret_file", 0, set_secret_file},
     {SEC_TUNNEL, "log_level", 0, set_log_level},
+    {SEC_TUNNEL, "cipher", 0, set_cipher},
     {SEC_TUNNEL, "sndbuf", 0, set_bufsize},
     {SEC_TUNNEL, "rcvbuf", 0, set_bufsize},
     {SEC_CLIENT, "listen", 0, set_client_listen},

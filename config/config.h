@@ -78,6 +78,8 @@ struct mpt_config {
     int secret_line;
     enum mpt_log_level log_level;         /* [tunnel] log_level, default info */
     int log_level_set;                    /* 1 if the file set it */
+    int no_aes;                           /* [tunnel] cipher = chacha20-poly1305 (default auto:
+                                             AES-256-GCM where both ends have it in hardware) */
     uint32_t sndbuf;                      /* [tunnel] sndbuf = 4M; 0 = default */
     uint32_t rcvbuf;                      /* [tunnel] rcvbuf; 0 = default */
     struct mpt_client_config client;

@@ -226,6 +226,8 @@ static void start_handshake(struct mpt_client *c, uint64_t now)
     memcpy(m + MPT_HELLO_OFF_RANDOM, c->hs_random, MPT_RANDOM_LEN);
     mpt_put64(m + MPT_HELLO_OFF_PREV, c->state == MPT_CLIENT_ESTABLISHED ? c->sid : 0);
     m[MPT_HELLO_OFF_MODE] = c->p.mode;
+    if (!c->p.no_aes && mpt_cipher_aes_available())
+        m[MPT_HELLO_OFF_FLAGS] |= MPT_HELLO_FLAG_AES;
     mpt_hello_mac(&c->psk, m, m + MPT_HELLO_OFF_MAC);
     c->hs_next_us = now;
     c->hs_started_us = now;
@@ -250,6 +252,7 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
 {
     uint8_t mac[MPT_MAC_LEN], c2s[MPT_KEY_LEN], s2c[MPT_KEY_LEN];
     uint64_t sid = mpt_get64(buf + MPT_REPLY_OFF_SID);
+    int cipher;
 
     if (c->hs_sid == 0 || sid != c->hs_sid) {
         c->ctr.drops[sid == c->sid ? MPT_DROP_REPLAY : MPT_DROP_SESSION]++;
@@ -260,8 +263,14 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
         c->ctr.drops[MPT_DROP_AUTH]++;
         return;
     }
+    cipher = buf[MPT_REPLY_OFF_CIPHER];
+    if (cipher > MPT_CIPHER_AES256GCM || (cipher == MPT_CIPHER_AES256GCM &&
+                                          !(c->hs_msg[MPT_HELLO_OFF_FLAGS] & MPT_HELLO_FLAG_AES))) {
+        c->ctr.drops[MPT_DROP_MALFORMED]++;
+        return;
+    }
     mpt_session_keys(&c->psk, sid, c->hs_random, buf + MPT_REPLY_OFF_RANDOM, c2s, s2c);
-    mpt_keys_init(&c->keys, c2s, s2c);
+    mpt_keys_init(&c->keys, c2s, s2c, cipher);
     c->sid = sid;
     c->hs_sid = 0;
     c->state = MPT_CLIENT_ESTABLISHED;
@@ -273,9 +282,9 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
     /* Probe every path at once, so the server learns them and we learn their RTT. */
     c->next_probe_us = now;
     c->wake = 1;
-    MPT_INFO("session %016llx established (path %u answered in %llu ms, attempt %u)",
-             (unsigned long long)sid, path, (unsigned long long)((now - c->hs_started_us) / 1000),
-             c->hs_attempts);
+    MPT_INFO("session %016llx established, %s (path %u answered in %llu ms, attempt %u)",
+             (unsigned long long)sid, mpt_cipher_name(cipher), path,
+             (unsigned long long)((now - c->hs_started_us) / 1000), c->hs_attempts);
 }
 
 static struct mpt_client_flow *flow_by_app(struct mpt_client *c, const struct mpt_addr *app,

@@ -42,6 +42,7 @@ struct mpt_client_params {
     uint32_t probe_interval_ms;       /* per-path probes; a session silent for max(1 s, 5 probes) is
                                          re-established */
     uint8_t mode;                     /* enum mpt_client_mode, announced to the server */
+    int no_aes;                       /* never offer AES-256-GCM (ChaCha20-Poly1305 only) */
     double target_loss;               /* adaptive mode: keep residual loss under this */
     unsigned priority[MPT_MAX_PATHS]; /* backup mode; lower is preferred */
     unsigned weight[MPT_MAX_PATHS];   /* balance mode; > 0 */

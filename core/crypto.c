@@ -10,6 +10,16 @@ static void derive(uint8_t out[MPT_KEY_LEN], const uint8_t secret[32], const cha
     crypto_generichash(out, MPT_KEY_LEN, (const uint8_t *)label, strlen(label), secret, 32);
 }
 
+int mpt_cipher_aes_available(void)
+{
+    return sodium_init() >= 0 && crypto_aead_aes256gcm_is_available();
+}
+
+const char *mpt_cipher_name(int cipher)
+{
+    return cipher == MPT_CIPHER_AES256GCM ? "aes-256-gcm" : "chacha20-poly1305";
+}
+
 int mpt_psk_init(struct mpt_psk *psk, const uint8_t secret[32])
 {
     if (sodium_init() < 0)

@@ -7,6 +7,17 @@
 
 #define MPT_KEY_LEN 32
 
+/* The AEAD of a session (PROTOCOL.md §4), chosen in the handshake. */
+enum mpt_cipher {
+    MPT_CIPHER_CHACHA20 = 0,  /* ChaCha20-Poly1305-IETF: everywhere */
+    MPT_CIPHER_AES256GCM = 1, /* AES-256-GCM: when both ends have AES-NI and CLMUL */
+};
+
+/* 1 if this CPU runs AES-256-GCM in hardware (libsodium initialised). */
+int mpt_cipher_aes_available(void);
+
+const char *mpt_cipher_name(int cipher);
+
 /* Keys derived once from the pre-shared secret. */
 struct mpt_psk {
     uint8_t hello_key[MPT_KEY_LEN]; /* MAC of HELLO */

@@ -39,6 +39,7 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     }
     for (unsigned i = 0; i < p->max_flows; i++)
         s->flows[i].session = MPT_NIL;
+    s->aes = !p->no_aes && mpt_cipher_aes_available();
     mpt_ratelimit_init(&s->ratelimit, HS_PER_SOURCE_RATE, HS_PER_SOURCE_BURST, HS_GLOBAL_RATE,
                        HS_GLOBAL_BURST);
     return 0;
@@ -146,6 +147,7 @@ static void send_reply(struct mpt_server *s, const struct mpt_server_session *ss
     m[1] = MPT_TYPE_REPLY;
     mpt_put64(m + MPT_REPLY_OFF_SID, ss->sid);
     memcpy(m + MPT_REPLY_OFF_RANDOM, ss->server_random, MPT_RANDOM_LEN);
+    m[MPT_REPLY_OFF_CIPHER] = (uint8_t)ss->keys.cipher;
     mpt_reply_mac(&s->psk, m, ss->client_random, m + MPT_REPLY_OFF_MAC);
     o = mpt_outq_push(q, MPT_OUT_PATH, m, MPT_REPLY_LEN, 0);
     if (o) {
@@ -162,6 +164,7 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
     struct mpt_server_session *ss;
     uint64_t sid, prev;
     uint32_t slot, pslot;
+    int cipher;
 
     /* The rate limit comes before the MAC, so junk cannot buy hashing work either. */
     if (!mpt_ratelimit_allow(&s->ratelimit, from, now)) {
@@ -216,7 +219,10 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
     memcpy(ss->client_random, buf + MPT_HELLO_OFF_RANDOM, MPT_RANDOM_LEN);
     mpt_random(ss->server_random, MPT_RANDOM_LEN);
     mpt_session_keys(&s->psk, sid, ss->client_random, ss->server_random, c2s, s2c);
-    mpt_keys_init(&ss->keys, s2c, c2s);
+    /* AES-256-GCM when both ends run it in hardware; the choice is in the REPLY, under its MAC. */
+    cipher = (buf[MPT_HELLO_OFF_FLAGS] & MPT_HELLO_FLAG_AES) && s->aes ? MPT_CIPHER_AES256GCM
+                                                                       : MPT_CIPHER_CHACHA20;
+    mpt_keys_init(&ss->keys, s2c, c2s, cipher);
     ss->created_us = now;
     ss->last_rx_us = now;
     ss->mode = buf[MPT_HELLO_OFF_MODE];

@@ -21,6 +21,7 @@ struct mpt_server_params {
     uint32_t flow_timeout_ms;    /* idle flows are closed after this */
     uint32_t session_timeout_ms; /* idle sessions are forgotten after this */
     unsigned ntargets;           /* targets a flow may name; >= 1 */
+    int no_aes;                  /* never choose AES-256-GCM (ChaCha20-Poly1305 only) */
 };
 
 #define MPT_PATH_ID_UNKNOWN 0xff
@@ -73,6 +74,7 @@ struct mpt_server {
     struct mpt_slots flow_slots;
     struct mpt_index flow_by_key; /* key: session slot << 32 | flow id */
     struct mpt_ratelimit ratelimit;
+    int aes; /* AES-256-GCM may be chosen: hardware support and not disabled */
     struct mpt_counters ctr;
     /* Flows closed by the last call, whose sockets the driver must close before it carries out
      * the output queue (where a slot may already be opened again). */

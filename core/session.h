@@ -4,6 +4,7 @@
 #ifndef MPT_SESSION_H
 #define MPT_SESSION_H
 
+#include <sodium.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,8 +13,10 @@
 #include "core/wire.h"
 
 struct mpt_keys {
+    crypto_aead_aes256gcm_state tx_aes, rx_aes; /* expanded keys, AES-256-GCM sessions only */
     uint8_t tx[MPT_KEY_LEN];
     uint8_t rx[MPT_KEY_LEN];
+    int cipher;          /* enum mpt_cipher */
     uint64_t tx_counter; /* last counter used; the next datagram gets tx_counter + 1 */
     struct mpt_window rx_window;
 };
@@ -41,9 +44,9 @@ struct mpt_counters {
     uint64_t drops[MPT_DROP_COUNT];
 };
 
-/* Installs fresh keys (counters reset, window empty). */
-void mpt_keys_init(struct mpt_keys *k, const uint8_t tx[MPT_KEY_LEN],
-                   const uint8_t rx[MPT_KEY_LEN]);
+/* Installs fresh keys for `cipher` (counters reset, window empty). */
+void mpt_keys_init(struct mpt_keys *k, const uint8_t tx[MPT_KEY_LEN], const uint8_t rx[MPT_KEY_LEN],
+                   int cipher);
 void mpt_keys_wipe(struct mpt_keys *k);
 
 /* Where the inner message of a DATA datagram being built goes: write it at buf + MPT_DATA_HDR_LEN,

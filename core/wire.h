@@ -26,12 +26,15 @@
 #define MPT_HELLO_OFF_RANDOM 12
 #define MPT_HELLO_OFF_PREV 44
 #define MPT_HELLO_OFF_MODE 52
+#define MPT_HELLO_OFF_FLAGS 53 /* bit 0: the client can use AES-256-GCM */
+#define MPT_HELLO_FLAG_AES 0x01
 #define MPT_HELLO_OFF_MAC (MPT_HELLO_LEN - MPT_MAC_LEN)
 
 /* §3 REPLY, server -> client, fixed size. */
 #define MPT_REPLY_LEN 80
 #define MPT_REPLY_OFF_SID 4
 #define MPT_REPLY_OFF_RANDOM 12
+#define MPT_REPLY_OFF_CIPHER 44 /* the AEAD of the session: enum mpt_cipher */
 #define MPT_REPLY_OFF_MAC (MPT_REPLY_LEN - MPT_MAC_LEN)
 
 /* §4 DATA: header, then ciphertext of an inner message, then the tag. */

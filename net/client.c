@@ -368,6 +368,7 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     params.probe_interval_ms = cc->probe_interval_ms;
     params.mode = (uint8_t)cc->mode;
     params.target_loss = cc->target_loss;
+    params.no_aes = cfg->no_aes;
     for (unsigned i = 0; i < cc->npaths && i < MPT_MAX_PATHS; i++) {
         params.priority[i] = cc->paths[i].priority;
         params.weight[i] = cc->paths[i].weight;

@@ -315,6 +315,7 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     params.flow_timeout_ms = sc->flow_timeout_ms;
     params.session_timeout_ms = sc->session_timeout_ms;
     params.ntargets = 1;
+    params.no_aes = cfg->no_aes;
     d->flows = calloc(sc->max_flows, sizeof(*d->flows));
     rc = d->flows ? mpt_server_init(&d->core, &params) : UV_ENOMEM;
     if (!rc)

@@ -128,6 +128,12 @@ static void test_tunnel_keys(void)
         ASSERT_EQ(cfg.log_level, i);
         ASSERT_EQ(cfg.log_level_set, 1);
     }
+    ok("[tunnel]\ncipher = auto\n", MPT_ROLE_ANY);
+    ASSERT_EQ(cfg.no_aes, 0);
+    ok("[tunnel]\ncipher = chacha20-poly1305\n", MPT_ROLE_ANY);
+    ASSERT_EQ(cfg.no_aes, 1);
+    bad("[tunnel]\ncipher = rot13\n", MPT_ROLE_ANY,
+        "t.ini:2: cipher: invalid cipher `rot13' (expected auto or chacha20-poly1305)");
     ok("[tunnel]\nsndbuf = 4M\nrcvbuf = 512K\n", MPT_ROLE_ANY);
     ASSERT_EQ(cfg.sndbuf, 4 << 20);
     ASSERT_EQ(cfg.rcvbuf, 512 << 10);

@@ -38,7 +38,7 @@ static void round_trip(void)
 
 /* A DATA datagram built by mpt_data_seal, with every single bit flipped in turn (header, which is
  * the AD, ciphertext and tag): none opens. */
-static void bit_flips(void)
+static void bit_flips_with(int cipher)
 {
     struct mpt_keys tx, rx;
     uint8_t k1[MPT_KEY_LEN], k2[MPT_KEY_LEN], dgram[200], copy[200], out[200], plain[60];
@@ -46,8 +46,9 @@ static void bit_flips(void)
 
     fill(k1, sizeof(k1), 1);
     fill(k2, sizeof(k2), 2);
-    mpt_keys_init(&tx, k1, k2);
-    mpt_keys_init(&rx, k2, k1);
+    mpt_keys_init(&tx, k1, k2, cipher);
+    mpt_keys_init(&rx, k2, k1, cipher);
+    ASSERT_EQ(tx.cipher, cipher);
     fill(plain, inner, 5);
     memcpy(mpt_data_inner(dgram), plain, inner);
     n = mpt_data_seal(&tx, 0x1122334455667788ULL, dgram, inner);
@@ -67,6 +68,35 @@ static void bit_flips(void)
     ASSERT_MEM_EQ(out, plain, inner);
     /* The same datagram again is a replay, refused before any crypto. */
     ASSERT_EQ(mpt_data_open(&rx, dgram, n, out), -MPT_DROP_REPLAY);
+}
+
+static void bit_flips(void)
+{
+    bit_flips_with(MPT_CIPHER_CHACHA20);
+}
+
+/* The same with AES-256-GCM, where this CPU has it; and the two ciphers never open each other's
+ * datagrams. */
+static void aes_gcm(void)
+{
+    struct mpt_keys c, a;
+    uint8_t k1[MPT_KEY_LEN], k2[MPT_KEY_LEN], d[100], out[100];
+    size_t n;
+
+    if (!mpt_cipher_aes_available()) {
+        printf("AES-256-GCM not available on this CPU: ChaCha20-Poly1305 only\n");
+        return;
+    }
+    bit_flips_with(MPT_CIPHER_AES256GCM);
+    fill(k1, sizeof(k1), 21);
+    fill(k2, sizeof(k2), 22);
+    mpt_keys_init(&c, k1, k2, MPT_CIPHER_CHACHA20);
+    mpt_keys_init(&a, k2, k1, MPT_CIPHER_AES256GCM);
+    fill(mpt_data_inner(d), 30, 3);
+    n = mpt_data_seal(&c, 5, d, 30);
+    ASSERT_EQ(mpt_data_open(&a, d, n, out), -MPT_DROP_AUTH);
+    mpt_keys_init(&a, k2, k1, MPT_CIPHER_CHACHA20);
+    ASSERT_EQ(mpt_data_open(&a, d, n, out), 30);
 }
 
 static void wrong_counter(void)
@@ -202,8 +232,8 @@ static void data_counters(void)
 
     fill(k1, sizeof(k1), 11);
     fill(k2, sizeof(k2), 12);
-    mpt_keys_init(&a, k1, k2);
-    mpt_keys_init(&b, k2, k1);
+    mpt_keys_init(&a, k1, k2, MPT_CIPHER_CHACHA20);
+    mpt_keys_init(&b, k2, k1, MPT_CIPHER_CHACHA20);
     for (int i = 0; i < 5; i++) {
         fill(mpt_data_inner(d[i]), 10, (uint8_t)i);
         n[i] = mpt_data_seal(&a, 9, d[i], 10);
@@ -225,10 +255,15 @@ static void data_counters(void)
 }
 
 static const struct task_case cases[] = {
-    {"round_trip", round_trip},       {"bit_flips", bit_flips},
-    {"wrong_counter", wrong_counter}, {"wrong_key", wrong_key},
-    {"session_keys", session_keys},   {"handshake_macs", handshake_macs},
-    {"data_counters", data_counters}, {NULL, NULL},
+    {"round_trip", round_trip},
+    {"bit_flips", bit_flips},
+    {"wrong_counter", wrong_counter},
+    {"wrong_key", wrong_key},
+    {"session_keys", session_keys},
+    {"handshake_macs", handshake_macs},
+    {"data_counters", data_counters},
+    {"aes_gcm", aes_gcm},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)

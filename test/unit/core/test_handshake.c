@@ -850,7 +850,37 @@ static void timer_deadlines(void)
     teardown();
 }
 
+/* The AEAD each session gets: AES-256-GCM only where both ends may use it, and data flows
+ * with either. */
+static void cipher_choice(void)
+{
+    const int aes = mpt_cipher_aes_available();
+    struct mpt_addr a = addr4(0x7f000001, 5001);
+
+    for (int no_c = 0; no_c < 2; no_c++) {
+        for (int no_s = 0; no_s < 2; no_s++) {
+            int want = aes && !no_c && !no_s ? MPT_CIPHER_AES256GCM : MPT_CIPHER_CHACHA20;
+            setup();
+            fx.c.p.no_aes = no_c;
+            fx.s.aes = aes && !no_s;
+            establish();
+            ASSERT_EQ(fx.c.keys.cipher, want);
+            ASSERT_EQ(fx.s.sessions[fx.s.session_slots.head].keys.cipher, want);
+            app_send(&a, "both ways");
+            deliver_up();
+            ASSERT_EQ(fx.targets.n, 1);
+            target_send(fx.targets.v[0].flow, "back");
+            deliver_down();
+            ASSERT_EQ(fx.apps.n, 1);
+            printf("client %s AES, server %s AES: %s\n", no_c ? "without" : "with",
+                   no_s ? "without" : "with", mpt_cipher_name(want));
+            teardown();
+        }
+    }
+}
+
 static const struct task_case cases[] = {
+    {"cipher_choice", cipher_choice},
     {"data_round_trip", data_round_trip},
     {"no_session_yet", no_session_yet},
     {"tampered_hello", tampered_hello},
