@@ -82,11 +82,12 @@ def main():
         "window — without encryption, handshakes or timers. Every socket of both has "
         "%g MiB SO_SNDBUF/SO_RCVBUF. The loss-free rate is the highest sending rate whose round "
         "trip loses under 0.1%% of the datagrams: doubling from 10,000/s until a trial loses more, "
-        "then three bisection steps, each trial %s s (a trial over the limit is run once more, "
-        "since a burst of other work can cost one its datagrams). CPU is utime+stime from /proc/PID/stat over "
-        "one trial at the tunnel's loss-free rate, run through both the tunnel and the floor; "
+        "then three bisection steps, each trial %s s (a trial over the limit is run up to twice "
+        "more, since a burst of other work can cost one its datagrams). CPU is utime+stime from /proc/PID/stat over "
+        "one trial at the lower of the two loss-free rates, through the tunnel and the floor "
+        "alike; "
         "a round trip counts as two delivered datagrams. Memory is the peak RSS (VmHWM) of each "
-        "process at the end. Latency is the round trip of 1,000 datagrams/s (%s s) minus the "
+        "process over the whole search. Latency is the round trip of 1,000 datagrams/s (%s s) minus the "
         "same through a direct udpgen → echo path. The machine runs the generator, the echo and "
         "every relay process at once, so the figures are of the whole pipeline on these cores."
         % (bufmib, meta.get("duration", "?"),
@@ -145,8 +146,8 @@ def main():
     parts.append("#### CPU seconds per million delivered datagrams\n\n" + table(
         ["paths", "payload (B)", "at datagrams/s", "", "client", "bridges / relays", "server",
          "total", "(echo)", "CPUs busy", "loss"], rows) +
-        "\n\nMeasured over one trial at the tunnel's loss-free rate (achieved rate shown), the "
-        "same rate for the floor; bridges/relays: all N together; total: client + bridges + "
+        "\n\nMeasured over one trial at the lower of the two loss-free rates (achieved rate "
+        "shown), the same for both; bridges/relays: all N together; total: client + bridges + "
         "server. The echo is the target application, shown for scale only. CPUs busy: the "
         "machine's average number of busy CPUs during the trial, whoever used them (out of %s). "
         "Resolution: one clock tick (%s ms) per process."

@@ -8,7 +8,7 @@
 # datagram back, so both directions are measured. For each number of paths and payload size:
 #   - the highest rate with < 0.1% round-trip loss (doubling from 10,000/s, then bisecting);
 #   - CPU seconds per million delivered datagrams of every process, from /proc/PID/stat, during
-#     one trial at the tunnel's loss-free rate (the same rate for the floor);
+#     one trial at a rate both carry without loss (the lower of the two loss-free rates);
 #   - peak RSS (VmHWM) of every process;
 #   - round-trip latency at 1,000 datagrams/s minus that of a direct udpgen -> echo path.
 # Then a 10,000-flow memory check of the client and the server.
@@ -245,78 +245,88 @@ jfields() {
 
 good() { awk "BEGIN { exit !($RECV > 0 && $LOSS < 0.001) }"; }
 
-# attempt RATE COUNT SIZE: a trial through the topology, once more if it lost too much, since one
-# burst of other work on a small machine can cost a trial its datagrams.
+# attempt RATE COUNT SIZE: a trial through the topology, up to twice more while it loses too much,
+# since one burst of other work on a small machine can cost a trial its datagrams.
 attempt() {
-    trial "$ENTRY" "$@"
-    good && return 0
-    say "    (loss $LOSS at $1/s; once more)"
-    trial "$ENTRY" "$@"
-    good
+    local k
+    for k in 1 2 3; do
+        trial "$ENTRY" "$@"
+        good && return 0
+        ((k < 3)) && say "    (loss $LOSS at $1/s; once more)"
+    done
+    return 1
 }
 
-# measure KIND PATHS SIZE: the loss-free rate search, CPU, RSS and latency of one configuration.
-BEST_REQ=0
-measure() {
-    local kind=$1 n=$2 size=$3 lo=0 hi=0 rate=10000 best_pps=0 count ok cap=2560000
-    topology_up "$kind" "$n"
-    # Warm-up: the handshake and the first flow, outside any measurement.
-    trial "$ENTRY" 1000 $((quick ? 100 : 200)) "$size"
-    ((RECV > 0)) || fail "$kind with $n path(s): nothing came back from the warm-up"
+# up KIND PATHS SIZE: the topology, warmed up: the handshake and the first flow happen outside
+# any measurement.
+up() {
+    topology_up "$1" "$2"
+    trial "$ENTRY" 1000 $((quick ? 100 : 200)) "$3"
+    ((RECV > 0)) || fail "$1 with $2 path(s): nothing came back from the warm-up"
+}
+
+# search KIND PATHS SIZE: the highest loss-free rate (in BEST, requested) and the peak RSS of
+# every process over the whole search.
+BEST=0
+search() {
+    local kind=$1 n=$2 size=$3 lo=0 hi=0 rate=10000 best_pps=0 count ok cap=2560000 r
+    up "$kind" "$n" "$size"
+    while :; do
+        count=$((rate * duration))
+        if attempt "$rate" "$count" "$size"; then ok=1; else ok=0; fi
+        say "  $kind paths=$n size=$size: $rate/s -> achieved $PPS/s, loss $LOSS"
+        if ((ok)); then
+            lo=$rate best_pps=$PPS
+            # A sender that cannot keep up bounds the search, not the relay.
+            awk "BEGIN { exit !($PPS < 0.9 * $rate) }" &&
+                { res "$kind" "$n" "$size" sender_limited 1; break; }
+            ((rate * 2 <= cap)) || break
+            rate=$((rate * 2))
+        else
+            hi=$rate
+            break
+        fi
+    done
+    for _ in 1 2 3; do
+        ((hi > 0)) || break
+        rate=$(((lo + hi) / 2))
+        count=$((rate * duration))
+        if attempt "$rate" "$count" "$size"; then ok=1; else ok=0; fi
+        say "  $kind paths=$n size=$size: $rate/s -> achieved $PPS/s, loss $LOSS"
+        if ((ok)); then lo=$rate best_pps=$PPS; else hi=$rate; fi
+    done
+    res "$kind" "$n" "$size" rate_req "$lo"
+    res "$kind" "$n" "$size" rate_pps "$best_pps"
+    for r in "${ROLES[@]}"; do res "$kind" "$n" "$size" "rss.$r" "$(hwm_kb "${RPID[$r]}")"; done
+    topology_down
+    BEST=$lo
+}
+
+# profile KIND PATHS SIZE RATE: CPU per delivered datagram at RATE, and latency at 1,000/s.
+profile() {
+    local kind=$1 n=$2 size=$3 rate=$4 count r
+    up "$kind" "$n" "$size"
+    if ((quick)); then count=1000; else count=$((rate * duration)); fi
+    attempt "$rate" "$count" "$size" || true
+    say "  $kind paths=$n size=$size: CPU at $rate/s -> loss $LOSS, $BUSY CPUs busy"
     if ((quick)); then
-        # One small trial serves as the rate and the CPU figure.
-        trial "$ENTRY" 4000 1000 "$size"
-        good || say "  (quick: loss $LOSS at 4000/s)"
-        res "$kind" "$n" "$size" rate_req 4000
+        # The smoke run has no search: this trial stands for the rate, and memory is read here.
+        res "$kind" "$n" "$size" rate_req "$rate"
         res "$kind" "$n" "$size" rate_pps "$PPS"
-    else
-        while :; do
-            count=$((rate * duration))
-            if attempt "$rate" "$count" "$size"; then ok=1; else ok=0; fi
-            say "  $kind paths=$n size=$size: $rate/s -> achieved $PPS/s, loss $LOSS"
-            if ((ok)); then
-                lo=$rate best_pps=$PPS
-                # A sender that cannot keep up bounds the search, not the relay.
-                awk "BEGIN { exit !($PPS < 0.9 * $rate) }" &&
-                    { res "$kind" "$n" "$size" sender_limited 1; break; }
-                ((rate * 2 <= cap)) || break
-                rate=$((rate * 2))
-            else
-                hi=$rate
-                break
-            fi
-        done
-        for _ in 1 2 3; do
-            ((hi > 0)) || break
-            rate=$(((lo + hi) / 2))
-            count=$((rate * duration))
-            if attempt "$rate" "$count" "$size"; then ok=1; else ok=0; fi
-            say "  $kind paths=$n size=$size: $rate/s -> achieved $PPS/s, loss $LOSS"
-            if ((ok)); then lo=$rate best_pps=$PPS; else hi=$rate; fi
-        done
-        res "$kind" "$n" "$size" rate_req "$lo"
-        res "$kind" "$n" "$size" rate_pps "$best_pps"
-        # CPU: one trial at the tunnel's loss-free rate, for the tunnel and the floor alike.
-        [[ $kind = tunnel ]] && BEST_REQ=$lo
-        local crate=$BEST_REQ
-        ((crate > 0)) || crate=1000
-        attempt "$crate" $((crate * duration)) "$size" || true
-        say "  $kind paths=$n size=$size: CPU trial at $crate/s, loss $LOSS"
+        for r in "${ROLES[@]}"; do res "$kind" "$n" "$size" "rss.$r" "$(hwm_kb "${RPID[$r]}")"; done
     fi
     res "$kind" "$n" "$size" cpu_rate "$PPS"
     res "$kind" "$n" "$size" cpu_loss "$LOSS"
     res "$kind" "$n" "$size" cpu_busy "$BUSY"
     res "$kind" "$n" "$size" cpu_delivered $((2 * RECV))
-    local r
     for r in "${ROLES[@]}"; do res "$kind" "$n" "$size" "cpu.$r" "${CPU[$r]}"; done
-    # Latency at 1,000/s.
     if ((quick)); then count=200; else count=$((1000 * (duration > 3 ? duration : 3))); fi
     trial "$ENTRY" 1000 "$count" "$size"
+    say "  $kind paths=$n size=$size: round trip at 1000/s p50 $P50 p99 $P99 p999 $P999 us"
     res "$kind" "$n" "$size" lat.p50 "$P50"
     res "$kind" "$n" "$size" lat.p99 "$P99"
     res "$kind" "$n" "$size" lat.p999 "$P999"
     res "$kind" "$n" "$size" lat.loss "$LOSS"
-    for r in "${ROLES[@]}"; do res "$kind" "$n" "$size" "rss.$r" "$(hwm_kb "${RPID[$r]}")"; done
     topology_down
 }
 
@@ -408,8 +418,19 @@ for size in $sizes; do
     direct "$size"
     for n in $paths; do
         say "== $n path(s), $size-byte payloads"
-        measure tunnel "$n" "$size"
-        measure floor "$n" "$size"
+        if ((quick)); then
+            profile tunnel "$n" "$size" 4000
+            profile floor "$n" "$size" 4000
+            continue
+        fi
+        search tunnel "$n" "$size"
+        tbest=$BEST
+        search floor "$n" "$size"
+        # CPU is compared at one rate that both carry without loss.
+        common=$((BEST < tbest ? BEST : tbest))
+        ((common > 0)) || common=1000
+        profile tunnel "$n" "$size" "$common"
+        profile floor "$n" "$size" "$common"
     done
 done
 ((nflows > 0)) && flows_check "$nflows"
