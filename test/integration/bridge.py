@@ -290,10 +290,13 @@ def test_delay_corrupt():
             rtts.append(time.monotonic() - t0)
         except socket.timeout:
             pass
-    print("delay 40±5 ms each way: rtt min %.1f ms, max %.1f ms over %d pings"
-          % (min(rtts) * 1000, max(rtts) * 1000, len(rtts)))
-    check(len(rtts) == 20 and min(rtts) >= 0.070 and max(rtts) < 0.200,
-          "delay: round trips between 70 ms and 200 ms")
+    med = sorted(rtts)[len(rtts) // 2] if rtts else float("inf")
+    print("delay 40±5 ms each way: rtt min %.1f ms, median %.1f ms, max %.1f ms over %d pings"
+          % (min(rtts) * 1000, med * 1000, max(rtts) * 1000, len(rtts)))
+    # Never early is exact; the upper side is the median, so that one stall of a loaded host (the
+    # echo here is a Python thread) does not count as the bridge's.
+    check(len(rtts) == 20 and min(rtts) >= 0.070 and med < 0.120,
+          "delay: round trips at least 70 ms, median under 120 ms")
 
     sent = payloads(b"corrupt", 2000)
     exchange(client, br.port, sent, batch=64)
