@@ -24,7 +24,9 @@ const char *mpt_path_state_name(enum mpt_path_state st)
 
 static uint64_t down_after_us(const struct mpt_client *c)
 {
-    return 4ULL * c->p.probe_interval_ms * 1000 + 50000;
+    /* Three probes lost in a row, and some room for their round trip: a silent path is down
+     * well within a second at the default interval, while a lossy idle one rarely flaps. */
+    return 3ULL * c->p.probe_interval_ms * 1000 + 100000;
 }
 
 static uint64_t dead_after_us(const struct mpt_client *c)
