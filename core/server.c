@@ -8,7 +8,7 @@
 #include "core/sched.h"
 
 #define HALF_OPEN_US 10000000ULL   /* an unconfirmed session lives this long */
-#define SESSION_DEAD_US 5000000ULL /* a session this silent may give way to a new one */
+#define SESSION_DEAD_US 3000000ULL /* a session this silent may give way to a new one */
 #define PATH_ACTIVE_US 3000000ULL  /* paths heard this recently carry replies */
 #define PATH_FORGET_US 60000000ULL /* paths silent this long are forgotten */
 #define HS_PER_SOURCE_RATE 20
