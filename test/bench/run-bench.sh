@@ -10,7 +10,8 @@
 #   - CPU seconds per million delivered datagrams of every process, from /proc/PID/stat, during
 #     one trial at a rate both carry without loss (the lower of the two loss-free rates);
 #   - peak RSS (VmHWM) of every process;
-#   - round-trip latency at 1,000 datagrams/s minus that of a direct udpgen -> echo path.
+#   - round-trip latency at 1,000 datagrams/s minus that of udpgen -> echo directly, measured
+#     right after, with the same processes running.
 # Then a 10,000-flow memory check of the client and the server.
 #
 # Only the C programs move packets; python3 (stdlib) does arithmetic and formatting.
@@ -152,7 +153,7 @@ topology_up() {
     mkdir -p "$d"
     read -ra ports <<<"$(free_ports $((n + 3)))"
     local echo_addr=127.0.0.1:${ports[0]} server=127.0.0.1:${ports[1]}
-    ENTRY=127.0.0.1:${ports[2]}
+    ENTRY=127.0.0.1:${ports[2]} ECHO=$echo_addr
     spawn echo "$d/echo.log" "$UDPGEN" echo --listen "$echo_addr" --bufsize "$bufsize" \
         --ready "$d/echo.addr" --stats "$d/echo.json"
     wait_for "$d/echo.addr" . "${RPID[echo]}"
@@ -320,29 +321,19 @@ profile() {
     res "$kind" "$n" "$size" cpu_busy "$BUSY"
     res "$kind" "$n" "$size" cpu_delivered $((2 * RECV))
     for r in "${ROLES[@]}"; do res "$kind" "$n" "$size" "cpu.$r" "${CPU[$r]}"; done
-    if ((quick)); then count=200; else count=$((1000 * (duration > 3 ? duration : 3))); fi
+    # Latency through the relays, then straight to the same echo at once: the difference is what
+    # the relays add, with the machine in the same state for both.
+    if ((quick)); then count=200; else count=$((1000 * (duration > 5 ? duration : 5))); fi
     trial "$ENTRY" 1000 "$count" "$size"
-    say "  $kind paths=$n size=$size: round trip at 1000/s p50 $P50 p99 $P99 p999 $P999 us"
     res "$kind" "$n" "$size" lat.p50 "$P50"
     res "$kind" "$n" "$size" lat.p99 "$P99"
     res "$kind" "$n" "$size" lat.p999 "$P999"
     res "$kind" "$n" "$size" lat.loss "$LOSS"
-    topology_down
-}
-
-# direct SIZE: round-trip latency of udpgen -> echo with nothing in between.
-direct() {
-    local size=$1 d=$T/direct port count
-    mkdir -p "$d"
-    port=$(free_ports 1)
-    spawn echo "$d/echo.log" "$UDPGEN" echo --listen "127.0.0.1:$port" --bufsize "$bufsize" \
-        --ready "$d/echo.addr" --stats "$d/echo.json"
-    wait_for "$d/echo.addr" . "${RPID[echo]}"
-    if ((quick)); then count=200; else count=$((1000 * (duration > 3 ? duration : 3))); fi
-    trial "127.0.0.1:$port" 1000 "$count" "$size"
-    res direct 0 "$size" lat.p50 "$P50"
-    res direct 0 "$size" lat.p99 "$P99"
-    res direct 0 "$size" lat.p999 "$P999"
+    trial "$ECHO" 1000 "$count" "$size"
+    res "$kind" "$n" "$size" direct.p50 "$P50"
+    res "$kind" "$n" "$size" direct.p99 "$P99"
+    res "$kind" "$n" "$size" direct.p999 "$P999"
+    say "  $kind paths=$n size=$size: round trip at 1000/s p50 $(grep -P "^$kind\t$n\t$size\tlat.p50\t" "$RES" | cut -f5) us, direct $P50 us"
     topology_down
 }
 
@@ -415,7 +406,6 @@ t0=$(date +%s)
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 say "mptunnel benchmark: paths \"$paths\", sizes \"$sizes\", ${duration}s trials$( ((quick)) && echo ", quick")"
 for size in $sizes; do
-    direct "$size"
     for n in $paths; do
         say "== $n path(s), $size-byte payloads"
         if ((quick)); then
