@@ -162,7 +162,7 @@ run_fuzzers()
 
 echo "mptunnel tests in $root ($(nproc) CPUs; build parallelism $jobs)"
 pkgs=(build-essential cmake ninja-build pkg-config libuv1-dev libinih-dev libsodium-dev python3
-    iproute2)
+    iproute2 valgrind)
 [ "$quick" = 1 ] || pkgs+=(clang libclang-rt-dev)
 if ! step "dependencies" mpt_install_deps "${pkgs[@]}"; then
     echo "cannot install the build dependencies" >&2
