@@ -82,7 +82,7 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 say() { printf "%s\n" "$*" >&2; }
 fail() { say "run-bench.sh: FAIL: $*"; exit 1; }
