@@ -35,17 +35,27 @@ static uint64_t refill(uint64_t tokens, uint64_t *stamp, uint64_t now, uint32_t 
     return tokens;
 }
 
+/* The source a bucket belongs to: the IPv4 address, or the /64 of an IPv6 one; no port. */
+static void source_of(struct mpt_addr *out, const struct mpt_addr *src)
+{
+    memset(out, 0, sizeof(*out));
+    out->u.sa.sa_family = src->u.sa.sa_family;
+    if (src->u.sa.sa_family == AF_INET)
+        out->u.in4.sin_addr = src->u.in4.sin_addr;
+    else if (src->u.sa.sa_family == AF_INET6)
+        memcpy(&out->u.in6.sin6_addr, &src->u.in6.sin6_addr, 8);
+}
+
 int mpt_ratelimit_allow(struct mpt_ratelimit *rl, const struct mpt_addr *src, uint64_t now)
 {
-    struct mpt_ratelimit_entry *e = &rl->slots[mpt_addr_hash(src, rl->key) % MPT_RATELIMIT_SLOTS];
+    struct mpt_addr key;
+    struct mpt_ratelimit_entry *e;
     uint64_t t;
 
-    rl->global_tokens_milli = refill(rl->global_tokens_milli, &rl->global_stamp_us, now,
-                                     rl->global_rate, rl->global_burst);
-    if (rl->global_tokens_milli < 1000)
-        return 0;
-    if (!mpt_addr_equal(&e->src, src) || e->stamp_us == 0) {
-        e->src = *src;
+    source_of(&key, src);
+    e = &rl->slots[mpt_addr_hash(&key, rl->key) % MPT_RATELIMIT_SLOTS];
+    if (!mpt_addr_equal(&e->src, &key) || e->stamp_us == 0) {
+        e->src = key;
         e->stamp_us = now ? now : 1;
         e->tokens_milli = rl->per_source_burst * 1000;
     }
@@ -56,6 +66,15 @@ int mpt_ratelimit_allow(struct mpt_ratelimit *rl, const struct mpt_addr *src, ui
         return 0;
     }
     e->tokens_milli = (uint32_t)(t - 1000);
+    return 1;
+}
+
+int mpt_ratelimit_allow_global(struct mpt_ratelimit *rl, uint64_t now)
+{
+    rl->global_tokens_milli = refill(rl->global_tokens_milli, &rl->global_stamp_us, now,
+                                     rl->global_rate, rl->global_burst);
+    if (rl->global_tokens_milli < 1000)
+        return 0;
     rl->global_tokens_milli -= 1000;
     return 1;
 }

@@ -1,5 +1,7 @@
-/* Per-source token buckets for handshakes, in a fixed table (no allocation per source), plus a
- * global bucket that caps the handshake work of the whole server. */
+/* Token buckets for handshakes: per source (an IPv4 address or an IPv6 /64, whatever the port:
+ * rotating ports buys nothing), in a fixed table with no allocation per source, checked before
+ * any MAC work; and a global one for what authenticates and opens a session, which caps the work
+ * of key derivation and session set-up however many sources take part. */
 #ifndef MPT_RATELIMIT_H
 #define MPT_RATELIMIT_H
 
@@ -27,7 +29,10 @@ struct mpt_ratelimit {
 void mpt_ratelimit_init(struct mpt_ratelimit *rl, uint32_t per_source_rate,
                         uint32_t per_source_burst, uint32_t global_rate, uint32_t global_burst);
 
-/* 1 if a handshake from src may be processed now (and takes a token), else 0. */
+/* 1 if a handshake from src may be looked at now (and takes a token of its source), else 0. */
 int mpt_ratelimit_allow(struct mpt_ratelimit *rl, const struct mpt_addr *src, uint64_t now);
+
+/* 1 if an authenticated handshake may open a session now (and takes a global token), else 0. */
+int mpt_ratelimit_allow_global(struct mpt_ratelimit *rl, uint64_t now);
 
 #endif

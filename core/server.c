@@ -166,7 +166,7 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
     uint32_t slot, pslot;
     int cipher;
 
-    /* The rate limit comes before the MAC, so junk cannot buy hashing work either. */
+    /* The source's rate limit comes before the MAC, so junk cannot buy hashing work either. */
     if (!mpt_ratelimit_allow(&s->ratelimit, from, now)) {
         s->ctr.drops[MPT_DROP_LIMIT]++;
         return;
@@ -190,6 +190,12 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
             send_reply(s, ss, from, q);
         else
             s->ctr.drops[MPT_DROP_REPLAY]++;
+        return;
+    }
+    /* Opening a session is the costly part: capped for the whole server, after the MAC so that
+     * junk cannot use up the budget of genuine clients. */
+    if (!mpt_ratelimit_allow_global(&s->ratelimit, now)) {
+        s->ctr.drops[MPT_DROP_LIMIT]++;
         return;
     }
     prev = mpt_get64(buf + MPT_HELLO_OFF_PREV);
