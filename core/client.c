@@ -279,6 +279,9 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
     c->last_auth_us = now;
     c->established_us = now;
     c->paths[path].last_rx_us = now;
+    /* The new server-side session counts from zero: loss samples start over on every path. */
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        c->paths[i].ack_seq = 0;
     c->sessions_established++;
     c->ctr.handshakes++;
     /* Probe every path at once, so the server learns them and we learn their RTT. */

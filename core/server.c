@@ -72,7 +72,10 @@ static void flow_close(struct mpt_server *s, uint32_t slot, struct mpt_outq *q)
 {
     struct mpt_server_flow *f = &s->flows[slot];
 
-    s->closed[s->nclosed++] = slot;
+    /* Each flow closes once before it can open again, and the driver empties the list after every
+     * call: it cannot overflow. */
+    if (s->nclosed < s->p.max_flows)
+        s->closed[s->nclosed++] = slot;
     mpt_index_remove(&s->flow_by_key, slot);
     mpt_slots_release(&s->flow_slots, slot);
     s->sessions[f->session].nflows--;

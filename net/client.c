@@ -107,7 +107,8 @@ static void run_timer(struct mpt_client_drv *d)
 {
     uint64_t next;
 
-    if (mpt_outq_full(&d->q))
+    /* Timers may queue a lot at once (probes, handshakes, held datagrams): start empty. */
+    if (d->q.n)
         flush(d);
     next = mpt_client_on_timer(&d->core, mpt_loop_now_us(d->loop), &d->q);
     /* Outside an I/O callback the check handle would wait for the next poll: send now. */

@@ -93,9 +93,12 @@ static void flow_open(struct mpt_server_drv *d, uint32_t slot)
     if (!rc)
         rc = mpt_udp_connect(&f->udp, &d->target.u.sa);
     if (rc) {
+        /* Logged at 1, 2, 4, 8... failures: a flow retries with each datagram. */
         d->flow_open_failures++;
-        MPT_WARN("cannot open a socket towards %s for a new flow: %s",
-                 mpt_addr_str(&d->target, a, sizeof(a)), mpt_strerror(rc));
+        if ((d->flow_open_failures & (d->flow_open_failures - 1)) == 0)
+            MPT_WARN("cannot open a socket towards %s for a flow: %s (%llu failures so far)",
+                     mpt_addr_str(&d->target, a, sizeof(a)), mpt_strerror(rc),
+                     (unsigned long long)d->flow_open_failures);
         if (mpt_udp_is_closing(&f->udp)) {
             d->pending_closes++;
             mpt_udp_close(&f->udp, on_flow_closed);
@@ -126,7 +129,13 @@ static void after_call(struct mpt_server_drv *d, unsigned from)
             flow_open(d, o->index);
             break;
         case MPT_OUT_FLOW:
-            if (o->index < d->max_flows && d->flows[o->index])
+            if (o->index >= d->max_flows)
+                break;
+            /* A socket that could not be opened (descriptors or buffers short for a moment) is
+             * tried again with the flow's next datagram, rather than the flow staying mute. */
+            if (!d->flows[o->index])
+                flow_open(d, o->index);
+            if (d->flows[o->index])
                 d->dest[i] = &d->flows[o->index]->udp;
             break;
         default:
@@ -176,7 +185,7 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = mpt_loop_now_us(d->loop), next;
     unsigned from;
 
-    if (mpt_outq_full(&d->q))
+    if (d->q.n)
         flush(d);
     from = d->q.n;
     next = mpt_server_on_timer(&d->core, now, &d->q);
