@@ -11,6 +11,9 @@
 #include "core/log.h"
 #include "net/udp.h"
 
+/* A full table lets a never-answered peer this quiet give way to a new one. */
+#define UNANSWERED_MS 2000u
+
 /* Queue entries up to this payload are kept on a free list for reuse instead of being freed. */
 #define POOL_PAYLOAD 2048u
 #define POOL_MAX 4096u
@@ -23,6 +26,7 @@ struct peer {
     struct peer *prev, *next; /* idle list, longest idle first */
     uint64_t last_ms;
     unsigned queued; /* copies in the delay queue that name this peer: it stays until they go */
+    int answered;    /* `to' has replied to this peer at least once */
 };
 
 struct pkt {
@@ -503,6 +507,7 @@ static void on_upstream_recv(struct mpt_udp *u, const uint8_t *data, size_t len,
     struct mpt_bridge *b = p->b;
 
     touch(b, p);
+    p->answered = 1;
     relay(b, p, MPT_BRIDGE_BACK, data, len);
 }
 
@@ -516,6 +521,20 @@ static struct peer *peer_new(struct mpt_bridge *b, const struct mpt_addr *a)
     if (b->npeers >= b->o.max_peers && b->idle_head && !b->idle_head->queued &&
         now_ms - b->idle_head->last_ms >= b->o.idle_timeout_ms)
         expire_one(b, b->idle_head);
+    /* Still full: a peer that `to' never answered and that has been quiet a while is most likely
+     * a spoofed source; it gives way, so that such sources cannot keep a real peer out. Only the
+     * longest-idle few are looked at. */
+    if (b->npeers >= b->o.max_peers) {
+        unsigned looked = 0;
+        for (p = b->idle_head; p && looked < 64; p = p->next, looked++) {
+            if (now_ms - p->last_ms < UNANSWERED_MS)
+                break;
+            if (!p->answered && !p->queued) {
+                expire_one(b, p);
+                break;
+            }
+        }
+    }
     if (b->npeers >= b->o.max_peers) {
         if (!b->warned_full) {
             MPT_WARN("bridge: %u peers, the maximum: datagrams from new addresses are dropped",

@@ -7,9 +7,10 @@
  * receives nothing for the idle timeout is forgotten and its socket closed.
  *
  * The peer table is capped: a datagram from a new address while the table is full is dropped
- * and counted (after first forgetting the longest-idle peer if it has timed out). Active peers
- * are never evicted: that would cut a live flow to make room for a newcomer, which is exactly
- * what a flood of spoofed sources would want.
+ * and counted (after first forgetting the longest-idle peer if it has timed out, or else one that
+ * `to' never answered and that has been quiet for 2 s: most likely a spoofed source). Active
+ * peers are never evicted: that would cut a live flow to make room for a newcomer, which is
+ * exactly what a flood of spoofed sources would want.
  *
  * Without impairment a datagram is sent on as it arrives, from the receive buffer: no copy, no
  * queue. Delayed copies wait in one time-ordered queue (a min-heap by send time, FIFO among equal
