@@ -97,7 +97,8 @@ class Echo:
                 continue
             with self.lock:
                 self.received.append((data, addr))
-            self.sock.sendto(data, addr)
+            if not data.startswith(b"silent"):
+                self.sock.sendto(data, addr)
 
     def count(self):
         with self.lock:
@@ -361,6 +362,22 @@ def test_peer_limits():
           "peer counters in the summary")
     a.close()
     b.close()
+
+    # A full table: a peer the destination never answered (a spoofed source, say) gives way to a
+    # new one once it has been quiet for 2 s; before that, the newcomer is refused.
+    br = Bridge(echo.port, "--max-peers", "1", "--idle-timeout", "60")
+    s, r = udp_socket(), udp_socket()
+    exchange(s, br.port, payloads(b"silent", 5))
+    rr = exchange(r, br.port, payloads(b"real", 5))
+    check(len(rr) == 0, "max-peers 1: a newcomer refused while the unanswered peer is fresh (%d)"
+          % len(rr))
+    time.sleep(2.2)
+    rr = exchange(r, br.port, payloads(b"real", 5))
+    check(len(rr) == 5, "the unanswered peer, quiet 2 s, gives way: newcomer served (%d of 5)"
+          % len(rr))
+    br.terminate()
+    s.close()
+    r.close()
     echo.close()
 
 
