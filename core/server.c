@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/sched.h"
 
+#define PREV_KEEP_US 10000000ULL   /* a re-keyed session's old id is honoured this long */
 #define HALF_OPEN_US 10000000ULL   /* an unconfirmed session lives this long */
 #define SESSION_DEAD_US 3000000ULL /* a session this silent may give way to a new one */
 #define PATH_ACTIVE_US 3000000ULL  /* paths heard this recently carry replies */
@@ -32,6 +33,7 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     if (!s->sessions || !s->flows || !s->closed ||
         mpt_slots_init(&s->session_slots, p->max_sessions) != 0 ||
         mpt_index_init(&s->session_by_sid, p->max_sessions, mpt_random64()) != 0 ||
+        mpt_index_init(&s->session_by_prev, p->max_sessions, mpt_random64()) != 0 ||
         mpt_slots_init(&s->flow_slots, p->max_flows) != 0 ||
         mpt_index_init(&s->flow_by_key, p->max_flows, mpt_random64()) != 0) {
         mpt_server_free(s);
@@ -57,6 +59,7 @@ void mpt_server_free(struct mpt_server *s)
     free(s->closed);
     mpt_slots_free(&s->session_slots);
     mpt_index_free(&s->session_by_sid);
+    mpt_index_free(&s->session_by_prev);
     mpt_slots_free(&s->flow_slots);
     mpt_index_free(&s->flow_by_key);
     mpt_psk_wipe(&s->psk);
@@ -95,11 +98,24 @@ static void session_flows_close(struct mpt_server *s, uint32_t session, struct m
     }
 }
 
+/* Forgets the id a session had before its last re-key. */
+static void prev_forget(struct mpt_server *s, uint32_t slot)
+{
+    struct mpt_server_session *ss = &s->sessions[slot];
+
+    if (!ss->prev_sid)
+        return;
+    mpt_index_remove(&s->session_by_prev, slot);
+    mpt_keys_wipe(&ss->prev_keys);
+    ss->prev_sid = 0;
+}
+
 static void session_release(struct mpt_server *s, uint32_t slot, struct mpt_outq *q)
 {
     struct mpt_server_session *ss = &s->sessions[slot];
 
     session_flows_close(s, slot, q);
+    prev_forget(s, slot);
     mpt_index_remove(&s->session_by_sid, slot);
     mpt_slots_release(&s->session_slots, slot);
     mpt_keys_wipe(&ss->keys);
@@ -209,7 +225,11 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
         slot = pslot;
         ss = &s->sessions[slot];
         mpt_index_remove(&s->session_by_sid, slot);
-        ss->confirmed = 0;
+        prev_forget(s, slot);
+        ss->prev_sid = prev;
+        ss->prev_keys = ss->keys;
+        ss->prev_until_us = now + PREV_KEEP_US;
+        mpt_index_insert(&s->session_by_prev, slot, prev);
         MPT_INFO("session %016llx re-established as %016llx, flows kept", (unsigned long long)prev,
                  (unsigned long long)sid);
     } else {
@@ -319,8 +339,10 @@ static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, c
     }
 }
 
+/* Answers a probe, under the keys (and session id) it came with. */
 static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,
-                           struct mpt_server_path *p, const uint8_t *probe, struct mpt_outq *q)
+                           struct mpt_server_path *p, const uint8_t *probe, struct mpt_outq *q,
+                           uint64_t sid, struct mpt_keys *k)
 {
     uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_PROBE_ACK_LEN), *m;
     struct mpt_out *o;
@@ -338,7 +360,7 @@ static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,
     memcpy(m + MPT_PROBE_OFF_SEQ, probe + MPT_PROBE_OFF_SEQ, 12); /* seq and time, echoed */
     mpt_put32(m + MPT_PROBE_OFF_RX, (uint32_t)p->rx_dgrams);
     mpt_put32(m + MPT_PROBE_OFF_TX, (uint32_t)p->tx_dgrams);
-    n = mpt_data_seal(&ss->keys, ss->sid, out, MPT_PROBE_ACK_LEN);
+    n = mpt_data_seal(k, sid, out, MPT_PROBE_ACK_LEN);
     s->ctr.sealed++;
     o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
     if (o) {
@@ -401,8 +423,10 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
 {
     struct mpt_server_session *ss;
     struct mpt_server_path *p;
+    struct mpt_keys *k;
     uint8_t *plain;
     uint32_t slot;
+    uint64_t sid;
     size_t mark;
     int n;
 
@@ -416,10 +440,18 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
         s->ctr.drops[MPT_DROP_MALFORMED]++;
         return;
     }
-    slot = session_find(s, mpt_data_sid(buf));
+    sid = mpt_data_sid(buf);
+    slot = session_find(s, sid);
     if (slot == MPT_NIL) {
-        s->ctr.drops[MPT_DROP_SESSION]++;
-        return;
+        /* The id before a re-key, while the client may not have its REPLY yet. */
+        slot = mpt_index_find(&s->session_by_prev, sid);
+        if (slot == MPT_NIL || now >= s->sessions[slot].prev_until_us) {
+            s->ctr.drops[MPT_DROP_SESSION]++;
+            return;
+        }
+        k = &s->sessions[slot].prev_keys;
+    } else {
+        k = &s->sessions[slot].keys;
     }
     ss = &s->sessions[slot];
     mark = q->used;
@@ -429,7 +461,7 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
         return;
     }
     s->ctr.opened++;
-    n = mpt_data_open(&ss->keys, buf, len, plain);
+    n = mpt_data_open(k, buf, len, plain);
     if (n < 0) {
         q->used = mark;
         s->ctr.drops[-n]++;
@@ -443,6 +475,9 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
         }
         return;
     }
+    /* The client's first datagram under the new id: it has the REPLY, the old id is done. */
+    if (k == &ss->keys && ss->prev_sid)
+        prev_forget(s, slot);
     ss->confirmed = 1;
     ss->last_rx_us = now;
     mpt_slots_touch(&s->session_slots, slot);
@@ -453,7 +488,7 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
         p->rx_dgrams++;
         p->rx_bytes += len;
         on_probe(ss, p, plain);
-        send_probe_ack(s, ss, p, plain, q);
+        send_probe_ack(s, ss, p, plain, q, k == &ss->keys ? ss->sid : ss->prev_sid, k);
         return;
     }
     p = path_update(ss, now, from, MPT_PATH_ID_UNKNOWN);
@@ -520,7 +555,11 @@ void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, con
     mpt_put16(inner + 2, f->target);
     mpt_put32(inner + 4, f->id);
     memcpy(inner + MPT_FLOW_HDR_LEN, buf, len);
-    n = mpt_data_seal(&ss->keys, ss->sid, out, MPT_FLOW_HDR_LEN + len);
+    /* Until the client shows it has the new keys, it can only read the old ones. */
+    if (ss->prev_sid && now < ss->prev_until_us)
+        n = mpt_data_seal(&ss->prev_keys, ss->prev_sid, out, MPT_FLOW_HDR_LEN + len);
+    else
+        n = mpt_data_seal(&ss->keys, ss->sid, out, MPT_FLOW_HDR_LEN + len);
     s->ctr.sealed++;
     mask = return_paths(ss, now, &best);
     if (!mask && best >= 0)
@@ -583,6 +622,8 @@ uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq
             session_release(s, i, q);
         } else {
             forget_paths(ss, now);
+            if (ss->prev_sid && now >= ss->prev_until_us)
+                prev_forget(s, i);
         }
         i = newer;
     }

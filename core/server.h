@@ -45,6 +45,11 @@ struct mpt_server_session {
     uint8_t client_random[MPT_RANDOM_LEN];
     uint8_t server_random[MPT_RANDOM_LEN];
     struct mpt_keys keys;
+    /* The session this one re-keyed, still honoured until the client's first datagram under the
+     * new id (its REPLY may be lost while its datagrams still arrive): 0 = none. */
+    uint64_t prev_sid;
+    uint64_t prev_until_us;
+    struct mpt_keys prev_keys;
     int confirmed; /* an authenticated DATA datagram arrived */
     uint64_t created_us, last_rx_us;
     uint8_t mode;               /* the client's scheduling mode (enum mpt_sched_mode) */
@@ -70,6 +75,7 @@ struct mpt_server {
     struct mpt_server_session *sessions;
     struct mpt_slots session_slots;
     struct mpt_index session_by_sid;
+    struct mpt_index session_by_prev; /* key: prev_sid */
     struct mpt_server_flow *flows;
     struct mpt_slots flow_slots;
     struct mpt_index flow_by_key; /* key: session slot << 32 | flow id */

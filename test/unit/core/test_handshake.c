@@ -879,8 +879,57 @@ static void cipher_choice(void)
     }
 }
 
+/* The return direction dies: the client re-handshakes, the server re-keys on the HELLO, but the
+ * REPLY is lost. Datagrams the client still sends under the old session keep reaching the target,
+ * and the old id is dropped once the client shows it has the new keys. */
+static void rehandshake_reply_lost(void)
+{
+    struct mpt_addr a = addr4(0x7f000001, 5001);
+    uint8_t stale[2048];
+    size_t stale_len;
+    uint64_t old_sid;
+
+    setup();
+    establish();
+    app_send(&a, "one");
+    deliver_up();
+    old_sid = fx.c.sid;
+    for (int i = 0; i < 20 && fx.c.hs_sid == 0; i++) {
+        fx.now += 100000;
+        ctimer();
+        clear(&fx.up);
+    }
+    ASSERT_NE(fx.c.hs_sid, 0);
+    fx.now += 250000;
+    ctimer(); /* the HELLO again */
+    deliver_up();
+    clear(&fx.down); /* the REPLY is lost */
+    ASSERT_EQ(fx.s.sessions[fx.s.session_slots.head].prev_sid, old_sid);
+    app_send(&a, "two");
+    ASSERT_EQ(fx.up.n, NPATHS);
+    stale_len = fx.up.v[0].len;
+    memcpy(stale, fx.up.v[0].data, stale_len);
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 2);
+    ASSERT(has_payload(&fx.targets.v[1], "two"));
+    /* The REPLY gets through at last; the client's next datagram retires the old id. */
+    fx.now += 250000;
+    ctimer();
+    deliver_up();
+    deliver_down();
+    ASSERT(fx.c.sid != old_sid);
+    app_send(&a, "three");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 3);
+    ASSERT_EQ(fx.s.sessions[fx.s.session_slots.head].prev_sid, 0);
+    server_rx(&fx.paddr[0], stale, stale_len);
+    ASSERT_EQ(fx.targets.n, 3);
+    teardown();
+}
+
 static const struct task_case cases[] = {
     {"cipher_choice", cipher_choice},
+    {"rehandshake_reply_lost", rehandshake_reply_lost},
     {"data_round_trip", data_round_trip},
     {"no_session_yet", no_session_yet},
     {"tampered_hello", tampered_hello},
