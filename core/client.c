@@ -75,6 +75,7 @@ void mpt_client_free(struct mpt_client *c)
     mpt_index_free(&c->flow_by_id);
     mpt_psk_wipe(&c->psk);
     mpt_keys_wipe(&c->keys);
+    mpt_keys_wipe(&c->prev_keys);
     memset(c, 0, sizeof(*c));
 }
 
@@ -272,6 +273,13 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
         return;
     }
     mpt_session_keys(&c->psk, sid, c->hs_random, buf + MPT_REPLY_OFF_RANDOM, c2s, s2c);
+    /* The server answers under the old keys until it sees one of our datagrams under the new:
+     * keep reading them a little while. */
+    if (c->state == MPT_CLIENT_ESTABLISHED) {
+        c->prev_sid = c->sid;
+        c->prev_keys = c->keys;
+        c->prev_until_us = now + MPT_CLIENT_PREV_US;
+    }
     mpt_keys_init(&c->keys, c2s, s2c, cipher);
     c->sid = sid;
     c->hs_sid = 0;
@@ -509,6 +517,7 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
 void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
                         size_t len, struct mpt_outq *q)
 {
+    struct mpt_keys *k;
     struct mpt_client_flow *f;
     struct mpt_out *o;
     uint32_t slot;
@@ -528,7 +537,15 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         c->ctr.drops[MPT_DROP_MALFORMED]++;
         return;
     }
-    if (c->state != MPT_CLIENT_ESTABLISHED || mpt_data_sid(buf) != c->sid) {
+    if (c->state != MPT_CLIENT_ESTABLISHED) {
+        c->ctr.drops[MPT_DROP_SESSION]++;
+        return;
+    }
+    if (mpt_data_sid(buf) == c->sid) {
+        k = &c->keys;
+    } else if (c->prev_sid && mpt_data_sid(buf) == c->prev_sid && now < c->prev_until_us) {
+        k = &c->prev_keys;
+    } else {
         c->ctr.drops[MPT_DROP_SESSION]++;
         return;
     }
@@ -540,7 +557,7 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         return;
     }
     c->ctr.opened++;
-    n = mpt_data_open(&c->keys, buf, len, plain);
+    n = mpt_data_open(k, buf, len, plain);
     if (n < 0) {
         q->used = mark;
         c->ctr.drops[-n]++;

@@ -14,6 +14,7 @@
 #include "core/table.h"
 
 #define MPT_MAX_PATHS 16
+#define MPT_CLIENT_PREV_US 2000000 /* datagrams of the previous session are read this long */
 
 /* What a path is now, from the client's probes and traffic (PROTOCOL.md §7). */
 enum mpt_path_state {
@@ -102,6 +103,9 @@ struct mpt_client {
     uint64_t sid;
     struct mpt_keys keys;
     uint64_t last_auth_us; /* last authenticated datagram on any path */
+    /* The session before the last handshake, still read for MPT_CLIENT_PREV_US. */
+    uint64_t prev_sid, prev_until_us;
+    struct mpt_keys prev_keys;
     uint64_t established_us;
 
     /* A handshake under way (hs_sid != 0). */
