@@ -170,12 +170,18 @@ static void maybe_free(struct mpt_client_drv *d)
     free(d);
 }
 
-static void on_udp_closed(struct mpt_udp *u)
+static void on_listen_closed(struct mpt_udp *u)
 {
     struct mpt_client_drv *d = u->owner;
 
-    if (u != &d->listen)
-        d = ((struct drv_sock *)u->owner)->drv;
+    d->pending_closes--;
+    maybe_free(d);
+}
+
+static void on_sock_closed(struct mpt_udp *u)
+{
+    struct mpt_client_drv *d = ((struct drv_sock *)u->owner)->drv;
+
     d->pending_closes--;
     maybe_free(d);
 }
@@ -219,13 +225,13 @@ static void drv_close(struct mpt_client_drv *d)
     }
     if (d->listen_open) {
         d->pending_closes++;
-        mpt_udp_close(&d->listen, on_udp_closed);
+        mpt_udp_close(&d->listen, on_listen_closed);
     }
     for (unsigned i = 0; i < d->nsocks; i++) {
         if (d->socks[i].open) {
             d->socks[i].open = 0;
             d->pending_closes++;
-            mpt_udp_close(&d->socks[i].udp, on_udp_closed);
+            mpt_udp_close(&d->socks[i].udp, on_sock_closed);
         }
     }
 }
@@ -300,7 +306,7 @@ static int path_socket(struct mpt_client_drv *d, struct drv_path *p,
     if (rc) {
         if (mpt_udp_is_closing(&sk->udp)) {
             d->pending_closes++;
-            mpt_udp_close(&sk->udp, on_udp_closed);
+            mpt_udp_close(&sk->udp, on_sock_closed);
         }
         return rc;
     }
@@ -399,7 +405,7 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     if (rc) {
         if (mpt_udp_is_closing(&d->listen)) {
             d->pending_closes++;
-            mpt_udp_close(&d->listen, on_udp_closed);
+            mpt_udp_close(&d->listen, on_listen_closed);
         }
         snprintf(err, errlen, "%s:%d: listen: cannot listen on %s: %s", cfg->file, cc->listen.line,
                  mpt_addr_str(&laddr, a, sizeof(a)), mpt_strerror(rc));
