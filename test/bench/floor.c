@@ -7,8 +7,8 @@
  *
  *   mpt-floor client --listen A --to B1 [--to B2 ...]
  *       Every datagram from an application (a flow, by source address) gets a 12-byte prefix
- *       [u64 counter][u32 flow] and is sent to every B from one upstream socket, one sendmmsg
- *       per received batch. Replies from any B are de-duplicated by counter (8192-wide window),
+ *       [u64 counter][u32 flow] and is sent to every B from one upstream socket, in sendmmsg
+ *       batches. Replies from any B are de-duplicated by counter (8192-wide window),
  *       stripped and returned to the flow's application from the listening socket.
  *   mpt-floor relay --listen A --to B
  *       A plain relay shaped like `mptunnel bridge`: one upstream socket per peer (connected to
@@ -18,10 +18,14 @@
  *       socket of its own (like a NAT). Replies get [u64 counter][u32 flow] and are sent to every
  *       relay address heard from (at most 16), like the tunnel's replies over all paths.
  *
- * What it does per datagram, like the tunnel: batched recvmmsg, a hash lookup of the flow, a
- * window check, a small header, one sendmmsg per batch and destination socket, no malloc.
+ * What it does per datagram, like the tunnel: batched recvmmsg with UDP_GRO on every socket (a run
+ * that a peer sent with GSO arrives as one buffer, split here by the segment size), a hash lookup
+ * of the flow, a window check, a small header, one sendmmsg per batch and destination socket in
+ * which each run of equal-sized datagrams to one destination is one UDP_SEGMENT (GSO) entry,
+ * every destination still receiving in order (plain datagrams if the kernel refuses GSO), no
+ * malloc.
  * What it does not: encryption (one AEAD seal or open per datagram in the tunnel, ~1 us),
- * handshakes, keepalives, path statistics or scheduling, timers, idle expiry, GSO/GRO, restart
+ * handshakes, keepalives, path statistics or scheduling, timers, idle expiry, restart
  * handling (a restarted client's counters fall behind the server's window and are dropped).
  * It assumes a single client per server, since flow numbers are the client's.
  *
@@ -32,6 +36,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +57,19 @@
 #define FL_MAX_RELAYS 16
 #define FL_HASH 4096
 #define FL_DEFAULT_BUF (4 << 20)
+#define FL_GRO_SEGS 64                     /* the kernel merges at most 64 datagrams */
+#define FL_DGRAMS (FL_BATCH * FL_GRO_SEGS) /* datagrams of one received batch, split */
+#define FL_TXQ 256                         /* datagrams queued per sendmmsg */
+#define FL_GSO_SEGS 64                     /* datagrams per GSO entry */
+#define FL_GSO_BYTES 65000                 /* bytes per GSO entry */
+#define FL_GSO_SKIP 128 /* datagrams to other destinations looked past while gathering a run */
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 enum role { ROLE_CLIENT, ROLE_RELAY, ROLE_SERVER };
 
@@ -70,6 +88,21 @@ struct peer {
     struct tool_addr addr;
     uint32_t flow;
     int fd;
+};
+
+/* One received datagram: a recvmmsg entry, or a segment of one that GRO merged. */
+struct dgram {
+    uint8_t *p;
+    uint32_t len;
+    uint32_t from; /* index into rxfrom / rx */
+};
+
+/* One datagram to send: the optional header, the payload, the destination (NULL: connected). */
+struct txent {
+    const uint8_t *hdr;
+    const uint8_t *payload;
+    uint32_t len;
+    const struct tool_addr *dst;
 };
 
 struct floor_ctx {
@@ -91,15 +124,32 @@ struct floor_ctx {
     uint64_t counter;
 
     uint64_t in, out, dups, dropped, send_errors;
+    bool no_gso;
 
-    /* batch buffers */
+    /* receive batch */
     uint8_t *rxbuf;
+    int nrx;
     struct mmsghdr rx[FL_BATCH];
     struct iovec rxiov[FL_BATCH];
     struct sockaddr_storage rxfrom[FL_BATCH];
-    uint8_t hdr[FL_BATCH][FL_HDR];
-    struct mmsghdr tx[FL_BATCH * FL_MAX_TO];
-    struct iovec txiov[FL_BATCH * FL_MAX_TO][2];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } rxctl[FL_BATCH];
+    struct dgram d[FL_DGRAMS];
+    uint8_t hdr[FL_DGRAMS][FL_HDR];
+
+    /* send queue of one socket, and its sendmmsg entries: a datagram or a GSO run each */
+    int txfd, ntx;
+    struct txent txq[FL_TXQ];
+    uint8_t taken[FL_TXQ];
+    struct mmsghdr mm[FL_TXQ];
+    struct iovec iov[FL_TXQ * 2];
+    uint16_t ufirst[FL_TXQ], ucount[FL_TXQ], useg[FL_TXQ], uent[FL_TXQ];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } txctl[FL_TXQ];
 };
 
 static volatile sig_atomic_t got_signal;
@@ -153,6 +203,17 @@ static int epoll_add(struct floor_ctx *f, int fd, int tag)
     return epoll_ctl(f->ep, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
+/* A socket as tool_udp_socket makes it, with UDP_GRO on: a GSO batch from a peer arrives as one
+ * buffer (kernels without UDP_GRO just say no, and deliver the datagrams one by one). */
+static int floor_socket(struct floor_ctx *f, int family, const struct tool_addr *bind_to)
+{
+    int one = 1, fd = tool_udp_socket(family, f->bufsize, bind_to);
+
+    if (fd >= 0)
+        (void)setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+    return fd;
+}
+
 /* Finds the peer for an address (client, relay) or a flow id (server); creates it when `create`.
  * Returns its index or -1 (unknown, or the table is full). */
 static int peer_find(struct floor_ctx *f, const struct sockaddr *sa, uint32_t flow, bool create)
@@ -182,7 +243,7 @@ static int peer_find(struct floor_ctx *f, const struct sockaddr *sa, uint32_t fl
     if (f->role != ROLE_CLIENT) {
         /* Relay peers and server flows get a socket of their own, connected to the one
          * destination, as the bridge and the tunnel server do. */
-        int fd = tool_udp_socket(f->to[0].ss.ss_family, f->bufsize, NULL);
+        int fd = floor_socket(f, f->to[0].ss.ss_family, NULL);
         if (fd < 0)
             return -1;
         if (connect(fd, (const struct sockaddr *)&f->to[0].ss, f->to[0].len) != 0 ||
@@ -212,8 +273,23 @@ static void note_relay(struct floor_ctx *f, const struct sockaddr *sa, socklen_t
     f->relays[i].len = len;
 }
 
+static uint32_t gro_size(struct msghdr *m)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+            int v;
+            memcpy(&v, CMSG_DATA(c), sizeof(v));
+            return v > 0 && v < 65536 ? (uint32_t)v : 0;
+        }
+    }
+    return 0;
+}
+
+/* Receives one batch into f->d, GRO batches split; returns the datagrams (f->nrx: the entries). */
 static int recv_batch(struct floor_ctx *f, int fd)
 {
+    int nd = 0;
+
     for (int i = 0; i < FL_BATCH; i++) {
         f->rxiov[i].iov_base = f->rxbuf + (size_t)i * FL_SLOT;
         f->rxiov[i].iov_len = FL_SLOT;
@@ -222,77 +298,203 @@ static int recv_batch(struct floor_ctx *f, int fd)
         f->rx[i].msg_hdr.msg_iovlen = 1;
         f->rx[i].msg_hdr.msg_name = &f->rxfrom[i];
         f->rx[i].msg_hdr.msg_namelen = sizeof(f->rxfrom[i]);
+        f->rx[i].msg_hdr.msg_control = f->rxctl[i].buf;
+        f->rx[i].msg_hdr.msg_controllen = sizeof(f->rxctl[i].buf);
     }
-    int n = recvmmsg(fd, f->rx, FL_BATCH, MSG_DONTWAIT, NULL);
-    if (n > 0)
-        f->in += (uint64_t)n;
-    return n;
+    f->nrx = recvmmsg(fd, f->rx, FL_BATCH, MSG_DONTWAIT, NULL);
+    for (int i = 0; i < f->nrx; i++) {
+        uint8_t *p = f->rxiov[i].iov_base;
+        uint32_t len = f->rx[i].msg_len, seg = gro_size(&f->rx[i].msg_hdr);
+
+        if (f->rx[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            f->dropped++;
+            continue;
+        }
+        if (!seg || seg >= len)
+            seg = len ? len : 1;
+        /* A GRO batch: datagrams of `seg` bytes, the last perhaps shorter. */
+        for (uint32_t off = 0; off == 0 || off < len; off += seg) {
+            if (nd == FL_DGRAMS) {
+                f->dropped++;
+                continue;
+            }
+            f->d[nd].p = p + off;
+            f->d[nd].len = len - off < seg ? len - off : seg;
+            f->d[nd++].from = (uint32_t)i;
+        }
+    }
+    f->in += (uint64_t)nd;
+    return nd;
 }
 
-/* Queues tx[n] = (hdr, payload) for dst (NULL: connected socket). */
-static void tx_set(struct floor_ctx *f, int n, const uint8_t *hdr, const void *payload, size_t len,
+static bool gso_refused(int err)
+{
+    return err == EIO || err == EINVAL || err == EOPNOTSUPP || err == ENOPROTOOPT;
+}
+
+/* Sends the datagrams of sendmmsg entry u one by one (the kernel refused GSO). */
+static void send_singly(struct floor_ctx *f, int u)
+{
+    for (int k = 0; k < f->ucount[u]; k++) {
+        const struct txent *e = &f->txq[f->uent[f->ufirst[u] + k]];
+        struct iovec iov[2];
+        struct msghdr m;
+        int n = 0;
+        ssize_t r;
+
+        memset(&m, 0, sizeof(m));
+        if (e->hdr) {
+            iov[n].iov_base = (void *)e->hdr;
+            iov[n++].iov_len = FL_HDR;
+        }
+        iov[n].iov_base = (void *)e->payload;
+        iov[n++].iov_len = e->len;
+        m.msg_iov = iov;
+        m.msg_iovlen = (size_t)n;
+        if (e->dst) {
+            m.msg_name = (void *)&e->dst->ss;
+            m.msg_namelen = e->dst->len;
+        }
+        do
+            r = sendmsg(f->txfd, &m, MSG_DONTWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+            f->send_errors++;
+        else
+            f->out++;
+    }
+}
+
+static void iov_add(struct floor_ctx *f, int *niov, const struct txent *e)
+{
+    if (e->hdr) {
+        f->iov[*niov].iov_base = (void *)e->hdr;
+        f->iov[(*niov)++].iov_len = FL_HDR;
+    }
+    f->iov[*niov].iov_base = (void *)e->payload;
+    f->iov[(*niov)++].iov_len = e->len;
+}
+
+/* Sends the queue: one sendmmsg entry per datagram, or per run of equal-sized datagrams (the last
+ * may be shorter) to one destination as a UDP_SEGMENT super-datagram that the kernel cuts up.
+ * A run ends at the first datagram to its destination that does not fit, so that each
+ * destination receives in order. */
+static void tx_flush(struct floor_ctx *f)
+{
+    int n = f->ntx, nu = 0, niov = 0, ne = 0, done = 0;
+
+    memset(f->taken, 0, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        const struct txent *e = &f->txq[i];
+        struct msghdr *m = &f->mm[nu].msg_hdr;
+        uint32_t seg = e->len + (e->hdr ? FL_HDR : 0), total = seg;
+        int first_iov = niov;
+
+        if (f->taken[i])
+            continue;
+        memset(m, 0, sizeof(*m));
+        if (e->dst) {
+            m->msg_name = (void *)&e->dst->ss;
+            m->msg_namelen = e->dst->len;
+        }
+        f->ufirst[nu] = (uint16_t)ne;
+        f->uent[ne++] = (uint16_t)i;
+        f->ucount[nu] = 1;
+        f->useg[nu] = 0;
+        iov_add(f, &niov, e);
+        if (!f->no_gso && seg <= FL_GSO_BYTES / 2) {
+            for (int j = i + 1, skipped = 0; j < n && f->ucount[nu] < FL_GSO_SEGS; j++) {
+                const struct txent *x = &f->txq[j];
+                uint32_t len = x->len + (x->hdr ? FL_HDR : 0);
+                if (f->taken[j])
+                    continue;
+                if (x->dst != e->dst) {
+                    if (++skipped > FL_GSO_SKIP)
+                        break;
+                    continue;
+                }
+                if (len > seg || len == 0 || total + len > FL_GSO_BYTES)
+                    break;
+                f->taken[j] = 1;
+                f->uent[ne++] = (uint16_t)j;
+                f->ucount[nu]++;
+                total += len;
+                iov_add(f, &niov, x);
+                if (len < seg)
+                    break;
+            }
+        }
+        m->msg_iov = &f->iov[first_iov];
+        m->msg_iovlen = (size_t)(niov - first_iov);
+        if (f->ucount[nu] > 1) {
+            uint16_t s16 = (uint16_t)seg;
+            struct cmsghdr *c;
+            f->useg[nu] = s16;
+            m->msg_control = f->txctl[nu].buf;
+            m->msg_controllen = sizeof(f->txctl[nu].buf);
+            c = CMSG_FIRSTHDR(m);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            memcpy(CMSG_DATA(c), &s16, sizeof(s16));
+        }
+        nu++;
+    }
+    f->ntx = 0;
+    while (done < nu) {
+        if (f->useg[done] && f->no_gso) {
+            send_singly(f, done++);
+            continue;
+        }
+        int r = sendmmsg(f->txfd, f->mm + done, (unsigned)(nu - done), MSG_DONTWAIT);
+        if (r > 0) {
+            for (int k = 0; k < r; k++)
+                f->out += f->ucount[done + k];
+            done += r;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (f->useg[done] && gso_refused(errno)) {
+            /* No GSO here: this run and all later ones go as plain datagrams. */
+            f->no_gso = true;
+        } else {
+            /* A full buffer or an unreachable peer loses these datagrams, as a link would. */
+            f->send_errors += f->ucount[done++];
+        }
+    }
+}
+
+/* Queues (hdr, payload) for dst (NULL: connected socket) on socket fd; a queue for another
+ * socket, or a full one, is sent first. */
+static void tx_add(struct floor_ctx *f, int fd, const uint8_t *hdr, const void *payload, size_t len,
                    const struct tool_addr *dst)
 {
-    struct mmsghdr *m = &f->tx[n];
-    struct iovec *iov = f->txiov[n];
-    int k = 0;
-
-    memset(m, 0, sizeof(*m));
-    if (hdr) {
-        iov[k].iov_base = (void *)hdr;
-        iov[k++].iov_len = FL_HDR;
-    }
-    iov[k].iov_base = (void *)payload;
-    iov[k++].iov_len = len;
-    m->msg_hdr.msg_iov = iov;
-    m->msg_hdr.msg_iovlen = (size_t)k;
-    if (dst) {
-        m->msg_hdr.msg_name = (void *)&dst->ss;
-        m->msg_hdr.msg_namelen = dst->len;
-    }
-}
-
-static void tx_flush(struct floor_ctx *f, int fd, int from, int to)
-{
-    while (from < to) {
-        int r = sendmmsg(fd, f->tx + from, (unsigned)(to - from), MSG_DONTWAIT);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            /* A full buffer or an unreachable peer loses this datagram, as a link would. */
-            f->send_errors++;
-            r = 1;
-        } else {
-            f->out += (uint64_t)r;
-        }
-        from += r;
-    }
+    if (f->ntx && (fd != f->txfd || f->ntx == FL_TXQ))
+        tx_flush(f);
+    f->txfd = fd;
+    f->txq[f->ntx++] = (struct txent){hdr, payload, (uint32_t)len, dst};
 }
 
 static void client_from_apps(struct floor_ctx *f, int n)
 {
-    int m = 0;
-
     for (int i = 0; i < n; i++) {
-        int flow = peer_find(f, (struct sockaddr *)&f->rxfrom[i], 0, true);
+        const struct dgram *d = &f->d[i];
+        int flow = peer_find(f, (struct sockaddr *)&f->rxfrom[d->from], 0, true);
         if (flow < 0) {
             f->dropped++;
             continue;
         }
         put_hdr(f->hdr[i], ++f->counter, (uint32_t)flow);
         for (int j = 0; j < f->nto; j++)
-            tx_set(f, m++, f->hdr[i], f->rxiov[i].iov_base, f->rx[i].msg_len, &f->to[j]);
+            tx_add(f, f->ufd, f->hdr[i], d->p, d->len, &f->to[j]);
     }
-    tx_flush(f, f->ufd, 0, m);
+    tx_flush(f);
 }
 
 static void client_from_paths(struct floor_ctx *f, int n)
 {
-    int m = 0;
-
     for (int i = 0; i < n; i++) {
-        const uint8_t *p = f->rxiov[i].iov_base;
-        uint32_t len = f->rx[i].msg_len;
+        const uint8_t *p = f->d[i].p;
+        uint32_t len = f->d[i].len;
         if (len < FL_HDR) {
             f->dropped++;
             continue;
@@ -307,44 +509,35 @@ static void client_from_paths(struct floor_ctx *f, int n)
             f->dups++;
             continue;
         }
-        tx_set(f, m++, NULL, p + FL_HDR, len - FL_HDR, &f->peers[flow].addr);
+        tx_add(f, f->lfd, NULL, p + FL_HDR, len - FL_HDR, &f->peers[flow].addr);
     }
-    tx_flush(f, f->lfd, 0, m);
+    tx_flush(f);
 }
 
 static void relay_from_peers(struct floor_ctx *f, int n)
 {
-    int m = 0, fd = -1;
-
     for (int i = 0; i < n; i++) {
-        int k = peer_find(f, (struct sockaddr *)&f->rxfrom[i], 0, true);
+        const struct dgram *d = &f->d[i];
+        int k = peer_find(f, (struct sockaddr *)&f->rxfrom[d->from], 0, true);
         if (k < 0) {
             f->dropped++;
             continue;
         }
-        if (f->peers[k].fd != fd && m) {
-            tx_flush(f, fd, 0, m);
-            m = 0;
-        }
-        fd = f->peers[k].fd;
-        tx_set(f, m++, NULL, f->rxiov[i].iov_base, f->rx[i].msg_len, NULL);
+        tx_add(f, f->peers[k].fd, NULL, d->p, d->len, NULL);
     }
-    if (m)
-        tx_flush(f, fd, 0, m);
+    tx_flush(f);
 }
 
 static void server_from_relays(struct floor_ctx *f, int n)
 {
-    int m = 0, fd = -1;
-
     for (int i = 0; i < n; i++) {
-        const uint8_t *p = f->rxiov[i].iov_base;
-        uint32_t len = f->rx[i].msg_len;
+        const uint8_t *p = f->d[i].p;
+        uint32_t len = f->d[i].len, from = f->d[i].from;
         if (len < FL_HDR) {
             f->dropped++;
             continue;
         }
-        note_relay(f, (struct sockaddr *)&f->rxfrom[i], f->rx[i].msg_hdr.msg_namelen);
+        note_relay(f, (struct sockaddr *)&f->rxfrom[from], f->rx[from].msg_hdr.msg_namelen);
         uint64_t c = (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
         if (!window_accept(&f->win, c)) {
             f->dups++;
@@ -355,33 +548,27 @@ static void server_from_relays(struct floor_ctx *f, int n)
             f->dropped++;
             continue;
         }
-        if (f->peers[k].fd != fd && m) {
-            tx_flush(f, fd, 0, m);
-            m = 0;
-        }
-        fd = f->peers[k].fd;
-        tx_set(f, m++, NULL, p + FL_HDR, len - FL_HDR, NULL);
+        tx_add(f, f->peers[k].fd, NULL, p + FL_HDR, len - FL_HDR, NULL);
     }
-    if (m)
-        tx_flush(f, fd, 0, m);
+    tx_flush(f);
 }
 
 /* Replies arriving on a peer's (relay) or flow's (server) own socket. */
 static void from_upstream(struct floor_ctx *f, int k, int n)
 {
     struct peer *p = &f->peers[k];
-    int m = 0;
 
     for (int i = 0; i < n; i++) {
+        const struct dgram *d = &f->d[i];
         if (f->role == ROLE_RELAY) {
-            tx_set(f, m++, NULL, f->rxiov[i].iov_base, f->rx[i].msg_len, &p->addr);
+            tx_add(f, f->lfd, NULL, d->p, d->len, &p->addr);
             continue;
         }
         put_hdr(f->hdr[i], ++f->counter, p->flow);
         for (int j = 0; j < f->nrelays; j++)
-            tx_set(f, m++, f->hdr[i], f->rxiov[i].iov_base, f->rx[i].msg_len, &f->relays[j]);
+            tx_add(f, f->lfd, f->hdr[i], d->p, d->len, &f->relays[j]);
     }
-    tx_flush(f, f->lfd, 0, m);
+    tx_flush(f);
 }
 
 static void on_readable(struct floor_ctx *f, int tag)
@@ -390,7 +577,7 @@ static void on_readable(struct floor_ctx *f, int tag)
 
     for (int round = 0; round < 4; round++) {
         int n = recv_batch(f, fd);
-        if (n <= 0)
+        if (f->nrx <= 0)
             return;
         if (tag == TAG_LISTEN && f->role == ROLE_CLIENT)
             client_from_apps(f, n);
@@ -402,7 +589,7 @@ static void on_readable(struct floor_ctx *f, int tag)
             client_from_paths(f, n);
         else
             from_upstream(f, tag, n);
-        if (n < FL_BATCH)
+        if (f->nrx < FL_BATCH)
             return;
     }
 }
@@ -509,7 +696,7 @@ int main(int argc, char **argv)
     memset(f->hash, 0xff, sizeof(f->hash));
     tool_signals_init(&got_signal, &unblocked);
     f->ep = epoll_create1(EPOLL_CLOEXEC);
-    f->lfd = tool_udp_socket(f->listen.ss.ss_family, f->bufsize, &f->listen);
+    f->lfd = floor_socket(f, f->listen.ss.ss_family, &f->listen);
     if (f->ep < 0 || f->lfd < 0) {
         fprintf(stderr, "mpt-floor: listen %s: %s\n",
                 tool_addr_format((struct sockaddr *)&f->listen.ss, addr, sizeof(addr)),
@@ -519,7 +706,7 @@ int main(int argc, char **argv)
     if (epoll_add(f, f->lfd, TAG_LISTEN) != 0)
         goto out;
     if (f->role == ROLE_CLIENT) {
-        f->ufd = tool_udp_socket(f->to[0].ss.ss_family, f->bufsize, NULL);
+        f->ufd = floor_socket(f, f->to[0].ss.ss_family, NULL);
         if (f->ufd < 0 || epoll_add(f, f->ufd, TAG_UP) != 0) {
             fprintf(stderr, "mpt-floor: upstream socket: %s\n", strerror(errno));
             goto out;
