@@ -79,8 +79,10 @@ static int value(struct mpt_json *j, const char *key, const char *raw, const cha
     }
     if (str)
         put_escaped(j, str, limit, &ovf);
-    else
+    else if (raw)
         put(j, raw, strlen(raw), limit, &ovf);
+    else
+        put(j, "null", 4, limit, &ovf);
     if (ovf) {
         j->len = saved;
         j->buf[j->len] = '\0';
