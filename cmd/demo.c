@@ -60,11 +60,24 @@ static void print_header(const struct mpt_demo_report *r)
     printf("\n");
 }
 
+/* What the report callback needs between calls. */
+struct demo_ctx {
+    struct mpt_demo_options o;
+    unsigned rows;
+    int finished;
+    uint64_t duplicates, corrupted;
+};
+
 static void on_report(const struct mpt_demo_report *r, void *arg)
 {
-    const struct mpt_demo_options *o = arg;
-    static int rows;
+    struct demo_ctx *ctx = arg;
+    const struct mpt_demo_options *o = &ctx->o;
 
+    if (r->final) {
+        ctx->finished = 1;
+        ctx->duplicates = r->duplicates;
+        ctx->corrupted = r->corrupted;
+    }
     if (r->final) {
         double p_rt = 1.0 - (1.0 - o->loss) * (1.0 - o->loss);
         double expect = 1.0 - pow(1.0 - pow(o->loss, o->paths), 2);
@@ -85,7 +98,7 @@ static void on_report(const struct mpt_demo_report *r, void *arg)
         fflush(stdout);
         return;
     }
-    if (rows++ % 20 == 0)
+    if (ctx->rows++ % 20 == 0)
         print_header(r);
     printf("%5.0fs %8llu %8.2f%% %8.2f%%", r->elapsed_s, (unsigned long long)r->sent,
            100 * r->loss_fwd, 100 * r->loss_rt);
@@ -101,21 +114,10 @@ static void on_report(const struct mpt_demo_report *r, void *arg)
     fflush(stdout);
 }
 
-static const struct mpt_demo_report *last;
-static struct mpt_demo_report final_report;
-
-static void on_report_keep(const struct mpt_demo_report *r, void *arg)
-{
-    if (r->final) {
-        final_report = *r;
-        last = &final_report;
-    }
-    on_report(r, arg);
-}
-
 int mpt_cmd_demo(int argc, char **argv)
 {
-    struct mpt_demo_options o = {3, 0.2, 5, 1, 1000, 1000, 10000, 1, 0};
+    struct demo_ctx ctx = {.o = {3, 0.2, 5, 1, 1000, 1000, 10000, 1, 0}};
+    struct mpt_demo_options *o = &ctx.o;
     struct mpt_demo *demo;
     struct mpt_loop *loop;
     char err[256];
@@ -139,23 +141,23 @@ int mpt_cmd_demo(int argc, char **argv)
         }
         i++;
         if (strcmp(a, "--paths") == 0 && parse_double(a, val, 1, MPT_DEMO_MAX_PATHS, &v) == 0)
-            o.paths = (unsigned)v;
+            o->paths = (unsigned)v;
         else if (strcmp(a, "--loss") == 0 && parse_double(a, val, 0, 1, &v) == 0)
-            o.loss = v;
+            o->loss = v;
         else if (strcmp(a, "--delay") == 0 && parse_double(a, val, 0, 10000, &v) == 0)
-            o.delay_ms = (uint32_t)v;
+            o->delay_ms = (uint32_t)v;
         else if (strcmp(a, "--jitter") == 0 && parse_double(a, val, 0, 10000, &v) == 0)
-            o.jitter_ms = (uint32_t)v;
+            o->jitter_ms = (uint32_t)v;
         else if (strcmp(a, "--rate") == 0 && parse_double(a, val, 1, 1000000, &v) == 0)
-            o.rate = (unsigned)v;
+            o->rate = (unsigned)v;
         else if (strcmp(a, "--size") == 0 && parse_double(a, val, 20, 65000, &v) == 0)
-            o.size = (unsigned)v;
+            o->size = (unsigned)v;
         else if (strcmp(a, "--duration") == 0 && parse_double(a, val, 0, 86400, &v) == 0)
-            o.duration_ms = (uint32_t)(v * 1000);
+            o->duration_ms = (uint32_t)(v * 1000);
         else if (strcmp(a, "--seed") == 0 && parse_double(a, val, 0, 1e15, &v) == 0)
-            o.seed = (uint64_t)v;
+            o->seed = (uint64_t)v;
         else if (strcmp(a, "--kill-path") == 0 && parse_double(a, val, 0, 86400, &v) == 0)
-            o.kill_path_ms = (uint32_t)(v * 1000);
+            o->kill_path_ms = (uint32_t)(v * 1000);
         else {
             if (strncmp(a, "--", 2) == 0 &&
                 strstr(" --paths --loss --delay --jitter --rate --size --duration --seed "
@@ -174,10 +176,10 @@ int mpt_cmd_demo(int argc, char **argv)
     }
     printf("mptunnel demo: %u path%s on 127.0.0.1, each losing %.1f%% each way (delay %u ms, "
            "jitter %u ms, seed %llu);\n%u datagrams/s of %u bytes for %s. Ctrl-C stops.\n",
-           o.paths, o.paths == 1 ? "" : "s", 100 * o.loss, o.delay_ms, o.jitter_ms,
-           (unsigned long long)o.seed, o.rate, o.size, o.duration_ms ? "the duration" : "ever");
+           o->paths, o->paths == 1 ? "" : "s", 100 * o->loss, o->delay_ms, o->jitter_ms,
+           (unsigned long long)o->seed, o->rate, o->size, o->duration_ms ? "the duration" : "ever");
     printf("The paths' live state, from another terminal: mptunnel status --demo --watch\n");
-    rc = mpt_demo_start(loop, &o, on_report_keep, &o, &demo, err, sizeof(err));
+    rc = mpt_demo_start(loop, o, on_report, &ctx, &demo, err, sizeof(err));
     if (rc) {
         mpt_cmd_error("demo", "%s", err);
         status = MPT_EXIT_FAIL;
@@ -188,7 +190,7 @@ int mpt_cmd_demo(int argc, char **argv)
         mpt_cmd_error("demo", "event loop did not close cleanly");
         status = MPT_EXIT_FAIL;
     }
-    if (status == MPT_EXIT_OK && last && (last->duplicates || last->corrupted))
+    if (status == MPT_EXIT_OK && ctx.finished && (ctx.duplicates || ctx.corrupted))
         status = MPT_EXIT_FAIL;
     return status;
 }
