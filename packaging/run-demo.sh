@@ -2,7 +2,7 @@
 # Builds mptunnel and runs `mptunnel demo`: the whole tunnel on loopback over lossy paths, with
 # live figures. Any arguments go to `mptunnel demo` (see `mptunnel demo --help`).
 #
-#   sudo bash packaging/run-demo.sh [demo options]
+#   bash packaging/run-demo.sh [demo options]     (as root, or with sudo for apt-get)
 #
 # Installs the missing build dependencies first (apt-get, non-interactive). Builds into build/
 # (or MPT_BUILD_DIR). The exit status is the demo's, or 1 if installing or building failed.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds mptunnel and runs its whole test suite on a fresh Debian 12 machine.
 #
-#   sudo bash packaging/run-tests.sh [--quick] [--soak]
+#   bash packaging/run-tests.sh [--quick] [--soak]     (as root, or with sudo for apt-get)
 #
 # 1. installs the missing build dependencies (apt-get, non-interactive);
 # 2. build/        warnings as errors, then `ctest --output-on-failure -j2`;
