@@ -196,7 +196,6 @@ static void path_set_state(struct mpt_client *c, unsigned i, enum mpt_path_state
              mpt_path_state_name(st), mpt_path_state_name(p->state), 100 * p->loss_up,
              100 * p->loss_down, (double)p->srtt_us / 1000);
     p->state = st;
-    p->up = st != MPT_PATH_DOWN;
     p->state_since_us = now;
     c->sched_dirty = 1;
     /* Tell the server at once which paths to answer on. */

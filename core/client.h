@@ -51,7 +51,6 @@ struct mpt_client_params {
 
 struct mpt_client_path {
     enum mpt_path_state state;
-    int up;              /* state != MPT_PATH_DOWN */
     uint64_t last_rx_us; /* last authenticated datagram on this path; 0 = never */
     uint64_t state_since_us;
     uint64_t rx_dgrams, rx_bytes; /* copies received, duplicates of other paths included */

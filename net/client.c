@@ -161,9 +161,10 @@ static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const st
         run_timer(d);
 }
 
-static void maybe_free(struct mpt_client_drv *d)
+/* One of the driver's handles finished closing; the last one frees the driver. */
+static void close_done(struct mpt_client_drv *d)
 {
-    if (d->pending_closes > 0)
+    if (--d->pending_closes > 0)
         return;
     mpt_client_free(&d->core);
     mpt_outq_free(&d->q);
@@ -174,37 +175,26 @@ static void on_listen_closed(struct mpt_udp *u)
 {
     struct mpt_client_drv *d = u->owner;
 
-    d->pending_closes--;
-    maybe_free(d);
+    close_done(d);
 }
 
 static void on_sock_closed(struct mpt_udp *u)
 {
     struct mpt_client_drv *d = ((struct drv_sock *)u->owner)->drv;
 
-    d->pending_closes--;
-    maybe_free(d);
+    close_done(d);
 }
 
-static void on_timer_closed(uv_handle_t *h)
+/* The timer and the flush check handle carry the driver in their data. */
+static void on_handle_closed(uv_handle_t *h)
 {
-    struct mpt_client_drv *d = mpt_container_of(h, struct mpt_client_drv, timer);
-    d->pending_closes--;
-    maybe_free(d);
-}
-
-static void on_flusher_closed(uv_handle_t *h)
-{
-    struct mpt_client_drv *d = mpt_container_of(h, struct mpt_client_drv, flusher);
-    d->pending_closes--;
-    maybe_free(d);
+    close_done(h->data);
 }
 
 static void on_control_closed(void *arg)
 {
     struct mpt_client_drv *d = arg;
-    d->pending_closes--;
-    maybe_free(d);
+    close_done(d);
 }
 
 static void drv_close(struct mpt_client_drv *d)
@@ -216,8 +206,8 @@ static void drv_close(struct mpt_client_drv *d)
     if (d->q.n)
         flush(d);
     d->pending_closes += 2;
-    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
-    uv_close((uv_handle_t *)&d->flusher, on_flusher_closed);
+    uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&d->flusher, on_handle_closed);
     if (d->control) {
         d->pending_closes++;
         mpt_control_close(d->control, on_control_closed, d);
@@ -392,6 +382,8 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     }
     uv_timer_init(mpt_loop_uv(loop), &d->timer);
     uv_check_init(mpt_loop_uv(loop), &d->flusher);
+    d->timer.data = d;
+    d->flusher.data = d;
     uv_check_start(&d->flusher, on_flush);
     mpt_loop_add_service(loop, &d->svc);
 

@@ -205,7 +205,7 @@ static void fill_report(struct mpt_demo *d, struct mpt_demo_report *r, int final
         p->loss_to = p->to_rx ? (double)st.dir[0].impair.dropped / (double)p->to_rx : 0;
         p->loss_back = p->back_rx ? (double)st.dir[1].impair.dropped / (double)p->back_rx : 0;
         p->down = d->path_down && i == 0;
-        p->up = c->paths[i].up;
+        p->up = c->paths[i].state != MPT_PATH_DOWN;
         p->rtt_ms = (double)c->paths[i].srtt_us / 1000.0;
     }
 }

@@ -39,9 +39,10 @@ struct mpt_server_drv {
     struct mpt_control *control; /* status socket; NULL if it could not be made */
 };
 
-static void maybe_free(struct mpt_server_drv *d)
+/* One of the driver's handles finished closing; the last one frees the driver. */
+static void close_done(struct mpt_server_drv *d)
 {
-    if (d->pending_closes > 0)
+    if (--d->pending_closes > 0)
         return;
     mpt_server_free(&d->core);
     mpt_outq_free(&d->q);
@@ -56,8 +57,7 @@ static void on_flow_closed(struct mpt_udp *u)
     struct mpt_server_drv *d = f->drv;
 
     free(f);
-    d->pending_closes--;
-    maybe_free(d);
+    close_done(d);
 }
 
 static void flow_close(struct mpt_server_drv *d, uint32_t slot)
@@ -228,29 +228,19 @@ static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
 static void on_listen_closed(struct mpt_udp *u)
 {
     struct mpt_server_drv *d = u->owner;
-    d->pending_closes--;
-    maybe_free(d);
+    close_done(d);
 }
 
-static void on_timer_closed(uv_handle_t *h)
+/* The timer and the flush check handle carry the driver in their data. */
+static void on_handle_closed(uv_handle_t *h)
 {
-    struct mpt_server_drv *d = mpt_container_of(h, struct mpt_server_drv, timer);
-    d->pending_closes--;
-    maybe_free(d);
-}
-
-static void on_flusher_closed(uv_handle_t *h)
-{
-    struct mpt_server_drv *d = mpt_container_of(h, struct mpt_server_drv, flusher);
-    d->pending_closes--;
-    maybe_free(d);
+    close_done(h->data);
 }
 
 static void on_control_closed(void *arg)
 {
     struct mpt_server_drv *d = arg;
-    d->pending_closes--;
-    maybe_free(d);
+    close_done(d);
 }
 
 static void drv_close(struct mpt_server_drv *d)
@@ -265,7 +255,7 @@ static void drv_close(struct mpt_server_drv *d)
     after_call(d, 0);
     mpt_outq_reset(&d->q);
     d->pending_closes += 2;
-    uv_close((uv_handle_t *)&d->flusher, on_flusher_closed);
+    uv_close((uv_handle_t *)&d->flusher, on_handle_closed);
     if (d->control) {
         d->pending_closes++;
         mpt_control_close(d->control, on_control_closed, d);
@@ -276,7 +266,7 @@ static void drv_close(struct mpt_server_drv *d)
         d->pending_closes++;
         mpt_udp_close(&d->listen, on_listen_closed);
     }
-    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&d->timer, on_handle_closed);
 }
 
 static void on_stop(struct mpt_service *svc)
@@ -342,6 +332,8 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     }
     uv_timer_init(mpt_loop_uv(loop), &d->timer);
     uv_check_init(mpt_loop_uv(loop), &d->flusher);
+    d->timer.data = d;
+    d->flusher.data = d;
     uv_check_start(&d->flusher, on_flush);
     mpt_loop_add_service(loop, &d->svc);
 

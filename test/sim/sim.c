@@ -791,13 +791,13 @@ static void keepalive_control(struct sim *s, int code)
 
 static void keepalive_step(struct sim *s)
 {
-    if (ka.silenced_at && !ka.down_seen_at && !s->c.paths[1].up)
+    if (ka.silenced_at && !ka.down_seen_at && s->c.paths[1].state == MPT_PATH_DOWN)
         ka.down_seen_at = s->now;
-    if (ka.back_at && !ka.up_seen_at && s->c.paths[1].up)
+    if (ka.back_at && !ka.up_seen_at && s->c.paths[1].state != MPT_PATH_DOWN)
         ka.up_seen_at = s->now;
     if (!ka.silenced_at && s->now > 2 * SEC)
         for (unsigned p = 0; p < s->cfg.npaths; p++)
-            ASSERT_EQ(s->c.paths[p].up, 1);
+            ASSERT_NE(s->c.paths[p].state, MPT_PATH_DOWN);
 }
 
 static void idle_keepalive(void)
