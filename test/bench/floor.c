@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/wire.h"
 #include "test/tools/toolnet.h"
 
 #define FL_BATCH 64
@@ -154,24 +155,11 @@ struct floor_ctx {
 
 static volatile sig_atomic_t got_signal;
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void put_hdr(uint8_t *p, uint64_t counter, uint32_t flow)
 {
-    put_be32(p, (uint32_t)(counter >> 32));
-    put_be32(p + 4, (uint32_t)counter);
-    put_be32(p + 8, flow);
+    mpt_put32(p, (uint32_t)(counter >> 32));
+    mpt_put32(p + 4, (uint32_t)counter);
+    mpt_put32(p + 8, flow);
 }
 
 /* Accepts each counter once within the last FL_WINDOW; returns false for duplicates and stale. */
@@ -499,8 +487,8 @@ static void client_from_paths(struct floor_ctx *f, int n)
             f->dropped++;
             continue;
         }
-        uint64_t c = (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-        uint32_t flow = get_be32(p + 8);
+        uint64_t c = (uint64_t)mpt_get32(p) << 32 | mpt_get32(p + 4);
+        uint32_t flow = mpt_get32(p + 8);
         if (flow >= (uint32_t)f->npeers) {
             f->dropped++;
             continue;
@@ -538,12 +526,12 @@ static void server_from_relays(struct floor_ctx *f, int n)
             continue;
         }
         note_relay(f, (struct sockaddr *)&f->rxfrom[from], f->rx[from].msg_hdr.msg_namelen);
-        uint64_t c = (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+        uint64_t c = (uint64_t)mpt_get32(p) << 32 | mpt_get32(p + 4);
         if (!window_accept(&f->win, c)) {
             f->dups++;
             continue;
         }
-        int k = peer_find(f, NULL, get_be32(p + 8), true);
+        int k = peer_find(f, NULL, mpt_get32(p + 8), true);
         if (k < 0) {
             f->dropped++;
             continue;
