@@ -1,5 +1,7 @@
 #include "net/bridge.h"
 
+#include "net/driver.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +54,7 @@ struct sendq_entry {
 };
 
 struct mpt_bridge {
-    struct mpt_service svc;
+    struct mpt_driver base; /* lifecycle: every handle below is counted there */
     struct mpt_loop *loop;
     struct mpt_udp listen;
     uv_timer_t queue_timer;
@@ -80,11 +82,8 @@ struct mpt_bridge {
     unsigned pool_len;
 
     uint64_t record_size; /* file size, ours included */
-    unsigned open_handles;
-    int listen_open; /* the listen socket exists (open, or closing after a failed bind) */
+    int listen_open;      /* the listen socket exists (open, or closing after a failed bind) */
     int warned_socket;
-    int stopping;
-    int free_requested;
     uint8_t scratch[65536]; /* a corrupted copy sent at once */
     uv_check_t flusher;
     struct sendq_entry sq[SENDQ_MAX];
@@ -107,8 +106,10 @@ void mpt_bridge_options_init(struct mpt_bridge_options *o)
     o->record_max_bytes = MPT_BRIDGE_RECORD_MAX;
 }
 
-static void destroy(struct mpt_bridge *b)
+/* The last reference is gone: stopped, every handle closed, and the owner let go. */
+static void destroy(struct mpt_driver *base)
 {
+    struct mpt_bridge *b = mpt_container_of(base, struct mpt_bridge, base);
     struct pkt *k;
 
     while ((k = b->pool)) {
@@ -120,12 +121,6 @@ static void destroy(struct mpt_bridge *b)
     free(b->heap);
     free(b->buckets);
     free(b);
-}
-
-static void handle_closed(struct mpt_bridge *b)
-{
-    if (--b->open_handles == 0 && b->free_requested)
-        destroy(b);
 }
 
 /* ---- recording ---- */
@@ -316,7 +311,7 @@ static void arm_timer(struct mpt_bridge *b)
 {
     uint64_t at, now, ms;
 
-    if (b->stopping)
+    if (mpt_driver_stopping(&b->base))
         return;
     if (b->heap_len == 0) {
         if (b->timer_at_us) {
@@ -471,11 +466,7 @@ static struct peer *peer_find(struct mpt_bridge *b, const struct mpt_addr *a)
 
 static void on_peer_closed(struct mpt_udp *u)
 {
-    struct peer *p = mpt_container_of(u, struct peer, up);
-    struct mpt_bridge *b = p->b;
-
-    free(p);
-    handle_closed(b);
+    free(mpt_container_of(u, struct peer, up));
 }
 
 /* Forgets a peer: out of the table at once, memory freed when its socket is closed. */
@@ -548,19 +539,16 @@ static struct peer *peer_new(struct mpt_bridge *b, const struct mpt_addr *a)
         err = UV_ENOMEM;
         goto fail;
     }
-    err = mpt_udp_open(&p->up, b->loop, b->o.to.u.sa.sa_family, NULL, b->o.sndbuf, b->o.rcvbuf,
-                       on_upstream_recv, p);
+    err = mpt_driver_udp_open(&b->base, &p->up, b->o.to.u.sa.sa_family, NULL, b->o.sndbuf,
+                              b->o.rcvbuf, on_upstream_recv, p);
     if (err) {
         if (!mpt_udp_is_closing(&p->up)) {
             free(p);
             goto fail;
         }
-        b->open_handles++;
-        p->b = b;
         mpt_udp_close(&p->up, on_peer_closed);
         goto fail;
     }
-    b->open_handles++;
     p->b = b;
     err = mpt_udp_connect(&p->up, &b->o.to.u.sa);
     if (err) {
@@ -642,46 +630,11 @@ static void on_sig_up(uv_signal_t *h, int signum)
 
 /* ---- start and stop ---- */
 
-static void on_listen_closed(struct mpt_udp *u)
+/* Closes every handle and drops the queued copies (mpt_driver_stop calls this once). */
+static void bridge_stop(struct mpt_driver *base)
 {
-    handle_closed(mpt_container_of(u, struct mpt_bridge, listen));
-}
+    struct mpt_bridge *b = mpt_container_of(base, struct mpt_bridge, base);
 
-static void on_queue_timer_closed(uv_handle_t *h)
-{
-    handle_closed(mpt_container_of(h, struct mpt_bridge, queue_timer));
-}
-
-static void on_idle_timer_closed(uv_handle_t *h)
-{
-    handle_closed(mpt_container_of(h, struct mpt_bridge, idle_timer));
-}
-
-static void on_sig_down_closed(uv_handle_t *h)
-{
-    handle_closed(mpt_container_of(h, struct mpt_bridge, sig_down));
-}
-
-static void on_sig_up_closed(uv_handle_t *h)
-{
-    handle_closed(mpt_container_of(h, struct mpt_bridge, sig_up));
-}
-
-static void on_flusher_closed(uv_handle_t *h)
-{
-    handle_closed(mpt_container_of(h, struct mpt_bridge, flusher));
-}
-
-static void on_service_stop(struct mpt_service *svc)
-{
-    mpt_bridge_stop(mpt_container_of(svc, struct mpt_bridge, svc));
-}
-
-void mpt_bridge_stop(struct mpt_bridge *b)
-{
-    if (b->stopping)
-        return;
-    b->stopping = 1;
     if (b->sq_n)
         flush(b);
     while (b->heap_len)
@@ -689,12 +642,19 @@ void mpt_bridge_stop(struct mpt_bridge *b)
     while (b->idle_head)
         peer_close(b, b->idle_head);
     if (b->listen_open)
-        mpt_udp_close(&b->listen, on_listen_closed);
-    uv_close((uv_handle_t *)&b->queue_timer, on_queue_timer_closed);
-    uv_close((uv_handle_t *)&b->idle_timer, on_idle_timer_closed);
-    uv_close((uv_handle_t *)&b->sig_down, on_sig_down_closed);
-    uv_close((uv_handle_t *)&b->sig_up, on_sig_up_closed);
-    uv_close((uv_handle_t *)&b->flusher, on_flusher_closed);
+        mpt_udp_close(&b->listen, NULL);
+    mpt_driver_close((uv_handle_t *)&b->queue_timer);
+    mpt_driver_close((uv_handle_t *)&b->idle_timer);
+    mpt_driver_close((uv_handle_t *)&b->sig_down);
+    mpt_driver_close((uv_handle_t *)&b->sig_up);
+    mpt_driver_close((uv_handle_t *)&b->flusher);
+}
+
+static const struct mpt_driver_ops bridge_ops = {"bridge", bridge_stop, destroy};
+
+void mpt_bridge_stop(struct mpt_bridge *b)
+{
+    mpt_driver_stop(&b->base);
 }
 
 static void describe(char *buf, size_t len, const struct mpt_impair_params *p)
@@ -714,21 +674,19 @@ static int open_listen(struct mpt_bridge *b)
     struct sockaddr_in any4;
     int err;
 
-    err = mpt_udp_open(&b->listen, b->loop, la->u.sa.sa_family, &la->u.sa, b->o.sndbuf, b->o.rcvbuf,
-                       on_listen_recv, b);
+    err = mpt_driver_udp_open(&b->base, &b->listen, la->u.sa.sa_family, &la->u.sa, b->o.sndbuf,
+                              b->o.rcvbuf, on_listen_recv, b);
     /* "All addresses" on a host without IPv6: IPv4 only then. */
     if (err == UV_EAFNOSUPPORT && !mpt_udp_is_closing(&b->listen) &&
         la->u.sa.sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&la->u.in6.sin6_addr)) {
         memset(&any4, 0, sizeof(any4));
         any4.sin_family = AF_INET;
         any4.sin_port = la->u.in6.sin6_port;
-        err = mpt_udp_open(&b->listen, b->loop, AF_INET, (const struct sockaddr *)&any4,
-                           b->o.sndbuf, b->o.rcvbuf, on_listen_recv, b);
+        err = mpt_driver_udp_open(&b->base, &b->listen, AF_INET, (const struct sockaddr *)&any4,
+                                  b->o.sndbuf, b->o.rcvbuf, on_listen_recv, b);
     }
-    if (!err || mpt_udp_is_closing(&b->listen)) {
+    if (!err || mpt_udp_is_closing(&b->listen))
         b->listen_open = 1;
-        b->open_handles++;
-    }
     return err;
 }
 
@@ -765,7 +723,9 @@ int mpt_bridge_start(struct mpt_loop *loop, const struct mpt_bridge_options *opt
         b->o.record_max_bytes = MPT_BRIDGE_RECORD_MAX;
     if (b->o.record_fd >= 0 && fstat(b->o.record_fd, &sb) == 0)
         b->record_size = (uint64_t)sb.st_size;
-    b->svc.stop = on_service_stop;
+    /* Running, stopped with the loop, and held by the caller until mpt_bridge_free. */
+    mpt_driver_init(&b->base, loop, &bridge_ops, 1);
+    mpt_driver_ref(&b->base);
 
     /* Handles first (none of these can fail on a working loop), so that one stop path closes
      * whatever exists. */
@@ -774,8 +734,12 @@ int mpt_bridge_start(struct mpt_loop *loop, const struct mpt_bridge_options *opt
     uv_signal_init(uv, &b->sig_down);
     uv_signal_init(uv, &b->sig_up);
     uv_check_init(uv, &b->flusher);
+    mpt_driver_own(&b->base, (uv_handle_t *)&b->queue_timer);
+    mpt_driver_own(&b->base, (uv_handle_t *)&b->idle_timer);
+    mpt_driver_own(&b->base, (uv_handle_t *)&b->sig_down);
+    mpt_driver_own(&b->base, (uv_handle_t *)&b->sig_up);
+    mpt_driver_own(&b->base, (uv_handle_t *)&b->flusher);
     uv_check_start(&b->flusher, on_flush);
-    b->open_handles = 5;
 
     if ((err = mpt_impair_init(&b->imp[MPT_BRIDGE_TO], &b->o.impair[MPT_BRIDGE_TO], b->o.seed,
                                MPT_BRIDGE_TO)) != 0 ||
@@ -817,12 +781,12 @@ int mpt_bridge_start(struct mpt_loop *loop, const struct mpt_bridge_options *opt
     if (!b->imp[0].passthrough || !b->imp[1].passthrough)
         MPT_INFO("bridge: seed %llu; impairment to: %s; back: %s", (unsigned long long)b->o.seed,
                  d0, d1);
-    mpt_loop_add_service(loop, &b->svc);
     *out = b;
     return 0;
 fail:
-    b->free_requested = 1;
-    mpt_bridge_stop(b);
+    /* Released by itself: the caller gets no bridge to free. */
+    mpt_driver_stop(&b->base);
+    mpt_driver_unref(&b->base);
     return err;
 }
 
@@ -854,10 +818,6 @@ void mpt_bridge_free(struct mpt_bridge *b)
 {
     if (!b)
         return;
-    b->free_requested = 1;
-    if (b->open_handles == 0) {
-        destroy(b);
-        return;
-    }
-    mpt_bridge_stop(b);
+    mpt_driver_stop(&b->base);
+    mpt_driver_unref(&b->base);
 }

@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "net/control.h"
+#include "net/driver.h"
 #include "net/resolve.h"
 #include "net/status.h"
 #include "net/tunnel.h"
@@ -36,7 +37,7 @@ struct drv_path {
 };
 
 struct mpt_client_drv {
-    struct mpt_service svc;
+    struct mpt_driver base; /* lifecycle: every handle below is counted there */
     struct mpt_loop *loop;
     struct mpt_client core;
     struct mpt_outq q;
@@ -49,9 +50,8 @@ struct mpt_client_drv {
     struct mpt_udp_msg batch[MPT_UDP_BATCH];
     uv_timer_t timer;
     uv_check_t flusher;
-    unsigned pending_closes;
-    int stopping;
     struct mpt_control *control; /* status socket; NULL if it could not be made */
+    int started;                 /* mpt_client_drv_start succeeded */
 };
 
 static struct mpt_udp *out_socket(struct mpt_client_drv *d, const struct mpt_out *o,
@@ -161,82 +161,56 @@ static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const st
         run_timer(d);
 }
 
-/* One of the driver's handles finished closing; the last one frees the driver. */
-static void close_done(struct mpt_client_drv *d)
+/* The last reference is gone: the driver has stopped and every handle has closed. */
+static void drv_destroy(struct mpt_driver *base)
 {
-    if (--d->pending_closes > 0)
-        return;
+    struct mpt_client_drv *d = mpt_container_of(base, struct mpt_client_drv, base);
+
     mpt_client_free(&d->core);
     mpt_outq_free(&d->q);
     free(d);
 }
 
-static void on_listen_closed(struct mpt_udp *u)
-{
-    struct mpt_client_drv *d = u->owner;
-
-    close_done(d);
-}
-
-static void on_sock_closed(struct mpt_udp *u)
-{
-    struct mpt_client_drv *d = ((struct drv_sock *)u->owner)->drv;
-
-    close_done(d);
-}
-
-/* The timer and the flush check handle carry the driver in their data. */
-static void on_handle_closed(uv_handle_t *h)
-{
-    close_done(h->data);
-}
-
 static void on_control_closed(void *arg)
 {
     struct mpt_client_drv *d = arg;
-    close_done(d);
+    mpt_driver_unref(&d->base);
 }
 
-static void drv_close(struct mpt_client_drv *d)
+/* Closes every handle (mpt_driver_stop calls this once). */
+static void drv_stop(struct mpt_driver *base)
 {
-    if (d->stopping)
-        return;
-    d->stopping = 1;
-    mpt_loop_remove_service(d->loop, &d->svc);
+    struct mpt_client_drv *d = mpt_container_of(base, struct mpt_client_drv, base);
+    const struct mpt_counters *c = &d->core.ctr;
+
+    if (d->started) /* a failed start has said why already */
+        MPT_INFO("client stopping: %llu datagrams from applications, %llu delivered back, "
+                 "%llu sessions",
+                 (unsigned long long)c->app_rx, (unsigned long long)c->app_tx,
+                 (unsigned long long)c->handshakes);
     if (d->q.n)
         flush(d);
-    d->pending_closes += 2;
-    uv_close((uv_handle_t *)&d->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&d->flusher, on_handle_closed);
+    mpt_driver_close((uv_handle_t *)&d->timer);
+    mpt_driver_close((uv_handle_t *)&d->flusher);
     if (d->control) {
-        d->pending_closes++;
+        /* The control socket is a driver of its own: ours stays until it has closed. */
+        mpt_driver_ref(&d->base);
         mpt_control_close(d->control, on_control_closed, d);
         d->control = NULL;
     }
     if (d->listen_open) {
-        d->pending_closes++;
-        mpt_udp_close(&d->listen, on_listen_closed);
+        d->listen_open = 0;
+        mpt_udp_close(&d->listen, NULL);
     }
     for (unsigned i = 0; i < d->nsocks; i++) {
         if (d->socks[i].open) {
             d->socks[i].open = 0;
-            d->pending_closes++;
-            mpt_udp_close(&d->socks[i].udp, on_sock_closed);
+            mpt_udp_close(&d->socks[i].udp, NULL);
         }
     }
 }
 
-static void on_stop(struct mpt_service *svc)
-{
-    struct mpt_client_drv *d = mpt_container_of(svc, struct mpt_client_drv, svc);
-    const struct mpt_counters *c = &d->core.ctr;
-
-    MPT_INFO("client stopping: %llu datagrams from applications, %llu delivered back, "
-             "%llu sessions",
-             (unsigned long long)c->app_rx, (unsigned long long)c->app_tx,
-             (unsigned long long)c->handshakes);
-    drv_close(d);
-}
+static const struct mpt_driver_ops client_ops = {"client", drv_stop, drv_destroy};
 
 /* The status socket; failing to make it is only a warning. */
 static void start_control(struct mpt_client_drv *d, const struct mpt_config *cfg)
@@ -289,18 +263,15 @@ static int path_socket(struct mpt_client_drv *d, struct drv_path *p,
         rc = mpt_resolve(d->loop, pc->bind, 0, 1, &local);
         if (rc)
             return rc;
-        rc = mpt_udp_open(&sk->udp, d->loop, 0, &local.u.sa, cfg->sndbuf, cfg->rcvbuf, on_path, sk);
+        rc = mpt_driver_udp_open(&d->base, &sk->udp, 0, &local.u.sa, cfg->sndbuf, cfg->rcvbuf,
+                                 on_path, sk);
     } else {
-        rc = mpt_udp_open(&sk->udp, d->loop, family, NULL, cfg->sndbuf, cfg->rcvbuf, on_path, sk);
+        rc = mpt_driver_udp_open(&d->base, &sk->udp, family, NULL, cfg->sndbuf, cfg->rcvbuf,
+                                 on_path, sk);
     }
-    if (rc) {
-        if (mpt_udp_is_closing(&sk->udp)) {
-            d->pending_closes++;
-            mpt_udp_close(&sk->udp, on_sock_closed);
-        }
+    if (rc) /* a socket that is closing already needs nothing more */
         return rc;
-    }
-    /* From here the socket is open and drv_close closes it, whatever happens next. */
+    /* From here the socket is open and drv_stop closes it, whatever happens next. */
     sk->open = 1;
     d->nsocks++;
     if (pc->device[0]) {
@@ -356,7 +327,6 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         return -12;
     }
     d->loop = loop;
-    d->svc.stop = on_stop;
     memset(&params, 0, sizeof(params));
     params.secret = cfg->secret;
     params.npaths = cc->npaths;
@@ -380,12 +350,12 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         free(d);
         return rc;
     }
+    mpt_driver_init(&d->base, loop, &client_ops, 1);
     uv_timer_init(mpt_loop_uv(loop), &d->timer);
     uv_check_init(mpt_loop_uv(loop), &d->flusher);
-    d->timer.data = d;
-    d->flusher.data = d;
+    mpt_driver_own(&d->base, (uv_handle_t *)&d->timer);
+    mpt_driver_own(&d->base, (uv_handle_t *)&d->flusher);
     uv_check_start(&d->flusher, on_flush);
-    mpt_loop_add_service(loop, &d->svc);
 
     rc = mpt_resolve(loop, cc->listen.host, cc->listen.port, 1, &laddr);
     if (rc) {
@@ -393,12 +363,9 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                  cc->listen.host, mpt_strerror(rc));
         goto fail;
     }
-    rc = mpt_udp_open(&d->listen, loop, 0, &laddr.u.sa, cfg->sndbuf, cfg->rcvbuf, on_app, d);
+    rc = mpt_driver_udp_open(&d->base, &d->listen, 0, &laddr.u.sa, cfg->sndbuf, cfg->rcvbuf, on_app,
+                             d);
     if (rc) {
-        if (mpt_udp_is_closing(&d->listen)) {
-            d->pending_closes++;
-            mpt_udp_close(&d->listen, on_listen_closed);
-        }
         snprintf(err, errlen, "%s:%d: listen: cannot listen on %s: %s", cfg->file, cc->listen.line,
                  mpt_addr_str(&laddr, a, sizeof(a)), mpt_strerror(rc));
         goto fail;
@@ -417,11 +384,12 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
              d->npaths, d->npaths == 1 ? "" : "s", mpt_mode_name(cc->mode));
     run_timer(d);
     start_control(d, cfg);
+    d->started = 1;
     *out = d;
     return 0;
 fail:
     /* Sockets opened so far are closed with the rest; d is freed in the last close callback. */
-    drv_close(d);
+    mpt_driver_stop(&d->base);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "net/control.h"
+#include "net/driver.h"
 #include "net/status.h"
 #include "net/udp.h"
 
@@ -31,6 +32,7 @@ struct conn {
 };
 
 struct mpt_control {
+    struct mpt_driver base; /* lifecycle: the two handles and one reference per connection */
     struct mpt_loop *loop;
     uv_pipe_t listen;
     uv_timer_t sample;
@@ -42,16 +44,15 @@ struct mpt_control {
     ino_t ino;
     char *scratch; /* MPT_CONTROL_MAX_DOC, made at the first request */
     struct conn *conns[MPT_CONTROL_MAX_CONNS];
-    unsigned pending; /* handles and connections not closed yet */
-    int closing;
     mpt_control_closed_cb on_closed;
     void *closed_arg;
 };
 
-static void maybe_finish(struct mpt_control *ctl)
+/* The last reference is gone: closed, and every connection with it. */
+static void control_destroy(struct mpt_driver *base)
 {
-    if (!ctl->closing || ctl->pending > 0)
-        return;
+    struct mpt_control *ctl = mpt_container_of(base, struct mpt_control, base);
+
     if (ctl->ops.release)
         ctl->ops.release(ctl->arg);
     if (ctl->on_closed)
@@ -69,8 +70,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
         return;
     free(c->doc);
     free(c);
-    ctl->pending--;
-    maybe_finish(ctl);
+    mpt_driver_unref(&ctl->base);
 }
 
 static void conn_close(struct conn *c)
@@ -157,12 +157,12 @@ static int conn_respond(struct conn *c)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    struct mpt_control *ctl = server->data;
+    struct mpt_control *ctl = mpt_container_of(server, struct mpt_control, listen);
     uv_loop_t *uv = mpt_loop_uv(ctl->loop);
     struct conn *c;
     unsigned slot = MPT_CONTROL_MAX_CONNS;
 
-    if (status < 0 || ctl->closing)
+    if (status < 0 || mpt_driver_stopping(&ctl->base))
         return;
     c = calloc(1, sizeof(*c));
     if (!c)
@@ -172,7 +172,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(uv, &c->timer);
     c->pipe.data = c;
     c->timer.data = c;
-    ctl->pending++;
+    mpt_driver_ref(&ctl->base); /* until both of the connection's handles have closed */
     if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
         conn_close(c);
         return;
@@ -198,18 +198,10 @@ static void on_connection(uv_stream_t *server, int status)
 
 static void on_sample(uv_timer_t *t)
 {
-    struct mpt_control *ctl = t->data;
+    struct mpt_control *ctl = mpt_container_of(t, struct mpt_control, sample);
 
     if (ctl->ops.sample)
         ctl->ops.sample(ctl->arg, mpt_loop_now_us(ctl->loop));
-}
-
-static void on_ctl_handle_closed(uv_handle_t *h)
-{
-    struct mpt_control *ctl = h->data;
-
-    ctl->pending--;
-    maybe_finish(ctl);
 }
 
 /* Removes the socket file if it is still the one we made (a newer process may have replaced it). */
@@ -224,20 +216,28 @@ static void remove_socket_file(struct mpt_control *ctl)
         unlink(ctl->path);
 }
 
-void mpt_control_close(struct mpt_control *ctl, mpt_control_closed_cb cb, void *cb_arg)
+/* Closes the socket, its file and every connection (mpt_driver_stop calls this once). */
+static void control_stop(struct mpt_driver *base)
 {
-    if (!ctl || ctl->closing)
-        return;
-    ctl->closing = 1;
-    ctl->on_closed = cb;
-    ctl->closed_arg = cb_arg;
+    struct mpt_control *ctl = mpt_container_of(base, struct mpt_control, base);
+
     remove_socket_file(ctl);
     for (unsigned i = 0; i < MPT_CONTROL_MAX_CONNS; i++)
         if (ctl->conns[i])
             conn_close(ctl->conns[i]);
-    ctl->pending += 2;
-    uv_close((uv_handle_t *)&ctl->listen, on_ctl_handle_closed);
-    uv_close((uv_handle_t *)&ctl->sample, on_ctl_handle_closed);
+    mpt_driver_close((uv_handle_t *)&ctl->listen);
+    mpt_driver_close((uv_handle_t *)&ctl->sample);
+}
+
+static const struct mpt_driver_ops control_ops = {"control", control_stop, control_destroy};
+
+void mpt_control_close(struct mpt_control *ctl, mpt_control_closed_cb cb, void *cb_arg)
+{
+    if (!ctl || mpt_driver_stopping(&ctl->base))
+        return;
+    ctl->on_closed = cb;
+    ctl->closed_arg = cb_arg;
+    mpt_driver_stop(&ctl->base);
 }
 
 /* Makes the socket's directory (one level, 0700) if it is missing. */
@@ -307,10 +307,12 @@ int mpt_control_start(struct mpt_loop *loop, const char *path, const struct mpt_
     ctl->loop = loop;
     ctl->ops = *ops;
     ctl->arg = arg;
+    /* The owner stops it (mpt_control_close), not the loop. */
+    mpt_driver_init(&ctl->base, loop, &control_ops, 0);
     uv_pipe_init(uv, &ctl->listen, 0);
     uv_timer_init(uv, &ctl->sample);
-    ctl->listen.data = ctl;
-    ctl->sample.data = ctl;
+    mpt_driver_own(&ctl->base, (uv_handle_t *)&ctl->listen);
+    mpt_driver_own(&ctl->base, (uv_handle_t *)&ctl->sample);
     if (strlen(path) >= sizeof(ctl->path)) {
         rc = UV_ENAMETOOLONG;
         goto out;

@@ -9,6 +9,7 @@
 #include "core/crypto.h"
 #include "core/wire.h"
 #include "net/bridge.h"
+#include "net/driver.h"
 #include "net/tunnel.h"
 #include "net/udp.h"
 
@@ -24,7 +25,7 @@ struct sec_counts {
 };
 
 struct mpt_demo {
-    struct mpt_service svc;
+    struct mpt_driver base; /* lifecycle: every handle below is counted there */
     struct mpt_loop *loop;
     struct mpt_demo_options o;
     mpt_demo_report_cb on_report;
@@ -37,8 +38,6 @@ struct mpt_demo {
     struct mpt_bridge *bridges[MPT_DEMO_MAX_PATHS];
     struct mpt_addr client_addr;
     uv_timer_t send_timer, report_timer;
-    unsigned pending_closes;
-    int stopping;
 
     uint64_t start_us;
     uint64_t seq;
@@ -210,8 +209,6 @@ static void fill_report(struct mpt_demo *d, struct mpt_demo_report *r, int final
     }
 }
 
-static void demo_close(struct mpt_demo *d);
-
 static void on_report_timer(uv_timer_t *t)
 {
     struct mpt_demo *d = mpt_container_of(t, struct mpt_demo, report_timer);
@@ -238,57 +235,41 @@ static void on_report_timer(uv_timer_t *t)
     }
 }
 
-static void maybe_free(struct mpt_demo *d)
+static void free_buffers(struct mpt_demo *d)
 {
-    if (d->pending_closes)
-        return;
     free(d->seen);
     free(d->hist);
     free(d->payload);
+}
+
+/* The last reference is gone: stopped and every handle closed. */
+static void demo_destroy(struct mpt_driver *base)
+{
+    struct mpt_demo *d = mpt_container_of(base, struct mpt_demo, base);
+
+    free_buffers(d);
     free(d);
 }
 
-static void on_udp_closed(struct mpt_udp *u)
+/* Closes every handle and the bridges (mpt_driver_stop calls this once); the client and server
+ * stop with the loop, as the services they are. */
+static void demo_stop(struct mpt_driver *base)
 {
-    struct mpt_demo *d = u->owner;
-    d->pending_closes--;
-    maybe_free(d);
-}
+    struct mpt_demo *d = mpt_container_of(base, struct mpt_demo, base);
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    struct mpt_demo *d = h->data;
-    d->pending_closes--;
-    maybe_free(d);
-}
-
-static void demo_close(struct mpt_demo *d)
-{
-    if (d->stopping)
-        return;
-    d->stopping = 1;
-    mpt_loop_remove_service(d->loop, &d->svc);
-    d->pending_closes += 2;
-    uv_close((uv_handle_t *)&d->send_timer, on_timer_closed);
-    uv_close((uv_handle_t *)&d->report_timer, on_timer_closed);
-    if (d->gen_open) {
-        d->pending_closes++;
-        mpt_udp_close(&d->gen, on_udp_closed);
-    }
-    if (d->echo_open) {
-        d->pending_closes++;
-        mpt_udp_close(&d->echo, on_udp_closed);
-    }
+    mpt_driver_close((uv_handle_t *)&d->send_timer);
+    mpt_driver_close((uv_handle_t *)&d->report_timer);
+    if (d->gen_open)
+        mpt_udp_close(&d->gen, NULL);
+    if (d->echo_open)
+        mpt_udp_close(&d->echo, NULL);
     for (unsigned i = 0; i < d->o.paths; i++) {
         mpt_bridge_free(d->bridges[i]);
         d->bridges[i] = NULL;
     }
 }
 
-static void on_stop(struct mpt_service *svc)
-{
-    demo_close(mpt_container_of(svc, struct mpt_demo, svc));
-}
+static const struct mpt_driver_ops demo_ops = {"demo", demo_stop, demo_destroy};
 
 static void set_hostport(struct mpt_hostport *hp, const struct mpt_addr *a)
 {
@@ -305,14 +286,10 @@ static int open_udp(struct mpt_demo *d, struct mpt_udp *u, int *open, mpt_udp_re
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    rc = mpt_udp_open(u, d->loop, AF_INET, (struct sockaddr *)&sin, 4u << 20, 4u << 20, cb, d);
-    if (rc) {
-        if (mpt_udp_is_closing(u)) {
-            d->pending_closes++;
-            mpt_udp_close(u, on_udp_closed);
-        }
+    rc = mpt_driver_udp_open(&d->base, u, AF_INET, (struct sockaddr *)&sin, 4u << 20, 4u << 20, cb,
+                             d);
+    if (rc) /* a socket that is closing already needs nothing more */
         return rc;
-    }
     *open = 1;
     return 0;
 }
@@ -349,23 +326,20 @@ int mpt_demo_start(struct mpt_loop *loop, const struct mpt_demo_options *o,
     d->o = *o;
     d->on_report = on_report;
     d->arg = arg;
-    d->svc.stop = on_stop;
     d->seen = calloc(SEEN_BITS / 8, 1);
     d->hist = calloc(HIST_BUCKETS, sizeof(*d->hist));
     d->payload = malloc(o->size);
     if (!d->seen || !d->hist || !d->payload) {
-        free(d->seen);
-        free(d->hist);
-        free(d->payload);
+        free_buffers(d);
         free(d);
         snprintf(err, errlen, "out of memory");
         return UV_ENOMEM;
     }
+    mpt_driver_init(&d->base, loop, &demo_ops, 1);
     uv_timer_init(mpt_loop_uv(loop), &d->send_timer);
     uv_timer_init(mpt_loop_uv(loop), &d->report_timer);
-    d->send_timer.data = d;
-    d->report_timer.data = d;
-    mpt_loop_add_service(loop, &d->svc);
+    mpt_driver_own(&d->base, (uv_handle_t *)&d->send_timer);
+    mpt_driver_own(&d->base, (uv_handle_t *)&d->report_timer);
 
     rc = open_udp(d, &d->echo, &d->echo_open, on_echo);
     if (!rc)
@@ -428,7 +402,7 @@ int mpt_demo_start(struct mpt_loop *loop, const struct mpt_demo_options *o,
     *out = d;
     return 0;
 fail:
-    demo_close(d);
+    mpt_driver_stop(&d->base);
     mpt_loop_stop(loop);
     return rc;
 }

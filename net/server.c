@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "net/control.h"
+#include "net/driver.h"
 #include "net/resolve.h"
 #include "net/status.h"
 #include "net/tunnel.h"
@@ -19,7 +20,7 @@ struct drv_flow {
 };
 
 struct mpt_server_drv {
-    struct mpt_service svc;
+    struct mpt_driver base; /* lifecycle: every handle below is counted there */
     struct mpt_loop *loop;
     struct mpt_server core;
     struct mpt_outq q;
@@ -33,17 +34,16 @@ struct mpt_server_drv {
     uv_check_t flusher;
     struct mpt_udp **dest; /* per queue entry: the socket it goes out on */
     struct mpt_udp_msg batch[MPT_UDP_BATCH];
-    unsigned pending_closes;
     uint64_t flow_open_failures;
-    int stopping;
     struct mpt_control *control; /* status socket; NULL if it could not be made */
+    int started;                 /* mpt_server_drv_start succeeded */
 };
 
-/* One of the driver's handles finished closing; the last one frees the driver. */
-static void close_done(struct mpt_server_drv *d)
+/* The last reference is gone: the driver has stopped and every handle has closed. */
+static void drv_destroy(struct mpt_driver *base)
 {
-    if (--d->pending_closes > 0)
-        return;
+    struct mpt_server_drv *d = mpt_container_of(base, struct mpt_server_drv, base);
+
     mpt_server_free(&d->core);
     mpt_outq_free(&d->q);
     free(d->flows);
@@ -51,13 +51,10 @@ static void close_done(struct mpt_server_drv *d)
     free(d);
 }
 
+/* A flow's socket has closed: its memory goes; the driver's reference goes after this. */
 static void on_flow_closed(struct mpt_udp *u)
 {
-    struct drv_flow *f = u->owner;
-    struct mpt_server_drv *d = f->drv;
-
-    free(f);
-    close_done(d);
+    free(u->owner);
 }
 
 static void flow_close(struct mpt_server_drv *d, uint32_t slot)
@@ -67,7 +64,6 @@ static void flow_close(struct mpt_server_drv *d, uint32_t slot)
     if (!f)
         return;
     d->flows[slot] = NULL;
-    d->pending_closes++;
     mpt_udp_close(&f->udp, on_flow_closed);
 }
 
@@ -88,8 +84,8 @@ static void flow_open(struct mpt_server_drv *d, uint32_t slot)
     }
     f->drv = d;
     f->slot = slot;
-    rc = mpt_udp_open(&f->udp, d->loop, d->target.u.sa.sa_family, NULL, d->sndbuf, d->rcvbuf,
-                      on_target, f);
+    rc = mpt_driver_udp_open(&d->base, &f->udp, d->target.u.sa.sa_family, NULL, d->sndbuf,
+                             d->rcvbuf, on_target, f);
     if (!rc)
         rc = mpt_udp_connect(&f->udp, &d->target.u.sa);
     if (rc) {
@@ -100,7 +96,6 @@ static void flow_open(struct mpt_server_drv *d, uint32_t slot)
                      mpt_addr_str(&d->target, a, sizeof(a)), mpt_strerror(rc),
                      (unsigned long long)d->flow_open_failures);
         if (mpt_udp_is_closing(&f->udp)) {
-            d->pending_closes++;
             mpt_udp_close(&f->udp, on_flow_closed);
         } else {
             free(f);
@@ -225,53 +220,14 @@ static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
     after_call(d, n);
 }
 
-static void on_listen_closed(struct mpt_udp *u)
-{
-    struct mpt_server_drv *d = u->owner;
-    close_done(d);
-}
-
-/* The timer and the flush check handle carry the driver in their data. */
-static void on_handle_closed(uv_handle_t *h)
-{
-    close_done(h->data);
-}
-
 static void on_control_closed(void *arg)
 {
     struct mpt_server_drv *d = arg;
-    close_done(d);
+    mpt_driver_unref(&d->base);
 }
 
-static void drv_close(struct mpt_server_drv *d)
+static void log_summary(const struct mpt_server_drv *d)
 {
-    if (d->stopping)
-        return;
-    d->stopping = 1;
-    mpt_loop_remove_service(d->loop, &d->svc);
-    if (d->q.n)
-        flush(d);
-    mpt_server_close_all(&d->core, &d->q);
-    after_call(d, 0);
-    mpt_outq_reset(&d->q);
-    d->pending_closes += 2;
-    uv_close((uv_handle_t *)&d->flusher, on_handle_closed);
-    if (d->control) {
-        d->pending_closes++;
-        mpt_control_close(d->control, on_control_closed, d);
-        d->control = NULL;
-    }
-    if (d->listen_open) {
-        d->listen_open = 0;
-        d->pending_closes++;
-        mpt_udp_close(&d->listen, on_listen_closed);
-    }
-    uv_close((uv_handle_t *)&d->timer, on_handle_closed);
-}
-
-static void on_stop(struct mpt_service *svc)
-{
-    struct mpt_server_drv *d = mpt_container_of(svc, struct mpt_server_drv, svc);
     const struct mpt_counters *c = &d->core.ctr;
     unsigned long long rejected = 0;
 
@@ -283,8 +239,35 @@ static void on_stop(struct mpt_service *svc)
              (unsigned long long)c->handshakes, (unsigned long long)c->app_tx,
              (unsigned long long)c->app_rx, (unsigned long long)c->drops[MPT_DROP_REPLAY],
              rejected);
-    drv_close(d);
 }
+
+/* Closes every handle (mpt_driver_stop calls this once). */
+static void drv_stop(struct mpt_driver *base)
+{
+    struct mpt_server_drv *d = mpt_container_of(base, struct mpt_server_drv, base);
+
+    if (d->started) /* a failed start has said why already */
+        log_summary(d);
+    if (d->q.n)
+        flush(d);
+    mpt_server_close_all(&d->core, &d->q);
+    after_call(d, 0);
+    mpt_outq_reset(&d->q);
+    mpt_driver_close((uv_handle_t *)&d->flusher);
+    mpt_driver_close((uv_handle_t *)&d->timer);
+    if (d->control) {
+        /* The control socket is a driver of its own: ours stays until it has closed. */
+        mpt_driver_ref(&d->base);
+        mpt_control_close(d->control, on_control_closed, d);
+        d->control = NULL;
+    }
+    if (d->listen_open) {
+        d->listen_open = 0;
+        mpt_udp_close(&d->listen, NULL);
+    }
+}
+
+static const struct mpt_driver_ops server_ops = {"server", drv_stop, drv_destroy};
 
 int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                          struct mpt_server_drv **out, char *err, size_t errlen)
@@ -303,7 +286,6 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         return UV_ENOMEM;
     }
     d->loop = loop;
-    d->svc.stop = on_stop;
     d->sndbuf = cfg->sndbuf;
     d->rcvbuf = cfg->rcvbuf;
     d->max_flows = sc->max_flows;
@@ -330,12 +312,12 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         free(d);
         return rc;
     }
+    mpt_driver_init(&d->base, loop, &server_ops, 1);
     uv_timer_init(mpt_loop_uv(loop), &d->timer);
     uv_check_init(mpt_loop_uv(loop), &d->flusher);
-    d->timer.data = d;
-    d->flusher.data = d;
+    mpt_driver_own(&d->base, (uv_handle_t *)&d->timer);
+    mpt_driver_own(&d->base, (uv_handle_t *)&d->flusher);
     uv_check_start(&d->flusher, on_flush);
-    mpt_loop_add_service(loop, &d->svc);
 
     rc = mpt_resolve(loop, sc->target.host, sc->target.port, 0, &d->target);
     if (rc) {
@@ -349,12 +331,9 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                  sc->listen.host, mpt_strerror(rc));
         goto fail;
     }
-    rc = mpt_udp_open(&d->listen, loop, 0, &laddr.u.sa, cfg->sndbuf, cfg->rcvbuf, on_path, d);
+    rc = mpt_driver_udp_open(&d->base, &d->listen, 0, &laddr.u.sa, cfg->sndbuf, cfg->rcvbuf,
+                             on_path, d);
     if (rc) {
-        if (mpt_udp_is_closing(&d->listen)) {
-            d->pending_closes++;
-            mpt_udp_close(&d->listen, on_listen_closed);
-        }
         snprintf(err, errlen, "%s:%d: listen: cannot listen on %s: %s", cfg->file, sc->listen.line,
                  mpt_addr_str(&laddr, a, sizeof(a)), mpt_strerror(rc));
         goto fail;
@@ -368,10 +347,12 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         mpt_server_drv_local(d, &info.listen);
         mpt_status_server_start(loop, &info, &d->control);
     }
+    d->started = 1;
     *out = d;
     return 0;
 fail:
-    drv_close(d);
+    /* Whatever was opened closes with the rest; d goes with the last close callback. */
+    mpt_driver_stop(&d->base);
     return rc;
 }
 

@@ -3,6 +3,8 @@
  * peer sent as one GSO batch arrives as one buffer and is split here. */
 #include "net/udp.h"
 
+#include "net/driver.h"
+
 #include <errno.h>
 #include <netinet/udp.h>
 #include <string.h>
@@ -199,6 +201,7 @@ int mpt_udp_fd(const struct mpt_udp *u)
 static void on_uv_close(uv_handle_t *h)
 {
     struct mpt_udp *u = mpt_container_of(h, struct mpt_udp, poll);
+    struct mpt_driver *drv = u->drv; /* u may be freed by on_close */
 
     /* The descriptor is ours, not libuv's: closed once the poll handle is gone. */
     if (u->fd >= 0)
@@ -206,6 +209,8 @@ static void on_uv_close(uv_handle_t *h)
     u->fd = -1;
     if (u->on_close)
         u->on_close(u);
+    if (drv)
+        mpt_driver_udp_closed(drv);
 }
 
 int mpt_udp_connect(struct mpt_udp *u, const struct sockaddr *to)

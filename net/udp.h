@@ -11,6 +11,7 @@
 #include "net/loop.h"
 
 struct mpt_udp;
+struct mpt_driver;
 
 /* One received datagram. data and from are valid only during the call. */
 typedef void (*mpt_udp_recv_cb)(struct mpt_udp *u, const uint8_t *data, size_t len,
@@ -25,7 +26,8 @@ struct mpt_udp {
     mpt_udp_recv_cb on_recv;
     mpt_udp_close_cb on_close;
     void *owner;
-    uint64_t tx_drops; /* sends refused by the kernel (queue full, unreachable) */
+    struct mpt_driver *drv; /* counts this socket among its handles; NULL if none */
+    uint64_t tx_drops;      /* sends refused by the kernel (queue full, unreachable) */
     int family;
     int no_gso; /* UDP_SEGMENT failed here once: send one datagram at a time */
 };
