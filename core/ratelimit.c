@@ -35,15 +35,21 @@ static uint64_t refill(uint64_t tokens, uint64_t *stamp, uint64_t now, uint32_t 
     return tokens;
 }
 
-/* The source a bucket belongs to: the IPv4 address, or the /64 of an IPv6 one; no port. */
+/* The source a bucket belongs to: the IPv4 address, or the /64 of an IPv6 one; no port. An
+ * IPv4 client seen through a dual-stack socket (::ffff:a.b.c.d) is keyed by its IPv4 address:
+ * the /64 of every such address is ::/64, which would put all IPv4 clients in one bucket. */
 static void source_of(struct mpt_addr *out, const struct mpt_addr *src)
 {
     memset(out, 0, sizeof(*out));
     out->u.sa.sa_family = src->u.sa.sa_family;
-    if (src->u.sa.sa_family == AF_INET)
+    if (src->u.sa.sa_family == AF_INET) {
         out->u.in4.sin_addr = src->u.in4.sin_addr;
-    else if (src->u.sa.sa_family == AF_INET6)
+    } else if (src->u.sa.sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&src->u.in6.sin6_addr)) {
+        out->u.sa.sa_family = AF_INET;
+        memcpy(&out->u.in4.sin_addr, src->u.in6.sin6_addr.s6_addr + 12, 4);
+    } else if (src->u.sa.sa_family == AF_INET6) {
         memcpy(&out->u.in6.sin6_addr, &src->u.in6.sin6_addr, 8);
+    }
 }
 
 int mpt_ratelimit_allow(struct mpt_ratelimit *rl, const struct mpt_addr *src, uint64_t now)

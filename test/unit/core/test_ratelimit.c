@@ -149,6 +149,40 @@ static void time_edges(void)
     ASSERT_EQ(count_allowed(&rl, &a, 1000000, 10), 0);
 }
 
+/* IPv4 clients reaching a dual-stack socket appear as ::ffff:a.b.c.d: each has its own bucket,
+ * and one of them spending its own leaves the others theirs (their /64 is ::/64 for all). */
+static struct mpt_addr addr4_mapped(uint32_t ip, uint16_t port)
+{
+    struct mpt_addr a;
+
+    memset(&a, 0, sizeof(a));
+    a.u.in6.sin6_family = AF_INET6;
+    a.u.in6.sin6_addr.s6_addr[10] = 0xff;
+    a.u.in6.sin6_addr.s6_addr[11] = 0xff;
+    ip = htonl(ip);
+    memcpy(a.u.in6.sin6_addr.s6_addr + 12, &ip, 4);
+    a.u.in6.sin6_port = htons(port);
+    return a;
+}
+
+static void mapped_ipv4_sources_apart(void)
+{
+    struct mpt_addr junk = addr4_mapped(0xc6336401, 4000), real = addr4_mapped(0xc6336402, 5000);
+    struct mpt_addr plain = addr4(0xc6336401, 4001);
+    uint64_t now = 3000000;
+
+    mpt_ratelimit_init(&rl, 10, 5, 1000, 1000);
+    /* One source floods from many ports: it spends only its own bucket. */
+    for (uint16_t p = 0; p < 200; p++) {
+        struct mpt_addr j = addr4_mapped(0xc6336401, (uint16_t)(4000 + p));
+        mpt_ratelimit_allow(&rl, &j, now);
+    }
+    ASSERT_EQ(mpt_ratelimit_allow(&rl, &junk, now), 0);
+    ASSERT_EQ(count_allowed(&rl, &real, now, 100), 5);
+    /* The same host through an IPv4 socket is the same source. */
+    ASSERT_EQ(mpt_ratelimit_allow(&rl, &plain, now), 0);
+}
+
 static const struct task_case cases[] = {
     {"burst_then_refuse", burst_then_refuse},
     {"refill", refill},
@@ -156,6 +190,7 @@ static const struct task_case cases[] = {
     {"global_cap", global_cap},
     {"ports_share_a_bucket", ports_share_a_bucket},
     {"time_edges", time_edges},
+    {"mapped_ipv4_sources_apart", mapped_ipv4_sources_apart},
     {NULL, NULL},
 };
 
