@@ -164,6 +164,10 @@ echo "mptunnel tests in $root ($(nproc) CPUs; build parallelism $jobs)"
 pkgs=(build-essential cmake ninja-build pkg-config libuv1-dev libinih-dev libsodium-dev python3
     iproute2 valgrind)
 [ "$quick" = 1 ] || pkgs+=(clang libclang-rt-dev)
+# The network lab (test/netlab/, ctest -L netlab) runs only as root; elsewhere it skips.
+if [ "$(id -u)" -eq 0 ]; then
+    pkgs+=(nftables conntrack dnsmasq-base dnsutils iperf3 openvpn iputils-ping)
+fi
 if ! step "dependencies" mpt_install_deps "${pkgs[@]}"; then
     echo "cannot install the build dependencies" >&2
     exit 1

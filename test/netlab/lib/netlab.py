@@ -1,0 +1,524 @@
+"""mptunnel's network lab: hosts are network namespaces joined by veth pairs (python3, standard
+library only; builds on ../../integration/lib/mptlib.py).
+
+A lab test is a script in test/netlab/ that calls
+
+    netlab.run(body, budget)            # body(t, lab): t is an mptlib.Test, lab a Lab
+
+It skips (exit 77, with the reason) unless it runs as root on a machine with network namespaces,
+veth pairs and the tools it asks for; exits 0 if every check held, 1 if one failed. Whatever
+happens (failure, exception, SIGTERM/SIGINT, the time budget), every process it started is killed
+by pid and every namespace it made is deleted by name, which also removes the veth pairs, routes
+and nftables rules inside. Namespace names are `mptl<pid>-<role>` (pid of the test), so tests
+run in parallel (ctest -j) never share anything; a lab left behind by a SIGKILLed test is deleted
+by the next lab test that starts.
+
+Lab API (all addresses are inside the namespaces only: IPv4 from the documentation ranges
+192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 cut into /28s, IPv6 from the ULA fd6d:7074::/48):
+
+  lab.need(*tools)                 Skip unless each program is on PATH (names the Debian package)
+  h = lab.host(role)               a new namespace with lo up; h.role, h.ns, h.links
+  ln = lab.link(a, b, mtu=1500, v4=True, v6=True, rate=None)
+                                   a veth pair a<->b (interfaces eth0, eth1, ... in each host),
+                                   MTU on both ends, one IPv4 /28 and one IPv6 /64; `rate`
+                                   ("100mbit") shapes both ends with tc tbf.
+      ln.addr(h, family=4)         h's address on the link (family 4 or 6)
+      ln.peer(h)                   the host at the other end
+      ln.ifname(h)                 h's interface name
+      ln.set_mtu(mtu)              change the MTU of both ends
+  lab.add_address(h, ln, family)   a further address for h on ln (multi-homed host); returns it
+  lab.router(h)                    IPv4 and IPv6 forwarding on in h
+  lab.route(h, dest, via)          a static route in h ("default" or a prefix; family from via)
+  lab.nat(box, outside, random_ports=True)
+                                   box forwards and masquerades (nftables, table inet) what
+                                   leaves through link `outside`; random_ports: a new mapping
+                                   gets a random port, so a flush really rebinds
+  lab.flush_conntrack(box)         forget every NAT mapping in box (conntrack -F, both families)
+  lab.conntrack(box)               the text of `conntrack -L` in box
+  lab.relay_paths(client, server, n, mtu=1500, families=(4,)*n)
+                                   n relay hosts relayK, each with a link from client and one to
+                                   server; returns [(relay, link_in, link_out)]
+  lab.sh(h, argv, timeout=10, check=True)
+                                   runs argv in h, waits; returns its stdout (str)
+  lab.start(h, name, argv, ready=None, timeout=5)
+                                   starts argv in h as mptlib's t.start (pid recorded, killed at
+                                   the end; `ready`: a regex its stderr must show)
+  lab.wait_listening(h, port, proto="udp", timeout=5)
+                                   waits until something in h listens on port
+  lab.mptunnel_config(name, secret, ...)
+                                   t.write_config with a control socket per role in t.dir
+  lab.server(h, cfg) / lab.client(h, cfg) / lab.bridge(h, name, listen, to, *opts)
+  lab.echo(h, name, listen)        udpgen echo in h; lab.stop_echo(pr) returns its stats
+  lab.udpgen_send(h, to, count, rate, size=..., ...)
+                                   udpgen send in h; returns its JSON summary
+  lab.warm_up(h, to, timeout=10)   small runs until one is echoed through the tunnel
+  lab.tunnel(client, server, paths, ...)
+                                   a whole tunnel: server in `server`, a bridge on each relay of
+                                   `paths` (as returned by relay_paths; per-path bridge options),
+                                   client in `client`, all paths up; returns a dict (see there)
+  lab.bridge_counts(pr)            stop a bridge, return its per-direction counters from its log
+
+This file lives below lib/ so that the CMake glob of test/netlab/*.py does not make it a test.
+"""
+import atexit
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "integration", "lib"))
+import mptlib  # noqa: E402
+from mptlib import Failed, Skip  # noqa: E402,F401 - re-exported for the tests
+
+SKIP = mptlib.SKIP
+PREFIX = "mptl"
+V4_BLOCKS = ("192.0.2.0", "198.51.100.0", "203.0.113.0")
+V6_PREFIX = "fd6d:7074:0:%x::"
+
+# Debian package of each tool a test may need, for the skip message.
+PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ss": "iproute2", "nft": "nftables",
+            "conntrack": "conntrack", "dnsmasq": "dnsmasq", "dig": "dnsutils",
+            "iperf3": "iperf3", "openvpn": "openvpn", "ping": "iputils-ping"}
+
+_labs = []
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _ip(*args, timeout=10, check=True):
+    out = subprocess.run(["ip"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         timeout=timeout, preexec_fn=mptlib._child_setup)
+    if check and out.returncode != 0:
+        raise Failed("ip %s: %s" % (" ".join(args), out.stderr.decode().strip()))
+    return out.stdout.decode()
+
+
+def _netns_list():
+    try:
+        text = _ip("netns", "list", check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
+
+
+def _kill_netns(ns):
+    """Kills every process left in namespace ns (ours: the name is ours), then deletes it."""
+    for _ in range(3):
+        try:
+            pids = [int(p) for p in _ip("netns", "pids", ns, check=False).split()]
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pids = []
+        if not pids:
+            break
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    try:
+        _ip("netns", "del", ns, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    shutil.rmtree("/etc/netns/" + ns, ignore_errors=True)
+
+
+def sweep_stale():
+    """Deletes the namespaces of lab tests whose process is gone (a SIGKILLed test)."""
+    for ns in _netns_list():
+        m = re.match(r"^%s(\d+)-" % PREFIX, ns)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            _kill_netns(ns)
+
+
+def v4_subnet(index):
+    """The IPv4 /28 of link number `index` (0..47)."""
+    if index >= 16 * len(V4_BLOCKS):
+        raise Failed("too many links for the documentation ranges (%d)" % index)
+    base = ipaddress.IPv4Address(V4_BLOCKS[index // 16]) + (index % 16) * 16
+    return ipaddress.IPv4Network("%s/28" % base)
+
+
+def v6_subnet(index):
+    return ipaddress.IPv6Network(V6_PREFIX % (index + 1) + "/64")
+
+
+class Host:
+    def __init__(self, lab, role):
+        self.lab = lab
+        self.role = role
+        self.ns = "%s%d-%s" % (PREFIX, os.getpid(), role)
+        self.links = []
+        self.nif = 0
+
+    def cmd(self, argv):
+        return ["ip", "netns", "exec", self.ns] + [str(a) for a in argv]
+
+    def new_ifname(self):
+        n = "eth%d" % self.nif
+        self.nif += 1
+        return n
+
+    def addr(self, family=4):
+        """h's first address of that family, on any link."""
+        for ln in self.links:
+            a = ln.addr(self, family)
+            if a:
+                return a
+        raise Failed("%s has no IPv%d address" % (self.role, family))
+
+    def __repr__(self):
+        return "Host(%s)" % self.role
+
+
+class Link:
+    def __init__(self, lab, index, a, b, mtu):
+        self.lab = lab
+        self.index = index
+        self.a, self.b = a, b
+        self.mtu = mtu
+        self.ifs = {a.role: a.new_ifname(), b.role: b.new_ifname()}
+        self.addrs = {}  # (role, family) -> [address, ...]
+        self.v4net = v4_subnet(index)
+        self.v6net = v6_subnet(index)
+        self.next_host = 3  # .1 and .2 (::1, ::2) are the two ends' first addresses
+
+    def peer(self, h):
+        return self.b if h is self.a else self.a
+
+    def ifname(self, h):
+        return self.ifs[h.role]
+
+    def addr(self, h, family=4):
+        lst = self.addrs.get((h.role, family))
+        return lst[0] if lst else None
+
+    def all_addrs(self, h, family=4):
+        return list(self.addrs.get((h.role, family), []))
+
+    def set_mtu(self, mtu):
+        for h in (self.a, self.b):
+            _ip("-n", h.ns, "link", "set", "dev", self.ifname(h), "mtu", str(mtu))
+        self.mtu = mtu
+
+    def __repr__(self):
+        return "Link(%s %s <-> %s %s, mtu %d)" % (self.a.role, self.ifname(self.a), self.b.role,
+                                                  self.ifname(self.b), self.mtu)
+
+
+class Lab:
+    def __init__(self, t):
+        self.t = t
+        self.hosts = []
+        self.links = []
+        self.destroyed = False
+        if os.geteuid() != 0:
+            raise Skip("the network lab needs root (namespaces, veth pairs)")
+        self.need("ip")
+        sweep_stale()
+
+    # ---- checks ----
+    def need(self, *tools):
+        for tool in tools:
+            if shutil.which(tool) is None:
+                raise Skip("%s not found (Debian package %s)" % (tool, PACKAGES.get(tool, tool)))
+
+    # ---- building ----
+    def host(self, role):
+        if not re.match(r"^[a-z][a-z0-9]{0,15}$", role) or any(h.role == role
+                                                               for h in self.hosts):
+            raise Failed("bad or duplicate host role %r" % role)
+        h = Host(self, role)
+        if h.ns in _netns_list():
+            _kill_netns(h.ns)
+        out = subprocess.run(["ip", "netns", "add", h.ns], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=10)
+        if out.returncode != 0:
+            raise Skip("cannot create a network namespace: %s" % out.stderr.decode().strip())
+        self.hosts.append(h)
+        _ip("-n", h.ns, "link", "set", "dev", "lo", "up")
+        return h
+
+    def link(self, a, b, mtu=1500, v4=True, v6=True, rate=None):
+        ln = Link(self, len(self.links), a, b, mtu)
+        ia, ib = ln.ifname(a), ln.ifname(b)
+        out = subprocess.run(["ip", "link", "add", "name", ia, "netns", a.ns, "mtu", str(mtu),
+                              "type", "veth", "peer", "name", ib, "netns", b.ns, "mtu", str(mtu)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        if out.returncode != 0:
+            raise Skip("cannot create a veth pair: %s" % out.stderr.decode().strip())
+        self.links.append(ln)
+        a.links.append(ln)
+        b.links.append(ln)
+        for k, h in ((1, a), (2, b)):
+            if v4:
+                self._addr(ln, h, 4, str(ln.v4net[k]))
+            if v6:
+                self._addr(ln, h, 6, str(ln.v6net[k]))
+            _ip("-n", h.ns, "link", "set", "dev", ln.ifname(h), "up")
+            if rate:
+                self.sh(h, ["tc", "qdisc", "add", "dev", ln.ifname(h), "root", "tbf", "rate",
+                            rate, "burst", "64kb", "latency", "50ms"])
+        return ln
+
+    def _addr(self, ln, h, family, a):
+        plen = 28 if family == 4 else 64
+        extra = ["nodad"] if family == 6 else []
+        _ip("-n", h.ns, "addr", "add", "%s/%d" % (a, plen), "dev", ln.ifname(h), *extra)
+        ln.addrs.setdefault((h.role, family), []).append(a)
+        return a
+
+    def add_address(self, h, ln, family=4):
+        net = ln.v4net if family == 4 else ln.v6net
+        a = str(net[ln.next_host])
+        ln.next_host += 1
+        return self._addr(ln, h, family, a)
+
+    def router(self, h):
+        self.sh(h, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        self.sh(h, ["sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"])
+
+    def route(self, h, dest, via):
+        fam = "-6" if ":" in via else "-4"
+        _ip("-n", h.ns, fam, "route", "add", dest, "via", via)
+
+    def nat(self, box, outside, random_ports=True):
+        self.need("nft")
+        self.router(box)
+        rnd = " random" if random_ports else ""
+        rules = ("table inet mptnat {\n chain post {\n  type nat hook postrouting priority srcnat;"
+                 "\n  oifname \"%s\" masquerade%s\n }\n}\n" % (outside.ifname(box), rnd))
+        out = subprocess.run(box.cmd(["nft", "-f", "-"]), input=rules.encode(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        if out.returncode != 0:
+            raise Skip("nftables NAT does not work here: %s" % out.stderr.decode().strip())
+
+    def flush_conntrack(self, box):
+        self.need("conntrack")
+        for fam in ("ipv4", "ipv6"):
+            self.sh(box, ["conntrack", "-F", "-f", fam], check=False)
+
+    def conntrack(self, box):
+        self.need("conntrack")
+        return self.sh(box, ["conntrack", "-L"], check=False)
+
+    def relay_paths(self, client, server, n, mtu=1500, families=None, rate=None):
+        families = families or (4,) * n
+        paths = []
+        for i in range(n):
+            fam = families[i]
+            r = self.host("relay%d" % i)
+            v4 = fam in (4, 46)
+            v6 = fam in (6, 46)
+            li = self.link(client, r, mtu=mtu, v4=v4, v6=v6, rate=rate)
+            lo = self.link(r, server, mtu=mtu, v4=v4, v6=v6, rate=rate)
+            paths.append((r, li, lo))
+        return paths
+
+    # ---- processes ----
+    def sh(self, h, argv, timeout=10, check=True, input=None):
+        out = subprocess.run(h.cmd(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             timeout=timeout, preexec_fn=mptlib._child_setup, input=input)
+        if check and out.returncode != 0:
+            raise Failed("%s in %s exited %d: %s" % (" ".join(map(str, argv)), h.role,
+                                                     out.returncode, out.stderr.decode()[-500:]))
+        return out.stdout.decode("utf-8", "replace")
+
+    def start(self, h, name, argv, ready=None, timeout=5.0):
+        return self.t.start(name, h.cmd(argv), ready=ready, timeout=timeout)
+
+    def wait_listening(self, h, port, proto="udp", timeout=5.0, proc=None):
+        end = time.monotonic() + timeout
+        flag = "-lnu" if proto == "udp" else "-lnt"
+        while True:
+            text = self.sh(h, ["ss", "-H", flag], check=False)
+            if re.search(r"[:\]]%d\s" % port, text):
+                return
+            if proc is not None and not proc.alive():
+                raise Failed("%s exited (status %s) before listening on %d; log:\n%s"
+                             % (proc.name, proc.p.returncode, port, proc.log()[-2000:]))
+            if time.monotonic() > end:
+                raise Failed("nothing listens on %s port %d in %s within %.1f s"
+                             % (proto, port, h.role, timeout))
+            time.sleep(0.05)
+
+    def mptunnel_config(self, name, secret, **kw):
+        kw.setdefault("extra_client", [])
+        kw.setdefault("extra_server", [])
+        kw["extra_client"] = list(kw["extra_client"]) + [
+            "control = " + self.t.path(name + "-client.sock")]
+        kw["extra_server"] = list(kw["extra_server"]) + [
+            "control = " + self.t.path(name + "-server.sock")]
+        return self.t.write_config(name + ".ini", secret, **kw)
+
+    def server(self, h, cfg, name="server", **kw):
+        return self.start(h, name, [mptlib.MPTUNNEL, "server", "-c", cfg],
+                          ready=r"server listening", **kw)
+
+    def client(self, h, cfg, name="client", **kw):
+        return self.start(h, name, [mptlib.MPTUNNEL, "client", "-c", cfg],
+                          ready=r"client listening", **kw)
+
+    def bridge(self, h, name, listen, to, *opts, bufsize=mptlib.BUFSIZE):
+        bufs = ["--sndbuf", bufsize, "--rcvbuf", bufsize] if bufsize else []
+        return self.start(h, name, [mptlib.MPTUNNEL, "bridge", "--listen", listen, "--to", to] +
+                          bufs + list(opts), ready=r"listening on")
+
+    def bridge_counts(self, pr):
+        """Stops a bridge (SIGTERM) and returns {"to": {...}, "back": {...}} from its summary."""
+        rc, _ = self.t.stop(pr, timeout=3)
+        if rc != 0:
+            raise Failed("%s exited with %s: %s" % (pr.name, rc, pr.log()[-1000:]))
+        res = {}
+        for line in pr.log().splitlines():
+            m = re.search(r"bridge: (to|back): (.*)", line)
+            if m:
+                res[m.group(1)] = {k.strip().replace(" ", "_"): int(v) for k, v in
+                                   re.findall(r"([a-z ]+?) (\d+)", m.group(2))}
+        return res
+
+    def echo(self, h, name, listen):
+        stats = self.t.path(name + ".json")
+        ready = self.t.path(name + ".ready")
+        pr = self.start(h, name, [mptlib.UDPGEN, "echo", "--listen", listen, "--stats", stats,
+                                  "--ready", ready, "--bufsize", str(mptlib.BUFSIZE_BYTES)])
+        end = time.monotonic() + 5
+        while not os.path.exists(ready) or not open(ready).read().strip():
+            if not pr.alive():
+                raise Failed("%s exited: %s" % (name, pr.log()))
+            if time.monotonic() > end:
+                raise Failed("%s not ready" % name)
+            time.sleep(0.02)
+        pr.stats = stats
+        return pr
+
+    def stop_echo(self, pr):
+        return self.t.stop_echo(pr)
+
+    def udpgen_send(self, h, to, count, rate, size="1-1200", flows=1, seed=1, linger=1000,
+                    extra=()):
+        argv = [mptlib.UDPGEN, "send", "--to", to, "--count", count, "--rate", rate, "--size",
+                size, "--flows", flows, "--seed", seed, "--linger", linger, "--bufsize",
+                mptlib.BUFSIZE_BYTES, "--json"] + list(extra)
+        tmo = count / max(rate, 1) + linger / 1000.0 + 30
+        out = self.sh(h, argv, timeout=tmo)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def warm_up(self, h, to, timeout=10.0):
+        t0 = time.monotonic()
+        seed = 1000
+        while time.monotonic() - t0 < timeout:
+            seed += 1
+            r = self.udpgen_send(h, to, 5, 50, size="64", seed=seed, linger=300)
+            if r["received_unique"] > 0:
+                return time.monotonic() - t0
+        raise Failed("no echo through the tunnel within %.1f s" % timeout)
+
+    def tunnel(self, client, server, paths, bridge_opts=None, family=4, target=None,
+               client_port=3000, server_port=2000, bridge_port=4000, extra_client=(),
+               extra_server=(), mode=None, name="t", wait_up=True):
+        """Starts a tunnel: the server in `server` (listen = server_port, all addresses),
+        `mptunnel bridge` on every relay of `paths` [(relay, link_in, link_out)] (listening on the
+        relay's address on link_in, to the server's address on link_out; per-path options from
+        bridge_opts[i]; the address family of each path is the one its links have: IPv4 where
+        the link has both unless family=6), the client in `client` listening on 127.0.0.1 (::1 if
+        family == 6) client_port. `target` ("HOST:PORT", as seen from the server host) defaults
+        to a udpgen echo in the server host on 127.0.0.1:7000. Waits until every path is up.
+        Returns {"client", "server", "bridges", "echo" (or None), "listen", "cfg", "secret"}."""
+        t = self.t
+        secret = t.genkey()
+        echo = None
+        if target is None:
+            echo = self.echo(server, "echo", "127.0.0.1:7000")
+            target = "127.0.0.1:7000"
+        bridge_addrs = []
+        for i, (relay, li, lo) in enumerate(paths):
+            fam = family if li.addr(relay, family) and lo.addr(server, family) else (
+                4 if li.addr(relay, 4) else 6)
+            bridge_addrs.append((relay, li.addr(relay, fam), lo.addr(server, fam)))
+        loop = "::1" if family == 6 else "127.0.0.1"
+        listen = mptlib.fmt_addr(loop, client_port)
+        extra = list(extra_client) + (["mode = " + mode] if mode else [])
+        cfg = self.mptunnel_config(name, secret, client_listen=listen,
+                                   bridges=[mptlib.fmt_addr(a, bridge_port)
+                                            for (_, a, _) in bridge_addrs],
+                                   server_listen=server_port, target=target,
+                                   extra_client=extra, extra_server=extra_server)
+        srv = self.server(server, cfg)
+        bridges = []
+        for i, (relay, a, sa) in enumerate(bridge_addrs):
+            opts = list(bridge_opts[i]) if bridge_opts else []
+            bridges.append(self.bridge(relay, "bridge%d" % i, mptlib.fmt_addr(a, bridge_port),
+                                       mptlib.fmt_addr(sa, server_port), *opts))
+        cl = self.client(client, cfg)
+        if wait_up:
+            t.wait_log(cl, r"path \d+ up", count=len(paths), timeout=10)
+        return {"client": cl, "server": srv, "bridges": bridges, "echo": echo, "listen": listen,
+                "cfg": cfg, "secret": secret, "bridge_addrs": bridge_addrs}
+
+    def describe(self):
+        """Prints the topology: every link with its MTU and addresses."""
+        for ln in self.links:
+            parts = []
+            for h in (ln.a, ln.b):
+                ad = ln.all_addrs(h, 4) + ln.all_addrs(h, 6)
+                parts.append("%s %s %s" % (h.role, ln.ifname(h), ",".join(ad)))
+            print("link %d mtu %d: %s <-> %s" % (ln.index, ln.mtu, parts[0], parts[1]),
+                  flush=True)
+
+    # ---- teardown ----
+    def destroy(self):
+        if self.destroyed:
+            return
+        self.destroyed = True
+        for h in reversed(self.hosts):
+            _kill_netns(h.ns)
+
+
+def _destroy_all():
+    for lab in _labs:
+        lab.destroy()
+
+
+atexit.register(_destroy_all)
+
+
+def run(body, budget, name=None):
+    """Runs body(t, lab) under mptlib.run: processes are stopped with SIGTERM (which must end
+    them with status 0) and then killed, and the lab's namespaces deleted, whatever happens."""
+
+    def wrapper(t):
+        lab = None
+        try:
+            lab = Lab(t)
+            _labs.append(lab)
+            body(t, lab)
+            t.finish()
+            if t.failures:
+                t.dump_logs()
+        except Skip:
+            raise
+        except BaseException:
+            t.dump_logs()
+            raise
+        finally:
+            t.cleanup()
+            if lab is not None:
+                lab.destroy()
+
+    mptlib.run(wrapper, budget, name=name, attempts=1)
