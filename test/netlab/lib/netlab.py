@@ -35,9 +35,10 @@ Lab API (all addresses are inside the namespaces only: IPv4 from the documentati
                                    gets a random port, so a flush really rebinds
   lab.flush_conntrack(box)         forget every NAT mapping in box (conntrack -F, both families)
   lab.conntrack(box)               the text of `conntrack -L` in box
-  lab.relay_paths(client, server, n, mtu=1500, families=(4,)*n)
-                                   n relay hosts relayK, each with a link from client and one to
-                                   server; returns [(relay, link_in, link_out)]
+  lab.relay_paths(client, server, n, mtu=1500, families=(4,)*n, rate=None, name="relay")
+                                   n relay hosts <name>K, each with a link from client and one to
+                                   server; returns [(relay, link_in, link_out)]; families[i]:
+                                   4, 6 or 46 (both) for the links of path i
   lab.sh(h, argv, timeout=10, check=True)
                                    runs argv in h, waits; returns its stdout (str)
   lab.start(h, name, argv, ready=None, timeout=5)
@@ -317,12 +318,12 @@ class Lab:
         self.need("conntrack")
         return self.sh(box, ["conntrack", "-L"], check=False)
 
-    def relay_paths(self, client, server, n, mtu=1500, families=None, rate=None):
+    def relay_paths(self, client, server, n, mtu=1500, families=None, rate=None, name="relay"):
         families = families or (4,) * n
         paths = []
         for i in range(n):
             fam = families[i]
-            r = self.host("relay%d" % i)
+            r = self.host("%s%d" % (name, i))
             v4 = fam in (4, 46)
             v6 = fam in (6, 46)
             li = self.link(client, r, mtu=mtu, v4=v4, v6=v6, rate=rate)
@@ -431,26 +432,36 @@ class Lab:
 
     def tunnel(self, client, server, paths, bridge_opts=None, family=4, target=None,
                client_port=3000, server_port=2000, bridge_port=4000, extra_client=(),
-               extra_server=(), mode=None, name="t", wait_up=True):
+               extra_server=(), mode=None, name="t", wait_up=True, path_families=None,
+               echo_addr="127.0.0.1:7000"):
         """Starts a tunnel: the server in `server` (listen = server_port, all addresses),
         `mptunnel bridge` on every relay of `paths` [(relay, link_in, link_out)] (listening on the
         relay's address on link_in, to the server's address on link_out; per-path options from
         bridge_opts[i]; the address family of each path is the one its links have: IPv4 where
-        the link has both unless family=6), the client in `client` listening on 127.0.0.1 (::1 if
-        family == 6) client_port. `target` ("HOST:PORT", as seen from the server host) defaults
-        to a udpgen echo in the server host on 127.0.0.1:7000. Waits until every path is up.
+        the link has both unless family=6, or path_families[i]: 4, 6, or (4, 6) for a bridge that
+        listens on IPv4 and forwards over IPv6), the client in `client` listening on 127.0.0.1
+        (::1 if family == 6) client_port. `target` ("HOST:PORT", as seen from the server host)
+        defaults to a udpgen echo in the server host on echo_addr. Waits until every path is up.
         Returns {"client", "server", "bridges", "echo" (or None), "listen", "cfg", "secret"}."""
         t = self.t
         secret = t.genkey()
         echo = None
         if target is None:
-            echo = self.echo(server, "echo", "127.0.0.1:7000")
-            target = "127.0.0.1:7000"
+            echo = self.echo(server, "echo", echo_addr)
+            target = echo_addr
         bridge_addrs = []
         for i, (relay, li, lo) in enumerate(paths):
-            fam = family if li.addr(relay, family) and lo.addr(server, family) else (
-                4 if li.addr(relay, 4) else 6)
-            bridge_addrs.append((relay, li.addr(relay, fam), lo.addr(server, fam)))
+            pf = path_families[i] if path_families else None
+            if pf is None:
+                fam = family if li.addr(relay, family) and lo.addr(server, family) else (
+                    4 if li.addr(relay, 4) else 6)
+                pf = (fam, fam)
+            elif isinstance(pf, int):
+                pf = (pf, pf)
+            a, sa = li.addr(relay, pf[0]), lo.addr(server, pf[1])
+            if not a or not sa:
+                raise Failed("path %d has no IPv%d address on one of its links" % (i, pf[0]))
+            bridge_addrs.append((relay, a, sa))
         loop = "::1" if family == 6 else "127.0.0.1"
         listen = mptlib.fmt_addr(loop, client_port)
         extra = list(extra_client) + (["mode = " + mode] if mode else [])
