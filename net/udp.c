@@ -151,6 +151,8 @@ int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
     set_buffer(fd, SO_RCVBUF, SO_RCVBUFFORCE, rcvbuf ? rcvbuf : MPT_UDP_DEFAULT_BUF);
     /* Batches sent with UDP_SEGMENT arrive whole; kernels without UDP_GRO just say no. */
     setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+    /* Large datagrams are fragmented, never refused (why: net/udp_tx.c). */
+    mpt_udp_tx_setup(fd, family);
     err = uv_poll_init_socket(mpt_loop_uv(loop), &u->poll, fd);
     if (err) {
         close(fd);
@@ -170,20 +172,10 @@ int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
 
 int mpt_udp_send(struct mpt_udp *u, const void *buf, size_t len, const struct sockaddr *to)
 {
-    socklen_t tolen = 0;
-    ssize_t n;
+    struct mpt_udp_msg m = {.buf = buf, .len = len, .to = to};
 
-    if (to)
-        tolen =
-            to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    do
-        n = sendto(u->fd, buf, len, MSG_DONTWAIT, to, tolen);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        u->tx_drops++;
-        return uv_translate_sys_error(errno);
-    }
-    return 0;
+    mpt_udp_send_batch(u, &m, 1);
+    return m.err;
 }
 
 int mpt_udp_local(struct mpt_udp *u, struct sockaddr_storage *ss)
@@ -207,6 +199,7 @@ static void on_uv_close(uv_handle_t *h)
     if (u->fd >= 0)
         close(u->fd);
     u->fd = -1;
+    mpt_udp_tx_free(&u->tx);
     if (u->on_close)
         u->on_close(u);
     if (drv)
@@ -235,160 +228,18 @@ void mpt_udp_close(struct mpt_udp *u, mpt_udp_close_cb on_close)
     uv_close((uv_handle_t *)&u->poll, on_uv_close);
 }
 
-static int same_dest(const struct sockaddr *a, const struct sockaddr *b)
+unsigned mpt_udp_send_batch(struct mpt_udp *u, struct mpt_udp_msg *msgs, unsigned n)
 {
-    if (!a || !b)
-        return a == b;
-    if (a->sa_family != b->sa_family)
-        return 0;
-    if (a->sa_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-}
-
-#define GSO_MAX_SEGMENTS 64
-#define GSO_MAX_BYTES 65000
-
-/* One sendmmsg entry: a datagram, or a run of equal-sized datagrams to one destination sent as a
- * single UDP_SEGMENT (GSO) super-datagram that the kernel cuts up: one trip down the stack for
- * the run instead of one per datagram. */
-struct unit {
-    unsigned first_iov, count;
-    uint16_t seg;
-    const struct sockaddr *to;
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
-    } ctl;
-};
-
-static unsigned send_units(struct mpt_udp *u, int fd, struct unit *units, unsigned nunits,
-                           struct iovec *iov);
-
-unsigned mpt_udp_send_batch(struct mpt_udp *u, const struct mpt_udp_msg *msgs, unsigned n)
-{
-    struct unit units[MPT_UDP_BATCH];
-    struct iovec iov[MPT_UDP_BATCH];
-    uint8_t taken[MPT_UDP_BATCH];
-    unsigned sent = 0;
-    int fd = u->fd;
-
-    if (fd < 0 || u->closing) {
-        u->tx_drops += n;
+    if (u->fd < 0 || u->closing) {
+        for (unsigned i = 0; i < n; i++)
+            msgs[i].err = UV_EBADF;
+        u->tx.err.other += n;
         return 0;
     }
-    while (n > 0) {
-        unsigned k = n < MPT_UDP_BATCH ? n : MPT_UDP_BATCH, nunits = 0, niov = 0;
-
-        memset(taken, 0, k);
-        for (unsigned i = 0; i < k; i++) {
-            struct unit *un;
-            size_t seg = msgs[i].len, total = seg;
-
-            if (taken[i])
-                continue;
-            un = &units[nunits++];
-            un->first_iov = niov;
-            un->count = 1;
-            un->seg = 0;
-            un->to = msgs[i].to;
-            iov[niov].iov_base = (void *)msgs[i].buf;
-            iov[niov++].iov_len = seg;
-            taken[i] = 1;
-            if (u->no_gso || seg == 0 || seg > GSO_MAX_BYTES / 2)
-                continue;
-            /* Gather the datagrams to the same destination that follow, while they have the same
-             * size (the last may be shorter); stop at the first that does not fit, so that each
-             * destination still receives in order. */
-            for (unsigned j = i + 1; j < k && un->count < GSO_MAX_SEGMENTS; j++) {
-                if (taken[j] || !same_dest(msgs[j].to, msgs[i].to))
-                    continue;
-                if (msgs[j].len > seg || msgs[j].len == 0 || total + msgs[j].len > GSO_MAX_BYTES)
-                    break;
-                iov[niov].iov_base = (void *)msgs[j].buf;
-                iov[niov++].iov_len = msgs[j].len;
-                taken[j] = 1;
-                total += msgs[j].len;
-                un->count++;
-                if (msgs[j].len < seg)
-                    break;
-            }
-            if (un->count > 1)
-                un->seg = (uint16_t)seg;
-        }
-        sent += send_units(u, fd, units, nunits, iov);
-        msgs += k;
-        n -= k;
-    }
-    return sent;
+    return mpt_udp_tx_send(&u->tx, u->fd, msgs, n);
 }
 
-static unsigned send_units(struct mpt_udp *u, int fd, struct unit *units, unsigned nunits,
-                           struct iovec *iov)
+unsigned mpt_udp_mtu(struct mpt_udp *u, const struct sockaddr *to)
 {
-    struct mmsghdr hdr[MPT_UDP_BATCH];
-    unsigned done = 0, sent = 0;
-
-    for (unsigned i = 0; i < nunits; i++) {
-        struct unit *un = &units[i];
-        struct msghdr *m = &hdr[i].msg_hdr;
-
-        memset(&hdr[i], 0, sizeof(hdr[i]));
-        m->msg_iov = &iov[un->first_iov];
-        m->msg_iovlen = un->count;
-        if (un->to) {
-            m->msg_name = (void *)un->to;
-            m->msg_namelen = un->to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                           : sizeof(struct sockaddr_in);
-        }
-        if (un->seg) {
-            struct cmsghdr *c;
-            memset(&un->ctl, 0, sizeof(un->ctl));
-            m->msg_control = un->ctl.buf;
-            m->msg_controllen = sizeof(un->ctl.buf);
-            c = CMSG_FIRSTHDR(m);
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            memcpy(CMSG_DATA(c), &un->seg, sizeof(uint16_t));
-        }
-    }
-    while (done < nunits) {
-        int rc;
-
-        do
-            rc = sendmmsg(fd, hdr + done, nunits - done, MSG_DONTWAIT);
-        while (rc < 0 && errno == EINTR);
-        if (rc > 0) {
-            for (int i = 0; i < rc; i++)
-                sent += units[done + i].count;
-            done += (unsigned)rc;
-            continue;
-        }
-        if (units[done].seg && !u->no_gso &&
-            (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
-            /* No GSO for this socket or route: send that run one datagram at a time, and no more
-             * runs from now on. */
-            struct mpt_udp_msg single[GSO_MAX_SEGMENTS];
-            struct unit *un = &units[done];
-            u->no_gso = 1;
-            for (unsigned j = 0; j < un->count; j++) {
-                single[j].buf = iov[un->first_iov + j].iov_base;
-                single[j].len = iov[un->first_iov + j].iov_len;
-                single[j].to = un->to;
-            }
-            sent += mpt_udp_send_batch(u, single, un->count);
-            done++;
-            continue;
-        }
-        /* Refused (full queue, ICMP error pending): drop it and go on, as a congested link
-         * would. */
-        u->tx_drops += units[done].count;
-        done++;
-    }
-    return sent;
+    return u->fd >= 0 ? mpt_udp_tx_mtu(&u->tx, u->fd, to) : 0;
 }

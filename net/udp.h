@@ -1,6 +1,7 @@
 /* UDP sockets for the drivers: batched receive (recvmmsg, with UDP GRO batches split) into one
- * buffer shared by the loop, batched sends (sendmmsg, UDP GSO) that drop when the kernel queue is
- * full (as a congested link would), socket buffer sizing. Internal to net/. */
+ * buffer shared by the loop, batched sends (sendmmsg, UDP GSO where the route's MTU allows, see
+ * net/udp_tx.h) that drop when the kernel queue is full (as a congested link would) and count
+ * what they drop by kind, socket buffer sizing. Internal to net/. */
 #ifndef MPT_NET_UDP_H
 #define MPT_NET_UDP_H
 
@@ -9,6 +10,7 @@
 #include <uv.h>
 
 #include "net/loop.h"
+#include "net/udp_tx.h"
 
 struct mpt_udp;
 struct mpt_driver;
@@ -27,9 +29,8 @@ struct mpt_udp {
     mpt_udp_close_cb on_close;
     void *owner;
     struct mpt_driver *drv; /* counts this socket among its handles; NULL if none */
-    uint64_t tx_drops;      /* sends refused by the kernel (queue full, unreachable) */
     int family;
-    int no_gso; /* UDP_SEGMENT failed here once: send one datagram at a time */
+    struct mpt_udp_tx tx; /* sending state: tx.err counts the datagrams the kernel refused */
 };
 
 #define MPT_UDP_REUSEADDR 1u           /* SO_REUSEADDR for listeners */
@@ -46,23 +47,23 @@ int mpt_udp_open(struct mpt_udp *u, struct mpt_loop *loop, int family,
                  mpt_udp_recv_cb on_recv, void *owner);
 
 /* Sends one datagram now (to NULL: to the connected address); returns 0 or a negative code
- * (UV_EAGAIN when the queue is full; the datagram is then dropped and counted in tx_drops). */
+ * (UV_EAGAIN when the queue is full; the datagram is then dropped and counted in tx.err). */
 int mpt_udp_send(struct mpt_udp *u, const void *buf, size_t len, const struct sockaddr *to);
 
-/* One datagram of a batch: to NULL sends to the connected address. */
-struct mpt_udp_msg {
-    const void *buf;
-    size_t len;
-    const struct sockaddr *to;
-};
+#define MPT_UDP_BATCH 64 /* datagrams the drivers gather per mpt_udp_send_batch call */
 
-#define MPT_UDP_BATCH 64 /* datagrams per sendmmsg call */
+/* Sends n datagrams (struct mpt_udp_msg, net/udp_tx.h) with as few sendmmsg calls as it takes.
+ * Runs of equal-sized datagrams to one destination go as one UDP_SEGMENT (GSO) send where their
+ * segment fits the destination's route MTU; a run the kernel refuses for its size is sent again
+ * datagram by datagram, and datagrams larger than the MTU are fragmented by the IP layer. Each
+ * destination receives in the order given. Datagrams the kernel refuses (queue full,
+ * unreachable) are dropped, counted in tx.err by kind and marked in their msgs[i].err. Returns
+ * the number sent. */
+unsigned mpt_udp_send_batch(struct mpt_udp *u, struct mpt_udp_msg *msgs, unsigned n);
 
-/* Sends n datagrams with as few sendmmsg calls as it takes (MPT_UDP_BATCH each). Runs of
- * equal-sized datagrams to one destination go as one UDP_SEGMENT (GSO) send where the kernel
- * allows it; each destination receives in the order given. Datagrams the kernel refuses (queue
- * full, unreachable) are dropped and counted in tx_drops. Returns the number sent. */
-unsigned mpt_udp_send_batch(struct mpt_udp *u, const struct mpt_udp_msg *msgs, unsigned n);
+/* The route MTU towards `to` (NULL: the connected address) as the kernel knows it, learned and
+ * cached by the socket; 0 if unknown (no route). */
+unsigned mpt_udp_mtu(struct mpt_udp *u, const struct sockaddr *to);
 
 /* The socket's descriptor (for socket options). */
 int mpt_udp_fd(const struct mpt_udp *u);
