@@ -34,7 +34,8 @@ void mpt_usage_demo(FILE *out);
 void mpt_usage_status(FILE *out);
 
 /* Sends log messages to stderr ("2026-11-25 12:00:00.123 info: ..."), at `level`
- * (MPT_LOGL_*). */
+ * (MPT_LOGL_*). When stderr is systemd's journal stream (JOURNAL_STREAM), as "<6>..." instead:
+ * a syslog priority prefix and no timestamp. */
 void mpt_cmd_log_init(int level);
 
 /* Parses a subcommand's options (-c/--config FILE, required; -v, -q; -h prints `cmd`'s usage and

@@ -17,8 +17,8 @@ void mpt_usage_status(FILE *out)
 {
     fprintf(
         out,
-        "Usage: mptunnel status -c FILE [--json] [--watch] [--client|--server]\n"
-        "       mptunnel status --demo [--json] [--watch] [--client|--server]\n"
+        "Usage: mptunnel status -c FILE [--json] [--watch] [--wide] [--client|--server]\n"
+        "       mptunnel status --demo [--json] [--watch] [--wide] [--client|--server]\n"
         "\n"
         "Shows the live state of the client and/or server that run with FILE, read from\n"
         "their control sockets (`control =' in [client] / [server], or the default path:\n"
@@ -33,11 +33,16 @@ void mpt_usage_status(FILE *out)
         "                      that does not answer being null\n"
         "  --watch             refresh every second until Ctrl-C (with --json: one document\n"
         "                      per line)\n"
+        "  --wide              more columns (remote address, RTT variation, packets, packets/s);\n"
+        "                      without it the table fits 100 columns\n"
         "  -v, -q              more or less logging\n"
         "\n"
-        "The report: the session, flows, one row per path (state, smoothed RTT and its\n"
-        "variation, loss each way, throughput each way, time since last heard) and the\n"
-        "datagrams rejected, by reason. `->' is client to server, `<-' server to client.\n"
+        "The report: the session (or how long the server has not answered), flows, one row\n"
+        "per path, numbered from 1 and named by its [path NAME] or its bridge (state,\n"
+        "smoothed RTT, loss each way, throughput and bytes each way, time since last heard)\n"
+        "and the datagrams rejected, by reason. Duplicate copies (multipath sends them on\n"
+        "purpose) are counted apart, not as rejected. `->' is client to server, `<-' server\n"
+        "to client. Bytes in KiB/MiB/GiB, rates in kb/s, Mb/s, Gb/s.\n"
         "\n"
         "Exit status: 0 if a side answered, 1 if none did, 2 on usage or configuration errors.\n"
         "See packaging/STATUS.md for the document's fields.\n");
@@ -268,36 +273,81 @@ static const char *jstr(const struct jdoc *d, int k, char *buf, size_t len, cons
 
 /* ---- the report ---- */
 
-static void fmt_ms_ago(char *buf, size_t len, const struct jdoc *d, int k)
-{
-    double ms = jnum(d, k);
+/* The path table fits MAX_COLS columns unless --wide: the path column takes what is left. */
+#define MAX_COLS 100
+#define PATH_COL_MAX 24
 
-    if (!jis_num(d, k))
-        snprintf(buf, len, "never");
-    else if (ms < 10000)
+/* "40 ms", "1.5 s", "12 s", "5.2 min", "3.1 h", "2.0 d". */
+static void fmt_duration(char *buf, size_t len, double ms)
+{
+    if (ms < 1000)
         snprintf(buf, len, "%.0f ms", ms);
-    else if (ms < 600000)
+    else if (ms < 10000)
         snprintf(buf, len, "%.1f s", ms / 1000);
+    else if (ms < 60000)
+        snprintf(buf, len, "%.0f s", ms / 1000);
+    else if (ms < 3600000)
+        snprintf(buf, len, "%.1f min", ms / 60000);
+    else if (ms < 48 * 3600000.0)
+        snprintf(buf, len, "%.1f h", ms / 3600000);
     else
-        snprintf(buf, len, "%.0f min", ms / 60000);
+        snprintf(buf, len, "%.1f d", ms / 86400000);
 }
 
-static void fmt_rate(char *buf, size_t len, const struct jdoc *d, int dir)
+static void fmt_ms_ago(char *buf, size_t len, const struct jdoc *d, int k)
 {
-    double bps = jnum(d, jget(d, dir, "bps")), pps = jnum(d, jget(d, dir, "pps"));
-    const char *unit = "";
+    if (!jis_num(d, k))
+        snprintf(buf, len, "never");
+    else
+        fmt_duration(buf, len, jnum(d, k));
+}
 
-    if (bps >= 1e9) {
-        bps /= 1e9;
-        unit = "G";
-    } else if (bps >= 1e6) {
-        bps /= 1e6;
-        unit = "M";
-    } else if (bps >= 1e3) {
-        bps /= 1e3;
-        unit = "k";
+/* Three significant digits: "1.23", "12.3", "123". */
+static void fmt3(char *buf, size_t len, double v, const char *unit)
+{
+    snprintf(buf, len, "%.*f%s", v < 9.995 ? 2 : v < 99.95 ? 1 : 0, v, unit);
+}
+
+/* Bytes in binary units, as `wg show' prints them: "512 B", "1.23 KiB", "45.6 MiB". */
+static void fmt_bytes(char *buf, size_t len, double b)
+{
+    static const char *const units[] = {" KiB", " MiB", " GiB", " TiB", " PiB"};
+    int u = -1;
+
+    if (b < 1024) {
+        snprintf(buf, len, "%.0f B", b);
+        return;
     }
-    snprintf(buf, len, "%.*f%sb/s %.0fp/s", bps < 10 && unit[0] ? 2 : 1, bps, unit, pps);
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        u++;
+    }
+    fmt3(buf, len, b, units[u]);
+}
+
+/* Bits per second in decimal units: "0b/s", "850b/s", "1.23Mb/s". */
+static void fmt_bits(char *buf, size_t len, double bps)
+{
+    if (bps < 1000)
+        snprintf(buf, len, "%.0fb/s", bps);
+    else if (bps < 1e6)
+        fmt3(buf, len, bps / 1e3, "kb/s");
+    else if (bps < 1e9)
+        fmt3(buf, len, bps / 1e6, "Mb/s");
+    else
+        fmt3(buf, len, bps / 1e9, "Gb/s");
+}
+
+static void fmt_count(char *buf, size_t len, double n)
+{
+    if (n < 100000)
+        snprintf(buf, len, "%.0f", n);
+    else if (n < 1e6)
+        fmt3(buf, len, n / 1e3, "k");
+    else if (n < 1e9)
+        fmt3(buf, len, n / 1e6, "M");
+    else
+        fmt3(buf, len, n / 1e9, "G");
 }
 
 static void fmt_loss(char *buf, size_t len, const struct jdoc *d, int k)
@@ -311,40 +361,106 @@ static void fmt_loss(char *buf, size_t len, const struct jdoc *d, int k)
 static void fmt_rtt(char *buf, size_t len, const struct jdoc *d, int k)
 {
     if (jis_num(d, k))
-        snprintf(buf, len, "%.2f", jnum(d, k));
+        fmt3(buf, len, jnum(d, k), "");
     else
         snprintf(buf, len, "-");
 }
 
-static void print_path_header(void)
+/* One row of the path table: the path's cell, then the direction objects client->server and
+ * server->client (the server's rx and tx). */
+struct row {
+    char cell[160];
+    char remote[128];
+    int p, up, down;
+};
+
+struct table {
+    int wide;
+    int with_remote; /* a REMOTE column (client, --wide) */
+    int w, rw;       /* widths of the path and remote columns */
+};
+
+static void table_fit(struct table *t, const struct row *rows, unsigned n)
 {
-    printf("  %-10s %-24s %-6s %8s %7s %7s %7s %-20s %-20s %s\n", "PATH", "REMOTE", "STATE",
-           "RTT ms", "+-ms", "LOSS->", "LOSS<-", "RATE->", "RATE<-", "HEARD");
+    t->w = 4;
+    t->rw = 6;
+    for (unsigned i = 0; i < n; i++) {
+        int l = (int)strlen(rows[i].cell), r = (int)strlen(rows[i].remote);
+        if (l > t->w)
+            t->w = l;
+        if (r > t->rw)
+            t->rw = r;
+    }
+    if (!t->wide && t->w > PATH_COL_MAX)
+        t->w = PATH_COL_MAX;
 }
 
-/* One row; `up` and `down` are the direction objects client->server and server->client. */
-static void print_path_row(const struct jdoc *d, int p, const char *name, int up, int down)
+static void print_table_header(const struct table *t)
 {
-    char remote[128], state[32], rtt[32], var[32], lu[16], ld[16], ru[48], rd[48], heard[32];
+    printf("  %-*s", t->w, "PATH");
+    if (t->with_remote)
+        printf(" %-*s", t->rw, "REMOTE");
+    printf(" %-6s %6s", "STATE", "RTT ms");
+    if (t->wide)
+        printf(" %6s", "+-ms");
+    printf(" %6s %6s %8s %8s %8s %8s", "LOSS->", "LOSS<-", "RATE->", "RATE<-", "BYTES->",
+           "BYTES<-");
+    if (t->wide)
+        printf(" %8s %8s %7s %7s", "PKTS->", "PKTS<-", "PPS->", "PPS<-");
+    printf(" %7s\n", "HEARD");
+}
 
-    jstr(d, jget(d, p, "remote"), remote, sizeof(remote), "-");
+static void print_table_row(const struct table *t, const struct jdoc *d, const struct row *r)
+{
+    char cell[160], state[32], rtt[32], var[32], lu[16], ld[16], ru[32], rd[32], bu[32], bd[32];
+    char heard[32];
+    int p = r->p;
+
+    snprintf(cell, sizeof(cell), "%s", r->cell);
+    if ((int)strlen(cell) > t->w) {
+        cell[t->w - 1] = '~';
+        cell[t->w] = '\0';
+    }
     jstr(d, jget(d, p, "state"), state, sizeof(state), "?");
     fmt_rtt(rtt, sizeof(rtt), d, jget(d, p, "rtt_ms"));
     fmt_rtt(var, sizeof(var), d, jget(d, p, "rttvar_ms"));
     fmt_loss(lu, sizeof(lu), d, jpath(d, p, "loss.up"));
     fmt_loss(ld, sizeof(ld), d, jpath(d, p, "loss.down"));
-    if (jget(d, p, "loss") >= 0 && jget(d, jget(d, p, "loss"), "known") >= 0 &&
-        !jbool(d, jpath(d, p, "loss.known"))) {
+    if (jget(d, jget(d, p, "loss"), "known") >= 0 && !jbool(d, jpath(d, p, "loss.known"))) {
         snprintf(lu, sizeof(lu), "-");
         snprintf(ld, sizeof(ld), "-");
     }
-    fmt_rate(ru, sizeof(ru), d, up);
-    fmt_rate(rd, sizeof(rd), d, down);
+    fmt_bits(ru, sizeof(ru), jnum(d, jget(d, r->up, "bps")));
+    fmt_bits(rd, sizeof(rd), jnum(d, jget(d, r->down, "bps")));
+    fmt_bytes(bu, sizeof(bu), jnum(d, jget(d, r->up, "bytes")));
+    fmt_bytes(bd, sizeof(bd), jnum(d, jget(d, r->down, "bytes")));
     fmt_ms_ago(heard, sizeof(heard), d, jget(d, p, "last_heard_ms"));
-    printf("  %-10s %-24s %-6s %8s %7s %7s %7s %-20s %-20s %s\n", name, remote, state, rtt, var, lu,
-           ld, ru, rd, heard);
+    printf("  %-*s", t->w, cell);
+    if (t->with_remote)
+        printf(" %-*s", t->rw, r->remote);
+    printf(" %-6s %6s", state, rtt);
+    if (t->wide)
+        printf(" %6s", var);
+    printf(" %6s %6s %8s %8s %8s %8s", lu, ld, ru, rd, bu, bd);
+    if (t->wide) {
+        char pu[32], pd[32];
+        fmt_count(pu, sizeof(pu), jnum(d, jget(d, r->up, "packets")));
+        fmt_count(pd, sizeof(pd), jnum(d, jget(d, r->down, "packets")));
+        printf(" %8s %8s %7.0f %7.0f", pu, pd, jnum(d, jget(d, r->up, "pps")),
+               jnum(d, jget(d, r->down, "pps")));
+    }
+    printf(" %7s\n", heard);
 }
 
+static void print_table(struct table *t, const struct jdoc *d, struct row *rows, unsigned n)
+{
+    table_fit(t, rows, n);
+    print_table_header(t);
+    for (unsigned i = 0; i < n; i++)
+        print_table_row(t, d, &rows[i]);
+}
+
+/* Rejected datagrams, the reasons that occurred only; duplicates are not among them. */
 static void print_rejected(const struct jdoc *d, int root)
 {
     int r = jget(d, root, "rejected");
@@ -356,12 +472,14 @@ static void print_rejected(const struct jdoc *d, int root)
             char key[64];
             int val = d->v[i].next;
             jstr(d, i, key, sizeof(key), "?");
-            printf("%s %s %.0f", first ? "" : ",", key, jnum(d, val));
-            first = 0;
+            if (strcmp(key, "total") != 0 && jnum(d, val) > 0) {
+                printf("%s %.0f %s", first ? "" : ",", jnum(d, val), key);
+                first = 0;
+            }
             i = d->v[val].next;
         }
     }
-    printf("\n");
+    printf("%s\n", first ? " none" : "");
 }
 
 static void print_header(const struct jdoc *d, int root, const char *role)
@@ -371,7 +489,8 @@ static void print_header(const struct jdoc *d, int root, const char *role)
     jstr(d, jget(d, root, "config"), file, sizeof(file), "?");
     jstr(d, jget(d, root, "listen"), listen, sizeof(listen), "?");
     fmt_ms_ago(up, sizeof(up), d, jget(d, root, "uptime_ms"));
-    printf("%s %s (pid %.0f, up %s), listening on %s", role, file, jnum(d, jget(d, root, "pid")),
+    /* Two lines, so that a long configuration path does not push the rest past 100 columns. */
+    printf("%s %s (pid %.0f, up %s)\nlistening on %s", role, file, jnum(d, jget(d, root, "pid")),
            up, listen);
     if (jstr(d, jget(d, root, "mode"), extra, sizeof(extra), NULL))
         printf(", mode %s", extra);
@@ -380,68 +499,107 @@ static void print_header(const struct jdoc *d, int root, const char *role)
     printf("\n");
 }
 
-static void print_client(const struct jdoc *d, int root)
+static void print_duplicates(const struct jdoc *d, int root)
+{
+    int k = jpath(d, root, "counters.duplicates");
+
+    if (jis_num(d, k))
+        printf(", %.0f duplicate copies dropped", jnum(d, k));
+}
+
+static void print_client(const struct jdoc *d, int root, int wide)
 {
     int s = jget(d, root, "session"), paths = jget(d, root, "paths");
-    char state[32], id[40], age[32], heard[32];
-    unsigned i = 0;
+    char state[32], id[40], age[32], heard[32], silent[32];
+    struct row rows[64];
+    struct table t = {.wide = wide, .with_remote = wide};
+    unsigned n = 0;
 
     print_header(d, root, "client");
     jstr(d, jget(d, s, "state"), state, sizeof(state), "?");
     jstr(d, jget(d, s, "id"), id, sizeof(id), "-");
     fmt_ms_ago(age, sizeof(age), d, jget(d, s, "age_ms"));
     fmt_ms_ago(heard, sizeof(heard), d, jget(d, s, "last_heard_ms"));
-    printf("session %s %s, established %s ago, last heard %s ago, %.0f established so far\n", state,
-           id, age, heard, jnum(d, jget(d, s, "established")));
+    if (strcmp(state, "established") == 0)
+        printf("session established, id %s, %s old, last heard %s ago, %.0f so far", id, age, heard,
+               jnum(d, jget(d, s, "established")));
+    else
+        printf("session: none yet (%s)", state);
+    if (jis_num(d, jget(d, s, "silent_ms"))) {
+        fmt_duration(silent, sizeof(silent), jnum(d, jget(d, s, "silent_ms")));
+        printf("; no answer for %s (%.0f handshakes sent)", silent,
+               jnum(d, jget(d, s, "handshakes_sent")));
+    }
+    printf("\n");
     printf("flows %.0f/%.0f", jnum(d, jpath(d, root, "flows.used")),
            jnum(d, jpath(d, root, "flows.max")));
     if (jis_num(d, jpath(d, root, "counters.copies_per_packet")))
         printf(", %.2f copies per packet", jnum(d, jpath(d, root, "counters.copies_per_packet")));
+    print_duplicates(d, root);
     printf("\n");
-    print_path_header();
     if (paths >= 0 && d->v[paths].t == J_ARR) {
-        for (int p = paths + 1; p < d->v[paths].next; p = d->v[p].next, i++) {
-            char name[64];
-            if (!jstr(d, jget(d, p, "name"), name, sizeof(name), NULL) || !name[0])
-                snprintf(name, sizeof(name), "#%u", i);
-            print_path_row(d, p, name, jget(d, p, "tx"), jget(d, p, "rx"));
+        for (int p = paths + 1; p < d->v[paths].next && n < 64; p = d->v[p].next, n++) {
+            struct row *r = &rows[n];
+            char label[128];
+            if (!jstr(d, jget(d, p, "label"), label, sizeof(label), NULL) &&
+                !jstr(d, jget(d, p, "name"), label, sizeof(label), NULL))
+                label[0] = '\0';
+            if (!label[0])
+                jstr(d, jget(d, p, "bridge"), label, sizeof(label), "");
+            snprintf(r->cell, sizeof(r->cell), "%u %s", n + 1, label);
+            jstr(d, jget(d, p, "remote"), r->remote, sizeof(r->remote), "-");
+            r->p = p;
+            r->up = jget(d, p, "tx");
+            r->down = jget(d, p, "rx");
         }
     }
+    print_table(&t, d, rows, n);
     print_rejected(d, root);
 }
 
-static void print_server(const struct jdoc *d, int root)
+static void print_server(const struct jdoc *d, int root, int wide)
 {
     int list = jpath(d, root, "sessions.list");
 
     print_header(d, root, "server");
-    printf("sessions %.0f/%.0f, flows %.0f/%.0f\n", jnum(d, jpath(d, root, "sessions.used")),
+    printf("sessions %.0f/%.0f, flows %.0f/%.0f", jnum(d, jpath(d, root, "sessions.used")),
            jnum(d, jpath(d, root, "sessions.max")), jnum(d, jpath(d, root, "flows.used")),
            jnum(d, jpath(d, root, "flows.max")));
+    print_duplicates(d, root);
+    printf("\n");
     if (list >= 0 && d->v[list].t == J_ARR) {
         for (int s = list + 1; s < d->v[list].next; s = d->v[s].next) {
             char id[40], mode[32], age[32], heard[32];
             int paths = jget(d, s, "paths");
+            struct row rows[64];
+            struct table t = {.wide = wide};
+            unsigned n = 0;
 
             jstr(d, jget(d, s, "id"), id, sizeof(id), "-");
             jstr(d, jget(d, s, "mode"), mode, sizeof(mode), "?");
             fmt_ms_ago(age, sizeof(age), d, jget(d, s, "age_ms"));
             fmt_ms_ago(heard, sizeof(heard), d, jget(d, s, "last_heard_ms"));
-            printf("session %s (%s%s), age %s, last heard %s ago, %.0f flows\n", id, mode,
+            printf("session %s (%s%s), %s old, last heard %s ago, %.0f flows\n", id, mode,
                    jbool(d, jget(d, s, "confirmed")) ? "" : ", unconfirmed", age, heard,
                    jnum(d, jget(d, s, "flows")));
-            print_path_header();
             if (paths < 0 || d->v[paths].t != J_ARR)
                 continue;
-            for (int p = paths + 1; p < d->v[paths].next; p = d->v[p].next) {
-                char name[32];
+            for (int p = paths + 1; p < d->v[paths].next && n < 64; p = d->v[p].next, n++) {
+                struct row *r = &rows[n];
+                char remote[128];
                 int cp = jget(d, p, "client_path");
+                jstr(d, jget(d, p, "remote"), remote, sizeof(remote), "-");
+                /* The client's number for the path (from 1), and where it arrives from. */
                 if (jis_num(d, cp))
-                    snprintf(name, sizeof(name), "#%.0f", jnum(d, cp));
+                    snprintf(r->cell, sizeof(r->cell), "%.0f %s", jnum(d, cp) + 1, remote);
                 else
-                    snprintf(name, sizeof(name), "?");
-                print_path_row(d, p, name, jget(d, p, "rx"), jget(d, p, "tx"));
+                    snprintf(r->cell, sizeof(r->cell), "? %s", remote);
+                r->remote[0] = '\0';
+                r->p = p;
+                r->up = jget(d, p, "rx");
+                r->down = jget(d, p, "tx");
             }
+            print_table(&t, d, rows, n);
         }
     }
     print_rejected(d, root);
@@ -478,7 +636,7 @@ static void report_error(const struct side *s, const char *cfgfile)
                   s->role, cfgfile);
 }
 
-static int show(struct side *sides, int n, int json, const char *cfgfile)
+static int show(struct side *sides, int n, int json, int wide, const char *cfgfile)
 {
     int answered = 0;
 
@@ -512,9 +670,9 @@ static int show(struct side *sides, int n, int json, const char *cfgfile)
                               sides[i].path);
                 answered--;
             } else if (sides[i].role[0] == 'c') {
-                print_client(&d, 0);
+                print_client(&d, 0, wide);
             } else {
-                print_server(&d, 0);
+                print_server(&d, 0, wide);
             }
             free(d.v);
         }
@@ -528,7 +686,8 @@ int mpt_cmd_status(int argc, char **argv)
     struct mpt_config cfg;
     struct side sides[2];
     char **rest;
-    int nrest = 0, json = 0, watch = 0, want_client = 0, want_server = 0, demo = 0, n = 0, rc;
+    int nrest = 0, json = 0, watch = 0, wide = 0, want_client = 0, want_server = 0, demo = 0, n = 0,
+        rc;
 
     rest = calloc((size_t)argc + 1, sizeof(*rest));
     if (!rest)
@@ -538,6 +697,8 @@ int mpt_cmd_status(int argc, char **argv)
             json = 1;
         else if (i > 0 && strcmp(argv[i], "--watch") == 0)
             watch = 1;
+        else if (i > 0 && strcmp(argv[i], "--wide") == 0)
+            wide = 1;
         else if (i > 0 && strcmp(argv[i], "--client") == 0)
             want_client = 1;
         else if (i > 0 && strcmp(argv[i], "--server") == 0)
@@ -600,7 +761,7 @@ int mpt_cmd_status(int argc, char **argv)
         n++;
     }
     if (!watch) {
-        rc = show(sides, n, json, cfg.file);
+        rc = show(sides, n, json, wide, cfg.file);
         goto out;
     }
     signal(SIGINT, on_sigint);
@@ -609,7 +770,7 @@ int mpt_cmd_status(int argc, char **argv)
         struct timespec ts = {.tv_sec = 1};
         if (!json && isatty(STDOUT_FILENO))
             printf("\033[H\033[2J");
-        show(sides, n, json, cfg.file);
+        show(sides, n, json, wide, cfg.file);
         nanosleep(&ts, NULL);
     }
     rc = MPT_EXIT_OK;

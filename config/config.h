@@ -109,6 +109,13 @@ int mpt_config_load_string(struct mpt_config *cfg, const char *name, const char 
 int mpt_hostport_parse(struct mpt_hostport *hp, const char *text, int allow_port_only, char *err,
                        size_t errlen);
 
+/* Writes "HOST:PORT" or "[V6]:PORT" into buf; returns buf. */
+const char *mpt_hostport_format(const struct mpt_hostport *hp, char *buf, size_t len);
+
+/* How a path is named wherever it is shown (logs, status, demo; numbered from 1 beside it): its
+ * [path NAME], else its bridge as configured (HOST:PORT). Returns buf. */
+const char *mpt_path_label(const struct mpt_path_config *pc, char *buf, size_t len);
+
 /* Decodes a base64 secret of exactly 32 bytes (standard alphabet, padding optional, surrounding
  * whitespace ignored). Returns 0 or -1 with a reason. */
 int mpt_secret_parse(uint8_t out[MPT_SECRET_LEN], const char *text, char *err, size_t errlen);

@@ -78,3 +78,21 @@ int mpt_hostport_parse(struct mpt_hostport *hp, const char *text, int allow_port
     hp->host[hostlen] = '\0';
     return 0;
 }
+
+const char *mpt_hostport_format(const struct mpt_hostport *hp, char *buf, size_t len)
+{
+    if (strchr(hp->host, ':'))
+        snprintf(buf, len, "[%s]:%u", hp->host, hp->port);
+    else
+        snprintf(buf, len, "%s:%u", hp->host, hp->port);
+    return buf;
+}
+
+const char *mpt_path_label(const struct mpt_path_config *pc, char *buf, size_t len)
+{
+    if (pc->name[0])
+        snprintf(buf, len, "%s", pc->name);
+    else
+        mpt_hostport_format(&pc->bridge, buf, len);
+    return buf;
+}

@@ -1,6 +1,7 @@
 #include "core/client.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,18 @@ static uint64_t down_after_us(const struct mpt_client *c)
     return 3ULL * c->p.probe_interval_ms * 1000 + 100000;
 }
 
+/* "path 2 (wan1)": how every message names a path (numbered from 1, as in status). */
+static const char *path_label(const struct mpt_client *c, unsigned i, char *buf, size_t len)
+{
+    if (c->p.path_name[i][0])
+        snprintf(buf, len, "path %u (%s)", i + 1, c->p.path_name[i]);
+    else
+        snprintf(buf, len, "path %u", i + 1);
+    return buf;
+}
+
+#define LABEL_MAX (MPT_PATH_NAME_MAX + 16)
+
 static uint64_t dead_after_us(const struct mpt_client *c)
 {
     uint64_t d = 5ULL * c->p.probe_interval_ms * 1000;
@@ -43,6 +56,8 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
         return -EINVAL;
     c->p = *p;
     c->p.secret = NULL;
+    for (unsigned i = 0; i < MPT_MAX_PATHS; i++)
+        c->p.path_name[i][MPT_PATH_NAME_MAX - 1] = '\0';
     if (!(c->p.target_loss > 0 && c->p.target_loss < 1))
         c->p.target_loss = 0.001;
     for (unsigned i = 0; i < MPT_MAX_PATHS; i++)
@@ -192,9 +207,31 @@ static void path_set_state(struct mpt_client *c, unsigned i, enum mpt_path_state
 
     if (p->state == st)
         return;
-    MPT_INFO("path %u %s (was %s; loss %.1f%% -> / %.1f%% <-, rtt %.1f ms)", i,
-             mpt_path_state_name(st), mpt_path_state_name(p->state), 100 * p->loss_up,
-             100 * p->loss_down, (double)p->srtt_us / 1000);
+    if (MPT_LOG_ON(MPT_LOGL_INFO)) {
+        /* "path 2 down (wan1): ...": the state right after the number, for grep. */
+        char n[LABEL_MAX + 4], fig[96];
+        const char *sn = mpt_path_state_name(st);
+        snprintf(fig, sizeof(fig), "rtt %.1f ms, loss %.1f%% -> / %.1f%% <-",
+                 (double)p->srtt_us / 1000, 100 * p->loss_up, 100 * p->loss_down);
+        if (c->p.path_name[i][0])
+            snprintf(n, sizeof(n), " (%s)", c->p.path_name[i]);
+        else
+            n[0] = '\0';
+        if (st == MPT_PATH_DOWN)
+            MPT_INFO("path %u %s%s: nothing heard for %.1f s (was %s; %s)", i + 1, sn, n,
+                     (double)(now - p->last_rx_us) / 1e6, mpt_path_state_name(p->state), fig);
+        else if (st == MPT_PATH_LOSSY)
+            MPT_INFO("path %u %s%s: loss over %.0f%% (%s)", i + 1, sn, n, 100 * MPT_LOSSY_THRESHOLD,
+                     fig);
+        else if (p->state == MPT_PATH_LOSSY)
+            MPT_INFO("path %u %s%s: loss back under %.0f%% (%s)", i + 1, sn, n,
+                     100 * MPT_LOSSY_THRESHOLD, fig);
+        else if (p->state_since_us)
+            MPT_INFO("path %u %s%s again after %.1f s down (%s)", i + 1, sn, n,
+                     (double)(now - p->state_since_us) / 1e6, fig);
+        else
+            MPT_INFO("path %u %s%s", i + 1, sn, n);
+    }
     p->state = st;
     p->state_since_us = now;
     c->sched_dirty = 1;
@@ -234,6 +271,15 @@ static void start_handshake(struct mpt_client *c, uint64_t now)
     c->hs_next_us = now;
     c->hs_started_us = now;
     c->hs_attempts = 0;
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        c->paths[i].hs_malformed = c->paths[i].rx_malformed;
+        c->paths[i].hs_unauth = c->paths[i].rx_unauth;
+    }
+    if (!c->first_try_us)
+        c->first_try_us = now;
+    MPT_DEBUG("handshake %016llx: HELLO on every path every %llu ms until one answers%s",
+              (unsigned long long)c->hs_sid, HELLO_RETRY_US / 1000,
+              c->state == MPT_CLIENT_ESTABLISHED ? " (the session is silent)" : "");
     if (c->state == MPT_CLIENT_IDLE)
         c->state = MPT_CLIENT_HANDSHAKE;
 }
@@ -257,12 +303,17 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
     int cipher;
 
     if (c->hs_sid == 0 || sid != c->hs_sid) {
-        c->ctr.drops[sid == c->sid ? MPT_DROP_REPLAY : MPT_DROP_SESSION]++;
+        /* Another path's copy of the REPLY we took is a duplicate, not a rejection. */
+        if (sid == c->sid)
+            c->ctr.duplicates++;
+        else
+            c->ctr.drops[MPT_DROP_SESSION]++;
         return;
     }
     mpt_reply_mac(&c->psk, buf, c->hs_random, mac);
     if (!mpt_mac_equal(mac, buf + MPT_REPLY_OFF_MAC)) {
         c->ctr.drops[MPT_DROP_AUTH]++;
+        c->paths[path].rx_unauth++;
         return;
     }
     cipher = buf[MPT_REPLY_OFF_CIPHER];
@@ -294,9 +345,13 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
     /* Probe every path at once, so the server learns them and we learn their RTT. */
     c->next_probe_us = now;
     c->wake = 1;
-    MPT_INFO("session %016llx established, %s (path %u answered in %llu ms, attempt %u)",
-             (unsigned long long)sid, mpt_cipher_name(cipher), path,
-             (unsigned long long)((now - c->hs_started_us) / 1000), c->hs_attempts);
+    if (MPT_LOG_ON(MPT_LOGL_INFO)) {
+        char l[LABEL_MAX];
+        MPT_INFO("session %016llx established, %s (%s answered in %llu ms, attempt %u)",
+                 (unsigned long long)sid, mpt_cipher_name(cipher),
+                 path_label(c, path, l, sizeof(l)),
+                 (unsigned long long)((now - c->hs_started_us) / 1000), c->hs_attempts);
+    }
 }
 
 static struct mpt_client_flow *flow_by_app(struct mpt_client *c, const struct mpt_addr *app,
@@ -314,8 +369,15 @@ static struct mpt_client_flow *flow_by_app(struct mpt_client *c, const struct mp
     return NULL;
 }
 
-static void flow_release(struct mpt_client *c, uint32_t slot)
+static void flow_release(struct mpt_client *c, uint32_t slot, uint64_t now)
 {
+    if (MPT_LOG_ON(MPT_LOGL_DEBUG)) {
+        char a[MPT_ADDR_STRLEN];
+        MPT_DEBUG("flow %u of %s closed after %.1f s idle", c->flows[slot].id,
+                  mpt_addr_str(&c->flows[slot].app, a, sizeof(a)),
+                  (double)(now - c->flows[slot].last_us) / 1e6);
+    }
+    c->flows_closed++;
     mpt_index_remove(&c->flow_by_app, slot);
     mpt_index_remove(&c->flow_by_id, slot);
     mpt_slots_release(&c->flow_slots, slot);
@@ -328,7 +390,7 @@ static void expire_flows(struct mpt_client *c, uint64_t now)
 
     while ((s = mpt_slots_oldest(&c->flow_slots)) != MPT_NIL &&
            now - c->flows[s].last_us >= timeout)
-        flow_release(c, s);
+        flow_release(c, s, now);
 }
 
 static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
@@ -352,6 +414,12 @@ static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
     f->last_us = now;
     mpt_index_insert(&c->flow_by_app, slot, mpt_addr_hash(app, c->hash_key));
     mpt_index_insert(&c->flow_by_id, slot, f->id);
+    c->flows_opened++;
+    if (MPT_LOG_ON(MPT_LOGL_DEBUG)) {
+        char a[MPT_ADDR_STRLEN];
+        MPT_DEBUG("flow %u opened for %s (%u in use)", f->id, mpt_addr_str(app, a, sizeof(a)),
+                  c->flow_slots.used);
+    }
     *slot_out = slot;
     return f;
 }
@@ -534,6 +602,7 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         break;
     default:
         c->ctr.drops[MPT_DROP_MALFORMED]++;
+        c->paths[path].rx_malformed++;
         return;
     }
     if (c->state != MPT_CLIENT_ESTABLISHED) {
@@ -559,10 +628,13 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
     n = mpt_data_open(k, buf, len, plain);
     if (n < 0) {
         q->used = mark;
-        c->ctr.drops[-n]++;
+        if (n == MPT_OPEN_DUPLICATE)
+            c->ctr.duplicates++;
+        else
+            c->ctr.drops[-n]++;
         /* A copy another path delivered first still arrived on this one: count it for the
          * path's loss figures (it cannot refresh the path's liveness, being unauthenticated). */
-        if (n == -MPT_DROP_REPLAY) {
+        if (n == MPT_OPEN_DUPLICATE || n == -MPT_DROP_REPLAY) {
             c->paths[path].rx_dgrams++;
             c->paths[path].rx_bytes += len;
         }
@@ -646,6 +718,145 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
     }
 }
 
+void mpt_client_set_remote(struct mpt_client *c, unsigned path, const struct mpt_addr *remote)
+{
+    if (path < MPT_MAX_PATHS)
+        c->paths[path].remote = *remote;
+}
+
+/* When the present silence began: the last authenticated datagram, or the first handshake. */
+static uint64_t quiet_start(const struct mpt_client *c)
+{
+    return c->last_auth_us > c->first_try_us ? c->last_auth_us : c->first_try_us;
+}
+
+uint64_t mpt_client_silence_us(const struct mpt_client *c, uint64_t now)
+{
+    uint64_t since = quiet_start(c);
+
+    if (!c->hs_sid || !since || now <= since)
+        return 0;
+    return now - since;
+}
+
+/* One warning when no path has answered for a while: what was tried, what came back, and what
+ * usually causes it. Datagrams that came back but were refused point at the likely cause. */
+static void report_silence(struct mpt_client *c, uint64_t now)
+{
+    char tried[MPT_MAX_PATHS * (LABEL_MAX + MPT_ADDR_STRLEN + 8)], got[320], l[LABEL_MAX];
+    char a[MPT_ADDR_STRLEN], ago[64];
+    uint64_t malformed = 0, unauth = 0;
+    size_t n = 0, m = 0;
+
+    tried[0] = got[0] = '\0';
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        const struct mpt_client_path *p = &c->paths[i];
+        uint64_t dm = p->rx_malformed - p->hs_malformed, du = p->rx_unauth - p->hs_unauth;
+        path_label(c, i, l, sizeof(l));
+        if (n < sizeof(tried))
+            n += (size_t)snprintf(tried + n, sizeof(tried) - n, "%s%s -> %s", i ? ", " : "", l,
+                                  p->remote.u.sa.sa_family ? mpt_addr_str(&p->remote, a, sizeof(a))
+                                                           : "?");
+        if (du && m < sizeof(got))
+            m += (size_t)snprintf(got + m, sizeof(got) - m,
+                                  "; %s got %llu repl%s that failed authentication", l,
+                                  (unsigned long long)du, du == 1 ? "y" : "ies");
+        if (dm && m < sizeof(got))
+            m += (size_t)snprintf(got + m, sizeof(got) - m,
+                                  "; %s got %llu datagram%s that are not mptunnel's", l,
+                                  (unsigned long long)dm, dm == 1 ? "" : "s");
+        malformed += dm;
+        unauth += du;
+    }
+    if (c->state == MPT_CLIENT_ESTABLISHED)
+        snprintf(ago, sizeof(ago), "; session %016llx silent", (unsigned long long)c->sid);
+    else
+        ago[0] = '\0';
+    MPT_WARN("no answer from the server for %.0f s%s: %u handshake%s sent on %u path%s (%s)%s. "
+             "Likely causes: %s",
+             (double)(now - quiet_start(c)) / 1e6, ago, c->hs_attempts,
+             c->hs_attempts == 1 ? "" : "s", c->p.npaths, c->p.npaths == 1 ? "" : "s", tried,
+             got[0] ? got : "; nothing came back",
+             unauth      ? "the server has a different secret"
+             : malformed ? "something other than an mptunnel server or bridge answers at that "
+                           "address (wrong port?)"
+                         : "the server is not running, a wrong address or port in `bridge =', a "
+                           "different secret (the server then logs the failures), or a firewall "
+                           "dropping UDP");
+}
+
+/* Reports a silence within MPT_CLIENT_QUIET_FIRST_US, then ever more calmly; says when it ends.
+ * Returns the next time it wants to run. */
+static uint64_t watch_silence(struct mpt_client *c, uint64_t now)
+{
+    uint64_t since = quiet_start(c);
+
+    if (c->quiet_reports && since != c->quiet_since_us) {
+        MPT_INFO("the server answers again, after %.1f s without an answer",
+                 (double)(since - c->quiet_since_us) / 1e6);
+        c->quiet_reports = 0;
+    }
+    if (!c->hs_sid || !since)
+        return UINT64_MAX;
+    if (since != c->quiet_since_us) {
+        c->quiet_since_us = since;
+        c->quiet_reports = 0;
+        c->quiet_step_us = MPT_CLIENT_QUIET_FIRST_US;
+        c->quiet_next_us = since + MPT_CLIENT_QUIET_FIRST_US;
+    }
+    if (now >= c->quiet_next_us) {
+        report_silence(c, now);
+        c->quiet_reports++;
+        c->quiet_step_us *= 2;
+        if (c->quiet_step_us > MPT_CLIENT_QUIET_MAX_US)
+            c->quiet_step_us = MPT_CLIENT_QUIET_MAX_US;
+        c->quiet_next_us = now + c->quiet_step_us;
+    }
+    return c->quiet_next_us;
+}
+
+/* Counters of the last period, at debug level. */
+static void log_stats(struct mpt_client *c, uint64_t now)
+{
+    const struct mpt_counters *k = &c->ctr, *o = &c->stats_ctr;
+    char paths[MPT_MAX_PATHS * (LABEL_MAX + 96)], l[LABEL_MAX];
+    size_t n = 0;
+
+    if (!c->stats_next_us) {
+        c->stats_next_us = now + MPT_CLIENT_STATS_US;
+        return;
+    }
+    if (now < c->stats_next_us)
+        return;
+    c->stats_next_us = now + MPT_CLIENT_STATS_US;
+    if (MPT_LOG_ON(MPT_LOGL_DEBUG)) {
+        paths[0] = '\0';
+        for (unsigned i = 0; i < c->p.npaths && n < sizeof(paths); i++) {
+            const struct mpt_client_path *p = &c->paths[i];
+            n += (size_t)snprintf(paths + n, sizeof(paths) - n,
+                                  "; %s %s rtt %.1f ms loss %.1f%%/%.1f%% tx %llu rx %llu",
+                                  path_label(c, i, l, sizeof(l)), mpt_path_state_name(p->state),
+                                  (double)p->srtt_us / 1000, 100 * p->loss_up, 100 * p->loss_down,
+                                  (unsigned long long)p->tx_bytes, (unsigned long long)p->rx_bytes);
+        }
+        MPT_DEBUG("last %llu s: %llu datagrams from applications, %llu back; %llu sent on paths, "
+                  "%llu received, %llu duplicates dropped, %llu rejected; flows %u in use, %llu "
+                  "opened, %llu closed; sessions %u%s",
+                  MPT_CLIENT_STATS_US / 1000000, (unsigned long long)(k->app_rx - o->app_rx),
+                  (unsigned long long)(k->app_tx - o->app_tx),
+                  (unsigned long long)(k->tx_dgrams - o->tx_dgrams),
+                  (unsigned long long)(k->rx_dgrams - o->rx_dgrams),
+                  (unsigned long long)(k->duplicates - o->duplicates),
+                  (unsigned long long)(mpt_counters_rejected(k) - mpt_counters_rejected(o)),
+                  c->flow_slots.used, (unsigned long long)(c->flows_opened - c->stats_flows_opened),
+                  (unsigned long long)(c->flows_closed - c->stats_flows_closed),
+                  c->sessions_established, paths);
+    }
+    c->stats_ctr = c->ctr;
+    c->stats_flows_opened = c->flows_opened;
+    c->stats_flows_closed = c->flows_closed;
+}
+
 static void update_path_states(struct mpt_client *c, uint64_t now)
 {
     for (unsigned i = 0; i < c->p.npaths; i++)
@@ -691,6 +902,12 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
         if (c->hs_next_us < next)
             next = c->hs_next_us;
     }
+    {
+        uint64_t w = watch_silence(c, now);
+        if (w < next)
+            next = w;
+    }
+    log_stats(c, now);
     expire_flows(c, now);
     oldest = mpt_slots_oldest(&c->flow_slots);
     if (oldest != MPT_NIL) {

@@ -14,7 +14,12 @@
 #include "core/table.h"
 
 #define MPT_MAX_PATHS 16
+#define MPT_PATH_NAME_MAX 72 /* a path's name in messages: [path NAME] or the bridge's HOST:PORT   \
+                              */
 #define MPT_CLIENT_PREV_US 2000000 /* datagrams of the previous session are read this long */
+#define MPT_CLIENT_QUIET_FIRST_US 3000000ULL /* no answer this long: say so */
+#define MPT_CLIENT_QUIET_MAX_US 300000000ULL /* and again at most this far apart */
+#define MPT_CLIENT_STATS_US 60000000ULL      /* counters logged this often (debug level) */
 
 /* What a path is now, from the client's probes and traffic (PROTOCOL.md §7). */
 enum mpt_path_state {
@@ -47,6 +52,8 @@ struct mpt_client_params {
     double target_loss;               /* adaptive mode: keep residual loss under this */
     unsigned priority[MPT_MAX_PATHS]; /* backup mode; lower is preferred */
     unsigned weight[MPT_MAX_PATHS];   /* balance mode; > 0 */
+    /* How messages name each path (numbered from 1 beside it); "" = by number only. */
+    char path_name[MPT_MAX_PATHS][MPT_PATH_NAME_MAX];
 };
 
 struct mpt_client_path {
@@ -68,6 +75,10 @@ struct mpt_client_path {
     uint32_t ack_peer_rx, ack_peer_tx;
     /* tx_dgrams at the time of each recent probe, by sequence number. */
     uint64_t probe_tx[16];
+    struct mpt_addr remote; /* where the path sends, for messages (mpt_client_set_remote) */
+    uint64_t rx_malformed;  /* datagrams that are not mptunnel's */
+    uint64_t rx_unauth;     /* replies that failed authentication */
+    uint64_t hs_malformed, hs_unauth; /* the two above when the last handshake began */
 };
 
 /* Datagrams held while the first session is being opened (sent once it is). */
@@ -114,6 +125,13 @@ struct mpt_client {
     uint64_t hs_next_us, hs_started_us;
     unsigned hs_attempts;
 
+    /* Silence (no authenticated datagram on any path) and its reports: the first after
+     * MPT_CLIENT_QUIET_FIRST_US, then at doubling intervals up to MPT_CLIENT_QUIET_MAX_US. */
+    uint64_t first_try_us;   /* the first handshake began; 0 = not yet */
+    uint64_t quiet_since_us; /* the silence reported on */
+    uint64_t quiet_next_us, quiet_step_us;
+    unsigned quiet_reports;
+
     struct mpt_client_path paths[MPT_MAX_PATHS];
     uint64_t next_probe_us;
 
@@ -140,6 +158,12 @@ struct mpt_client {
 
     struct mpt_counters ctr;
     unsigned sessions_established;
+    uint64_t flows_opened, flows_closed;
+
+    /* Counters every MPT_CLIENT_STATS_US (logged at debug level): their values at the last. */
+    uint64_t stats_next_us;
+    struct mpt_counters stats_ctr;
+    uint64_t stats_flows_opened, stats_flows_closed;
 };
 
 /* Allocates every table at its full size. Returns 0, -EINVAL or -ENOMEM. */
@@ -156,6 +180,13 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
 
 /* Timers: handshakes, probes, expiry. Call at or after the returned deadline (absolute, µs). */
 uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq *q);
+
+/* Where path `path` sends (the driver resolved it), so that messages can name the address. */
+void mpt_client_set_remote(struct mpt_client *c, unsigned path, const struct mpt_addr *remote);
+
+/* How long nothing authenticated arrived on any path while trying (since the last authenticated
+ * datagram, or since the first handshake began): 0 while the server answers. */
+uint64_t mpt_client_silence_us(const struct mpt_client *c, uint64_t now);
 
 /* Number of flows in use. */
 static inline unsigned mpt_client_flows(const struct mpt_client *c)

@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-struct mpt_log_state mpt_log_state = {MPT_LOGL_INFO, NULL};
+struct mpt_log_state mpt_log_state = {MPT_LOGL_INFO, NULL, 0};
 
 void mpt_logf(int level, const char *fmt, ...)
 {

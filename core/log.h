@@ -15,9 +15,13 @@ typedef void (*mpt_log_sink_cb)(int level, const char *msg);
 struct mpt_log_state {
     int level;            /* messages with level <= this are emitted */
     mpt_log_sink_cb sink; /* NULL: messages are dropped */
+    int journal;          /* the sink writes to systemd's journal: "<N>" prefixes, no time */
 };
 
 extern struct mpt_log_state mpt_log_state;
+
+/* 1 if messages at lvl are emitted: test it before preparing costly arguments. */
+#define MPT_LOG_ON(lvl) ((lvl) <= mpt_log_state.level && mpt_log_state.sink)
 
 /* Formats and emits one message (no trailing newline needed). */
 void mpt_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,6 +1,7 @@
 #include "core/server.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,7 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     s->aes = !p->no_aes && mpt_cipher_aes_available();
     mpt_ratelimit_init(&s->ratelimit, HS_PER_SOURCE_RATE, HS_PER_SOURCE_BURST, HS_GLOBAL_RATE,
                        HS_GLOBAL_BURST);
+    s->authlog_tokens = MPT_SERVER_AUTHLOG_BURST;
     return 0;
 }
 
@@ -66,6 +68,86 @@ void mpt_server_free(struct mpt_server *s)
     memset(s, 0, sizeof(*s));
 }
 
+/* Same address, whatever the port. */
+static int same_host(const struct mpt_addr *a, const struct mpt_addr *b)
+{
+    if (a->u.sa.sa_family != b->u.sa.sa_family)
+        return 0;
+    if (a->u.sa.sa_family == AF_INET)
+        return a->u.in4.sin_addr.s_addr == b->u.in4.sin_addr.s_addr;
+    return a->u.sa.sa_family == AF_INET6 &&
+           memcmp(&a->u.in6.sin6_addr, &b->u.in6.sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+/* One line about a source's failures, if the global budget allows: returns 1 if logged. */
+static int authlog_line(struct mpt_server *s, uint64_t now, struct mpt_server_authfail *e,
+                        const char *what)
+{
+    char a[MPT_ADDR_STRLEN];
+    uint64_t refill = (now - s->authlog_stamp_us) / 1000000;
+
+    if (refill) {
+        s->authlog_tokens = s->authlog_tokens + refill > MPT_SERVER_AUTHLOG_BURST
+                                ? MPT_SERVER_AUTHLOG_BURST
+                                : s->authlog_tokens + (unsigned)refill;
+        s->authlog_stamp_us = now;
+    }
+    if (!s->authlog_tokens)
+        return 0;
+    s->authlog_tokens--;
+    mpt_addr_str(&e->src, a, sizeof(a));
+    if (!e->logged_us)
+        MPT_WARN("%s from %s failed authentication: a client with a different secret, or not an "
+                 "mptunnel client (more from this address are summed up every %llu s)",
+                 what, a, MPT_SERVER_AUTHLOG_US / 1000000);
+    else
+        MPT_WARN("%llu more datagram%s from %s (last port) failed authentication in %.0f s, "
+                 "%llu in all: a client with a different secret?",
+                 (unsigned long long)e->pending, e->pending == 1 ? "" : "s", a,
+                 (double)(now - e->logged_us) / 1e6, (unsigned long long)e->total);
+    e->pending = 0;
+    e->logged_us = now;
+    return 1;
+}
+
+/* A datagram from `from` failed authentication: counted by source, logged within limits. */
+static void auth_failed(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                        const char *what)
+{
+    struct mpt_server_authfail *e = NULL, *oldest = &s->authfail[0];
+
+    s->ctr.drops[MPT_DROP_AUTH]++;
+    for (unsigned i = 0; i < MPT_SERVER_AUTHLOG_SLOTS; i++) {
+        struct mpt_server_authfail *x = &s->authfail[i];
+        if (x->last_us && same_host(&x->src, from)) {
+            e = x;
+            break;
+        }
+        if (x->last_us < oldest->last_us)
+            oldest = x;
+    }
+    if (!e) {
+        e = oldest;
+        memset(e, 0, sizeof(*e));
+    }
+    e->src = *from;
+    e->pending++;
+    e->total++;
+    e->last_us = now ? now : 1;
+    if (!e->logged_us || now - e->logged_us >= MPT_SERVER_AUTHLOG_US)
+        authlog_line(s, now, e, what);
+}
+
+/* Sums up what is still pending once its period is over. */
+static void authlog_flush(struct mpt_server *s, uint64_t now)
+{
+    for (unsigned i = 0; i < MPT_SERVER_AUTHLOG_SLOTS; i++) {
+        struct mpt_server_authfail *e = &s->authfail[i];
+        if (e->pending && e->logged_us && now - e->logged_us >= MPT_SERVER_AUTHLOG_US)
+            authlog_line(s, now, e, "datagrams");
+    }
+}
+
 static uint64_t flow_key(uint32_t session, uint32_t id)
 {
     return (uint64_t)session << 32 | id;
@@ -82,6 +164,9 @@ static void flow_close(struct mpt_server *s, uint32_t slot, struct mpt_outq *q)
     mpt_index_remove(&s->flow_by_key, slot);
     mpt_slots_release(&s->flow_slots, slot);
     s->sessions[f->session].nflows--;
+    s->flows_closed++;
+    MPT_DEBUG("flow %u of session %016llx closed (%u flows in use)", f->id,
+              (unsigned long long)s->sessions[f->session].sid, s->flow_slots.used);
     f->session = MPT_NIL;
 }
 
@@ -192,7 +277,7 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
     }
     mpt_hello_mac(&s->psk, buf, mac);
     if (!mpt_mac_equal(mac, buf + MPT_HELLO_OFF_MAC)) {
-        s->ctr.drops[MPT_DROP_AUTH]++;
+        auth_failed(s, now, from, "a handshake");
         return;
     }
     sid = mpt_get64(buf + MPT_HELLO_OFF_SID);
@@ -241,8 +326,8 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
         ss = &s->sessions[slot];
         memset(ss, 0, sizeof(*ss));
         char a[MPT_ADDR_STRLEN];
-        MPT_INFO("session %016llx opened via %s", (unsigned long long)sid,
-                 mpt_addr_str(from, a, sizeof(a)));
+        MPT_INFO("session %016llx opened via %s (%u sessions in use)", (unsigned long long)sid,
+                 mpt_addr_str(from, a, sizeof(a)), s->session_slots.used);
     }
     ss->sid = sid;
     memcpy(ss->client_random, buf + MPT_HELLO_OFF_RANDOM, MPT_RANDOM_LEN);
@@ -252,6 +337,8 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
     cipher = (buf[MPT_HELLO_OFF_FLAGS] & MPT_HELLO_FLAG_AES) && s->aes ? MPT_CIPHER_AES256GCM
                                                                        : MPT_CIPHER_CHACHA20;
     mpt_keys_init(&ss->keys, s2c, c2s, cipher);
+    MPT_DEBUG("session %016llx: %s, client mode %u", (unsigned long long)sid,
+              mpt_cipher_name(cipher), buf[MPT_HELLO_OFF_MODE]);
     ss->created_us = now;
     ss->last_rx_us = now;
     ss->mode = buf[MPT_HELLO_OFF_MODE];
@@ -407,6 +494,9 @@ static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, con
         f->target = target;
         mpt_index_insert(&s->flow_by_key, slot, flow_key(sslot, id));
         ss->nflows++;
+        s->flows_opened++;
+        MPT_DEBUG("flow %u of session %016llx opened towards target %u (%u flows in use)", id,
+                  (unsigned long long)ss->sid, target, s->flow_slots.used);
         o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, slot);
         if (o)
             o->target = target;
@@ -464,9 +554,14 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
     n = mpt_data_open(k, buf, len, plain);
     if (n < 0) {
         q->used = mark;
-        s->ctr.drops[-n]++;
+        if (n == MPT_OPEN_DUPLICATE)
+            s->ctr.duplicates++;
+        else if (n == -MPT_DROP_AUTH)
+            auth_failed(s, now, from, "a datagram of a known session");
+        else
+            s->ctr.drops[-n]++;
         /* A copy another path delivered first: count it on its path for the loss figures. */
-        if (n == -MPT_DROP_REPLAY) {
+        if (n == MPT_OPEN_DUPLICATE || n == -MPT_DROP_REPLAY) {
             p = path_find(ss, from);
             if (p) {
                 p->rx_dgrams++;
@@ -598,6 +693,35 @@ static void forget_paths(struct mpt_server_session *ss, uint64_t now)
     }
 }
 
+/* Counters of the last period, at debug level. */
+static void log_stats(struct mpt_server *s, uint64_t now)
+{
+    const struct mpt_counters *k = &s->ctr, *o = &s->stats_ctr;
+
+    if (!s->stats_next_us) {
+        s->stats_next_us = now + MPT_CLIENT_STATS_US;
+        return;
+    }
+    if (now < s->stats_next_us)
+        return;
+    s->stats_next_us = now + MPT_CLIENT_STATS_US;
+    MPT_DEBUG("last %llu s: %llu datagrams to the target, %llu back; %llu received on paths, "
+              "%llu sent, %llu duplicates dropped, %llu rejected, %llu handshakes; sessions %u in "
+              "use; flows %u in use, %llu opened, %llu closed",
+              MPT_CLIENT_STATS_US / 1000000, (unsigned long long)(k->app_tx - o->app_tx),
+              (unsigned long long)(k->app_rx - o->app_rx),
+              (unsigned long long)(k->rx_dgrams - o->rx_dgrams),
+              (unsigned long long)(k->tx_dgrams - o->tx_dgrams),
+              (unsigned long long)(k->duplicates - o->duplicates),
+              (unsigned long long)(mpt_counters_rejected(k) - mpt_counters_rejected(o)),
+              (unsigned long long)(k->handshakes - o->handshakes), s->session_slots.used,
+              s->flow_slots.used, (unsigned long long)(s->flows_opened - s->stats_flows_opened),
+              (unsigned long long)(s->flows_closed - s->stats_flows_closed));
+    s->stats_ctr = s->ctr;
+    s->stats_flows_opened = s->flows_opened;
+    s->stats_flows_closed = s->flows_closed;
+}
+
 uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq *q)
 {
     uint64_t flow_to = (uint64_t)s->p.flow_timeout_ms * 1000;
@@ -627,6 +751,8 @@ uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq
         }
         i = newer;
     }
+    authlog_flush(s, now);
+    log_stats(s, now);
     return next;
 }
 

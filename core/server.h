@@ -26,6 +26,20 @@ struct mpt_server_params {
 
 #define MPT_PATH_ID_UNKNOWN 0xff
 
+/* Sources whose datagrams failed authentication, for the log: the first failure of a source is
+ * logged at once, the next ones summed up every MPT_SERVER_AUTHLOG_US; at most
+ * MPT_SERVER_AUTHLOG_BURST lines at a time and one a second on average, however many sources. */
+#define MPT_SERVER_AUTHLOG_SLOTS 8
+#define MPT_SERVER_AUTHLOG_US 60000000ULL
+#define MPT_SERVER_AUTHLOG_BURST 8
+
+struct mpt_server_authfail {
+    struct mpt_addr src; /* the address; the port as last seen */
+    uint64_t pending;    /* failures not logged yet */
+    uint64_t total;
+    uint64_t last_us, logged_us; /* 0 = never */
+};
+
 struct mpt_server_path {
     struct mpt_addr addr; /* where this path's datagrams come from, and replies go */
     uint8_t id;           /* the client's path index, from its probes */
@@ -82,6 +96,13 @@ struct mpt_server {
     struct mpt_ratelimit ratelimit;
     int aes; /* AES-256-GCM may be chosen: hardware support and not disabled */
     struct mpt_counters ctr;
+    struct mpt_server_authfail authfail[MPT_SERVER_AUTHLOG_SLOTS];
+    uint64_t authlog_stamp_us;
+    unsigned authlog_tokens;
+    uint64_t flows_opened, flows_closed;
+    uint64_t stats_next_us; /* counters logged every MPT_CLIENT_STATS_US at debug level */
+    struct mpt_counters stats_ctr;
+    uint64_t stats_flows_opened, stats_flows_closed;
     /* Flows closed by the last call, whose sockets the driver must close before it carries out
      * the output queue (where a slot may already be opened again). */
     uint32_t *closed;

@@ -54,8 +54,11 @@ int mpt_data_open(struct mpt_keys *k, const uint8_t *buf, size_t len, uint8_t *o
     uint64_t ctr = mpt_get64(buf + MPT_DATA_OFF_CTR);
 
     /* Duplicates and replays stop here, before any crypto work. */
-    if (mpt_window_check(&k->rx_window, ctr) != 0)
-        return -MPT_DROP_REPLAY;
+    if (mpt_window_check(&k->rx_window, ctr) != 0) {
+        const struct mpt_window *w = &k->rx_window;
+        return ctr != 0 && ctr <= w->top && w->top - ctr < MPT_WINDOW_BITS ? MPT_OPEN_DUPLICATE
+                                                                           : -MPT_DROP_REPLAY;
+    }
     if (k->cipher == MPT_CIPHER_AES256GCM) {
         uint8_t nonce[12] = {0};
         size_t ctlen = len - MPT_DATA_OVERHEAD;

@@ -26,7 +26,7 @@ enum mpt_drop {
     MPT_DROP_MALFORMED = 0, /* bad size, version, type or inner message */
     MPT_DROP_SESSION,       /* unknown session */
     MPT_DROP_AUTH,          /* failed authentication (MAC or AEAD) */
-    MPT_DROP_REPLAY,        /* replayed, a multipath duplicate, or too old */
+    MPT_DROP_REPLAY,        /* replayed from before the window (too old), or counter 0 */
     MPT_DROP_LIMIT,         /* over a limit (flows, sessions, size, handshake rate) */
     MPT_DROP_NOSESSION,     /* client: no session yet to carry it */
     MPT_DROP_COUNT,
@@ -41,8 +41,24 @@ struct mpt_counters {
     uint64_t sealed;              /* AEAD seal operations */
     uint64_t opened;              /* AEAD open operations attempted */
     uint64_t handshakes;          /* sessions established */
+    uint64_t duplicates;          /* copies of a datagram another path delivered first: dropped,
+                                     but not rejected (multipath sends them on purpose) */
     uint64_t drops[MPT_DROP_COUNT];
 };
+
+/* Datagrams rejected, every reason summed (duplicates are not rejected). */
+static inline uint64_t mpt_counters_rejected(const struct mpt_counters *c)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < MPT_DROP_COUNT; i++)
+        n += c->drops[i];
+    return n;
+}
+
+/* What mpt_data_open returns for a copy already received (inside the window): not a drop reason,
+ * counted in `duplicates'. */
+#define MPT_OPEN_DUPLICATE (-(MPT_DROP_COUNT + 1))
 
 /* Installs fresh keys for `cipher` (counters reset, window empty). */
 void mpt_keys_init(struct mpt_keys *k, const uint8_t tx[MPT_KEY_LEN], const uint8_t rx[MPT_KEY_LEN],
@@ -66,7 +82,8 @@ static inline uint64_t mpt_data_sid(const uint8_t *buf)
 }
 
 /* Checks the window (read-only), decrypts into out (len - MPT_DATA_OVERHEAD bytes), then records
- * the counter. Returns the inner length, or -MPT_DROP_REPLAY / -MPT_DROP_AUTH. */
+ * the counter. Returns the inner length, MPT_OPEN_DUPLICATE (a counter the window holds), or
+ * -MPT_DROP_REPLAY (older than the window) / -MPT_DROP_AUTH. */
 int mpt_data_open(struct mpt_keys *k, const uint8_t *buf, size_t len, uint8_t *out);
 
 #endif

@@ -339,6 +339,7 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     for (unsigned i = 0; i < cc->npaths && i < MPT_MAX_PATHS; i++) {
         params.priority[i] = cc->paths[i].priority;
         params.weight[i] = cc->paths[i].weight;
+        mpt_path_label(&cc->paths[i], params.path_name[i], sizeof(params.path_name[i]));
     }
     rc = mpt_client_init(&d->core, &params);
     if (!rc)
@@ -375,11 +376,12 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         rc = open_path(d, i, &cc->paths[i], cfg, err, errlen);
         if (rc)
             goto fail;
+        mpt_client_set_remote(&d->core, i, &d->paths[i].remote);
         d->npaths++;
     }
     for (unsigned i = 0; i < d->npaths; i++)
-        MPT_INFO("path %u: %s%s%s -> %s", i, cc->paths[i].name[0] ? "[" : "", cc->paths[i].name,
-                 cc->paths[i].name[0] ? "] " : "", mpt_addr_str(&d->paths[i].remote, a, sizeof(a)));
+        MPT_INFO("path %u (%s) -> %s", i + 1, d->core.p.path_name[i],
+                 mpt_addr_str(&d->paths[i].remote, a, sizeof(a)));
     MPT_INFO("client listening on %s, %u path%s, mode %s", mpt_addr_str(&laddr, a, sizeof(a)),
              d->npaths, d->npaths == 1 ? "" : "s", mpt_mode_name(cc->mode));
     run_timer(d);

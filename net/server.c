@@ -229,16 +229,12 @@ static void on_control_closed(void *arg)
 static void log_summary(const struct mpt_server_drv *d)
 {
     const struct mpt_counters *c = &d->core.ctr;
-    unsigned long long rejected = 0;
 
-    for (int i = 0; i < MPT_DROP_COUNT; i++)
-        if (i != MPT_DROP_REPLAY)
-            rejected += c->drops[i];
     MPT_INFO("server stopping: %llu sessions, %llu datagrams to the target, %llu back, "
              "%llu duplicate copies dropped, %llu rejected",
              (unsigned long long)c->handshakes, (unsigned long long)c->app_tx,
-             (unsigned long long)c->app_rx, (unsigned long long)c->drops[MPT_DROP_REPLAY],
-             rejected);
+             (unsigned long long)c->app_rx, (unsigned long long)c->duplicates,
+             (unsigned long long)mpt_counters_rejected(c));
 }
 
 /* Closes every handle (mpt_driver_stop calls this once). */

@@ -252,6 +252,7 @@ static void counters(struct mpt_json *j, const struct mpt_counters *c)
     mpt_json_u64(j, "sealed", c->sealed);
     mpt_json_u64(j, "opened", c->opened);
     mpt_json_u64(j, "handshakes", c->handshakes);
+    mpt_json_u64(j, "duplicates", c->duplicates);
 }
 
 static void rejected(struct mpt_json *j, const struct mpt_counters *c)
@@ -279,18 +280,11 @@ static const char *mode_name(unsigned m)
     return n ? n : "unknown";
 }
 
-static void hostport_str(const struct mpt_hostport *hp, char *buf, size_t len)
-{
-    if (strchr(hp->host, ':'))
-        snprintf(buf, len, "[%s]:%u", hp->host, hp->port);
-    else
-        snprintf(buf, len, "%s:%u", hp->host, hp->port);
-}
-
 /* ---- client ---- */
 
 struct status_client_path {
     char name[MPT_CONFIG_NAME_MAX];
+    char label[MPT_PATH_NAME_MAX];
     char bridge[MPT_CONFIG_HOST_MAX + 16];
     char remote[MPT_ADDR_STRLEN];
     unsigned priority, weight;
@@ -328,7 +322,8 @@ struct mpt_status_client *mpt_status_client_new(const struct mpt_status_client_i
         const struct mpt_client_path *cp = &info->core->paths[i];
 
         snprintf(p->name, sizeof(p->name), "%s", pc->name);
-        hostport_str(&pc->bridge, p->bridge, sizeof(p->bridge));
+        mpt_path_label(pc, p->label, sizeof(p->label));
+        mpt_hostport_format(&pc->bridge, p->bridge, sizeof(p->bridge));
         mpt_addr_str(&info->remote[i], p->remote, sizeof(p->remote));
         p->priority = pc->priority;
         p->weight = pc->weight;
@@ -392,6 +387,13 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
     }
     ms_ago(j, "last_heard_ms", now, c->last_auth_us);
     mpt_json_u64(j, "established", c->sessions_established);
+    if (mpt_client_silence_us(c, now)) {
+        mpt_json_u64(j, "silent_ms", mpt_client_silence_us(c, now) / 1000);
+        mpt_json_u64(j, "handshakes_sent", c->hs_attempts);
+    } else {
+        mpt_json_null(j, "silent_ms");
+        mpt_json_null(j, "handshakes_sent");
+    }
     mpt_json_end(j);
 
     mpt_json_obj(j, "flows");
@@ -408,6 +410,7 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
         mpt_json_u64(j, "index", i);
         mpt_json_str(j, "name", p->name);
         mpt_json_str(j, "bridge", p->bridge);
+        mpt_json_str(j, "label", p->label);
         mpt_json_str(j, "remote", p->remote);
         mpt_json_u64(j, "priority", p->priority);
         mpt_json_u64(j, "weight", p->weight);

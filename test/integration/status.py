@@ -16,6 +16,7 @@ Environment: MPTUNNEL = the mptunnel binary, MPT_SRC = the source tree (for the 
 Exit 0 pass, 1 fail, 77 skip.
 """
 import json
+import re
 import os
 import shutil
 import signal
@@ -283,10 +284,12 @@ def main():
 
     # The readable report.
     rc, out, err = status(cfg, "--client")
-    rows = [l.split() for l in out.splitlines() if l.startswith("  #")]
+    rows = [l.split() for l in out.splitlines() if re.match(r"  \d+ ", l)]
     check(rc == 0 and len(rows) == 2, "report: 2 path rows\n" + out)
-    check([r[1] for r in rows] == ["127.0.0.1:%d" % b1, "127.0.0.1:%d" % b2] and
+    check([r[:2] for r in rows] == [["1", "127.0.0.1:%d" % b1], ["2", "127.0.0.1:%d" % b2]] and
           [r[2] for r in rows] == ["up", "up"], "report rows: %s" % [r[:3] for r in rows])
+    check(max(len(l) for l in out.splitlines() if "tunnel.ini" not in l) <= 100,
+          "report: every line but the file's within 100 columns")
     check("session established" in out and "rejected:" in out, "report: session and rejected")
 
     # Nobody answering: exit 1, naming the path.

@@ -978,7 +978,7 @@ static void determinism(void)
         o[1] = w.recv_up;
         o[2] = w.recv_down;
         o[3] = w.c.sid;
-        o[4] = w.s.ctr.drops[MPT_DROP_REPLAY];
+        o[4] = w.s.ctr.duplicates;
         o[5] = w.c.ctr.rx_bytes;
         sim_free(&w);
     }
