@@ -458,7 +458,23 @@ static void send_flow(struct mpt_client *c, uint32_t id, const uint8_t *buf, siz
 static void hold(struct mpt_client *c, uint64_t now, uint32_t id, const uint8_t *buf, size_t len)
 {
     struct mpt_client_held *h;
+    unsigned stale = 0;
 
+    /* Held in the order they came: the stale ones (which the session would drop) are the first
+     * few, and give their room to the newcomer. */
+    while (stale < c->nheld && now - c->held[stale].at_us > MPT_CLIENT_HELD_US)
+        stale++;
+    if (stale) {
+        uint32_t off = stale < c->nheld ? c->held[stale].off : (uint32_t)c->held_used;
+        memmove(c->held_buf, c->held_buf + off, c->held_used - off);
+        c->held_used -= off;
+        for (unsigned i = stale; i < c->nheld; i++) {
+            c->held[i - stale] = c->held[i];
+            c->held[i - stale].off -= off;
+        }
+        c->nheld -= stale;
+        c->ctr.drops[MPT_DROP_NOSESSION] += stale;
+    }
     if (c->nheld == MPT_CLIENT_HELD_MAX || MPT_CLIENT_HELD_BYTES - c->held_used < len) {
         c->ctr.drops[MPT_DROP_NOSESSION]++;
         return;
