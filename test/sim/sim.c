@@ -302,6 +302,7 @@ static void server_drain(struct sim *w)
             break;
         case MPT_OUT_FLOW_OPEN:
             ASSERT_LT(o->index, w->cfg.sp.max_flows);
+            w->flow_opens++;
             w->flow_gen[o->index]++;
             w->flow_app[o->index] = -1;
             break;
@@ -1009,6 +1010,8 @@ int main(int argc, char **argv)
     for (const struct task_case *c = cases; c->name; c++)
         all[n++] = *c;
     for (const struct task_case *c = sim_mode_cases; c->name; c++)
+        all[n++] = *c;
+    for (const struct task_case *c = sim_lifetime_cases; c->name; c++)
         all[n++] = *c;
     all[n] = (struct task_case){NULL, NULL};
     return task_run(all, argc, argv);

@@ -75,6 +75,7 @@ struct sim {
     uint64_t sent_up, recv_up, dup_up, corrupt_up;
     uint64_t echo_sent, recv_down, dup_down, corrupt_down, misdelivered, crossed_flows;
     uint64_t max_sessions_used, max_flows_used, max_client_flows;
+    uint64_t flow_opens; /* flow sockets the server opened */
     uint64_t events;
     /* Per path, each way (index 0 = client -> server, 1 = server -> client): datagrams and bytes
      * handed to the path (probes and handshakes included), copies of flow datagrams among them,
@@ -110,5 +111,7 @@ void check_integrity(const struct sim *w);
 
 /* The cases of sim_modes.c: path health and the scheduling modes. */
 extern const struct task_case sim_mode_cases[];
+/* The cases of sim_lifetime.c: tables expiring and coming back. */
+extern const struct task_case sim_lifetime_cases[];
 
 #endif
