@@ -15,6 +15,8 @@ const struct mpt_cmd mpt_cmds[] = {
      mpt_usage_demo},
     {"status", mpt_cmd_status, "show the live state of a running client or server",
      mpt_usage_status},
+    {"check", mpt_cmd_check, "validate a configuration, resolve its names, print the settings",
+     mpt_usage_check},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -267,6 +267,10 @@ static int set_secret_file(struct config_ctx *c, const char *key, const char *va
     }
     c->cfg->have_secret = 1;
     c->cfg->secret_line = c->line;
+    if (strlen(path) < sizeof(c->cfg->secret_file))
+        strcpy(c->cfg->secret_file, path);
+    else
+        snprintf(c->cfg->secret_file, sizeof(c->cfg->secret_file), "%.500s...", path);
     rc = 0;
 out:
     if (fd >= 0)
@@ -491,6 +495,28 @@ static const struct config_key keys[] = {
 };
 
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= NKEYS, "raise NKEYS");
+_Static_assert(NKEYS <= 64, "mpt_config.given holds a bit per key");
+
+const char *mpt_config_key(unsigned i, const char **section)
+{
+    if (i >= sizeof(keys) / sizeof(keys[0]) || !keys[i].name)
+        return NULL;
+    *section = section_names[keys[i].section];
+    return keys[i].name;
+}
+
+int mpt_config_key_given(const struct mpt_config *cfg, const struct mpt_path_config *path,
+                         const char *section, const char *key)
+{
+    for (const struct config_key *k = keys; k->name; k++) {
+        if (strcmp(section_names[k->section], section) != 0 || strcmp(k->name, key) != 0)
+            continue;
+        if (k->section == SEC_PATH)
+            return path && (path->given >> (k - keys)) & 1;
+        return (cfg->given >> (k - keys)) & 1;
+    }
+    return 0;
+}
 
 /* "[client]" or "[path NAME]", for messages. */
 static const char *section_label(struct config_ctx *c, char *buf, size_t len)
@@ -548,6 +574,10 @@ static int on_key(struct config_ctx *c, const char *name, const char *value)
         return fail(c, c->line, "%s: duplicate key (first given at line %d)", name, *seen);
     if (!*seen)
         *seen = c->line;
+    if (c->section == SEC_PATH)
+        c->path->given |= 1ull << (k - keys);
+    else
+        c->cfg->given |= 1ull << (k - keys);
     /* The table's name, not inih's: it outlives the line (use_secret_key keeps it). */
     return k->set(c, k->name, value);
 }

@@ -45,6 +45,7 @@ struct mpt_path_config {
     char device[MPT_CONFIG_NAME_MAX];     /* SO_BINDTODEVICE, "" = none */
     unsigned priority;                    /* backup mode; lower is preferred; default 1 */
     unsigned weight;                      /* balance mode; default 1 */
+    uint64_t given;                       /* keys the section gave (mpt_config_key_given) */
 };
 
 struct mpt_client_config {
@@ -82,6 +83,8 @@ struct mpt_config {
                                              AES-256-GCM where both ends have it in hardware) */
     uint32_t sndbuf;                      /* [tunnel] sndbuf = 4M; 0 = default */
     uint32_t rcvbuf;                      /* [tunnel] rcvbuf; 0 = default */
+    char secret_file[512];                /* [tunnel] secret_file as opened, "" if not used */
+    uint64_t given;                       /* keys given outside [path NAME] sections */
     struct mpt_client_config client;
     struct mpt_server_config server;
 };
@@ -132,6 +135,35 @@ int mpt_size_parse(uint32_t *bytes, const char *text);
  * or /tmp/mptunnel-<uid>, the first that applies. Returns 0, -EINVAL or -ENAMETOOLONG. */
 int mpt_config_control_path(const struct mpt_config *cfg, enum mpt_config_role role, char *buf,
                             size_t len);
+
+/* The schema: the section ("tunnel", "client", "server" or "path") and name of key i, in the
+ * order of the file's documentation; NULL past the last key. */
+const char *mpt_config_key(unsigned i, const char **section);
+
+/* 1 if the file gave `key` in `section` ("path" for a [path NAME] section, then `path` names which
+ * one; NULL otherwise), 0 if the value is the default. */
+int mpt_config_key_given(const struct mpt_config *cfg, const struct mpt_path_config *path,
+                         const char *section, const char *key);
+
+/* One key with its effective value, as `mptunnel check` prints it. */
+struct mpt_config_item {
+    const char *section;             /* "tunnel", "client", "server" or "path NAME" */
+    const char *key;
+    const char *value;               /* in the file's syntax; a secret is never given */
+    const char *note;                /* NULL, or a remark ("default", "not set", ...) */
+    const struct mpt_hostport *addr; /* an address to resolve, or NULL */
+    int passive;                     /* addr is a local one (PORT alone = all addresses) */
+    int path;                        /* the path (from 1) the key belongs to, or 0 */
+};
+
+typedef void (*mpt_config_item_cb)(void *arg, const struct mpt_config_item *item);
+
+/* Calls cb for every key of [tunnel] and, as `role` says, of [client] and its paths (plain
+ * `bridge =' lines in [client], then each [path NAME]) and of [server] (MPT_ROLE_ANY: every side
+ * the file has a section for), with its value after defaults. Keys that are not set still come,
+ * with an empty value and a note. Secrets never come, only whether one is set. */
+void mpt_config_walk(const struct mpt_config *cfg, enum mpt_config_role role,
+                     mpt_config_item_cb cb, void *arg);
 
 const char *mpt_mode_name(enum mpt_sched_mode mode);
 const char *mpt_log_level_name(enum mpt_log_level level);

@@ -1,0 +1,195 @@
+#!/bin/bash
+# mptunnel check: a good file prints every key with its effective value and exits 0 without
+# binding anything; a bad file (syntax, a key, a host name that does not resolve, a side missing)
+# exits 2 naming file:line and key; no secret is ever printed.
+set -u
+
+: "${MPTUNNEL:?MPTUNNEL must name the mptunnel binary}"
+MPTUNNEL=$(realpath "$MPTUNNEL")
+dir=$(mktemp -d /tmp/mpt-check.XXXXXX) || exit 1
+holder=
+cleanup() {
+    [ -n "$holder" ] && kill "$holder" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+cd "$dir" || exit 1
+
+SECRET=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+failures=0
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+
+# run ARGS...: `mptunnel check ARGS...' with its status in $status, output in out.txt/err.txt.
+run() {
+    timeout 30 "$MPTUNNEL" check "$@" >out.txt 2>err.txt </dev/null
+    status=$?
+}
+
+# has FILE REGEX: the file has a line matching the extended regular expression.
+has() {
+    grep -qE -- "$2" "$1" || fail "$1 lacks /$2/: $(head -c 1500 "$1")"
+}
+
+# A port held by another socket: check must not try to bind it.
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+open(sys.argv[1] + ".tmp", "w").write("%d\n" % s.getsockname()[1])
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(120)' "$dir/port" &
+holder=$!
+for _ in $(seq 100); do
+    [ -s "$dir/port" ] && break
+    sleep 0.05
+done
+held_port=$(cat "$dir/port") || exit 1
+
+cat >tunnel.ini <<INI
+[tunnel]
+secret = $SECRET
+[client]
+listen = 127.0.0.1:$held_port
+bridge = 127.0.0.1:4000
+bridge = localhost:4001
+flow_timeout = 90s
+control = $dir/client.sock
+[path lte]
+bridge = [::1]:4002
+priority = 2
+[server]
+listen = 2000
+target = localhost:1194
+control = $dir/server.sock
+INI
+
+run -c tunnel.ini
+[ "$status" -eq 0 ] || fail "good file: exit status $status, want 0; stderr: $(cat err.txt)"
+[ ! -s err.txt ] || fail "good file: stderr not empty: $(cat err.txt)"
+has out.txt '^; tunnel.ini: good for client and server$'
+has out.txt '^\[tunnel\]$'
+has out.txt '^secret = \(not shown\) +; set$'
+has out.txt '^log_level = info +; default$'
+has out.txt "^listen = 127\.0\.0\.1:$held_port\$"
+has out.txt '^bridge = 127\.0\.0\.1:4000 +; path 1$'
+has out.txt '^bridge = localhost:4001 +; path 2, localhost -> 127\.0\.0\.1:4001$'
+has out.txt '^flow_timeout = 90s$'
+has out.txt '^probe_interval = 200ms +; default$'
+has out.txt '^\[path lte\] +; path 3$'
+has out.txt '^priority = 2$'
+has out.txt '^weight = 1 +; default$'
+has out.txt '^\[server\]$'
+has out.txt '^listen = 2000 +; all addresses: \[::\]:2000$'
+has out.txt '^target = localhost:1194 +; localhost -> 127\.0\.0\.1:1194$'
+has out.txt '^session_timeout = 2m +; default$'
+has out.txt "^control = $dir/server\\.sock\$"
+# Every key of the schema, once per section (the unit test checks the schema's completeness).
+keys=$(grep -cE '^[a-z_]+ = ' out.txt)
+[ "$keys" -eq 27 ] || fail "good file: $keys keys printed, want 27"
+echo "good file: exit 0, $keys keys printed"
+[ ! -e client.sock ] && [ ! -e server.sock ] || fail "check made a control socket"
+
+run -c tunnel.ini --server
+[ "$status" -eq 0 ] || fail "--server: exit status $status"
+has out.txt '^; tunnel.ini: good for server$'
+grep -q '^\[client\]' out.txt && fail "--server printed [client]"
+
+run -q --config=tunnel.ini
+[ "$status" -eq 0 ] && [ ! -s out.txt ] && [ ! -s err.txt ] || fail "-q: status $status, output"
+
+# A secret file: its path is shown, never its content.
+echo "$SECRET" >secret.key
+sed -i "s|^secret = .*|secret_file = secret.key|" tunnel.ini
+run -c tunnel.ini
+[ "$status" -eq 0 ] || fail "secret_file: exit status $status; $(cat err.txt)"
+has out.txt '^secret_file = secret\.key +; read; the secret is not shown$'
+has out.txt '^secret = +; from secret_file$'
+cat out.txt err.txt | grep -q AAECAwQF && fail "the secret was printed"
+
+# bad NAME WANT_TEXT [ARGS...] < file: exit status 2 and WANT_TEXT on stderr, nothing on stdout.
+bad() {
+    local name=$1 want=$2
+    shift 2
+    cat >bad.ini
+    [ $# -gt 0 ] || set -- -c bad.ini
+    run "$@"
+    if [ "$status" -ne 2 ]; then
+        fail "$name: exit status $status, want 2; stderr: $(head -c 300 err.txt)"
+    elif ! grep -qF -- "$want" err.txt; then
+        fail "$name: stderr lacks \`$want': $(head -c 300 err.txt)"
+    elif [ -s out.txt ]; then
+        fail "$name: printed settings: $(head -c 300 out.txt)"
+    elif grep -q AAECAwQF err.txt; then
+        fail "$name: the secret was printed"
+    else
+        echo "ok: $name -> $(head -n 1 err.txt)"
+    fi
+}
+
+bad "unknown key" "mptunnel check: bad.ini:5: colour: unknown key in [client]" <<INI
+[tunnel]
+secret = $SECRET
+[client]
+listen = 3000
+colour = blue
+bridge = 127.0.0.1:4000
+INI
+
+bad "host name that does not resolve" \
+    "mptunnel check: bad.ini:5: bridge: cannot resolve \`nosuch.invalid'" <<INI
+[tunnel]
+secret = $SECRET
+[client]
+listen = 3000
+bridge = nosuch.invalid:4000
+INI
+
+bad "bad duration" "bad.ini:4: session_timeout: invalid duration \`soon'" <<INI
+[tunnel]
+secret = $SECRET
+[server]
+session_timeout = soon
+listen = 2000
+target = 127.0.0.1:1194
+INI
+
+bad "side missing what it needs" "bad.ini: [server]: no target" <<INI
+[tunnel]
+secret = $SECRET
+[server]
+listen = 2000
+INI
+
+bad "side asked for but absent" "bad.ini: no [client] section" -c bad.ini --client <<INI
+[tunnel]
+secret = $SECRET
+[server]
+listen = 2000
+target = 127.0.0.1:1194
+INI
+
+bad "neither side" "bad.ini: no [client] or [server] section" <<INI
+[tunnel]
+secret = $SECRET
+INI
+
+bad "no secret" "bad.ini: [tunnel]: no secret" <<INI
+[server]
+listen = 2000
+target = 127.0.0.1:1194
+INI
+
+bad "missing file" "nosuch.ini: cannot open" -c nosuch.ini </dev/null
+bad "no -c" "no configuration file (use -c FILE)" -q </dev/null
+bad "unknown option" "unknown option \`--frobnicate'" -c bad.ini --frobnicate </dev/null
+
+"$MPTUNNEL" check --help | grep -q '^Usage: mptunnel check -c FILE' || fail "check --help"
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures failure(s)"
+    exit 1
+fi
+echo "all check cases passed"
