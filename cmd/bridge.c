@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "net/bridge.h"
+#include "net/notify.h"
 #include "net/resolve.h"
 
 #define CMD "bridge"
@@ -381,6 +382,7 @@ int mpt_cmd_bridge(int argc, char **argv)
     struct mpt_bridge_stats st;
     struct mpt_loop *loop = NULL;
     struct mpt_bridge *b = NULL;
+    struct mpt_notify *notify = NULL;
     char s[MPT_ADDR_STRLEN];
     int rc = MPT_EXIT_FAIL, err;
 
@@ -432,6 +434,18 @@ int mpt_cmd_bridge(int argc, char **argv)
                       mpt_strerror(err));
         goto out;
     }
+    err = mpt_notify_start(loop, &notify);
+    if (err)
+        MPT_WARN("no watchdog keep-alive: %s", mpt_strerror(err));
+    {
+        char line[160], to[MPT_ADDR_STRLEN];
+        struct mpt_addr local;
+
+        mpt_bridge_local(b, &local);
+        snprintf(line, sizeof(line), "bridge: %s -> %s", mpt_addr_str(&local, s, sizeof(s)),
+                 mpt_addr_str(&o.to, to, sizeof(to)));
+        mpt_notify_ready(line);
+    }
     err = mpt_loop_run(loop);
     mpt_bridge_get_stats(b, &st);
     log_summary(&st, a.record != NULL);
@@ -442,6 +456,7 @@ int mpt_cmd_bridge(int argc, char **argv)
     rc = MPT_EXIT_OK;
 out:
     mpt_bridge_free(b);
+    mpt_notify_free(notify);
     if (mpt_loop_free(loop) != 0) {
         mpt_cmd_error(CMD, "internal error: handles left open at exit");
         rc = MPT_EXIT_FAIL;

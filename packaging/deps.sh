@@ -1,9 +1,14 @@
 # Sourced by run-tests.sh and run-demo.sh: installs the Debian packages that are missing.
 #
+# MPT_BUILD_DEPS: what building mptunnel needs on Debian 12 (the README's list).
+#
 # mpt_install_deps PACKAGE...
 #   Installs with `apt-get install -y` the packages dpkg does not report as installed; runs
 #   `apt-get update` once, and only if something is missing. Needs root (or sudo without a
 #   password) only when it has to install. Returns non-zero if installation fails.
+
+MPT_BUILD_DEPS=(build-essential cmake ninja-build pkg-config libuv1-dev libinih-dev libsodium-dev
+    libsystemd-dev)
 
 mpt_pkg_installed()
 {

@@ -15,8 +15,7 @@ root=$PWD
 
 build=${MPT_BUILD_DIR:-build}
 
-mpt_install_deps build-essential cmake ninja-build pkg-config libuv1-dev libinih-dev \
-    libsodium-dev || exit 1
+mpt_install_deps "${MPT_BUILD_DEPS[@]}" || exit 1
 
 echo "==> building mptunnel in $build/"
 if [ -f "$build/CMakeCache.txt" ]; then

@@ -1,0 +1,32 @@
+/* systemd service notifications through libsystemd's sd_notify: readiness, reloads, stopping,
+ * a status line, and the watchdog's keep-alive sent from the loop. Everything does nothing when
+ * the process was not started by systemd with Type=notify (no NOTIFY_SOCKET). No uv.h here, so
+ * cmd/ can use it. */
+#ifndef MPT_NET_NOTIFY_H
+#define MPT_NET_NOTIFY_H
+
+#include "net/loop.h"
+
+struct mpt_notify;
+
+/* Starts the watchdog keep-alive on `loop` if the service manager expects one (WatchdogSec=, seen
+ * as WATCHDOG_USEC): WATCHDOG=1 every half of that interval, from a timer of the loop, so a loop
+ * that hangs stops the keep-alives. The timer does not keep the loop running; it stops with the
+ * loop (SIGINT, SIGTERM, mpt_loop_stop), which also sends STOPPING=1. Returns 0 or a negative
+ * UV_E* code (no keep-alive then); *out is set either way, for mpt_notify_free. */
+int mpt_notify_start(struct mpt_loop *loop, struct mpt_notify **out);
+
+/* Stops the keep-alive and drops the caller's hold on n, after mpt_loop_run and before
+ * mpt_loop_free (which completes the close). Accepts NULL. */
+void mpt_notify_free(struct mpt_notify *n);
+
+/* READY=1 with a status line (may be NULL): the service is up (listening). Also ends a reload. */
+void mpt_notify_ready(const char *status);
+
+/* RELOADING=1 (with MONOTONIC_USEC): a reload begins; mpt_notify_ready ends it. */
+void mpt_notify_reloading(void);
+
+/* STATUS=<line>: a short line for `systemctl status'. */
+void mpt_notify_status(const char *status);
+
+#endif
