@@ -104,8 +104,10 @@ static unsigned send_paths(struct mpt_client *c, const uint8_t *buf, size_t len,
     for (unsigned i = 0; i < c->p.npaths; i++) {
         if (!(mask & (1u << i)))
             continue;
-        if (!mpt_outq_push(q, MPT_OUT_PATH, buf, len, i))
-            break;
+        if (!mpt_outq_push(q, MPT_OUT_PATH, buf, len, i)) {
+            c->ctr.queue_full++;
+            continue;
+        }
         copies++;
         c->paths[i].data_tx += data != 0;
         c->paths[i].tx_dgrams++;
@@ -488,20 +490,30 @@ static void hold(struct mpt_client *c, uint64_t now, uint32_t id, const uint8_t 
     c->held_used += len;
 }
 
-/* Sends what was held, if still fresh and its flow still open. */
-static void release_held(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
+/* Sends what was held, if still fresh and its flow still open, as far as the output queue has
+ * room for it besides what the same timer call must send after it (a probe per path, a HELLO):
+ * the rest waits for the next call, once the driver has sent the queue. Returns 1 if some is
+ * still held. */
+static int release_held(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
 {
-    for (unsigned i = 0; i < c->nheld; i++) {
-        const struct mpt_client_held *h = &c->held[i];
+    const unsigned reserve = 2 * c->p.npaths + 4;
+
+    for (; c->held_next < c->nheld; c->held_next++) {
+        const struct mpt_client_held *h = &c->held[c->held_next];
         if (now - h->at_us > MPT_CLIENT_HELD_US ||
             mpt_index_find(&c->flow_by_id, h->flow) == MPT_NIL) {
             c->ctr.drops[MPT_DROP_NOSESSION]++;
             continue;
         }
+        if (q->max - q->n < c->p.npaths + reserve ||
+            q->cap - q->used < h->len + MPT_DATA_OVERHEAD + 64 + MPT_OUTQ_INPUT_BYTES)
+            return 1;
         send_flow(c, h->flow, c->held_buf + h->off, h->len, q);
     }
     c->nheld = 0;
+    c->held_next = 0;
     c->held_used = 0;
+    return 0;
 }
 
 void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr *app,
@@ -883,12 +895,13 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
 {
     uint64_t next = now + 1000000, probe_us = (uint64_t)c->p.probe_interval_ms * 1000;
     uint32_t oldest;
+    int more_held = 0;
 
     if (c->state == MPT_CLIENT_IDLE)
         start_handshake(c, now);
     if (c->state == MPT_CLIENT_ESTABLISHED) {
         if (c->nheld)
-            release_held(c, now, q);
+            more_held = release_held(c, now, q);
         update_path_states(c, now);
         if (c->hs_sid == 0 && now - c->last_auth_us >= dead_after_us(c)) {
             MPT_WARN("session %016llx silent for %llu ms on every path: re-establishing",
@@ -931,5 +944,8 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
         if (exp < next)
             next = exp;
     }
+    /* Called again as soon as the driver has sent this call's queue. */
+    if (more_held)
+        next = now;
     return next > now ? next : now + 1;
 }

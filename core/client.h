@@ -146,6 +146,7 @@ struct mpt_client {
 
     struct mpt_client_held held[MPT_CLIENT_HELD_MAX];
     unsigned nheld;
+    unsigned held_next; /* the first not yet released (a release may take several calls) */
     uint8_t *held_buf;
     size_t held_used;
 

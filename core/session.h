@@ -44,6 +44,7 @@ struct mpt_counters {
     uint64_t duplicates;          /* copies of a datagram another path delivered first: dropped,
                                      but not rejected (multipath sends them on purpose) */
     uint64_t drops[MPT_DROP_COUNT];
+    uint64_t queue_full; /* copies not queued: the driver's output queue had no room */
 };
 
 /* Datagrams rejected, every reason summed (duplicates are not rejected). */

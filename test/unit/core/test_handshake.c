@@ -340,6 +340,55 @@ static void no_session_yet(void)
     teardown();
 }
 
+/* Releasing the held datagrams never takes the room the same call needs for probes and
+ * handshakes: with a queue too small for all of them at once, each call releases what fits beside
+ * a probe on every path, and the rest follows in the next calls. */
+static void held_release_leaves_room(void)
+{
+    struct mpt_addr a = addr4(0x7f000001, 5001);
+    uint64_t probes[NPATHS];
+    unsigned calls = 0;
+    char msg[32];
+
+    setup();
+    mpt_outq_free(&fx.q);
+    ASSERT_EQ(mpt_outq_init(&fx.q, 96, 1 << 20), 0);
+    for (int i = 0; i < MPT_CLIENT_HELD_MAX; i++) {
+        snprintf(msg, sizeof(msg), "held %d", i);
+        app_send(&a, msg);
+    }
+    ASSERT_EQ(fx.c.nheld, MPT_CLIENT_HELD_MAX);
+    ctimer();
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.c.state, MPT_CLIENT_ESTABLISHED);
+    for (int i = 0; i < NPATHS; i++)
+        probes[i] = fx.c.paths[i].probes_sent;
+    while (fx.c.nheld && calls < 10) {
+        uint64_t next = mpt_client_on_timer(&fx.c, fx.now, &fx.q);
+        ASSERT_LE(fx.q.n, fx.q.max);
+        collect(0);
+        deliver_up();
+        if (fx.c.nheld)
+            ASSERT_LE(next, fx.now + 1); /* called again at once */
+        calls++;
+    }
+    printf("held datagrams released in %u timer calls of a 96-entry queue\n", calls);
+    ASSERT_EQ(fx.c.nheld, 0);
+    ASSERT_GT(calls, 1);
+    /* The first call sent a probe on every path despite the release. */
+    for (int i = 0; i < NPATHS; i++)
+        ASSERT_GT(fx.c.paths[i].probes_sent, probes[i]);
+    ASSERT_EQ(fx.targets.n, MPT_CLIENT_HELD_MAX);
+    for (int i = 0; i < MPT_CLIENT_HELD_MAX; i++) {
+        snprintf(msg, sizeof(msg), "held %d", i);
+        ASSERT(has_payload(&fx.targets.v[i], msg));
+    }
+    ASSERT_EQ(fx.c.ctr.queue_full, 0);
+    ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_NOSESSION], 0);
+    teardown();
+}
+
 static void tampered_hello(void)
 {
     uint8_t hello[MPT_HELLO_LEN], bad[MPT_HELLO_LEN];
@@ -934,6 +983,7 @@ static const struct task_case cases[] = {
     {"rehandshake_reply_lost", rehandshake_reply_lost},
     {"data_round_trip", data_round_trip},
     {"no_session_yet", no_session_yet},
+    {"held_release_leaves_room", held_release_leaves_room},
     {"tampered_hello", tampered_hello},
     {"tampered_reply", tampered_reply},
     {"replayed_hello", replayed_hello},
