@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#define MPT_WINDOW_WORDS 129 /* one word more than the window, for the ring */
-#define MPT_WINDOW_BITS ((MPT_WINDOW_WORDS - 1) * 64) /* 8192 */
+#define MPT_WINDOW_WORDS 1025 /* one word more than the window, for the ring */
+#define MPT_WINDOW_BITS ((MPT_WINDOW_WORDS - 1) * 64) /* 65536 */
 
 struct mpt_window {
     uint64_t top; /* highest counter accepted; 0 = none yet (counters start at 1) */
