@@ -19,11 +19,14 @@ void mpt_usage_demo(FILE *out)
             "\n"
             "Runs the whole tunnel in one process on 127.0.0.1: an echo target, the server, N\n"
             "bridges that lose datagrams at random, the client, and a traffic generator. Prints\n"
-            "every second the loss each path shows against the loss end to end, then a summary.\n"
+            "every second the loss end to end (over the last settled second and in total) and\n"
+            "each path's (at its bridge, last second and total), a line when the client takes a\n"
+            "path for down or alive again, and a summary at the end or on Ctrl-C.\n"
             "\n"
             "Options:\n"
             "  --paths N        number of paths (bridges), 1-8 (default 3)\n"
-            "  --loss P         loss of every path in each direction, 0-1 (default 0.2)\n"
+            "  --loss P         loss of every path in each direction, 0-1 or a percentage\n"
+            "                   such as 20%% (default 0.2)\n"
             "  --delay MS       one-way delay added by every bridge (default 5)\n"
             "  --jitter MS      delay variation, uniform +-MS (default 1)\n"
             "  --rate PPS       datagrams per second (default 1000)\n"
@@ -52,11 +55,35 @@ static int parse_double(const char *opt, const char *v, double lo, double hi, do
     return 0;
 }
 
+/* A probability: 0-1, or a percentage such as 20%. */
+static int parse_prob(const char *opt, const char *v, double *out)
+{
+    size_t n = strlen(v);
+    char num[64];
+    double x;
+
+    if (n > 1 && n < sizeof(num) && v[n - 1] == '%') {
+        memcpy(num, v, n - 1);
+        num[n - 1] = '\0';
+        if (parse_double(opt, num, 0, 100, &x) != 0)
+            return -1;
+        *out = x / 100;
+        return 0;
+    }
+    return parse_double(opt, v, 0, 1, out);
+}
+
 static void print_header(const struct mpt_demo_report *r)
 {
-    printf("\n%6s %8s %9s %9s", "time", "sent", "e2e fwd", "e2e rtt");
+    printf("\n%6s %8s %17s %17s", "", "", "end-to-end loss", "round-trip loss");
     for (unsigned i = 0; i < r->npaths; i++)
-        printf(" | path %u: loss-> <-loss   rtt ", i + 1);
+        printf(" | %-6s %23s %7s", "", "loss at the bridge, %", "");
+    printf("\n%6s %8s %8s %8s %8s %8s", "time", "sent", "last s", "total", "last s", "total");
+    for (unsigned i = 0; i < r->npaths; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "path %u", i + 1);
+        printf(" | %-6s %11s %11s %7s", name, "-> s/total", "<- s/total", "rtt");
+    }
     printf("\n");
 }
 
@@ -67,6 +94,38 @@ struct demo_ctx {
     int finished;
     uint64_t duplicates, corrupted;
 };
+
+static void on_event(const struct mpt_demo_event *e, void *arg)
+{
+    char name[MPT_PATH_NAME_MAX + 4] = "";
+
+    if (e->label && e->label[0])
+        snprintf(name, sizeof(name), " (%s)", e->label);
+    switch (e->kind) {
+    case MPT_DEMO_BLACKOUT:
+        printf("%5.1fs path %u%s blacked out by the demo\n", e->at_s, e->path + 1, name);
+        break;
+    case MPT_DEMO_RESTORED:
+        printf("%5.1fs path %u%s: blackout over after %.1f s\n", e->at_s, e->path + 1, name,
+               e->after_s);
+        break;
+    case MPT_DEMO_PATH_DOWN:
+        if (e->after_s >= 0)
+            printf("%5.1fs path %u%s down: the client noticed %.2f s into the blackout\n", e->at_s,
+                   e->path + 1, name, e->after_s);
+        else
+            printf("%5.1fs path %u%s down\n", e->at_s, e->path + 1, name);
+        break;
+    case MPT_DEMO_PATH_UP:
+        if (e->after_s >= 0)
+            printf("%5.1fs path %u%s up again after %.1f s down\n", e->at_s, e->path + 1, name,
+                   e->after_s);
+        else
+            printf("%5.1fs path %u%s up again\n", e->at_s, e->path + 1, name);
+        break;
+    }
+    fflush(stdout);
+}
 
 static void on_report(const struct mpt_demo_report *r, void *arg)
 {
@@ -81,16 +140,23 @@ static void on_report(const struct mpt_demo_report *r, void *arg)
     if (r->final) {
         double p_rt = 1.0 - (1.0 - o->loss) * (1.0 - o->loss);
         double expect = 1.0 - pow(1.0 - pow(o->loss, o->paths), 2);
-        printf("\nSummary after %.1f s: %llu datagrams sent, %llu reached the target, %llu came "
+        printf("\nSummary after %.1f s%s: %llu datagrams sent, %llu reached the target, %llu came "
                "back.\n",
-               r->elapsed_s, (unsigned long long)r->sent, (unsigned long long)r->at_target,
-               (unsigned long long)r->delivered);
+               r->elapsed_s, r->interrupted ? " (interrupted)" : "", (unsigned long long)r->sent,
+               (unsigned long long)r->at_target, (unsigned long long)r->delivered);
+        if (r->interrupted)
+            printf("  the last %llu datagrams, sent too recently to tell, are left out of the "
+                   "loss figures.\n",
+                   (unsigned long long)r->in_flight);
         printf("  end-to-end loss: one way %.3f%%, round trip %.3f%%\n", 100 * r->loss_fwd,
                100 * r->loss_rt);
         printf("  one path alone would lose %.1f%% one way and %.1f%% round trip;\n", 100 * o->loss,
                100 * p_rt);
         printf("  %u independent paths: expected about %.3f%% one way, %.3f%% round trip.\n",
                o->paths, 100 * pow(o->loss, o->paths), 100 * expect);
+        for (unsigned i = 0; i < r->npaths; i++)
+            printf("  path %u (%s) lost %.1f%% -> and %.1f%% <- at its bridge\n", i + 1,
+                   r->paths[i].label, 100 * r->paths[i].loss_to, 100 * r->paths[i].loss_back);
         printf("  duplicates delivered: %llu, corrupted: %llu, sessions: %u, round-trip time p50 "
                "%.2f ms, p99 %.2f ms\n",
                (unsigned long long)r->duplicates, (unsigned long long)r->corrupted, r->sessions,
@@ -100,15 +166,20 @@ static void on_report(const struct mpt_demo_report *r, void *arg)
     }
     if (ctx->rows++ % 20 == 0)
         print_header(r);
-    printf("%5.0fs %8llu %8.2f%% %8.2f%%", r->elapsed_s, (unsigned long long)r->sent,
-           100 * r->loss_fwd, 100 * r->loss_rt);
+    printf("%5.0fs %8llu", r->elapsed_s, (unsigned long long)r->sent);
+    if (r->have_1s)
+        printf(" %7.2f%% %7.2f%% %7.2f%% %7.2f%%", 100 * r->loss_fwd_1s, 100 * r->loss_fwd,
+               100 * r->loss_rt_1s, 100 * r->loss_rt);
+    else
+        printf(" %8s %8s %8s %8s", "-", "-", "-", "-");
     for (unsigned i = 0; i < r->npaths; i++) {
         const struct mpt_demo_path *p = &r->paths[i];
-        printf(" | %-5s %5.1f%% %5.1f%% %5.1fms ",
+        printf(" | %-6s %5.1f/%-5.1f %5.1f/%-5.1f %5.1fms",
                p->down ? "DOWN"
                : p->up ? "up"
                        : "...",
-               100 * p->loss_to, 100 * p->loss_back, p->rtt_ms);
+               100 * p->loss_to_1s, 100 * p->loss_to, 100 * p->loss_back_1s, 100 * p->loss_back,
+               p->rtt_ms);
     }
     printf("\n");
     fflush(stdout);
@@ -116,7 +187,7 @@ static void on_report(const struct mpt_demo_report *r, void *arg)
 
 int mpt_cmd_demo(int argc, char **argv)
 {
-    struct demo_ctx ctx = {.o = {3, 0.2, 5, 1, 1000, 1000, 10000, 1, 0}};
+    struct demo_ctx ctx = {.o = {3, 0.2, 5, 1, 1000, 1000, 10000, 1, 0, on_event}};
     struct mpt_demo_options *o = &ctx.o;
     struct mpt_demo *demo;
     struct mpt_loop *loop;
@@ -142,7 +213,7 @@ int mpt_cmd_demo(int argc, char **argv)
         i++;
         if (strcmp(a, "--paths") == 0 && parse_double(a, val, 1, MPT_DEMO_MAX_PATHS, &v) == 0)
             o->paths = (unsigned)v;
-        else if (strcmp(a, "--loss") == 0 && parse_double(a, val, 0, 1, &v) == 0)
+        else if (strcmp(a, "--loss") == 0 && parse_prob(a, val, &v) == 0)
             o->loss = v;
         else if (strcmp(a, "--delay") == 0 && parse_double(a, val, 0, 10000, &v) == 0)
             o->delay_ms = (uint32_t)v;

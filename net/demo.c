@@ -46,6 +46,12 @@ struct mpt_demo {
     int sending_done;
     uint64_t done_us;
     int path_down;
+    int running, final_done;
+    uint64_t blackout_us;                    /* when the blackout began, elapsed */
+    int seen_up[MPT_DEMO_MAX_PATHS];         /* the client had the path up once */
+    int was_up[MPT_DEMO_MAX_PATHS];          /* at the last tick */
+    uint64_t down_at_us[MPT_DEMO_MAX_PATHS]; /* elapsed */
+    uint64_t prev_rx[MPT_DEMO_MAX_PATHS][2], prev_drop[MPT_DEMO_MAX_PATHS][2];
 
     uint64_t duplicates, corrupted, at_target, delivered;
     struct sec_counts secs[SECONDS];
@@ -165,23 +171,35 @@ static double percentile(const struct mpt_demo *d, double q)
     return HIST_BUCKETS * 10 / 1000.0;
 }
 
-static void fill_report(struct mpt_demo *d, struct mpt_demo_report *r, int final)
+static double ratio_lost(uint64_t sent, uint64_t got)
+{
+    return sent ? 1.0 - (double)(got < sent ? got : sent) / (double)sent : 0;
+}
+
+/* final: every second counts (the traffic is over); interrupted: only the settled ones. */
+static void fill_report(struct mpt_demo *d, struct mpt_demo_report *r, int final, int interrupted)
 {
     uint64_t now = elapsed_us(d);
-    uint64_t complete = final ? UINT64_MAX : now / 1000000; /* seconds before this are settled */
+    uint64_t complete = final && !interrupted ? UINT64_MAX : now / 1000000; /* seconds before
+                                                                               this are settled */
     uint64_t sent = 0, at = 0, del = 0;
     const struct mpt_client *c = mpt_client_drv_core(d->client);
 
     memset(r, 0, sizeof(*r));
     r->elapsed_s = (double)now / 1e6;
     r->final = final;
+    r->interrupted = interrupted;
     /* A second is settled one second after it ended: what has not come back by then is lost. */
     for (uint64_t s = 0; s + 1 < complete && s <= now / 1000000; s++) {
+        const struct sec_counts *k = &d->secs[s % SECONDS];
         if (now / 1000000 - s >= SECONDS)
             continue;
-        sent += d->secs[s % SECONDS].sent;
-        at += d->secs[s % SECONDS].at_target;
-        del += d->secs[s % SECONDS].delivered;
+        sent += k->sent;
+        at += k->at_target;
+        del += k->delivered;
+        r->loss_fwd_1s = ratio_lost(k->sent, k->at_target);
+        r->loss_rt_1s = ratio_lost(k->sent, k->delivered);
+        r->have_1s = 1;
     }
     r->sent = d->seq;
     r->at_target = d->at_target;
@@ -189,8 +207,8 @@ static void fill_report(struct mpt_demo *d, struct mpt_demo_report *r, int final
     r->duplicates = d->duplicates;
     r->corrupted = d->corrupted;
     r->in_flight = d->seq - sent;
-    r->loss_fwd = sent ? 1.0 - (double)at / (double)sent : 0;
-    r->loss_rt = sent ? 1.0 - (double)del / (double)sent : 0;
+    r->loss_fwd = ratio_lost(sent, at);
+    r->loss_rt = ratio_lost(sent, del);
     r->rtt_p50_ms = percentile(d, 0.50);
     r->rtt_p99_ms = percentile(d, 0.99);
     r->sessions = c->sessions_established;
@@ -198,15 +216,81 @@ static void fill_report(struct mpt_demo *d, struct mpt_demo_report *r, int final
     for (unsigned i = 0; i < d->o.paths; i++) {
         struct mpt_bridge_stats st;
         struct mpt_demo_path *p = &r->paths[i];
+        double l1[2];
         mpt_bridge_get_stats(d->bridges[i], &st);
+        for (int dir = 0; dir < 2; dir++) {
+            uint64_t rx = st.dir[dir].impair.received, drop = st.dir[dir].impair.dropped;
+            uint64_t drx = rx - d->prev_rx[i][dir], ddrop = drop - d->prev_drop[i][dir];
+            l1[dir] = drx ? (double)ddrop / (double)drx : 0;
+            d->prev_rx[i][dir] = rx;
+            d->prev_drop[i][dir] = drop;
+        }
+        snprintf(p->label, sizeof(p->label), "%s", c->p.path_name[i]);
         p->to_rx = st.dir[0].impair.received;
         p->back_rx = st.dir[1].impair.received;
         p->loss_to = p->to_rx ? (double)st.dir[0].impair.dropped / (double)p->to_rx : 0;
         p->loss_back = p->back_rx ? (double)st.dir[1].impair.dropped / (double)p->back_rx : 0;
+        p->loss_to_1s = l1[0];
+        p->loss_back_1s = l1[1];
         p->down = d->path_down && i == 0;
         p->up = c->paths[i].state != MPT_PATH_DOWN;
         p->rtt_ms = (double)c->paths[i].srtt_us / 1000.0;
     }
+}
+
+static void event(struct mpt_demo *d, enum mpt_demo_event_kind kind, unsigned path, uint64_t at_us,
+                  double after_s)
+{
+    struct mpt_demo_event e;
+
+    if (!d->o.on_event)
+        return;
+    e.kind = kind;
+    e.path = path;
+    e.label = mpt_client_drv_core(d->client)->p.path_name[path];
+    e.at_s = (double)at_us / 1e6;
+    e.after_s = after_s;
+    d->o.on_event(&e, d->arg);
+}
+
+/* The client's view of each path against the last tick: a line when one goes down or comes back
+ * (not for the first time it comes up). */
+static void watch_paths(struct mpt_demo *d, uint64_t now)
+{
+    const struct mpt_client *c = mpt_client_drv_core(d->client);
+
+    for (unsigned i = 0; i < d->o.paths; i++) {
+        const struct mpt_client_path *p = &c->paths[i];
+        int up = p->state != MPT_PATH_DOWN;
+        uint64_t at = p->state_since_us > d->start_us ? p->state_since_us - d->start_us : now;
+
+        if (up == d->was_up[i])
+            continue;
+        d->was_up[i] = up;
+        if (!up && d->seen_up[i]) {
+            d->down_at_us[i] = at;
+            event(d, MPT_DEMO_PATH_DOWN, i, at,
+                  d->path_down && i == 0 && at >= d->blackout_us
+                      ? (double)(at - d->blackout_us) / 1e6
+                      : -1);
+        } else if (up && d->seen_up[i]) {
+            event(d, MPT_DEMO_PATH_UP, i, at,
+                  at >= d->down_at_us[i] ? (double)(at - d->down_at_us[i]) / 1e6 : -1);
+        }
+        if (up)
+            d->seen_up[i] = 1;
+    }
+}
+
+static void final_report(struct mpt_demo *d, int interrupted)
+{
+    struct mpt_demo_report r;
+
+    if (d->final_done || !d->running)
+        return;
+    d->final_done = 1;
+    fill_report(d, &r, 1, interrupted);
+    d->on_report(&r, d->arg);
 }
 
 static void on_report_timer(uv_timer_t *t)
@@ -221,16 +305,20 @@ static void on_report_timer(uv_timer_t *t)
         if (down != d->path_down) {
             d->path_down = down;
             mpt_bridge_set_down(d->bridges[0], down);
+            if (down)
+                d->blackout_us = now;
+            event(d, down ? MPT_DEMO_BLACKOUT : MPT_DEMO_RESTORED, 0, now,
+                  down ? -1 : (double)(now - d->blackout_us) / 1e6);
         }
     }
+    watch_paths(d, now);
     if (d->sending_done && now >= d->done_us + 1500000) {
-        fill_report(d, &r, 1);
-        d->on_report(&r, d->arg);
+        final_report(d, 0);
         mpt_loop_stop(d->loop);
         return;
     }
     if (now / 1000000 != (now - 100000) / 1000000 || now < 100000) {
-        fill_report(d, &r, 0);
+        fill_report(d, &r, 0, 0);
         d->on_report(&r, d->arg);
     }
 }
@@ -257,6 +345,8 @@ static void demo_stop(struct mpt_driver *base)
 {
     struct mpt_demo *d = mpt_container_of(base, struct mpt_demo, base);
 
+    /* Stopped from outside (SIGINT) before the end: the summary of what was settled so far. */
+    final_report(d, 1);
     mpt_driver_close((uv_handle_t *)&d->send_timer);
     mpt_driver_close((uv_handle_t *)&d->report_timer);
     if (d->gen_open)
@@ -397,6 +487,7 @@ int mpt_demo_start(struct mpt_loop *loop, const struct mpt_demo_options *o,
     mpt_client_drv_local(d->client, &d->client_addr);
 
     d->start_us = mpt_loop_now_us(loop);
+    d->running = 1;
     uv_timer_start(&d->send_timer, on_send_timer, TICK_MS, TICK_MS);
     uv_timer_start(&d->report_timer, on_report_timer, 100, 100);
     *out = d;
