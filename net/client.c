@@ -1,8 +1,9 @@
-/* The client driver: one socket where local applications send, the path sockets, one timer; core
- * decides everything else. Paths without their own bind address or device share one socket per
- * address family, so that the copies of a datagram leave in one sendmmsg call; a received
- * datagram's path is known by its source address. What core queues during a round of the loop is
- * sent at its end (a check handle), in batches per socket. */
+/* The client driver: one socket where local applications send, one socket per path, one timer;
+ * core decides everything else. Each path has a socket of its own, so that a full send buffer or
+ * an error on one path never drops another path's copy (the copies' losses must stay
+ * independent), and each path's send errors are counted apart. A received datagram belongs to
+ * the path of its socket, if it comes from that path's bridge. What core queues during a round
+ * of the loop is sent at its end (a check handle), in batches per socket. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,6 @@ struct drv_sock {
     struct mpt_udp udp;
     struct mpt_client_drv *drv;
     int open;
-    int family; /* shared sockets: the family they serve; 0 for a path's own */
 };
 
 struct drv_path {
@@ -145,13 +145,13 @@ static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const st
     unsigned si = (unsigned)(sk - d->socks), i;
     struct mpt_addr src;
 
-    /* Which path: the one on this socket whose bridge sent it. Anything else is dropped. */
+    /* The path of this socket, if its bridge sent it. Anything else is dropped. */
     if (mpt_addr_set(&src, from) != 0)
         return;
     for (i = 0; i < d->npaths; i++)
-        if (d->paths[i].sock == si && mpt_addr_equal(&d->paths[i].remote, &src))
+        if (d->paths[i].sock == si)
             break;
-    if (i == d->npaths)
+    if (i == d->npaths || !mpt_addr_equal(&d->paths[i].remote, &src))
         return;
     if (mpt_outq_full(&d->q))
         flush(d);
@@ -232,31 +232,16 @@ static int bind_device(struct mpt_udp *u, const char *dev)
     return 0;
 }
 
-/* A socket for path i: the shared one of its family unless it binds an address or a device, or
- * another path on that socket already uses the same bridge address (replies could not be told
- * apart). Returns 0 with p->sock set, or a negative code. */
+/* Opens path i's own socket, bound to its bind address or device if it has one. Returns 0 with
+ * p->sock set, or a negative code. */
 static int path_socket(struct mpt_client_drv *d, struct drv_path *p,
                        const struct mpt_path_config *pc, const struct mpt_config *cfg)
 {
-    int family = p->remote.u.sa.sa_family, shared = !pc->bind[0] && !pc->device[0];
+    int family = p->remote.u.sa.sa_family;
     struct drv_sock *sk;
     struct mpt_addr local;
     int rc;
 
-    if (shared) {
-        for (unsigned s = 0; s < d->nsocks; s++) {
-            int clash = 0;
-            if (d->socks[s].family != family)
-                continue;
-            for (unsigned j = 0; j < p->index; j++)
-                if (d->paths[j].sock == s && mpt_addr_equal(&d->paths[j].remote, &p->remote))
-                    clash = 1;
-            if (!clash) {
-                p->sock = s;
-                return 0;
-            }
-        }
-    }
     sk = &d->socks[d->nsocks];
     sk->drv = d;
     if (pc->bind[0]) {
@@ -279,7 +264,6 @@ static int path_socket(struct mpt_client_drv *d, struct drv_path *p,
         if (rc)
             return rc;
     }
-    sk->family = shared ? family : 0;
     p->sock = d->nsocks - 1;
     return 0;
 }
