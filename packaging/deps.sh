@@ -8,7 +8,7 @@
 #   password) only when it has to install. Returns non-zero if installation fails.
 
 MPT_BUILD_DEPS=(build-essential cmake ninja-build pkg-config libuv1-dev libinih-dev libsodium-dev
-    libsystemd-dev)
+    libsystemd-dev libhttp-parser-dev)
 
 mpt_pkg_installed()
 {

@@ -161,7 +161,7 @@ run_fuzzers()
 }
 
 echo "mptunnel tests in $root ($(nproc) CPUs; build parallelism $jobs)"
-pkgs=("${MPT_BUILD_DEPS[@]}" python3 iproute2 valgrind)
+pkgs=("${MPT_BUILD_DEPS[@]}" python3 iproute2 valgrind python3-prometheus-client)
 [ "$quick" = 1 ] || pkgs+=(clang libclang-rt-dev)
 # The network lab (test/netlab/, ctest -L netlab) runs only as root; elsewhere it skips.
 if [ "$(id -u)" -eq 0 ]; then
