@@ -299,8 +299,8 @@ static int set_cipher(struct config_ctx *c, const char *key, const char *value)
     else if (strcmp(value, "chacha20-poly1305") == 0)
         c->cfg->no_aes = 1;
     else
-        return fail(c, c->line, "%s: invalid cipher `%s' (expected auto or chacha20-poly1305)",
-                    key, value);
+        return fail(c, c->line, "%s: invalid cipher `%s' (expected auto or chacha20-poly1305)", key,
+                    value);
     return 0;
 }
 
@@ -385,6 +385,11 @@ static int set_client_control(struct config_ctx *c, const char *key, const char 
     return set_control(c, key, value, c->cfg->client.control);
 }
 
+static int set_client_metrics(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_hostport(c, key, value, &c->cfg->client.metrics, 0);
+}
+
 static int set_server_listen(struct config_ctx *c, const char *key, const char *value)
 {
     return set_hostport(c, key, value, &c->cfg->server.listen, 1);
@@ -420,6 +425,11 @@ static int set_session_timeout(struct config_ctx *c, const char *key, const char
 static int set_server_control(struct config_ctx *c, const char *key, const char *value)
 {
     return set_control(c, key, value, c->cfg->server.control);
+}
+
+static int set_server_metrics(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_hostport(c, key, value, &c->cfg->server.metrics, 0);
 }
 
 static int set_path_bridge(struct config_ctx *c, const char *key, const char *value)
@@ -479,6 +489,7 @@ static const struct config_key keys[] = {
     {SEC_CLIENT, "flow_timeout", 0, set_client_flow_timeout},
     {SEC_CLIENT, "probe_interval", 0, set_probe_interval},
     {SEC_CLIENT, "control", 0, set_client_control},
+    {SEC_CLIENT, "metrics", 0, set_client_metrics},
     {SEC_SERVER, "listen", 0, set_server_listen},
     {SEC_SERVER, "target", 0, set_server_target},
     {SEC_SERVER, "max_sessions", 0, set_max_sessions},
@@ -486,6 +497,7 @@ static const struct config_key keys[] = {
     {SEC_SERVER, "flow_timeout", 0, set_server_flow_timeout},
     {SEC_SERVER, "session_timeout", 0, set_session_timeout},
     {SEC_SERVER, "control", 0, set_server_control},
+    {SEC_SERVER, "metrics", 0, set_server_metrics},
     {SEC_PATH, "bridge", 0, set_path_bridge},
     {SEC_PATH, "bind", 0, set_path_bind},
     {SEC_PATH, "device", 0, set_path_device},

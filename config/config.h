@@ -59,6 +59,7 @@ struct mpt_client_config {
     uint32_t flow_timeout_ms;             /* default 60 s */
     uint32_t probe_interval_ms;           /* default 200 ms */
     char control[256];                    /* control socket path, "" = default */
+    struct mpt_hostport metrics;          /* Prometheus endpoint; line 0 = none */
 };
 
 struct mpt_server_config {
@@ -70,6 +71,7 @@ struct mpt_server_config {
     uint32_t flow_timeout_ms;             /* default 60 s */
     uint32_t session_timeout_ms;          /* default 120 s */
     char control[256];
+    struct mpt_hostport metrics;          /* Prometheus endpoint; line 0 = none */
 };
 
 struct mpt_config {

@@ -182,6 +182,7 @@ static void walk_client(struct walk *w)
     emit_duration(w, "flow_timeout", cl->flow_timeout_ms);
     emit_duration(w, "probe_interval", cl->probe_interval_ms);
     emit_control(w, MPT_ROLE_CLIENT);
+    emit_hostport(w, "metrics", &cl->metrics, 1);
     for (unsigned i = 0; i < cl->npaths; i++) {
         const struct mpt_path_config *p = &cl->paths[i];
 
@@ -205,6 +206,7 @@ static void walk_server(struct walk *w)
     emit_duration(w, "flow_timeout", sv->flow_timeout_ms);
     emit_duration(w, "session_timeout", sv->session_timeout_ms);
     emit_control(w, MPT_ROLE_SERVER);
+    emit_hostport(w, "metrics", &sv->metrics, 1);
 }
 
 void mpt_config_walk(const struct mpt_config *cfg, enum mpt_config_role role, mpt_config_item_cb cb,

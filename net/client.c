@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "net/control.h"
+#include "net/metrics.h"
 #include "net/driver.h"
 #include "net/resolve.h"
 #include "net/status.h"
@@ -51,6 +52,7 @@ struct mpt_client_drv {
     uv_timer_t timer;
     uv_check_t flusher;
     struct mpt_control *control; /* status socket; NULL if it could not be made */
+    struct mpt_metrics *metrics; /* metrics endpoint; NULL if none */
     int started;                 /* mpt_client_drv_start succeeded */
 };
 
@@ -171,6 +173,8 @@ static void drv_destroy(struct mpt_driver *base)
     free(d);
 }
 
+/* The control socket and the metrics endpoint are drivers of their own: ours stays until they
+ * have closed. */
 static void on_control_closed(void *arg)
 {
     struct mpt_client_drv *d = arg;
@@ -198,6 +202,11 @@ static void drv_stop(struct mpt_driver *base)
         mpt_control_close(d->control, on_control_closed, d);
         d->control = NULL;
     }
+    if (d->metrics) {
+        mpt_driver_ref(&d->base);
+        mpt_metrics_close(d->metrics, on_control_closed, d);
+        d->metrics = NULL;
+    }
     if (d->listen_open) {
         d->listen_open = 0;
         mpt_udp_close(&d->listen, NULL);
@@ -212,15 +221,75 @@ static void drv_stop(struct mpt_driver *base)
 
 static const struct mpt_driver_ops client_ops = {"client", drv_stop, drv_destroy};
 
+static void send_errors(void *arg, struct mpt_udp_errors *e)
+{
+    struct mpt_client_drv *d = arg;
+
+    mpt_udp_errors_add(e, &d->listen.tx.err);
+    for (unsigned i = 0; i < d->nsocks; i++)
+        mpt_udp_errors_add(e, &d->socks[i].udp.tx.err);
+}
+
+static unsigned path_mtu(void *arg, unsigned path, const struct mpt_addr *to)
+{
+    struct mpt_client_drv *d = arg;
+    struct drv_path *p = &d->paths[path];
+
+    if (path >= d->npaths || !d->socks[p->sock].open)
+        return 0;
+    return mpt_udp_mtu(&d->socks[p->sock].udp, &p->remote.u.sa);
+}
+
+static void status_info(struct mpt_client_drv *d, const struct mpt_config *cfg,
+                        struct mpt_status_client_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->core = &d->core;
+    info->send_errors = send_errors;
+    info->mtu = path_mtu;
+    info->drv = d;
+    info->cfg = cfg;
+    info->npaths = d->npaths;
+    for (unsigned i = 0; i < d->npaths; i++)
+        info->remote[i] = d->paths[i].remote;
+    mpt_client_drv_local(d, &info->listen);
+}
+
 /* The status socket; failing to make it is only a warning. */
 static void start_control(struct mpt_client_drv *d, const struct mpt_config *cfg)
 {
-    struct mpt_status_client_info info = {.core = &d->core, .cfg = cfg, .npaths = d->npaths};
+    struct mpt_status_client_info info;
 
-    for (unsigned i = 0; i < d->npaths; i++)
-        info.remote[i] = d->paths[i].remote;
-    mpt_client_drv_local(d, &info.listen);
+    status_info(d, cfg, &info);
     mpt_status_client_start(d->loop, &info, &d->control);
+}
+
+/* The metrics endpoint, if configured. Returns 0, or a negative code with the reason in err. */
+static int start_metrics(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
+                         size_t errlen)
+{
+    const struct mpt_hostport *m = &cfg->client.metrics;
+    struct mpt_status_client_info info;
+    struct mpt_addr addr;
+    char a[MPT_ADDR_STRLEN];
+    int rc;
+
+    if (!m->line)
+        return 0;
+    status_info(d, cfg, &info);
+    rc = mpt_resolve(d->loop, m->host, m->port, 1, &addr);
+    if (rc) {
+        snprintf(err, errlen, "%s:%d: metrics: cannot resolve `%s': %s", cfg->file, m->line,
+                 m->host, mpt_strerror(rc));
+        return rc;
+    }
+    rc = mpt_status_client_metrics_start(d->loop, &info, &addr, &d->metrics);
+    if (rc)
+        snprintf(err, errlen, "%s:%d: metrics: cannot listen on %s: %s", cfg->file, m->line,
+                 mpt_addr_str(&addr, a, sizeof(a)), mpt_strerror(rc));
+    else
+        MPT_INFO("metrics on http://%s/metrics", mpt_addr_str(&addr, a, sizeof(a)));
+    return rc;
 }
 
 static int bind_device(struct mpt_udp *u, const char *dev)
@@ -363,6 +432,9 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         mpt_client_set_remote(&d->core, i, &d->paths[i].remote);
         d->npaths++;
     }
+    rc = start_metrics(d, cfg, err, errlen);
+    if (rc)
+        goto fail;
     for (unsigned i = 0; i < d->npaths; i++)
         MPT_INFO("path %u (%s) -> %s", i + 1, d->core.p.path_name[i],
                  mpt_addr_str(&d->paths[i].remote, a, sizeof(a)));

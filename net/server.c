@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "net/control.h"
+#include "net/metrics.h"
 #include "net/driver.h"
 #include "net/resolve.h"
 #include "net/status.h"
@@ -35,8 +36,10 @@ struct mpt_server_drv {
     struct mpt_udp **dest; /* per queue entry: the socket it goes out on */
     struct mpt_udp_msg batch[MPT_UDP_BATCH];
     uint64_t flow_open_failures;
-    struct mpt_control *control; /* status socket; NULL if it could not be made */
-    int started;                 /* mpt_server_drv_start succeeded */
+    struct mpt_control *control;         /* status socket; NULL if it could not be made */
+    struct mpt_metrics *metrics;         /* metrics endpoint; NULL if none */
+    struct mpt_udp_errors closed_tx_err; /* send errors of flow sockets since closed */
+    int started;                         /* mpt_server_drv_start succeeded */
 };
 
 /* The last reference is gone: the driver has stopped and every handle has closed. */
@@ -64,6 +67,7 @@ static void flow_close(struct mpt_server_drv *d, uint32_t slot)
     if (!f)
         return;
     d->flows[slot] = NULL;
+    mpt_udp_errors_add(&d->closed_tx_err, &f->udp.tx.err);
     mpt_udp_close(&f->udp, on_flow_closed);
 }
 
@@ -220,6 +224,8 @@ static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
     after_call(d, n);
 }
 
+/* The control socket and the metrics endpoint are drivers of their own: ours stays until they
+ * have closed. */
 static void on_control_closed(void *arg)
 {
     struct mpt_server_drv *d = arg;
@@ -257,6 +263,11 @@ static void drv_stop(struct mpt_driver *base)
         mpt_control_close(d->control, on_control_closed, d);
         d->control = NULL;
     }
+    if (d->metrics) {
+        mpt_driver_ref(&d->base);
+        mpt_metrics_close(d->metrics, on_control_closed, d);
+        d->metrics = NULL;
+    }
     if (d->listen_open) {
         d->listen_open = 0;
         mpt_udp_close(&d->listen, NULL);
@@ -265,12 +276,72 @@ static void drv_stop(struct mpt_driver *base)
 
 static const struct mpt_driver_ops server_ops = {"server", drv_stop, drv_destroy};
 
+static void send_errors(void *arg, struct mpt_udp_errors *e)
+{
+    struct mpt_server_drv *d = arg;
+
+    mpt_udp_errors_add(e, &d->listen.tx.err);
+    mpt_udp_errors_add(e, &d->closed_tx_err);
+    for (unsigned i = 0; i < d->max_flows; i++)
+        if (d->flows[i])
+            mpt_udp_errors_add(e, &d->flows[i]->udp.tx.err);
+}
+
+static unsigned path_mtu(void *arg, unsigned path, const struct mpt_addr *to)
+{
+    struct mpt_server_drv *d = arg;
+
+    return d->listen_open ? mpt_udp_mtu(&d->listen, &to->u.sa) : 0;
+}
+
+static void status_info(struct mpt_server_drv *d, const struct mpt_config *cfg,
+                        struct mpt_status_server_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->core = &d->core;
+    info->send_errors = send_errors;
+    info->mtu = path_mtu;
+    info->drv = d;
+    info->cfg = cfg;
+    info->target = d->target;
+    mpt_server_drv_local(d, &info->listen);
+}
+
+/* The metrics endpoint, if configured. Returns 0, or a negative code with the reason in err. */
+static int start_metrics(struct mpt_server_drv *d, const struct mpt_config *cfg, char *err,
+                         size_t errlen)
+{
+    const struct mpt_hostport *m = &cfg->server.metrics;
+    struct mpt_status_server_info info;
+    struct mpt_addr addr;
+    char a[MPT_ADDR_STRLEN];
+    int rc;
+
+    if (!m->line)
+        return 0;
+    status_info(d, cfg, &info);
+    rc = mpt_resolve(d->loop, m->host, m->port, 1, &addr);
+    if (rc) {
+        snprintf(err, errlen, "%s:%d: metrics: cannot resolve `%s': %s", cfg->file, m->line,
+                 m->host, mpt_strerror(rc));
+        return rc;
+    }
+    rc = mpt_status_server_metrics_start(d->loop, &info, &addr, &d->metrics);
+    if (rc)
+        snprintf(err, errlen, "%s:%d: metrics: cannot listen on %s: %s", cfg->file, m->line,
+                 mpt_addr_str(&addr, a, sizeof(a)), mpt_strerror(rc));
+    else
+        MPT_INFO("metrics on http://%s/metrics", mpt_addr_str(&addr, a, sizeof(a)));
+    return rc;
+}
+
 int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                          struct mpt_server_drv **out, char *err, size_t errlen)
 {
     const struct mpt_server_config *sc = &cfg->server;
     struct mpt_server_params params;
     struct mpt_server_drv *d;
+    struct mpt_status_server_info info;
     struct mpt_addr laddr;
     char a[MPT_ADDR_STRLEN], b[MPT_ADDR_STRLEN];
     int rc;
@@ -335,14 +406,14 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         goto fail;
     }
     d->listen_open = 1;
+    rc = start_metrics(d, cfg, err, errlen);
+    if (rc)
+        goto fail;
     MPT_INFO("server listening on %s, target %s", mpt_addr_str(&laddr, a, sizeof(a)),
              mpt_addr_str(&d->target, b, sizeof(b)));
     uv_timer_start(&d->timer, on_timer, 1000, 0);
-    {
-        struct mpt_status_server_info info = {.core = &d->core, .cfg = cfg, .target = d->target};
-        mpt_server_drv_local(d, &info.listen);
-        mpt_status_server_start(loop, &info, &d->control);
-    }
+    status_info(d, cfg, &info);
+    mpt_status_server_start(loop, &info, &d->control);
     d->started = 1;
     *out = d;
     return 0;

@@ -10,6 +10,7 @@
 #include "core/client.h"
 #include "core/server.h"
 #include "net/loop.h"
+#include "net/udp_tx.h"
 
 #define MPT_STATUS_SCHEMA "mptunnel-status/1"
 #define MPT_JSON_MAX_DEPTH 16
@@ -41,6 +42,36 @@ void mpt_json_num(struct mpt_json *j, const char *key, double val); /* non-finit
 void mpt_json_bool(struct mpt_json *j, const char *key, int val);
 void mpt_json_null(struct mpt_json *j, const char *key);
 
+/* Writes Prometheus text exposition (format 0.0.4) into a fixed buffer, one whole line at a time:
+ * once a line does not fit, nothing more is added but mpt_prom_finish's last line, for which room
+ * is kept. The text is always NUL-terminated. */
+struct mpt_prom {
+    char *buf;
+    size_t cap, len;
+    int truncated;
+};
+
+/* Labels of one sample, `key="value",...' with the values escaped; cut short (and marked
+ * truncated) beyond its size, which our label sets never reach. */
+struct mpt_prom_labels {
+    char buf[640];
+    size_t len;
+};
+
+/* buf[cap] must hold at least 256 bytes. */
+void mpt_prom_init(struct mpt_prom *p, char *buf, size_t cap);
+/* `# HELP' and `# TYPE' lines of a family; type is "counter", "gauge" or "untyped". */
+void mpt_prom_family(struct mpt_prom *p, const char *name, const char *type, const char *help);
+/* One sample; labels may be NULL. Non-finite values are written as NaN, +Inf, -Inf. */
+void mpt_prom_u64(struct mpt_prom *p, const char *name, const struct mpt_prom_labels *labels,
+                  uint64_t val);
+void mpt_prom_num(struct mpt_prom *p, const char *name, const struct mpt_prom_labels *labels,
+                  double val);
+/* The last family, mptunnel_scrape_truncated: 1 if lines were left out. */
+void mpt_prom_finish(struct mpt_prom *p);
+void mpt_prom_labels_reset(struct mpt_prom_labels *l);
+void mpt_prom_label(struct mpt_prom_labels *l, const char *key, const char *val);
+
 /* Throughput of one direction over the last sampling interval. */
 struct mpt_status_rate {
     uint64_t dgrams, bytes; /* counters at the last sample */
@@ -52,9 +83,18 @@ void mpt_status_rate_sample(struct mpt_status_rate *r, uint64_t dgrams, uint64_t
                             uint64_t dt_us);
 
 /* What the client's document says beyond the core: per path, from the configuration. */
+/* What only the driver knows, for the metrics: the datagrams its sockets failed to send since
+ * start, by kind (added to *e); the route MTU towards a path's peer (the client's path index, or
+ * the server's path address), 0 if unknown. */
+typedef void (*mpt_status_send_errors_cb)(void *drv, struct mpt_udp_errors *e);
+typedef unsigned (*mpt_status_mtu_cb)(void *drv, unsigned path, const struct mpt_addr *to);
+
 struct mpt_status_client_info {
     const struct mpt_client *core;
-    const struct mpt_config *cfg; /* read during the call only */
+    mpt_status_send_errors_cb send_errors; /* may be NULL */
+    mpt_status_mtu_cb mtu;                 /* may be NULL */
+    void *drv;                             /* their argument */
+    const struct mpt_config *cfg;          /* read during the call only */
     unsigned npaths;
     struct mpt_addr remote[MPT_MAX_PATHS];
     struct mpt_addr listen;
@@ -62,11 +102,15 @@ struct mpt_status_client_info {
 
 struct mpt_status_server_info {
     const struct mpt_server *core;
-    const struct mpt_config *cfg; /* read during the call only */
+    mpt_status_send_errors_cb send_errors; /* may be NULL */
+    mpt_status_mtu_cb mtu;                 /* may be NULL */
+    void *drv;                             /* their argument */
+    const struct mpt_config *cfg;          /* read during the call only */
     struct mpt_addr listen, target;
 };
 
 struct mpt_control;
+struct mpt_metrics;
 
 /* Starts the control socket of a running client (path from mpt_config_control_path). The state
  * it keeps points at info->core, which must outlive it: close it with mpt_control_close before
@@ -76,6 +120,17 @@ int mpt_status_client_start(struct mpt_loop *loop, const struct mpt_status_clien
                             struct mpt_control **out);
 int mpt_status_server_start(struct mpt_loop *loop, const struct mpt_status_server_info *info,
                             struct mpt_control **out);
+
+/* Starts the metrics endpoint of a running client or server on `addr` (net/metrics.h), from
+ * state of its own kept as for the control socket: info->core and the send-errors callback's
+ * argument must outlive it (close it with mpt_metrics_close first). Returns 0, or a negative
+ * code (the address could not be bound; nothing is left open). */
+int mpt_status_client_metrics_start(struct mpt_loop *loop,
+                                    const struct mpt_status_client_info *info,
+                                    const struct mpt_addr *addr, struct mpt_metrics **out);
+int mpt_status_server_metrics_start(struct mpt_loop *loop,
+                                    const struct mpt_status_server_info *info,
+                                    const struct mpt_addr *addr, struct mpt_metrics **out);
 
 /* The writers behind them, for tests: `st` is the state made by mpt_status_*_new. */
 struct mpt_status_client;
@@ -88,6 +143,8 @@ void mpt_status_client_sample(struct mpt_status_client *st, uint64_t now_us);
 void mpt_status_server_sample(struct mpt_status_server *st, uint64_t now_us);
 void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, uint64_t now_us);
 void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, uint64_t now_us);
+void mpt_status_client_prom(struct mpt_status_client *st, struct mpt_prom *p, uint64_t now_us);
+void mpt_status_server_prom(struct mpt_status_server *st, struct mpt_prom *p, uint64_t now_us);
 void mpt_status_client_free(struct mpt_status_client *st);
 void mpt_status_server_free(struct mpt_status_server *st);
 

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "net/control.h"
 #include "net/status.h"
+#include "net/status_state.h"
 
 /* ---- JSON writer ---- */
 
@@ -282,24 +283,6 @@ static const char *mode_name(unsigned m)
 
 /* ---- client ---- */
 
-struct status_client_path {
-    char name[MPT_CONFIG_NAME_MAX];
-    char label[MPT_PATH_NAME_MAX];
-    char bridge[MPT_CONFIG_HOST_MAX + 16];
-    char remote[MPT_ADDR_STRLEN];
-    unsigned priority, weight;
-    struct mpt_status_rate tx, rx;
-};
-
-struct mpt_status_client {
-    const struct mpt_client *core;
-    char file[512];
-    char listen[MPT_ADDR_STRLEN];
-    unsigned mode, npaths, max_flows;
-    uint64_t start_us, sample_us;
-    struct status_client_path paths[MPT_MAX_PATHS];
-};
-
 struct mpt_status_client *mpt_status_client_new(const struct mpt_status_client_info *info,
                                                 uint64_t now_us)
 {
@@ -309,6 +292,9 @@ struct mpt_status_client *mpt_status_client_new(const struct mpt_status_client_i
     if (!st)
         return NULL;
     st->core = info->core;
+    st->send_errors = info->send_errors;
+    st->mtu = info->mtu;
+    st->drv = info->drv;
     snprintf(st->file, sizeof(st->file), "%s", info->cfg->file);
     mpt_addr_str(&info->listen, st->listen, sizeof(st->listen));
     st->mode = (unsigned)cc->mode;
@@ -451,21 +437,6 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
 
 /* ---- server ---- */
 
-struct status_server_session {
-    uint64_t sid;
-    struct mpt_addr addr[MPT_MAX_PATHS];
-    struct mpt_status_rate tx[MPT_MAX_PATHS], rx[MPT_MAX_PATHS];
-};
-
-struct mpt_status_server {
-    const struct mpt_server *core;
-    char file[512];
-    char listen[MPT_ADDR_STRLEN], target[MPT_ADDR_STRLEN];
-    unsigned max_sessions, max_flows;
-    uint64_t start_us, sample_us;
-    struct status_server_session *sessions; /* by core session slot */
-};
-
 struct mpt_status_server *mpt_status_server_new(const struct mpt_status_server_info *info,
                                                 uint64_t now_us)
 {
@@ -474,6 +445,9 @@ struct mpt_status_server *mpt_status_server_new(const struct mpt_status_server_i
     if (!st)
         return NULL;
     st->core = info->core;
+    st->send_errors = info->send_errors;
+    st->mtu = info->mtu;
+    st->drv = info->drv;
     st->max_sessions = info->core->p.max_sessions;
     st->max_flows = info->core->p.max_flows;
     st->sessions = calloc(st->max_sessions, sizeof(*st->sessions));

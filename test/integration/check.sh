@@ -86,9 +86,10 @@ has out.txt '^listen = 2000 +; all addresses: \[::\]:2000$'
 has out.txt '^target = localhost:1194 +; localhost -> 127\.0\.0\.1:1194$'
 has out.txt '^session_timeout = 2m +; default$'
 has out.txt "^control = $dir/server\\.sock\$"
+has out.txt '^metrics = +; not set$'
 # Every key of the schema, once per section (the unit test checks the schema's completeness).
 keys=$(grep -cE '^[a-z_]+ = ' out.txt)
-[ "$keys" -eq 27 ] || fail "good file: $keys keys printed, want 27"
+[ "$keys" -eq 29 ] || fail "good file: $keys keys printed, want 29"
 echo "good file: exit 0, $keys keys printed"
 [ ! -e client.sock ] && [ ! -e server.sock ] || fail "check made a control socket"
 

@@ -410,6 +410,38 @@ static void test_server_keys(void)
         "t.ini:6: bridge: unknown key in [server] (it belongs in [client])");
 }
 
+/* `metrics = HOST:PORT' in [client] and [server]: an address like the others, host required. */
+static void test_metrics_key(void)
+{
+    ok(TUNNEL CLIENT SERVER, MPT_ROLE_ANY);
+    ASSERT_EQ(cfg.client.metrics.line, 0);
+    ASSERT_EQ(cfg.server.metrics.line, 0);
+    ok(TUNNEL CLIENT "metrics = 127.0.0.1:9100\n", MPT_ROLE_CLIENT);
+    ASSERT_STR_EQ(cfg.client.metrics.host, "127.0.0.1");
+    ASSERT_EQ(cfg.client.metrics.port, 9100);
+    ASSERT_EQ(cfg.client.metrics.line, 6);
+    ASSERT_EQ(cfg.server.metrics.line, 0);
+    ok(TUNNEL SERVER "metrics = [::1]:9101\n", MPT_ROLE_SERVER);
+    ASSERT_STR_EQ(cfg.server.metrics.host, "::1");
+    ASSERT_EQ(cfg.server.metrics.port, 9101);
+    ASSERT_EQ(cfg.server.metrics.line, 6);
+    ok(TUNNEL SERVER "metrics = localhost:65535\n", MPT_ROLE_SERVER);
+    ASSERT_STR_EQ(cfg.server.metrics.host, "localhost");
+    bad(TUNNEL CLIENT "metrics = 9100\n", MPT_ROLE_CLIENT,
+        "t.ini:6: metrics: invalid address `9100' (expected HOST:PORT)");
+    bad(TUNNEL CLIENT "metrics = 127.0.0.1:0\n", MPT_ROLE_CLIENT,
+        "t.ini:6: metrics: invalid address `127.0.0.1:0' (port must be 1-65535)");
+    bad(TUNNEL SERVER "metrics = ::1:9100\n", MPT_ROLE_SERVER,
+        "t.ini:6: metrics: invalid address `::1:9100' (write IPv6 as [ADDR]:PORT)");
+    bad(TUNNEL SERVER "metrics = :9100\n", MPT_ROLE_SERVER,
+        "t.ini:6: metrics: invalid address `:9100' (empty host)");
+    bad(TUNNEL SERVER "metrics = 1.2.3.4:5\nmetrics = 1.2.3.4:6\n", MPT_ROLE_SERVER,
+        "t.ini:7: metrics: duplicate key (first given at line 6)");
+    bad(TUNNEL SERVER "metrics =\n", MPT_ROLE_SERVER, "t.ini:6: metrics: empty value");
+    bad(TUNNEL "metrics = 1.2.3.4:5\n", MPT_ROLE_ANY,
+        "t.ini:3: metrics: unknown key in [tunnel] (it belongs in [client])");
+}
+
 static void test_addresses(void)
 {
     ok(TUNNEL "[client]\nlisten = [::1]:3000\nbridge = [fe80::1]:1\nbridge = h.example:65535\n",
@@ -844,6 +876,7 @@ static const struct task_case cases[] = {
     {"client_keys", test_client_keys},
     {"client_key_errors", test_client_key_errors},
     {"server_keys", test_server_keys},
+    {"metrics_key", test_metrics_key},
     {"addresses", test_addresses},
     {"path_sections", test_path_sections},
     {"path_errors", test_path_errors},
