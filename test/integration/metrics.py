@@ -12,13 +12,15 @@ tunnel's overhead, both paths up with an RTT, one session, one handshake, one fl
 Then hostile requests, each answered or closed as it should be: garbage (400), a huge header (431),
 wrong path (404), wrong method (405), HEAD (no body), a request sent a byte at a time (closed by
 the timeout, within 5 s +- 1.5 s), more connections than allowed (the extra ones closed at once),
-and after all that the endpoint still answers and both processes still run.
+and after all that the endpoint still answers and both processes still run. A server whose
+metrics address is taken, or does not resolve, does not start and says why (file:line).
 
 The parser is a Debian package, which the python3 on PATH may not see: the test runs itself again
 under /usr/bin/python3. Exit 0 pass, 1 fail, 77 skip.
 """
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -339,6 +341,26 @@ def run(t, secret, target):
     for sk in conns:
         sk.close()
     time.sleep(0.2)
+
+    # An address that cannot be bound (the running server's) or resolved: no start, and why.
+    for name, addr, want in (("busy", "127.0.0.1:%d" % smet, "cannot listen on 127.0.0.1:%d: "
+                              % smet),
+                             ("unresolved", "nosuch.invalid:9100",
+                              "cannot resolve `nosuch.invalid'")):
+        bad = t.write_config(name + ".ini", secret, server_listen="127.0.0.1:%d" % t.port(),
+                             target=target.addr,
+                             extra_server=["metrics = " + addr,
+                                           "control = " + t.path(name + ".sock")])
+        r = subprocess.run([mptlib.MPTUNNEL, "server", "-c", bad], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=20,
+                           preexec_fn=mptlib._child_setup)
+        err = r.stderr.decode("utf-8", "replace")
+        with open(bad) as f:
+            lineno = [i + 1 for i, ln in enumerate(f) if ln.startswith("metrics =")][0]
+        line = "%s:%d: metrics: %s" % (bad, lineno, want)
+        t.expect(r.returncode == 1 and line in err and "Sanitizer" not in err,
+                 "metrics %s: exit %d, `%s'" % (name, r.returncode, err.strip().splitlines()[-1]
+                                                if err.strip() else ""))
 
     # Still serving, still running.
     c2 = scrape(t, cmet, "client after")
