@@ -422,7 +422,8 @@ int mpt_cmd_bridge(int argc, char **argv)
         goto out;
     }
     if (a.record) {
-        o.record_fd = open(a.record, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        /* Records hold the traffic of others: private to the user (umask aside). */
+        o.record_fd = open(a.record, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (o.record_fd < 0) {
             mpt_cmd_error(CMD, "cannot open --record `%s': %s", a.record, strerror(errno));
             goto out;

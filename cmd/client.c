@@ -1,6 +1,7 @@
 #include <stdio.h>
 
 #include "cmd/cmd.h"
+#include "core/crypto.h"
 #include "net/tunnel.h"
 
 void mpt_usage_client(FILE *out)
@@ -34,10 +35,17 @@ void mpt_usage_client(FILE *out)
 
 int mpt_cmd_client(int argc, char **argv)
 {
-    struct mpt_config cfg;
-    int rc = mpt_cmd_load_config("client", argc, argv, MPT_ROLE_CLIENT, &cfg);
+    /* The configuration holds the secret: key memory (locked, not dumped, wiped when freed). */
+    struct mpt_config *cfg = mpt_secure_alloc(sizeof(*cfg));
+    int rc;
 
-    if (rc != 0)
-        return rc;
-    return mpt_cmd_run_tunnel("client", &cfg, MPT_ROLE_CLIENT);
+    if (!cfg) {
+        mpt_cmd_error("client", "out of memory");
+        return MPT_EXIT_FAIL;
+    }
+    rc = mpt_cmd_load_config("client", argc, argv, MPT_ROLE_CLIENT, cfg);
+    if (rc == 0)
+        rc = mpt_cmd_run_tunnel("client", cfg, MPT_ROLE_CLIENT);
+    mpt_secure_free(cfg, sizeof(*cfg));
+    return rc;
 }

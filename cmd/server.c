@@ -1,6 +1,7 @@
 #include <stdio.h>
 
 #include "cmd/cmd.h"
+#include "core/crypto.h"
 #include "net/tunnel.h"
 
 void mpt_usage_server(FILE *out)
@@ -31,10 +32,17 @@ void mpt_usage_server(FILE *out)
 
 int mpt_cmd_server(int argc, char **argv)
 {
-    struct mpt_config cfg;
-    int rc = mpt_cmd_load_config("server", argc, argv, MPT_ROLE_SERVER, &cfg);
+    /* The configuration holds the secret: key memory (locked, not dumped, wiped when freed). */
+    struct mpt_config *cfg = mpt_secure_alloc(sizeof(*cfg));
+    int rc;
 
-    if (rc != 0)
-        return rc;
-    return mpt_cmd_run_tunnel("server", &cfg, MPT_ROLE_SERVER);
+    if (!cfg) {
+        mpt_cmd_error("server", "out of memory");
+        return MPT_EXIT_FAIL;
+    }
+    rc = mpt_cmd_load_config("server", argc, argv, MPT_ROLE_SERVER, cfg);
+    if (rc == 0)
+        rc = mpt_cmd_run_tunnel("server", cfg, MPT_ROLE_SERVER);
+    mpt_secure_free(cfg, sizeof(*cfg));
+    return rc;
 }

@@ -63,6 +63,13 @@ struct config_ctx {
     int path_key_line[MPT_CONFIG_MAX_PATHS][NKEYS]; /* the same per [path NAME] */
     int secret_key_line;                            /* `secret' or `secret_file' */
     const char *secret_key;
+    int file_mode_known; /* file_mode is the config file's */
+    mode_t file_mode;
+    char secret_path[PATH_MAX]; /* secret_file as opened, and its mode */
+    mode_t secret_mode;
+    int secret_file_line;
+    int inline_secret_line; /* first key holding key material */
+    const char *inline_secret_key;
     int failed;
     char *err;
     size_t errlen;
@@ -95,6 +102,64 @@ out:
         if ((unsigned char)*p < ' ' || *p == 0x7f)
             *p = '?';
     return -1;
+}
+
+/* Keys whose value is key material. */
+static int secret_key_name(const char *name)
+{
+    return strstr(name, "secret") || strstr(name, "private") || strcmp(name, "psk") == 0;
+}
+
+/* 1 if `s' has the shape of a key: a run of 40 or more base64 characters (32 bytes are 43) with
+ * upper and lower case letters and digits, which paths and host names seldom have. */
+static int looks_like_key(const char *s)
+{
+    size_t run = 0;
+    int kinds = 0;
+
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (!isalnum(ch) && ch != '+' && ch != '/' && ch != '-' && ch != '_') {
+            run = 0;
+            kinds = 0;
+            continue;
+        }
+        run++;
+        kinds |= isupper(ch) ? 1 : islower(ch) ? 2 : isdigit(ch) ? 4 : 0;
+        if (run >= 40 && kinds == 7)
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 if a line must not be quoted in a message: it may hold a secret. */
+static int line_may_hold_secret(const char *line)
+{
+    char word[32];
+    size_t n = strcspn(line, " \t=:[]");
+
+    if (n < sizeof(word)) {
+        memcpy(word, line, n);
+        word[n] = '\0';
+        for (char *p = word; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    } else {
+        word[0] = '\0';
+    }
+    return looks_like_key(line) || secret_key_name(word);
+}
+
+/* 1 if err holds 12 consecutive characters of value (all of it if shorter, from 8 on). */
+static int quotes(const char *err, const char *value)
+{
+    size_t len = strlen(value), w = len < 12 ? len : 12;
+
+    if (w < 8)
+        return 0;
+    for (size_t i = 0; i + w <= len; i++)
+        if (memmem(err, strlen(err), value + i, w))
+            return 1;
+    return 0;
 }
 
 static int parse_uint(unsigned long *out, const char *s, unsigned long min, unsigned long max)
@@ -239,6 +304,9 @@ static int set_secret_file(struct config_ctx *c, const char *key, const char *va
         fail(c, c->line, "%s: `%s' is not a regular file", key, path);
         goto out;
     }
+    strcpy(c->secret_path, path);
+    c->secret_mode = st.st_mode;
+    c->secret_file_line = c->line;
     for (;;) {
         n = read(fd, text + len, sizeof(text) - 1 - len);
         if (n < 0 && errno == EINTR)
@@ -277,6 +345,17 @@ out:
         close(fd);
     sodium_memzero(text, sizeof(text));
     return rc;
+}
+
+static int set_insecure_permissions(struct config_ctx *c, const char *key, const char *value)
+{
+    if (strcmp(value, "yes") == 0)
+        c->cfg->insecure_permissions = 1;
+    else if (strcmp(value, "no") == 0)
+        c->cfg->insecure_permissions = 0;
+    else
+        return fail(c, c->line, "%s: invalid value `%s' (expected yes or no)", key, value);
+    return 0;
 }
 
 static int set_log_level(struct config_ctx *c, const char *key, const char *value)
@@ -481,6 +560,7 @@ static const struct config_key keys[] = {
     {SEC_TUNNEL, "cipher", 0, set_cipher},
     {SEC_TUNNEL, "sndbuf", 0, set_bufsize},
     {SEC_TUNNEL, "rcvbuf", 0, set_bufsize},
+    {SEC_TUNNEL, "insecure_permissions", 0, set_insecure_permissions},
     {SEC_CLIENT, "listen", 0, set_client_listen},
     {SEC_CLIENT, "bridge", 1, set_client_bridge},
     {SEC_CLIENT, "mode", 0, set_mode},
@@ -560,6 +640,10 @@ static int on_key(struct config_ctx *c, const char *name, const char *value)
         return -1;
     if (!*name)
         return fail(c, c->line, "syntax error: no key before `='");
+    if (looks_like_key(name))
+        return fail(c, c->line,
+                    "syntax error: expected `key = value' (the key is not shown: it looks like a "
+                    "secret, which belongs in `secret = ...' under [tunnel])");
     if (c->section == SEC_NONE)
         return fail(c, c->line,
                     "%s: key outside any section (put it under [tunnel], [client], "
@@ -590,8 +674,20 @@ static int on_key(struct config_ctx *c, const char *name, const char *value)
         c->path->given |= 1ull << (k - keys);
     else
         c->cfg->given |= 1ull << (k - keys);
+    if (secret_key_name(k->name) && strcmp(k->name, "secret_file") != 0 && !c->inline_secret_line) {
+        c->inline_secret_line = c->line;
+        c->inline_secret_key = k->name;
+    }
     /* The table's name, not inih's: it outlives the line (use_secret_key keeps it). */
-    return k->set(c, k->name, value);
+    if (k->set(c, k->name, value) == 0)
+        return 0;
+    /* Whatever a handler wrote, a message never carries key material: a secret_file's path is
+     * quoted unless it looks like a key itself. */
+    if ((looks_like_key(value) || (secret_key_name(k->name) && strcmp(k->name, "secret_file"))) &&
+        quotes(c->err, value))
+        snprintf(c->err, c->errlen, "%s:%d: %s: invalid value (not shown: it may hold a secret)",
+                 c->name, c->line, k->name);
+    return -1;
 }
 
 #if INI_HANDLER_LINENO
@@ -633,6 +729,10 @@ static int on_section(struct config_ctx *c, char *line)
 
     if (end_section(c) != 0)
         return -1;
+    if (line_may_hold_secret(line + 1))
+        return fail(c, c->line,
+                    "syntax error: not a section header (the line is not shown: it may hold a "
+                    "secret)");
     close = strchr(line, ']');
     if (!close)
         return fail(c, c->line, "syntax error: `%s' has no closing `]'", line);
@@ -741,10 +841,45 @@ static char *read_line(char *buf, int num, void *stream)
         /* on_section() may have cut buf; inih only needs a well-formed header. */
         snprintf(buf, (size_t)num, "[s]");
     } else if (n && !strpbrk(buf, "=:")) {
-        fail(c, c->line, "syntax error: `%s' (expected `key = value' or `[section]')", buf);
+        if (line_may_hold_secret(buf))
+            fail(c, c->line,
+                 "syntax error: expected `key = value' or `[section]' (the line is not shown: "
+                 "it may hold a secret)");
+        else
+            fail(c, c->line, "syntax error: `%s' (expected `key = value' or `[section]')", buf);
         return NULL;
     }
     return buf;
+}
+
+/* "read by others", "written by its group", ...: who may do what to a file of this mode. */
+static const char *exposure(mode_t mode, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s by %s", mode & (S_IRGRP | S_IROTH) ? "read" : "written",
+             mode & (S_IRWXO) ? "others" : "its group");
+    return buf;
+}
+
+/* A secret that another user can read is no secret: refuse it, unless the file says not to. */
+static int check_permissions(struct config_ctx *c)
+{
+    char who[40];
+
+    if (c->cfg->insecure_permissions)
+        return 0;
+    if (c->secret_path[0] && (c->secret_mode & (S_IRWXG | S_IRWXO)))
+        return fail(c, c->secret_file_line,
+                    "secret_file: `%s' can be %s (mode %04o): run `chmod 600 %s' (or set "
+                    "`insecure_permissions = yes' in [tunnel] to accept it)",
+                    c->secret_path, exposure(c->secret_mode, who, sizeof(who)),
+                    (unsigned)(c->secret_mode & 07777), c->secret_path);
+    if (c->inline_secret_line && c->file_mode_known && (c->file_mode & (S_IRWXG | S_IRWXO)))
+        return fail(c, c->inline_secret_line,
+                    "%s: this file holds a secret and can be %s (mode %04o): run `chmod 600 "
+                    "%s' (or set `insecure_permissions = yes' in [tunnel] to accept it)",
+                    c->inline_secret_key, exposure(c->file_mode, who, sizeof(who)),
+                    (unsigned)(c->file_mode & 07777), c->name);
+    return 0;
 }
 
 static int check_role(struct config_ctx *c, enum mpt_config_role role)
@@ -775,8 +910,19 @@ static int check_role(struct config_ctx *c, enum mpt_config_role role)
     return 0;
 }
 
+/* inih reads each line into a buffer in its own stack frame and leaves it there, secret lines
+ * too: once it has returned, overwrite the stack where that frame was. */
+__attribute__((noinline)) static void scrub_stack(void)
+{
+    unsigned char buf[16384];
+
+    sodium_memzero(buf, sizeof(buf));
+    __asm__ __volatile__("" : : "r"(buf) : "memory");
+}
+
+/* st: the file's status, or NULL for text that comes from memory. */
 static int load_buffer(struct mpt_config *cfg, const char *name, const char *text, size_t len,
-                       enum mpt_config_role role, char *err, size_t errlen)
+                       const struct stat *st, enum mpt_config_role role, char *err, size_t errlen)
 {
     struct config_ctx *c;
     char scratch[MPT_CONFIG_ERR_MAX];
@@ -800,12 +946,17 @@ static int load_buffer(struct mpt_config *cfg, const char *name, const char *tex
     c->len = len;
     c->err = err;
     c->errlen = errlen;
+    if (st) {
+        c->file_mode_known = 1;
+        c->file_mode = st->st_mode;
+    }
     if (strlen(name) >= sizeof(cfg->file)) {
         fail(c, 0, "file name too long");
         goto out;
     }
     strcpy(cfg->file, name);
     r = ini_parse_stream(read_line, c, on_ini_key, c);
+    scrub_stack();
     if (c->failed)
         goto out;
     if (r > 0) {
@@ -816,7 +967,7 @@ static int load_buffer(struct mpt_config *cfg, const char *name, const char *tex
         fail(c, 0, "cannot parse (out of memory)");
         goto out;
     }
-    if (end_section(c) != 0 || check_role(c, role) != 0)
+    if (end_section(c) != 0 || check_role(c, role) != 0 || check_permissions(c) != 0)
         goto out;
     rc = 0;
 out:
@@ -846,25 +997,35 @@ void mpt_config_defaults(struct mpt_config *cfg)
 int mpt_config_load_string(struct mpt_config *cfg, const char *name, const char *text,
                            enum mpt_config_role role, char *err, size_t errlen)
 {
-    return load_buffer(cfg, name, text, strlen(text), role, err, errlen);
+    return load_buffer(cfg, name, text, strlen(text), NULL, role, err, errlen);
 }
 
 int mpt_config_load(struct mpt_config *cfg, const char *path, enum mpt_config_role role, char *err,
                     size_t errlen)
 {
     char *text = NULL, scratch[MPT_CONFIG_ERR_MAX];
+    struct stat st;
     size_t len = 0, cap = 0;
     ssize_t n;
-    int fd, rc = -1;
+    int fd = -1, rc = -1;
 
     mpt_config_defaults(cfg);
     if (!err || errlen == 0) {
         err = scratch;
         errlen = sizeof(scratch);
     }
+    /* sodium_malloc needs it. */
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "%s: cannot initialise libsodium", path);
+        goto out;
+    }
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         goto out;
     }
     for (;;) {
@@ -874,12 +1035,16 @@ int mpt_config_load(struct mpt_config *cfg, const char *path, enum mpt_config_ro
                 snprintf(err, errlen, "%s: file too large (max %d bytes)", path, CONFIG_FILE_MAX);
                 goto out;
             }
+            /* Not realloc: every copy of the text (which may hold the secret) is wiped. */
             cap = cap ? cap * 2 : 4096;
-            more = realloc(text, cap + 1);
+            more = sodium_malloc(cap + 1);
             if (!more) {
                 snprintf(err, errlen, "%s: out of memory", path);
                 goto out;
             }
+            if (text)
+                memcpy(more, text, len);
+            sodium_free(text);
             text = more;
         }
         n = read(fd, text + len, cap - len);
@@ -898,13 +1063,11 @@ int mpt_config_load(struct mpt_config *cfg, const char *path, enum mpt_config_ro
         goto out;
     }
     text[len] = '\0';
-    rc = load_buffer(cfg, path, text, len, role, err, errlen);
+    rc = load_buffer(cfg, path, text, len, &st, role, err, errlen);
 out:
     if (fd >= 0)
         close(fd);
-    if (text)
-        sodium_memzero(text, len);
-    free(text);
+    sodium_free(text); /* wipes */
     return rc;
 }
 

@@ -87,6 +87,8 @@ struct mpt_config {
     uint32_t rcvbuf;                      /* [tunnel] rcvbuf; 0 = default */
     char secret_file[512];                /* [tunnel] secret_file as opened, "" if not used */
     uint64_t given;                       /* keys given outside [path NAME] sections */
+    int insecure_permissions;             /* [tunnel] insecure_permissions = yes: accept a secret
+                                             that group or others may read */
     struct mpt_client_config client;
     struct mpt_server_config server;
 };
@@ -166,6 +168,11 @@ typedef void (*mpt_config_item_cb)(void *arg, const struct mpt_config_item *item
  * with an empty value and a note. Secrets never come, only whether one is set. */
 void mpt_config_walk(const struct mpt_config *cfg, enum mpt_config_role role,
                      mpt_config_item_cb cb, void *arg);
+/* Checks the directory that holds the control socket `sock_path`: it must be a directory (not a
+ * symbolic link) owned by this user or by root, and not writable by group or others, so that no
+ * other user can replace the socket. Returns 0, or -EPERM / -ENOTDIR / -errno with a reason in
+ * err (which names the directory and the fix). */
+int mpt_config_control_dir_check(const char *sock_path, char *err, size_t errlen);
 
 const char *mpt_mode_name(enum mpt_sched_mode mode);
 const char *mpt_log_level_name(enum mpt_log_level level);

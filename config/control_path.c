@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -64,4 +65,49 @@ int mpt_config_control_path(const struct mpt_config *cfg, enum mpt_config_role r
         return -ENAMETOOLONG;
     n = snprintf(buf, len, "%s/%s-%s.sock", dir, rolename, name);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int mpt_config_control_dir_check(const char *sock_path, char *err, size_t errlen)
+{
+    char dir[256];
+    const char *slash = strrchr(sock_path, '/');
+    struct stat st;
+    int n;
+
+    if (!slash)
+        n = snprintf(dir, sizeof(dir), ".");
+    else if (slash == sock_path)
+        n = snprintf(dir, sizeof(dir), "/");
+    else
+        n = snprintf(dir, sizeof(dir), "%.*s", (int)(slash - sock_path), sock_path);
+    if (n < 0 || (size_t)n >= sizeof(dir)) {
+        snprintf(err, errlen, "control socket path too long");
+        return -ENAMETOOLONG;
+    }
+    if (lstat(dir, &st) != 0) {
+        n = -errno;
+        snprintf(err, errlen, "control directory `%s': %s", dir, strerror(-n));
+        return n;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "control directory `%s' is not a directory%s", dir,
+                 S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+        return -ENOTDIR;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(err, errlen,
+                 "control directory `%s' belongs to another user (uid %u): not using it "
+                 "(remove it, or set `control =' to a path in a directory of your own)",
+                 dir, (unsigned)st.st_uid);
+        return -EPERM;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "control directory `%s' is writable by %s (mode %04o): not using it "
+                 "(run `chmod go-w %s', or set `control =' to a path in a private directory)",
+                 dir, st.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st.st_mode & 07777),
+                 dir);
+        return -EPERM;
+    }
+    return 0;
 }

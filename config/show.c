@@ -147,6 +147,7 @@ static void walk_tunnel(struct walk *w)
     emit(w, "cipher", cfg->no_aes ? "chacha20-poly1305" : "auto", "default");
     emit_size(w, "sndbuf", cfg->sndbuf);
     emit_size(w, "rcvbuf", cfg->rcvbuf);
+    emit(w, "insecure_permissions", cfg->insecure_permissions ? "yes" : "no", "default");
 }
 
 static void walk_path_keys(struct walk *w, const struct mpt_path_config *p)

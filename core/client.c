@@ -64,8 +64,13 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
         if (c->p.weight[i] == 0)
             c->p.weight[i] = 1;
     c->sched_dirty = 1;
-    if (mpt_psk_init(&c->psk, p->secret) != 0)
+    c->sec = mpt_secure_alloc(sizeof(*c->sec));
+    if (!c->sec)
+        return -ENOMEM;
+    if (mpt_psk_init(&c->sec->psk, p->secret) != 0) {
+        mpt_client_free(c);
         return -EINVAL;
+    }
     c->hash_key = mpt_random64();
     c->next_flow_id = 1;
     c->flows = calloc(p->max_flows, sizeof(*c->flows));
@@ -88,9 +93,7 @@ void mpt_client_free(struct mpt_client *c)
     mpt_slots_free(&c->flow_slots);
     mpt_index_free(&c->flow_by_app);
     mpt_index_free(&c->flow_by_id);
-    mpt_psk_wipe(&c->psk);
-    mpt_keys_wipe(&c->keys);
-    mpt_keys_wipe(&c->prev_keys);
+    mpt_secure_free(c->sec, sizeof(*c->sec)); /* wiped */
     memset(c, 0, sizeof(*c));
 }
 
@@ -269,7 +272,7 @@ static void start_handshake(struct mpt_client *c, uint64_t now)
     m[MPT_HELLO_OFF_MODE] = c->p.mode;
     if (!c->p.no_aes && mpt_cipher_aes_available())
         m[MPT_HELLO_OFF_FLAGS] |= MPT_HELLO_FLAG_AES;
-    mpt_hello_mac(&c->psk, m, m + MPT_HELLO_OFF_MAC);
+    mpt_hello_mac(&c->sec->psk, m, m + MPT_HELLO_OFF_MAC);
     c->hs_next_us = now;
     c->hs_started_us = now;
     c->hs_attempts = 0;
@@ -312,7 +315,7 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
             c->ctr.drops[MPT_DROP_SESSION]++;
         return;
     }
-    mpt_reply_mac(&c->psk, buf, c->hs_random, mac);
+    mpt_reply_mac(&c->sec->psk, buf, c->hs_random, mac);
     if (!mpt_mac_equal(mac, buf + MPT_REPLY_OFF_MAC)) {
         c->ctr.drops[MPT_DROP_AUTH]++;
         c->paths[path].rx_unauth++;
@@ -324,15 +327,17 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
         c->ctr.drops[MPT_DROP_MALFORMED]++;
         return;
     }
-    mpt_session_keys(&c->psk, sid, c->hs_random, buf + MPT_REPLY_OFF_RANDOM, c2s, s2c);
+    mpt_session_keys(&c->sec->psk, sid, c->hs_random, buf + MPT_REPLY_OFF_RANDOM, c2s, s2c);
     /* The server answers under the old keys until it sees one of our datagrams under the new:
      * keep reading them a little while. */
     if (c->state == MPT_CLIENT_ESTABLISHED) {
         c->prev_sid = c->sid;
-        c->prev_keys = c->keys;
+        c->sec->prev_keys = c->sec->keys;
         c->prev_until_us = now + MPT_CLIENT_PREV_US;
     }
-    mpt_keys_init(&c->keys, c2s, s2c, cipher);
+    mpt_keys_init(&c->sec->keys, c2s, s2c, cipher);
+    mpt_wipe(c2s, sizeof(c2s));
+    mpt_wipe(s2c, sizeof(s2c));
     c->sid = sid;
     c->hs_sid = 0;
     c->state = MPT_CLIENT_ESTABLISHED;
@@ -444,7 +449,7 @@ static void send_flow(struct mpt_client *c, uint32_t id, const uint8_t *buf, siz
     mpt_put16(inner + 2, 0);
     mpt_put32(inner + 4, id);
     memcpy(inner + MPT_FLOW_HDR_LEN, buf, len);
-    n = mpt_data_seal(&c->keys, c->sid, out, MPT_FLOW_HDR_LEN + len);
+    n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_FLOW_HDR_LEN + len);
     c->ctr.sealed++;
     if (c->sched_dirty)
         schedule(c);
@@ -638,9 +643,9 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         return;
     }
     if (mpt_data_sid(buf) == c->sid) {
-        k = &c->keys;
+        k = &c->sec->keys;
     } else if (c->prev_sid && mpt_data_sid(buf) == c->prev_sid && now < c->prev_until_us) {
-        k = &c->prev_keys;
+        k = &c->sec->prev_keys;
     } else {
         c->ctr.drops[MPT_DROP_SESSION]++;
         return;
@@ -733,7 +738,7 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
                   (uint32_t)(p->srtt_us > UINT32_MAX ? UINT32_MAX : p->srtt_us));
         m[MPT_PROBE_OFF_NPATHS] = (uint8_t)c->p.npaths;
         memcpy(m + MPT_PROBE_OFF_USE, c->use, MPT_MAX_PATHS);
-        n = mpt_data_seal(&c->keys, c->sid, out, MPT_PROBE_LEN);
+        n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_PROBE_LEN);
         c->ctr.sealed++;
         if (!mpt_outq_push(q, MPT_OUT_PATH, out, n, i))
             return;

@@ -104,18 +104,23 @@ enum mpt_client_state {
     MPT_CLIENT_ESTABLISHED, /* a session (perhaps with a new handshake under way) */
 };
 
+/* The client's key material, in memory of its own (mpt_secure_alloc: locked, not dumped). */
+struct mpt_client_secrets {
+    struct mpt_psk psk;
+    struct mpt_keys keys;      /* the current session's */
+    struct mpt_keys prev_keys; /* the session before the last handshake's */
+};
+
 struct mpt_client {
     struct mpt_client_params p;
-    struct mpt_psk psk;
+    struct mpt_client_secrets *sec;
     enum mpt_client_state state;
 
-    /* The current session. */
+    /* The current session (its keys: sec->keys). */
     uint64_t sid;
-    struct mpt_keys keys;
     uint64_t last_auth_us; /* last authenticated datagram on any path */
-    /* The session before the last handshake, still read for MPT_CLIENT_PREV_US. */
+    /* The session before the last handshake, still read for MPT_CLIENT_PREV_US (sec->prev_keys). */
     uint64_t prev_sid, prev_until_us;
-    struct mpt_keys prev_keys;
     uint64_t established_us;
 
     /* A handshake under way (hs_sid != 0). */

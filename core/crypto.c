@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/wire.h"
 
@@ -115,4 +117,54 @@ uint64_t mpt_random64(void)
     uint64_t v;
     randombytes_buf(&v, sizeof(v));
     return v;
+}
+
+static size_t page_size(void)
+{
+    long p = sysconf(_SC_PAGESIZE);
+    return p > 0 ? (size_t)p : 4096;
+}
+
+void *mpt_secure_alloc(size_t size)
+{
+    size_t page = page_size(), len;
+    uint8_t *base;
+
+    if (size == 0 || size > SIZE_MAX / 2)
+        return NULL;
+    len = (size + page - 1) / page * page;
+    base = mmap(NULL, len + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    if (mprotect(base, page, PROT_NONE) != 0 || mprotect(base + page + len, page, PROT_NONE) != 0) {
+        munmap(base, len + 2 * page);
+        return NULL;
+    }
+    /* Best effort: beyond RLIMIT_MEMLOCK the keys may be swapped out, but are still kept out of
+     * core dumps (sodium_mlock applies MADV_DONTDUMP too, before it locks). */
+    if (len <= MPT_SECURE_LOCK_MAX)
+        (void)sodium_mlock(base + page, len);
+#ifdef MADV_DONTDUMP
+    madvise(base + page, len, MADV_DONTDUMP);
+#endif
+    return base + page;
+}
+
+void mpt_secure_free(void *p, size_t size)
+{
+    size_t page = page_size(), len;
+
+    if (!p)
+        return;
+    len = (size + page - 1) / page * page;
+    if (len <= MPT_SECURE_LOCK_MAX) {
+        /* Wipes, then unlocks (whether or not the lock had been granted). */
+        (void)sodium_munlock(p, len);
+    }
+    munmap((uint8_t *)p - page, len + 2 * page);
+}
+
+void mpt_wipe(void *p, size_t len)
+{
+    sodium_memzero(p, len);
 }

@@ -56,6 +56,19 @@ void mpt_aead_seal(const uint8_t key[MPT_KEY_LEN], uint64_t counter, const uint8
 int mpt_aead_open(const uint8_t key[MPT_KEY_LEN], uint64_t counter, const uint8_t *ad, size_t adlen,
                   const uint8_t *ct, size_t ctlen, uint8_t *out);
 
+/* Memory for key material: zeroed, left out of core dumps (MADV_DONTDUMP), locked in RAM with
+ * sodium_mlock when it is at most MPT_SECURE_LOCK_MAX bytes (and RLIMIT_MEMLOCK allows), between
+ * two inaccessible guard pages. Returns NULL if out of memory. */
+#define MPT_SECURE_LOCK_MAX (16u << 20)
+void *mpt_secure_alloc(size_t size);
+
+/* Wipes (sodium_munlock) and unmaps memory of mpt_secure_alloc(size); p may be NULL. A region too
+ * large to be locked is unmapped without being written: its untouched pages were never made. */
+void mpt_secure_free(void *p, size_t size);
+
+/* Wipes len bytes (sodium_memzero): for key material on the stack. */
+void mpt_wipe(void *p, size_t len);
+
 /* Random bytes (libsodium's generator; tests may install their own with
  * randombytes_set_implementation). */
 void mpt_random(void *buf, size_t len);

@@ -18,6 +18,11 @@
 #define HS_GLOBAL_RATE 2000
 #define HS_GLOBAL_BURST 4000
 
+static size_t sessions_bytes(unsigned n)
+{
+    return (size_t)n * sizeof(struct mpt_server_session);
+}
+
 int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
 {
     memset(s, 0, sizeof(*s));
@@ -26,9 +31,16 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
         return -EINVAL;
     s->p = *p;
     s->p.secret = NULL;
-    if (mpt_psk_init(&s->psk, p->secret) != 0)
+    s->psk = mpt_secure_alloc(sizeof(*s->psk));
+    if (!s->psk)
+        return -ENOMEM;
+    if (mpt_psk_init(s->psk, p->secret) != 0) {
+        mpt_server_free(s);
         return -EINVAL;
-    s->sessions = calloc(p->max_sessions, sizeof(*s->sessions));
+    }
+    /* The sessions hold their keys: the whole table lives in key memory (zeroed). */
+    if (sessions_bytes(p->max_sessions) / sizeof(*s->sessions) == p->max_sessions)
+        s->sessions = mpt_secure_alloc(sessions_bytes(p->max_sessions));
     s->flows = calloc(p->max_flows, sizeof(*s->flows));
     s->closed = calloc(p->max_flows, sizeof(*s->closed));
     if (!s->sessions || !s->flows || !s->closed ||
@@ -53,10 +65,15 @@ void mpt_server_free(struct mpt_server *s)
 {
     if (!s)
         return;
-    if (s->sessions)
+    if (s->sessions) {
+        /* A table too large to be locked is not wiped whole by mpt_secure_free. */
         for (unsigned i = 0; i < s->p.max_sessions; i++)
-            mpt_keys_wipe(&s->sessions[i].keys);
-    free(s->sessions);
+            if (s->sessions[i].sid) {
+                mpt_keys_wipe(&s->sessions[i].keys);
+                mpt_keys_wipe(&s->sessions[i].prev_keys);
+            }
+        mpt_secure_free(s->sessions, sessions_bytes(s->p.max_sessions));
+    }
     free(s->flows);
     free(s->closed);
     mpt_slots_free(&s->session_slots);
@@ -64,7 +81,9 @@ void mpt_server_free(struct mpt_server *s)
     mpt_index_free(&s->session_by_prev);
     mpt_slots_free(&s->flow_slots);
     mpt_index_free(&s->flow_by_key);
-    mpt_psk_wipe(&s->psk);
+    if (s->psk)
+        mpt_psk_wipe(s->psk);
+    mpt_secure_free(s->psk, sizeof(*s->psk));
     memset(s, 0, sizeof(*s));
 }
 
@@ -252,7 +271,7 @@ static void send_reply(struct mpt_server *s, const struct mpt_server_session *ss
     mpt_put64(m + MPT_REPLY_OFF_SID, ss->sid);
     memcpy(m + MPT_REPLY_OFF_RANDOM, ss->server_random, MPT_RANDOM_LEN);
     m[MPT_REPLY_OFF_CIPHER] = (uint8_t)ss->keys.cipher;
-    mpt_reply_mac(&s->psk, m, ss->client_random, m + MPT_REPLY_OFF_MAC);
+    mpt_reply_mac(s->psk, m, ss->client_random, m + MPT_REPLY_OFF_MAC);
     o = mpt_outq_push(q, MPT_OUT_PATH, m, MPT_REPLY_LEN, 0);
     if (o) {
         o->addr = *to;
@@ -275,7 +294,7 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
         s->ctr.drops[MPT_DROP_LIMIT]++;
         return;
     }
-    mpt_hello_mac(&s->psk, buf, mac);
+    mpt_hello_mac(s->psk, buf, mac);
     if (!mpt_mac_equal(mac, buf + MPT_HELLO_OFF_MAC)) {
         auth_failed(s, now, from, "a handshake");
         return;
@@ -332,13 +351,15 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
     ss->sid = sid;
     memcpy(ss->client_random, buf + MPT_HELLO_OFF_RANDOM, MPT_RANDOM_LEN);
     mpt_random(ss->server_random, MPT_RANDOM_LEN);
-    mpt_session_keys(&s->psk, sid, ss->client_random, ss->server_random, c2s, s2c);
+    mpt_session_keys(s->psk, sid, ss->client_random, ss->server_random, c2s, s2c);
     /* AES-256-GCM when both ends run it in hardware; the choice is in the REPLY, under its MAC. */
     cipher = (buf[MPT_HELLO_OFF_FLAGS] & MPT_HELLO_FLAG_AES) && s->aes ? MPT_CIPHER_AES256GCM
                                                                        : MPT_CIPHER_CHACHA20;
     mpt_keys_init(&ss->keys, s2c, c2s, cipher);
     MPT_DEBUG("session %016llx: %s, client mode %u", (unsigned long long)sid,
               mpt_cipher_name(cipher), buf[MPT_HELLO_OFF_MODE]);
+    mpt_wipe(c2s, sizeof(c2s));
+    mpt_wipe(s2c, sizeof(s2c));
     ss->created_us = now;
     ss->last_rx_us = now;
     ss->mode = buf[MPT_HELLO_OFF_MODE];

@@ -85,8 +85,8 @@ struct mpt_server_flow {
 
 struct mpt_server {
     struct mpt_server_params p;
-    struct mpt_psk psk;
-    struct mpt_server_session *sessions;
+    struct mpt_psk *psk;                 /* in mpt_secure_alloc memory */
+    struct mpt_server_session *sessions; /* in mpt_secure_alloc memory: they hold the keys */
     struct mpt_slots session_slots;
     struct mpt_index session_by_sid;
     struct mpt_index session_by_prev; /* key: prev_sid */

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/config.h"
+#include "core/log.h"
 #include "net/control.h"
 #include "net/driver.h"
 #include "net/status.h"
@@ -240,20 +242,25 @@ void mpt_control_close(struct mpt_control *ctl, mpt_control_closed_cb cb, void *
     mpt_driver_stop(&ctl->base);
 }
 
-/* Makes the socket's directory (one level, 0700) if it is missing. */
+/* Makes the socket's directory (one level, 0700) if it is missing, then refuses it if another
+ * user could replace the socket in it (mpt_config_control_dir_check). */
 static int make_dir(const char *path)
 {
-    char dir[SUN_PATH_LEN];
+    char dir[SUN_PATH_LEN], why[MPT_CONFIG_ERR_MAX];
     char *slash;
+    int rc;
 
     strcpy(dir, path);
     slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        return 0;
-    *slash = '\0';
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return -errno;
+    }
+    rc = mpt_config_control_dir_check(path, why, sizeof(why));
+    if (rc)
+        MPT_ERROR("%s", why);
+    return rc;
 }
 
 /* 0 if nothing is at path (any stale socket removed), UV_EADDRINUSE if a process answers there,

@@ -31,7 +31,9 @@ struct mpt_control_ops {
 
 typedef void (*mpt_control_closed_cb)(void *arg);
 
-/* Listens on `path`, a socket file made with mode 0600; its directory is made (0700) if missing.
+/* Listens on `path`, a socket file made with mode 0600; its directory is made (0700) if missing,
+ * and refused (-EPERM, -ENOTDIR, logged with the reason) if it belongs to another user or others
+ * may write to it (mpt_config_control_dir_check).
  * A stale socket file that nobody answers on is replaced; a live one is left alone
  * (UV_EADDRINUSE), as is anything that is not a socket (UV_EEXIST). Returns 0, or a negative
  * code; on failure ops->release(arg) still runs, later, from the loop. */

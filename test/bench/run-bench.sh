@@ -18,6 +18,8 @@
 # Usage: test/bench/run-bench.sh [--quick] [--paths "1 3"] [--sizes "64 1200"] [--duration SEC]
 #            [--build DIR] [--markdown FILE] [--flows N] [--bufsize BYTES]
 set -euo pipefail
+# Configurations hold secrets: mptunnel refuses them in files that others can read.
+umask 077
 
 usage() {
     sed -n 's/^# \{0,1\}//; /^Usage:/,/^$/p' "$0" | sed '/^$/d'

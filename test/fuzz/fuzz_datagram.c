@@ -132,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             /* Sealed with the client's keys, as the client would. */
             memcpy(mpt_data_inner(buf), data, size);
-            n = mpt_data_seal(&c.keys, c.sid, buf, size);
+            n = mpt_data_seal(&c.sec->keys, c.sid, buf, size);
             mpt_server_on_path(&s, now, &paths[(sel >> 2) % NPATHS], buf, n, &q);
         }
         break;

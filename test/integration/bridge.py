@@ -212,6 +212,9 @@ def test_clean():
     check(sorted(replies) == sorted(sent), "clean: %d of %d replies back, intact"
           % (len(replies), len(sent)))
 
+    mode = os.stat(rec).st_mode & 0o7777
+    check(mode == 0o600, "record: file created with mode %04o (expected 0600: it holds others' "
+          "traffic)" % mode)
     with open(rec, "rb") as f:
         blob = f.read()
     records, off = [], 0

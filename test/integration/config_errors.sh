@@ -1,6 +1,8 @@
 #!/bin/bash
 # Configuration mistakes: each one exits 2 and names file:line and key on stderr.
 set -u
+# Configurations hold secrets: mptunnel refuses them in files that others can read.
+umask 077
 
 : "${MPTUNNEL:?MPTUNNEL must name the mptunnel binary}"
 MPTUNNEL=$(realpath "$MPTUNNEL")

@@ -33,6 +33,8 @@ SRC = os.environ.get("MPT_SRC") or os.path.join(os.path.dirname(os.path.abspath(
                                                 "..", "..")
 DEADLINE = time.monotonic() + 120
 PROCS = []
+# The configurations hold secrets, which mptunnel refuses in a file that others can read.
+os.umask(0o077)
 TMP = tempfile.mkdtemp(prefix="mpt-status-test-")
 FAILURES = []
 

@@ -26,6 +26,10 @@ import time
 
 SKIP = 77
 
+# Configurations hold secrets, and mptunnel refuses a secret that others can read: every file the
+# tests write (and the processes they start) is private to the user.
+os.umask(0o077)
+
 # Socket buffers of every process: net.core.rmem_max allows 4 MiB here, and the default 212 KB
 # overflows within tens of milliseconds at the test rates when other builds load the host.
 BUFSIZE = "4M"

@@ -222,6 +222,8 @@ static void write_file(const char *path, const char *content, size_t len)
     ASSERT(f != NULL);
     ASSERT_EQ(fwrite(content, 1, len, f), len);
     ASSERT_EQ(fclose(f), 0);
+    /* Secrets that others can read are refused. */
+    ASSERT_EQ(chmod(path, 0600), 0);
 }
 
 static void remove_tmpdir(void)

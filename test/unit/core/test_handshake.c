@@ -915,7 +915,7 @@ static void cipher_choice(void)
             fx.c.p.no_aes = no_c;
             fx.s.aes = aes && !no_s;
             establish();
-            ASSERT_EQ(fx.c.keys.cipher, want);
+            ASSERT_EQ(fx.c.sec->keys.cipher, want);
             ASSERT_EQ(fx.s.sessions[fx.s.session_slots.head].keys.cipher, want);
             app_send(&a, "both ways");
             deliver_up();
