@@ -31,7 +31,8 @@ def write(path, text, mode):
 
 def server_ini(t, secret_line, extra=""):
     return ("[tunnel]\n%s\n%s[server]\nlisten = 127.0.0.1:%d\ntarget = 127.0.0.1:%d\n"
-            % (secret_line, extra, t.port(), t.port()))
+            "control = %s\n" % (secret_line, extra, t.port(), t.port(),
+                                t.path("s%d.sock" % t.port())))
 
 
 def refused_secrets(t):
@@ -76,11 +77,19 @@ def refused_secrets(t):
 def locked_keys(t, pid, label):
     with open("/proc/%d/status" % pid) as f:
         lck = int(re.search(r"^VmLck:\s+(\d+) kB", f.read(), re.M).group(1))
+    with open("/proc/%d/maps" % pid) as f:
+        asan = "libasan" in f.read()
     flags = []
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
             if line.startswith("VmFlags:"):
                 flags.append(line.split()[1:])
+    if asan:
+        # AddressSanitizer makes mlock() a no-op (and maps shadow memory with `dd' itself).
+        print("%s: built with AddressSanitizer, which ignores mlock: only `dd' is checked" % label)
+        t.check("%s: mappings left out of core dumps (dd)" % label,
+                sum(1 for fl in flags if "dd" in fl), 1, ">=")
+        return
     both = sum(1 for fl in flags if "dd" in fl and "lo" in fl)
     t.check("%s: VmLck (kB)" % label, lck, 4, ">=")
     t.check("%s: mappings locked and left out of core dumps (lo, dd)" % label, both, 1, ">=")
