@@ -3,6 +3,8 @@
 # binding anything; a bad file (syntax, a key, a host name that does not resolve, a side missing)
 # exits 2 naming file:line and key; no secret is ever printed.
 set -u
+# Configurations hold secrets: mptunnel refuses them in files that others can read.
+umask 077
 
 : "${MPTUNNEL:?MPTUNNEL must name the mptunnel binary}"
 MPTUNNEL=$(realpath "$MPTUNNEL")
@@ -85,11 +87,12 @@ has out.txt '^\[server\]$'
 has out.txt '^listen = 2000 +; all addresses: \[::\]:2000$'
 has out.txt '^target = localhost:1194 +; localhost -> 127\.0\.0\.1:1194$'
 has out.txt '^session_timeout = 2m +; default$'
+has out.txt '^insecure_permissions = no +; default$'
 has out.txt "^control = $dir/server\\.sock\$"
 has out.txt '^metrics = +; not set$'
 # Every key of the schema, once per section (the unit test checks the schema's completeness).
 keys=$(grep -cE '^[a-z_]+ = ' out.txt)
-[ "$keys" -eq 29 ] || fail "good file: $keys keys printed, want 29"
+[ "$keys" -eq 30 ] || fail "good file: $keys keys printed, want 30"
 echo "good file: exit 0, $keys keys printed"
 [ ! -e client.sock ] && [ ! -e server.sock ] || fail "check made a control socket"
 
