@@ -229,6 +229,8 @@ static void totals(struct mpt_prom *p, const struct mpt_counters *c, const char 
         mpt_prom_label(&l, "kind", kinds[i].name);
         mpt_prom_u64(p, "mptunnel_send_errors_total", &l, *kinds[i].v);
     }
+    one(p, "mptunnel_queue_full_total", "counter",
+        "Copies never sent: the output queue had no room for them", c->queue_full);
     one(p, "mptunnel_gso_resent_total", "counter",
         "Runs of datagrams the kernel refused as one GSO send, sent again one by one (not lost)",
         e.gso_resent);

@@ -58,6 +58,7 @@ CLIENT_FAMILIES = {
     "mptunnel_app_received_packets": "counter", "mptunnel_app_sent_packets": "counter",
     "mptunnel_rejected_packets": "counter", "mptunnel_duplicate_packets": "counter",
     "mptunnel_send_errors": "counter", "mptunnel_gso_resent": "counter",
+    "mptunnel_queue_full": "counter",
     "mptunnel_path_mtu_bytes": "gauge", "mptunnel_scrape_truncated": "gauge",
 }
 SERVER_FAMILIES = {k: v for k, v in CLIENT_FAMILIES.items()
@@ -217,6 +218,7 @@ def run(t, secret, target):
         t.expect(set(kinds) == KINDS, "%s: send errors by kind %s" % (who, kinds))
         # Loopback with 4 MiB buffers at 1,000 datagrams/s: nothing refused.
         t.check("%s: send errors" % who, sum(kinds.values()), 0, "==")
+        t.check("%s: queue full" % who, value(f, "mptunnel_queue_full"), 0, "==")
     names = {(s.labels["index"], s.labels["path"]) for s in samples(c, "mptunnel_path_sent_packets")}
     t.expect(names == {("1", "a"), ("2", "b")}, "client: paths labelled %s" % sorted(names))
     for idx in ("1", "2"):

@@ -230,6 +230,7 @@ static void test_client_text(void)
     c.ctr.drops[MPT_DROP_AUTH] = 7;
     c.ctr.drops[MPT_DROP_REPLAY] = 3;
     c.ctr.duplicates = 5;
+    c.ctr.queue_full = 6;
     c.ctr.handshakes = 2;
     mpt_prom_init(&pr, buf, sizeof(buf));
     mpt_status_client_prom(st, &pr, 3500000);
@@ -260,6 +261,7 @@ static void test_client_text(void)
     ASSERT(strstr(buf, "\nmptunnel_send_errors_total{kind=\"unreachable\"} 2\n"));
     ASSERT(strstr(buf, "\nmptunnel_send_errors_total{kind=\"other\"} 0\n"));
     ASSERT(strstr(buf, "\nmptunnel_gso_resent_total 4\n"));
+    ASSERT(strstr(buf, "\nmptunnel_queue_full_total 6\n"));
     ASSERT(strstr(buf, "\nmptunnel_path_mtu_bytes{index=\"1\",path=\"fiber\"} 1500\n"));
     ASSERT(!strstr(buf, "mptunnel_path_mtu_bytes{index=\"2\""));
     mpt_status_client_free(st);
@@ -328,11 +330,17 @@ static void test_server_text(void)
     mpt_server_free(&s);
 }
 
+/* One case a line: CMake reads the names from here. */
+/* clang-format off */
 static const struct task_case cases[] = {
-    {"http_request", test_http_request}, {"http_limits", test_http_limits},
-    {"prom_writer", test_prom_writer},   {"client_text", test_client_text},
-    {"server_text", test_server_text},   {NULL, NULL},
+    {"http_request", test_http_request},
+    {"http_limits", test_http_limits},
+    {"prom_writer", test_prom_writer},
+    {"client_text", test_client_text},
+    {"server_text", test_server_text},
+    {NULL, NULL},
 };
+/* clang-format on */
 
 int main(int argc, char **argv)
 {
