@@ -275,7 +275,7 @@ static const char *jstr(const struct jdoc *d, int k, char *buf, size_t len, cons
 
 /* The path table fits MAX_COLS columns unless --wide: the path column takes what is left. */
 #define MAX_COLS 100
-#define PATH_COL_MAX 24
+#define PATH_COL_MAX 26
 
 /* "40 ms", "1.5 s", "12 s", "5.2 min", "3.1 h", "2.0 d". */
 static void fmt_duration(char *buf, size_t len, double ms)
@@ -397,7 +397,7 @@ static void table_fit(struct table *t, const struct row *rows, unsigned n)
 
 static void print_table_header(const struct table *t)
 {
-    printf("  %-*s", t->w, "PATH");
+    printf("%-*s", t->w, "PATH");
     if (t->with_remote)
         printf(" %-*s", t->rw, "REMOTE");
     printf(" %-6s %6s", "STATE", "RTT ms");
@@ -435,7 +435,7 @@ static void print_table_row(const struct table *t, const struct jdoc *d, const s
     fmt_bytes(bu, sizeof(bu), jnum(d, jget(d, r->up, "bytes")));
     fmt_bytes(bd, sizeof(bd), jnum(d, jget(d, r->down, "bytes")));
     fmt_ms_ago(heard, sizeof(heard), d, jget(d, p, "last_heard_ms"));
-    printf("  %-*s", t->w, cell);
+    printf("%-*s", t->w, cell);
     if (t->with_remote)
         printf(" %-*s", t->rw, r->remote);
     printf(" %-6s %6s", state, rtt);

@@ -786,10 +786,15 @@ static void report_silence(struct mpt_client *c, uint64_t now)
         const struct mpt_client_path *p = &c->paths[i];
         uint64_t dm = p->rx_malformed - p->hs_malformed, du = p->rx_unauth - p->hs_unauth;
         path_label(c, i, l, sizeof(l));
+        if (p->remote.u.sa.sa_family)
+            mpt_addr_str(&p->remote, a, sizeof(a));
+        else
+            snprintf(a, sizeof(a), "?");
+        /* The address only where the name does not already say it. */
         if (n < sizeof(tried))
-            n += (size_t)snprintf(tried + n, sizeof(tried) - n, "%s%s -> %s", i ? ", " : "", l,
-                                  p->remote.u.sa.sa_family ? mpt_addr_str(&p->remote, a, sizeof(a))
-                                                           : "?");
+            n += (size_t)snprintf(tried + n, sizeof(tried) - n, "%s%s%s%s", i ? ", " : "", l,
+                                  strcmp(c->p.path_name[i], a) ? " -> " : "",
+                                  strcmp(c->p.path_name[i], a) ? a : "");
         if (du && m < sizeof(got))
             m += (size_t)snprintf(got + m, sizeof(got) - m,
                                   "; %s got %llu repl%s that failed authentication", l,

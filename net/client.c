@@ -436,8 +436,10 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     if (rc)
         goto fail;
     for (unsigned i = 0; i < d->npaths; i++)
-        MPT_INFO("path %u (%s) -> %s", i + 1, d->core.p.path_name[i],
-                 mpt_addr_str(&d->paths[i].remote, a, sizeof(a)));
+        if (strcmp(mpt_addr_str(&d->paths[i].remote, a, sizeof(a)), d->core.p.path_name[i]))
+            MPT_INFO("path %u (%s) -> %s", i + 1, d->core.p.path_name[i], a);
+        else
+            MPT_INFO("path %u (%s)", i + 1, a);
     MPT_INFO("client listening on %s, %u path%s, mode %s", mpt_addr_str(&laddr, a, sizeof(a)),
              d->npaths, d->npaths == 1 ? "" : "s", mpt_mode_name(cc->mode));
     run_timer(d);

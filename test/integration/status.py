@@ -286,7 +286,7 @@ def main():
 
     # The readable report.
     rc, out, err = status(cfg, "--client")
-    rows = [l.split() for l in out.splitlines() if re.match(r"  \d+ ", l)]
+    rows = [l.split() for l in out.splitlines() if re.match(r"\d+ ", l)]
     check(rc == 0 and len(rows) == 2, "report: 2 path rows\n" + out)
     check([r[:2] for r in rows] == [["1", "127.0.0.1:%d" % b1], ["2", "127.0.0.1:%d" % b2]] and
           [r[2] for r in rows] == ["up", "up"], "report rows: %s" % [r[:3] for r in rows])
