@@ -4,8 +4,10 @@ end-to-end loss far below one path's, no duplicate or corrupted datagram, and `m
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 MPT = os.environ["MPTUNNEL"]
@@ -13,12 +15,15 @@ MPT = os.environ["MPTUNNEL"]
 
 def main():
     t0 = time.monotonic()
+    # Control sockets of our own: another demo on this machine must not answer our status query.
+    rundir = tempfile.mkdtemp(prefix="mpt-demo-test-")
+    env = dict(os.environ, RUNTIME_DIRECTORY=rundir)
     demo = subprocess.Popen([MPT, "demo", "--duration", "6", "--rate", "1000", "--loss", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         time.sleep(3)
         st = subprocess.run([MPT, "status", "--demo", "--client", "--json"], capture_output=True,
-                            text=True, timeout=10)
+                            text=True, timeout=10, env=env)
         assert st.returncode == 0, st.stderr
         doc = json.loads(st.stdout)
         states = [p["state"] for p in doc["paths"]]
@@ -33,6 +38,7 @@ def main():
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+        shutil.rmtree(rundir, ignore_errors=True)
     print(out)
     assert demo.returncode == 0, "demo exit status %d" % demo.returncode
     m = re.search(r"one way ([0-9.]+)%, round trip ([0-9.]+)%", out)

@@ -6,6 +6,7 @@ Ctrl-C (SIGINT) during an endless run prints the summary, marked interrupted, an
 3 s. A percentage over 100 is a usage error (exit 2)."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,9 +34,13 @@ def main():
           "--loss 120%% refused with exit 2 (%d: %s)" % (bad.returncode, bad.stderr.strip()))
 
     out = tempfile.NamedTemporaryFile(prefix="mpt-demo-events-", suffix=".out", delete=False)
+    # Control sockets of our own, away from any other demo on this machine.
+    rundir = tempfile.mkdtemp(prefix="mpt-demo-events-")
+    env = dict(os.environ, RUNTIME_DIRECTORY=rundir)
     demo = subprocess.Popen([MPT, "demo", "--duration", "0", "--paths", "2", "--loss", "20%",
                              "--rate", "500", "--kill-path", "1.5"],
-                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env)
     try:
         def text():
             with open(out.name) as f:
@@ -59,6 +64,7 @@ def main():
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+        shutil.rmtree(rundir, ignore_errors=True)
     s = text()
     print(s)
     check(rc == 0, "exit status after SIGINT %s within %.2f s (must be 0 within 3 s)" % (rc, took))
