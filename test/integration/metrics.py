@@ -12,7 +12,8 @@ tunnel's overhead, both paths up with an RTT, one session, one handshake, one fl
 Then hostile requests, each answered or closed as it should be: garbage (400), a huge header (431),
 wrong path (404), wrong method (405), HEAD (no body), a request sent a byte at a time (closed by
 the timeout, within 5 s +- 1.5 s), more connections than allowed (the extra ones closed at once),
-and after all that the endpoint still answers and both processes still run. A server whose
+and after all that the endpoint still answers and both processes still run, and stop at once
+with a connection open. A server whose
 metrics address is taken, or does not resolve, does not start and says why (file:line).
 
 The parser is a Debian package, which the python3 on PATH may not see: the test runs itself again
@@ -370,6 +371,11 @@ def run(t, secret, target):
     t.check("client after: app received", value(c2, "mptunnel_app_received_packets"), N, "==")
     t.check("server after: sessions", value(s2, "mptunnel_sessions"), 1, "==")
     t.expect(client.alive() and server.alive(), "client and server still running")
+    # Connections still open when the processes are stopped (at the end, by SIGTERM) do not hold
+    # them up: both must exit 0 within 3 s.
+    t.open_conns = [socket.create_connection(("127.0.0.1", port), timeout=3)
+                    for port in (cmet, smet)]
+    t.open_conns[0].sendall(b"GET /metr")
 
 
 mptlib.run(body, 90)
