@@ -162,6 +162,8 @@ run_fuzzers()
 
 echo "mptunnel tests in $root ($(nproc) CPUs; build parallelism $jobs)"
 pkgs=("${MPT_BUILD_DEPS[@]}" python3 iproute2 valgrind python3-prometheus-client)
+# packaging.deb builds the Debian package and runs lintian on it.
+pkgs+=(dpkg-dev lintian)
 [ "$quick" = 1 ] || pkgs+=(clang libclang-rt-dev)
 # The network lab (test/netlab/, ctest -L netlab) runs only as root; elsewhere it skips.
 if [ "$(id -u)" -eq 0 ]; then
