@@ -537,6 +537,12 @@ void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr
         f = flow_open(c, now, app, &slot);
         if (!f) {
             c->ctr.drops[MPT_DROP_LIMIT]++;
+            if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&c->warn_full_us, now, 60000000)) {
+                char a[MPT_ADDR_STRLEN];
+                MPT_WARN("flow table full (max_flows = %u, none idle for flow_timeout): datagrams "
+                         "from %s dropped (this warning at most once a minute)",
+                         c->p.max_flows, mpt_addr_str(app, a, sizeof(a)));
+            }
             return;
         }
     }

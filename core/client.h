@@ -14,8 +14,9 @@
 #include "core/table.h"
 
 #define MPT_MAX_PATHS 16
-#define MPT_PATH_NAME_MAX 72 /* a path's name in messages: [path NAME] or the bridge's HOST:PORT   \
-                              */
+#define MPT_PATH_NAME_MAX                                                                          \
+    72 /* a path's name in messages: [path NAME] or the bridge's HOST:PORT                         \
+        */
 #define MPT_CLIENT_PREV_US 2000000 /* datagrams of the previous session are read this long */
 #define MPT_CLIENT_QUIET_FIRST_US 3000000ULL /* no answer this long: say so */
 #define MPT_CLIENT_QUIET_MAX_US 300000000ULL /* and again at most this far apart */
@@ -165,6 +166,7 @@ struct mpt_client {
     struct mpt_counters ctr;
     unsigned sessions_established;
     uint64_t flows_opened, flows_closed;
+    uint64_t warn_full_us; /* the flow-table-full warning may come again from then */
 
     /* Counters every MPT_CLIENT_STATS_US (logged at debug level): their values at the last. */
     uint64_t stats_next_us;

@@ -3,6 +3,8 @@
 #ifndef MPT_LOG_H
 #define MPT_LOG_H
 
+#include <stdint.h>
+
 enum {
     MPT_LOGL_ERROR = 0,
     MPT_LOGL_WARN = 1,
@@ -31,6 +33,16 @@ void mpt_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
         if ((lvl) <= mpt_log_state.level && mpt_log_state.sink)                                    \
             mpt_logf((lvl), __VA_ARGS__);                                                          \
     } while (0)
+
+/* 1 at most once per `period_us` (and the first time): *next keeps when it may be again. For
+ * messages that traffic could otherwise repeat for every datagram. */
+static inline int mpt_log_due(uint64_t *next, uint64_t now, uint64_t period_us)
+{
+    if (*next && now < *next)
+        return 0;
+    *next = now + period_us;
+    return 1;
+}
 
 #define MPT_ERROR(...) MPT_LOG(MPT_LOGL_ERROR, __VA_ARGS__)
 #define MPT_WARN(...) MPT_LOG(MPT_LOGL_WARN, __VA_ARGS__)

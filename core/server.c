@@ -340,6 +340,12 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
         slot = session_make_room(s, now, q);
         if (slot == MPT_NIL) {
             s->ctr.drops[MPT_DROP_LIMIT]++;
+            if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->warn_sessions_us, now, 60000000)) {
+                char a[MPT_ADDR_STRLEN];
+                MPT_WARN("session table full (max_sessions = %u, every one in use): a handshake "
+                         "from %s refused (this warning at most once a minute)",
+                         s->p.max_sessions, mpt_addr_str(from, a, sizeof(a)));
+            }
             return;
         }
         ss = &s->sessions[slot];
@@ -507,6 +513,10 @@ static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, con
         }
         if (slot == MPT_NIL) {
             s->ctr.drops[MPT_DROP_LIMIT]++;
+            if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->warn_flows_us, now, 60000000))
+                MPT_WARN("flow table full (max_flows = %u, none idle for flow_timeout): a new flow "
+                         "of session %016llx refused (this warning at most once a minute)",
+                         s->p.max_flows, (unsigned long long)ss->sid);
             return;
         }
         f = &s->flows[slot];

@@ -100,6 +100,7 @@ struct mpt_server {
     uint64_t authlog_stamp_us;
     unsigned authlog_tokens;
     uint64_t flows_opened, flows_closed;
+    uint64_t warn_sessions_us, warn_flows_us; /* table-full warnings may come again from then */
     uint64_t stats_next_us; /* counters logged every MPT_CLIENT_STATS_US at debug level */
     struct mpt_counters stats_ctr;
     uint64_t stats_flows_opened, stats_flows_closed;

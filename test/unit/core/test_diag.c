@@ -334,7 +334,43 @@ static void periodic_counters(void)
     mpt_outq_free(&q);
 }
 
+/* A full flow table is said once a minute, however many datagrams it refuses. */
+static void flow_table_full(void)
+{
+    struct mpt_client_params p;
+    const uint8_t data[4] = "abc";
+
+    memset(&p, 0, sizeof(p));
+    p.secret = secret;
+    p.npaths = 1;
+    p.max_flows = 2;
+    p.flow_timeout_ms = 600000;
+    p.probe_interval_ms = 200;
+    ASSERT_EQ(mpt_client_init(&cl, &p), 0);
+    ASSERT_EQ(mpt_outq_init(&q, 1024, 1 << 20), 0);
+    log_reset(MPT_LOGL_INFO);
+    for (vnow = 1000000; vnow < 31000000; vnow += 10000) {
+        struct mpt_addr app = addr4(0x7f000001, (uint16_t)(1000 + (vnow / 10000) % 50));
+        mpt_client_on_app(&cl, vnow, &app, data, sizeof(data), &q);
+        mpt_outq_reset(&q);
+    }
+    printf("flow-table-full warnings in 30 s: %u (must be 1), %llu datagrams refused\n",
+           count("flow table full", MPT_LOGL_WARN),
+           (unsigned long long)cl.ctr.drops[MPT_DROP_LIMIT]);
+    ASSERT_EQ(count("flow table full", MPT_LOGL_WARN), 1);
+    ASSERT_GT(cl.ctr.drops[MPT_DROP_LIMIT], 1000);
+    vnow = 62000000;
+    {
+        struct mpt_addr app = addr4(0x7f000002, 9);
+        mpt_client_on_app(&cl, vnow, &app, data, sizeof(data), &q);
+    }
+    ASSERT_EQ(count("flow table full", MPT_LOGL_WARN), 2);
+    mpt_client_free(&cl);
+    mpt_outq_free(&q);
+}
+
 static const struct task_case cases[] = {
+    {"flow_table_full", flow_table_full},
     {"no_answer", no_answer},
     {"no_answer_bad_replies", no_answer_bad_replies},
     {"answer_again", answer_again},
