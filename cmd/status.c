@@ -603,6 +603,18 @@ static void print_server(const struct jdoc *d, int root, int wide)
         }
     }
     print_rejected(d, root);
+    {
+        int af = jget(d, root, "auth_failures");
+        if (af >= 0 && d->v[af].t == J_ARR) {
+            for (int e = af + 1; e < d->v[af].next; e = d->v[e].next) {
+                char src[128], last[32];
+                jstr(d, jget(d, e, "source"), src, sizeof(src), "?");
+                fmt_ms_ago(last, sizeof(last), d, jget(d, e, "last_ms"));
+                printf("failed authentication: %.0f from %s, last %s ago (another secret?)\n",
+                       jnum(d, jget(d, e, "count")), src, last);
+            }
+        }
+    }
 }
 
 /* ---- the command ---- */

@@ -567,6 +567,19 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
     counters(j, &s->ctr);
     mpt_json_end(j);
     rejected(j, &s->ctr);
+    /* The sources whose datagrams failed authentication lately (a client with another secret). */
+    mpt_json_arr(j, "auth_failures");
+    for (unsigned i = 0; i < MPT_SERVER_AUTHLOG_SLOTS; i++) {
+        const struct mpt_server_authfail *e = &s->authfail[i];
+        if (!e->last_us)
+            continue;
+        mpt_json_obj(j, NULL);
+        mpt_json_str(j, "source", mpt_addr_str(&e->src, a, sizeof(a)));
+        mpt_json_u64(j, "count", e->total);
+        ms_ago(j, "last_ms", now, e->last_us);
+        mpt_json_end(j);
+    }
+    mpt_json_end(j);
     mpt_json_end(j);
 }
 

@@ -110,6 +110,15 @@ def body(t):
     t.expect(m is not None and "127.0.0.1" in m.group(1) and "different secret" in m.group(1),
              "the server's line names the source and a different secret")
 
+    # The server's status names the source whose handshakes fail.
+    out = subprocess.run([M, "status", "-c", scfg], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=10).stdout.decode()
+    print(out, end="")
+    t.expect(re.search(r"^failed authentication: \d+ from 127\.0\.0\.1:\d+, last ", out, re.M)
+             is not None, "server status: the source failing authentication")
+    t.check("server status width, but for the configuration's path (columns)",
+            max(len(x) for x in out.splitlines() if scfg not in x), WIDTH)
+
     # Status of the client that gets no answer; its report fits 100 columns.
     time.sleep(max(0, dead_client.started + 6.0 - time.monotonic()))
     out = subprocess.run([M, "status", "-c", dcfg], stdout=subprocess.PIPE,
