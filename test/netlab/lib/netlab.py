@@ -27,6 +27,8 @@ Lab API (all addresses are inside the namespaces only: IPv4 from the documentati
       ln.ifname(h)                 h's interface name
       ln.set_mtu(mtu)              change the MTU of both ends
   lab.add_address(h, ln, family)   a further address for h on ln (multi-homed host); returns it
+  lab.subnet()                     (IPv4 /28, IPv6 /64) used by no link, counted down from the
+                                   last /28: for tun interfaces and the like
   lab.router(h)                    IPv4 and IPv6 forwarding on in h
   lab.route(h, dest, via)          a static route in h ("default" or a prefix; family from via)
   lab.nat(box, outside, random_ports=True)
@@ -276,6 +278,15 @@ class Lab:
                 self.sh(h, ["tc", "qdisc", "add", "dev", ln.ifname(h), "root", "tbf", "rate",
                             rate, "burst", "64kb", "latency", "50ms"])
         return ln
+
+    def subnet(self):
+        """A fresh (IPv4 /28, IPv6 /64) pair not used by any link, for addresses that a test
+        gives to something else (an OpenVPN tun, a WireGuard interface)."""
+        self.nsubnets = getattr(self, "nsubnets", 0) + 1
+        index = 16 * len(V4_BLOCKS) - self.nsubnets
+        if index < len(self.links) + 1:
+            raise Failed("out of subnets")
+        return v4_subnet(index), v6_subnet(0x100 + self.nsubnets)
 
     def _addr(self, ln, h, family, a):
         plen = 28 if family == 4 else 64
