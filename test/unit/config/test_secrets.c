@@ -139,7 +139,7 @@ static void assert_not_quoted(const char *text, int line, const char *key)
     ASSERT_EQ(mpt_config_load_string(&cfg, "t.ini", text, MPT_ROLE_ANY, err, sizeof(err)), -1);
     fprintf(stderr, "  %s\n", err);
     for (size_t i = 0; i + 12 <= strlen(KEY48); i++)
-        ASSERT(memmem(err, strlen(err), KEY48 + i, 12) == NULL);
+        ASSERT(memmem(err, strlen(err), &KEY48[i], 12) == NULL);
     snprintf(where, sizeof(where), "t.ini:%d: %s", line, key);
     ASSERT(strncmp(err, where, strlen(where)) == 0);
 }
