@@ -33,16 +33,19 @@ void mpt_usage_status(FILE *out)
         "                      that does not answer being null\n"
         "  --watch             refresh every second until Ctrl-C (with --json: one document\n"
         "                      per line)\n"
-        "  --wide              more columns (remote address, RTT variation, packets, packets/s);\n"
-        "                      without it the table fits 100 columns\n"
+        "  --wide              more columns (remote address, RTT variation, packets, packets/s,\n"
+        "                      MTU); without it the table fits 100 columns\n"
         "  -v, -q              more or less logging\n"
         "\n"
         "The report: the session (or how long the server has not answered), flows, one row\n"
         "per path, numbered from 1 and named by its [path NAME] or its bridge (state,\n"
-        "smoothed RTT, loss each way, throughput and bytes each way, time since last heard)\n"
-        "and the datagrams rejected, by reason. Duplicate copies (multipath sends them on\n"
-        "purpose) are counted apart, not as rejected. `->' is client to server, `<-' server\n"
-        "to client. Bytes in KiB/MiB/GiB, rates in kb/s, Mb/s, Gb/s.\n"
+        "smoothed RTT, loss each way, throughput and bytes each way, time since last heard),\n"
+        "the client's paths' route MTUs (a column with --wide) and the largest datagram each\n"
+        "carries whole, the datagrams the kernel refused to send by kind (congestion, too\n"
+        "big, unreachable, other) and the datagrams rejected, by reason. Duplicate copies\n"
+        "(multipath sends them on purpose) are counted apart, not as rejected. `->' is\n"
+        "client to server, `<-' server to client. Bytes in KiB/MiB/GiB, rates in kb/s,\n"
+        "Mb/s, Gb/s.\n"
         "\n"
         "Exit status: 0 if a side answered, 1 if none did, 2 on usage or configuration errors.\n"
         "See packaging/STATUS.md for the document's fields.\n");
@@ -377,6 +380,7 @@ struct row {
 struct table {
     int wide;
     int with_remote; /* a REMOTE column (client, --wide) */
+    int with_mtu;    /* an MTU column (client, --wide) */
     int w, rw;       /* widths of the path and remote columns */
 };
 
@@ -407,6 +411,8 @@ static void print_table_header(const struct table *t)
            "BYTES<-");
     if (t->wide)
         printf(" %8s %8s %7s %7s", "PKTS->", "PKTS<-", "PPS->", "PPS<-");
+    if (t->with_mtu)
+        printf(" %5s", "MTU");
     printf(" %7s\n", "HEARD");
 }
 
@@ -449,6 +455,12 @@ static void print_table_row(const struct table *t, const struct jdoc *d, const s
         printf(" %8s %8s %7.0f %7.0f", pu, pd, jnum(d, jget(d, r->up, "pps")),
                jnum(d, jget(d, r->down, "pps")));
     }
+    if (t->with_mtu) {
+        char mtu[16] = "-";
+        if (jis_num(d, jget(d, p, "mtu")))
+            snprintf(mtu, sizeof(mtu), "%.0f", jnum(d, jget(d, p, "mtu")));
+        printf(" %5s", mtu);
+    }
     printf(" %7s\n", heard);
 }
 
@@ -458,6 +470,78 @@ static void print_table(struct table *t, const struct jdoc *d, struct row *rows,
     print_table_header(t);
     for (unsigned i = 0; i < n; i++)
         print_table_row(t, d, &rows[i]);
+}
+
+/* The kinds of send errors that occurred in a send_errors object ("3 congestion, 1 too big"), or
+ * "none"; returns the total. */
+static double fmt_send_errors(char *buf, size_t len, const struct jdoc *d, int e)
+{
+    static const char *const kinds[][2] = {{"congestion", "congestion"},
+                                           {"too_big", "too big"},
+                                           {"unreachable", "unreachable"},
+                                           {"other", "other"}};
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (unsigned i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && o < len; i++) {
+        double v = jnum(d, jget(d, e, kinds[i][0]));
+        if (v > 0)
+            o += (size_t)snprintf(buf + o, len - o, "%s%.0f %s", o ? ", " : "", v, kinds[i][1]);
+    }
+    if (!buf[0])
+        snprintf(buf, len, "none");
+    return jnum(d, jget(d, e, "total"));
+}
+
+/* Datagrams the kernel refused to send, on every socket, then each client path that lost any. */
+static void print_send_errors(const struct jdoc *d, int root)
+{
+    int se = jget(d, root, "send_errors"), paths = jget(d, root, "paths");
+    char a[160];
+    unsigned i = 0;
+
+    if (se < 0)
+        return;
+    fmt_send_errors(a, sizeof(a), d, se);
+    printf("send errors: %s", a);
+    if (jnum(d, jget(d, se, "gso_resent")) > 0)
+        printf("; %.0f batches re-sent unbatched (too large for the route)",
+               jnum(d, jget(d, se, "gso_resent")));
+    printf("\n");
+    if (paths < 0 || d->v[paths].t != J_ARR)
+        return;
+    for (int p = paths + 1; p < d->v[paths].next; p = d->v[p].next, i++) {
+        int e = jget(d, p, "send_errors");
+        if (e >= 0 && fmt_send_errors(a, sizeof(a), d, e) > 0)
+            printf("    path %u: %s\n", i + 1, a);
+    }
+}
+
+/* Each client path's route MTU and the largest application datagram it carries whole, as few
+ * lines as fit MAX_COLS: "MTU (whole datagrams up to): 1 1500 (1428), 2 1280 (1188)". */
+static void print_mtus(const struct jdoc *d, int root)
+{
+    int paths = jget(d, root, "paths"), col;
+    unsigned i = 0;
+
+    if (paths < 0 || d->v[paths].t != J_ARR || paths + 1 >= d->v[paths].next)
+        return;
+    col = printf("MTU (whole datagrams up to):");
+    for (int p = paths + 1; p < d->v[paths].next; p = d->v[p].next, i++) {
+        char item[64];
+        int n;
+        if (jis_num(d, jget(d, p, "mtu")))
+            n = snprintf(item, sizeof(item), "%s %u %.0f (%.0f)", i ? "," : "", i + 1,
+                         jnum(d, jget(d, p, "mtu")), jnum(d, jget(d, p, "max_payload")));
+        else
+            n = snprintf(item, sizeof(item), "%s %u unknown", i ? "," : "", i + 1);
+        if (col + n > MAX_COLS) {
+            printf("\n ");
+            col = 1;
+        }
+        col += printf("%s", item);
+    }
+    printf("\n");
 }
 
 /* Rejected datagrams, the reasons that occurred only; duplicates are not among them. */
@@ -512,7 +596,7 @@ static void print_client(const struct jdoc *d, int root, int wide)
     int s = jget(d, root, "session"), paths = jget(d, root, "paths");
     char state[32], id[40], age[32], heard[32], silent[32];
     struct row rows[64];
-    struct table t = {.wide = wide, .with_remote = wide};
+    struct table t = {.wide = wide, .with_remote = wide, .with_mtu = wide};
     unsigned n = 0;
 
     print_header(d, root, "client");
@@ -554,6 +638,9 @@ static void print_client(const struct jdoc *d, int root, int wide)
         }
     }
     print_table(&t, d, rows, n);
+    if (!wide)
+        print_mtus(d, root);
+    print_send_errors(d, root);
     print_rejected(d, root);
 }
 
@@ -602,6 +689,7 @@ static void print_server(const struct jdoc *d, int root, int wide)
             print_table(&t, d, rows, n);
         }
     }
+    print_send_errors(d, root);
     print_rejected(d, root);
     {
         int af = jget(d, root, "auth_failures");

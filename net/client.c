@@ -34,7 +34,10 @@ struct drv_path {
     struct mpt_client_drv *drv;
     unsigned index;
     struct mpt_addr remote;
-    unsigned sock; /* index into socks */
+    unsigned sock;                /* index into socks */
+    struct mpt_udp_errors tx_err; /* datagrams to this path that the kernel refused */
+    char name[MPT_CONFIG_NAME_MAX];
+    unsigned mtu; /* route MTU as last read for the fragmentation warning; 0 unknown */
 };
 
 struct mpt_client_drv {
@@ -54,6 +57,9 @@ struct mpt_client_drv {
     struct mpt_control *control; /* status socket; NULL if it could not be made */
     struct mpt_metrics *metrics; /* metrics endpoint; NULL if none */
     int started;                 /* mpt_client_drv_start succeeded */
+    size_t frag_limit;           /* application datagrams up to this size fit every path */
+    uint64_t frag_check_us;      /* when frag_limit is next read again from the MTUs */
+    int frag_warned;
 };
 
 static struct mpt_udp *out_socket(struct mpt_client_drv *d, const struct mpt_out *o,
@@ -77,7 +83,7 @@ static void flush(struct mpt_client_drv *d)
     while (i < d->q.n) {
         const struct sockaddr *to;
         struct mpt_udp *u = out_socket(d, &d->q.v[i], &to);
-        unsigned n = 0;
+        unsigned n = 0, first = i;
 
         if (!u) {
             i++;
@@ -90,7 +96,14 @@ static void flush(struct mpt_client_drv *d)
             n++;
             i++;
         } while (i < d->q.n && n < MPT_UDP_BATCH && out_socket(d, &d->q.v[i], &to) == u);
-        mpt_udp_send_batch(u, d->batch, n);
+        if (mpt_udp_send_batch(u, d->batch, n) < n) {
+            /* Which path lost what: sockets may be shared by several paths. */
+            for (unsigned k = 0; k < n; k++) {
+                const struct mpt_out *o = &d->q.v[first + k];
+                if (d->batch[k].err && o->kind == MPT_OUT_PATH)
+                    mpt_udp_errors_count(&d->paths[o->index].tx_err, d->batch[k].err, 1);
+            }
+        }
     }
     mpt_outq_reset(&d->q);
 }
@@ -128,11 +141,54 @@ static void on_timer(uv_timer_t *t)
     run_timer(d);
 }
 
+/* Applications send datagrams of len bytes, more than frag_limit: unless every path carries them
+ * whole, say once which path fragments them, with the figures and how to avoid it. The paths'
+ * MTUs are read again every MPT_UDP_MTU_REFRESH_MS. */
+static void check_fragmenting(struct mpt_client_drv *d, size_t len)
+{
+    uint64_t now = mpt_loop_now_us(d->loop);
+    char a[MPT_ADDR_STRLEN];
+
+    if (now >= d->frag_check_us) {
+        d->frag_check_us = now + (uint64_t)MPT_UDP_MTU_REFRESH_MS * 1000;
+        d->frag_limit = (size_t)-1;
+        for (unsigned i = 0; i < d->npaths; i++) {
+            struct drv_path *p = &d->paths[i];
+            unsigned over = mpt_status_overhead(&p->remote);
+            size_t max;
+            p->mtu = mpt_udp_mtu(&d->socks[p->sock].udp, &p->remote.u.sa);
+            max = p->mtu > over ? p->mtu - over : 0;
+            if (p->mtu && max < d->frag_limit)
+                d->frag_limit = max;
+        }
+    }
+    for (unsigned i = 0; i < d->npaths && len > d->frag_limit; i++) {
+        const struct drv_path *p = &d->paths[i];
+        unsigned over = mpt_status_overhead(&p->remote);
+        size_t max = p->mtu > over ? p->mtu - over : 0;
+
+        if (!p->mtu || len <= max)
+            continue;
+        d->frag_warned = 1;
+        MPT_WARN("path %u%s%s%s to %s: applications send datagrams of %zu bytes, which with the "
+                 "tunnel's %u bytes of headers exceed the path MTU of %u: they leave as IP "
+                 "fragments (more work, and one lost fragment loses the datagram). Keep them "
+                 "within %zu bytes, e.g. OpenVPN `mssfix %zu' (and a lower `tun-mtu' for other "
+                 "than TCP), WireGuard `MTU = %zu'. Said once.",
+                 i, p->name[0] ? " [" : "", p->name, p->name[0] ? "]" : "",
+                 mpt_addr_str(&p->remote, a, sizeof(a)), len, over, p->mtu, max, max,
+                 max > 32 ? max - 32 : 0);
+        return;
+    }
+}
+
 static void on_app(struct mpt_udp *u, const uint8_t *data, size_t len, const struct sockaddr *from)
 {
     struct mpt_client_drv *d = u->owner;
     struct mpt_addr app;
 
+    if (len > d->frag_limit && !d->frag_warned)
+        check_fragmenting(d, len);
     if (mpt_addr_set(&app, from) != 0)
         return;
     if (mpt_outq_full(&d->q))
@@ -240,6 +296,14 @@ static unsigned path_mtu(void *arg, unsigned path, const struct mpt_addr *to)
     return mpt_udp_mtu(&d->socks[p->sock].udp, &p->remote.u.sa);
 }
 
+static void path_errors(void *arg, unsigned path, struct mpt_udp_errors *e)
+{
+    struct mpt_client_drv *d = arg;
+
+    if (path < d->npaths)
+        *e = d->paths[path].tx_err;
+}
+
 static void status_info(struct mpt_client_drv *d, const struct mpt_config *cfg,
                         struct mpt_status_client_info *info)
 {
@@ -247,6 +311,7 @@ static void status_info(struct mpt_client_drv *d, const struct mpt_config *cfg,
     info->core = &d->core;
     info->send_errors = send_errors;
     info->mtu = path_mtu;
+    info->path_errors = path_errors;
     info->drv = d;
     info->cfg = cfg;
     info->npaths = d->npaths;
@@ -346,6 +411,7 @@ static int open_path(struct mpt_client_drv *d, unsigned i, const struct mpt_path
 
     p->drv = d;
     p->index = i;
+    snprintf(p->name, sizeof(p->name), "%s", pc->name);
     rc = mpt_resolve(d->loop, pc->bridge.host, pc->bridge.port, 0, &p->remote);
     if (rc) {
         snprintf(err, errlen, "%s:%d: bridge: cannot resolve `%s': %s", cfg->file, pc->bridge.line,

@@ -88,6 +88,8 @@ void mpt_status_rate_sample(struct mpt_status_rate *r, uint64_t dgrams, uint64_t
  * the server's path address), 0 if unknown. */
 typedef void (*mpt_status_send_errors_cb)(void *drv, struct mpt_udp_errors *e);
 typedef unsigned (*mpt_status_mtu_cb)(void *drv, unsigned path, const struct mpt_addr *to);
+/* The datagrams to client path `path` that the kernel refused (set in *e). */
+typedef void (*mpt_status_path_errors_cb)(void *drv, unsigned path, struct mpt_udp_errors *e);
 
 struct mpt_status_client_info {
     const struct mpt_client *core;
@@ -98,6 +100,7 @@ struct mpt_status_client_info {
     unsigned npaths;
     struct mpt_addr remote[MPT_MAX_PATHS];
     struct mpt_addr listen;
+    mpt_status_path_errors_cb path_errors; /* may be NULL */
 };
 
 struct mpt_status_server_info {
@@ -108,6 +111,11 @@ struct mpt_status_server_info {
     const struct mpt_config *cfg;          /* read during the call only */
     struct mpt_addr listen, target;
 };
+
+/* Bytes the tunnel adds to an application's datagram on a path to `remote` (IP and UDP headers,
+ * the data header, the tag, the flow header): a path of MTU m carries datagrams of up to
+ * m - overhead bytes without IP fragmentation. */
+unsigned mpt_status_overhead(const struct mpt_addr *remote);
 
 struct mpt_control;
 struct mpt_metrics;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/wire.h"
 #include "net/control.h"
 #include "net/status.h"
 #include "net/status_state.h"
@@ -269,6 +270,35 @@ static void rejected(struct mpt_json *j, const struct mpt_counters *c)
     mpt_json_end(j);
 }
 
+unsigned mpt_status_overhead(const struct mpt_addr *remote)
+{
+    return mpt_udp_addr_headers(&remote->u.sa) + MPT_DATA_OVERHEAD + MPT_FLOW_HDR_LEN;
+}
+
+/* Datagrams lost by kind, their total, and the GSO runs sent again one by one. */
+static void send_errors(struct mpt_json *j, const char *key, const struct mpt_udp_errors *e)
+{
+    mpt_json_obj(j, key);
+    mpt_json_u64(j, "congestion", e->congestion);
+    mpt_json_u64(j, "too_big", e->too_big);
+    mpt_json_u64(j, "unreachable", e->unreachable);
+    mpt_json_u64(j, "other", e->other);
+    mpt_json_u64(j, "total", mpt_udp_errors_total(e));
+    mpt_json_u64(j, "gso_resent", e->gso_resent);
+    mpt_json_end(j);
+}
+
+/* Everything the process's sockets failed to send. */
+static void send_totals(struct mpt_json *j, mpt_status_send_errors_cb cb, void *drv)
+{
+    struct mpt_udp_errors e;
+
+    memset(&e, 0, sizeof(e));
+    if (cb)
+        cb(drv, &e);
+    send_errors(j, "send_errors", &e);
+}
+
 static const char *state_name(unsigned st)
 {
     const char *n = st <= MPT_PATH_LOSSY ? mpt_path_state_name((enum mpt_path_state)st) : NULL;
@@ -294,6 +324,7 @@ struct mpt_status_client *mpt_status_client_new(const struct mpt_status_client_i
     st->core = info->core;
     st->send_errors = info->send_errors;
     st->mtu = info->mtu;
+    st->path_errors = info->path_errors;
     st->drv = info->drv;
     snprintf(st->file, sizeof(st->file), "%s", info->cfg->file);
     mpt_addr_str(&info->listen, st->listen, sizeof(st->listen));
@@ -313,6 +344,7 @@ struct mpt_status_client *mpt_status_client_new(const struct mpt_status_client_i
         mpt_addr_str(&info->remote[i], p->remote, sizeof(p->remote));
         p->priority = pc->priority;
         p->weight = pc->weight;
+        p->overhead = mpt_status_overhead(&info->remote[i]);
         p->tx.dgrams = cp->tx_dgrams;
         p->tx.bytes = cp->tx_bytes;
         p->rx.dgrams = cp->rx_dgrams;
@@ -418,6 +450,23 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
         mpt_json_end(j);
         direction(j, "tx", cp->tx_dgrams, cp->tx_bytes, &p->tx);
         direction(j, "rx", cp->rx_dgrams, cp->rx_bytes, &p->rx);
+        {
+            struct mpt_udp_errors e;
+            unsigned mtu = 0;
+            memset(&e, 0, sizeof(e));
+            if (st->mtu)
+                mtu = st->mtu(st->drv, i, NULL);
+            if (st->path_errors)
+                st->path_errors(st->drv, i, &e);
+            if (mtu) {
+                mpt_json_u64(j, "mtu", mtu);
+                mpt_json_u64(j, "max_payload", mtu > p->overhead ? mtu - p->overhead : 0);
+            } else {
+                mpt_json_null(j, "mtu");
+                mpt_json_null(j, "max_payload");
+            }
+            send_errors(j, "send_errors", &e);
+        }
         ms_ago(j, "last_heard_ms", now, cp->last_rx_us);
         mpt_json_end(j);
     }
@@ -431,6 +480,7 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
     else
         mpt_json_null(j, "copies_per_packet");
     mpt_json_end(j);
+    send_totals(j, st->send_errors, st->drv);
     rejected(j, &c->ctr);
     mpt_json_end(j);
 }
@@ -566,6 +616,7 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
 
     counters(j, &s->ctr);
     mpt_json_end(j);
+    send_totals(j, st->send_errors, st->drv);
     rejected(j, &s->ctr);
     /* The sources whose datagrams failed authentication lately (a client with another secret). */
     mpt_json_arr(j, "auth_failures");

@@ -11,7 +11,7 @@ struct status_client_path {
     char label[MPT_PATH_NAME_MAX];
     char bridge[MPT_CONFIG_HOST_MAX + 16];
     char remote[MPT_ADDR_STRLEN];
-    unsigned priority, weight;
+    unsigned priority, weight, overhead;
     struct mpt_status_rate tx, rx;
 };
 
@@ -19,6 +19,7 @@ struct mpt_status_client {
     const struct mpt_client *core;
     mpt_status_send_errors_cb send_errors;
     mpt_status_mtu_cb mtu;
+    mpt_status_path_errors_cb path_errors;
     void *drv;
     char file[512];
     char listen[MPT_ADDR_STRLEN];

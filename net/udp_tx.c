@@ -45,7 +45,7 @@ struct dest_key {
 struct mtu_entry {
     struct dest_key key;
     uint64_t at_ms; /* when learned; 0: empty */
-    uint16_t mtu;   /* 0: unknown (no route), no GSO */
+    uint32_t mtu;   /* 0: unknown (no route), no GSO */
     uint8_t no_gso; /* the route refused GSO itself (EIO, EOPNOTSUPP) */
 };
 
@@ -154,13 +154,13 @@ static unsigned read_mtu(int fd, int v4)
     socklen_t len = sizeof(v);
 
     if (v4 && getsockopt(fd, IPPROTO_IP, IP_MTU, &v, &len) == 0 && v > 0)
-        return v < 65535 ? (unsigned)v : 65535;
+        return (unsigned)v;
     len = sizeof(v);
     if (getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &v, &len) == 0 && v > 0)
-        return v < 65535 ? (unsigned)v : 65535;
+        return (unsigned)v;
     len = sizeof(v);
     if (!v4 && getsockopt(fd, IPPROTO_IP, IP_MTU, &v, &len) == 0 && v > 0)
-        return v < 65535 ? (unsigned)v : 65535;
+        return (unsigned)v;
     return 0;
 }
 
@@ -265,7 +265,7 @@ static struct mtu_entry *mtu_entry(struct mpt_udp_tx *t, int fd, const struct de
                 e = &set[i];
         e->key = *k;
     }
-    e->mtu = (uint16_t)query_mtu(fd, k);
+    e->mtu = query_mtu(fd, k);
     e->no_gso = 0;
     e->at_ms = now;
     return e;
@@ -286,7 +286,7 @@ static void conn_refresh(struct mpt_udp_tx *t, int fd, uint64_t now)
     if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 &&
         dest_key_of((struct sockaddr *)&peer, &k) == 0) {
         t->conn_hdr = k.v4 ? MPT_UDP_HDR_V4 : MPT_UDP_HDR_V6;
-        t->conn_mtu = (uint16_t)read_mtu(fd, k.v4);
+        t->conn_mtu = read_mtu(fd, k.v4);
     }
     t->conn_mtu_at = now;
 }
@@ -306,17 +306,22 @@ unsigned mpt_udp_tx_mtu(struct mpt_udp_tx *t, int fd, const struct sockaddr *to)
     return e ? e->mtu : 0;
 }
 
-unsigned mpt_udp_tx_headers(struct mpt_udp_tx *t, int fd, const struct sockaddr *to)
+unsigned mpt_udp_addr_headers(const struct sockaddr *to)
 {
     struct dest_key k;
 
+    if (dest_key_of(to, &k) != 0)
+        return MPT_UDP_HDR_V6;
+    return k.v4 ? MPT_UDP_HDR_V4 : MPT_UDP_HDR_V6;
+}
+
+unsigned mpt_udp_tx_headers(struct mpt_udp_tx *t, int fd, const struct sockaddr *to)
+{
     if (!to) {
         conn_refresh(t, fd, now_ms());
         return t->conn_hdr;
     }
-    if (dest_key_of(to, &k) != 0)
-        return MPT_UDP_HDR_V6;
-    return k.v4 ? MPT_UDP_HDR_V4 : MPT_UDP_HDR_V6;
+    return mpt_udp_addr_headers(to);
 }
 
 void mpt_udp_tx_free(struct mpt_udp_tx *t)
@@ -358,7 +363,7 @@ static void gso_refused(struct mpt_udp_tx *t, int fd, const struct sockaddr *to,
         if (!too_big)
             t->conn_no_gso = 1;
         else if (t->conn_mtu > limit)
-            t->conn_mtu = (uint16_t)limit;
+            t->conn_mtu = limit;
         return;
     }
     if (dest_key_of(to, &k) != 0 || !(e = mtu_entry(t, fd, &k, now)))
@@ -367,11 +372,11 @@ static void gso_refused(struct mpt_udp_tx *t, int fd, const struct sockaddr *to,
         e->no_gso = 1;
         return;
     }
-    e->mtu = (uint16_t)query_mtu(fd, &k);
+    e->mtu = query_mtu(fd, &k);
     e->at_ms = now;
     limit = (unsigned)seg + (k.v4 ? MPT_UDP_HDR_V4 : MPT_UDP_HDR_V6) - 1;
     if (e->mtu > limit)
-        e->mtu = (uint16_t)limit;
+        e->mtu = limit;
 }
 
 /* ---- sending ---- */

@@ -60,7 +60,7 @@ struct mpt_udp_tx {
     struct mpt_udp_errors err;       /* this socket's losses */
     struct mpt_udp_mtu_cache *cache; /* allocated at the first GSO run to an address */
     uint64_t conn_mtu_at;            /* connected socket: when conn_mtu was read (ms), 0 never */
-    uint16_t conn_mtu;
+    uint32_t conn_mtu;
     uint8_t conn_hdr;    /* connected socket: header bytes towards the peer */
     uint8_t conn_no_gso; /* connected socket: the peer's route takes no GSO (EIO) */
 };
@@ -81,6 +81,9 @@ unsigned mpt_udp_tx_mtu(struct mpt_udp_tx *t, int fd, const struct sockaddr *to)
 /* IP and UDP header bytes in front of each datagram to `to` (NULL: the connected address; an
  * IPv4-mapped address counts as IPv4). */
 unsigned mpt_udp_tx_headers(struct mpt_udp_tx *t, int fd, const struct sockaddr *to);
+
+/* The same for a given address (not NULL). */
+unsigned mpt_udp_addr_headers(const struct sockaddr *to);
 
 /* Frees the cache; t may be used again afterwards (it starts empty). */
 void mpt_udp_tx_free(struct mpt_udp_tx *t);

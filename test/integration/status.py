@@ -260,6 +260,13 @@ def main():
           "copies per packet %s" % doc["counters"]["copies_per_packet"])
     check(doc["rejected"]["auth_failed"] == 0 and doc["rejected"]["malformed"] == 0,
           "nothing rejected as malformed or forged: %s" % doc["rejected"])
+    # Loopback's route MTU (the kernel says 65,535) for each path; nothing failed to send.
+    check(all(p.get("mtu") == 65535 and p.get("max_payload") == 65535 - 72 for p in doc["paths"]),
+          "path MTU and largest whole datagram: %s"
+          % [(p.get("mtu"), p.get("max_payload")) for p in doc["paths"]])
+    check(all(p.get("send_errors", {}).get("total") == 0 for p in doc["paths"]) and
+          doc.get("send_errors", {}).get("total") == 0,
+          "no send errors: %s" % doc.get("send_errors"))
     mode = stat.S_IMODE(os.lstat(csock).st_mode)
     check(mode == 0o600, "client socket mode %o" % mode)
     mode = stat.S_IMODE(os.lstat(ssock).st_mode)
@@ -278,6 +285,8 @@ def main():
           "server: 1 session, the client's, 2 paths, 1 flow")
     check(all(p["rx"]["packets"] > 0 and p["client_path"] in (0, 1) for p in sess[0]["paths"]),
           "server: packets per path, client path indexes known")
+    check(sdoc.get("send_errors", {}).get("total") == 0, "server: no send errors: %s"
+          % sdoc.get("send_errors"))
     rc, out, err = status(cfg, "--json")
     both = json.loads(out) if rc == 0 else {}
     check(rc == 0 and set(both) == {"client", "server"} and
@@ -293,6 +302,9 @@ def main():
     check(max(len(l) for l in out.splitlines() if "tunnel.ini" not in l) <= 100,
           "report: every line but the file's within 100 columns")
     check("session established" in out and "rejected:" in out, "report: session and rejected")
+    check("MTU (whole datagrams up to): 1 65535 (65463), 2 65535 (65463)" in out,
+          "report: each path's MTU and largest whole datagram")
+    check("send errors: none" in out, "report: send errors")
 
     # Nobody answering: exit 1, naming the path.
     bad = os.path.join(TMP, "bad.ini")

@@ -404,11 +404,11 @@ class Lab:
                                    re.findall(r"([a-z ]+?) (\d+)", m.group(2))}
         return res
 
-    def echo(self, h, name, listen):
+    def echo(self, h, name, listen, bufsize=mptlib.BUFSIZE_BYTES):
         stats = self.t.path(name + ".json")
         ready = self.t.path(name + ".ready")
         pr = self.start(h, name, [mptlib.UDPGEN, "echo", "--listen", listen, "--stats", stats,
-                                  "--ready", ready, "--bufsize", str(mptlib.BUFSIZE_BYTES)])
+                                  "--ready", ready, "--bufsize", str(bufsize)])
         end = time.monotonic() + 5
         while not os.path.exists(ready) or not open(ready).read().strip():
             if not pr.alive():
@@ -444,7 +444,7 @@ class Lab:
     def tunnel(self, client, server, paths, bridge_opts=None, family=4, target=None,
                client_port=3000, server_port=2000, bridge_port=4000, extra_client=(),
                extra_server=(), mode=None, name="t", wait_up=True, path_families=None,
-               echo_addr="127.0.0.1:7000"):
+               echo_addr="127.0.0.1:7000", bufsize=None):
         """Starts a tunnel: the server in `server` (listen = server_port, all addresses),
         `mptunnel bridge` on every relay of `paths` [(relay, link_in, link_out)] (listening on the
         relay's address on link_in, to the server's address on link_out; per-path options from
@@ -453,12 +453,13 @@ class Lab:
         listens on IPv4 and forwards over IPv6), the client in `client` listening on 127.0.0.1
         (::1 if family == 6) client_port. `target` ("HOST:PORT", as seen from the server host)
         defaults to a udpgen echo in the server host on echo_addr. Waits until every path is up.
+        bufsize (bytes): socket buffers of the tunnel, the bridges and the echo (default 4 MiB).
         Returns {"client", "server", "bridges", "echo" (or None), "listen", "cfg", "secret"}."""
         t = self.t
         secret = t.genkey()
         echo = None
         if target is None:
-            echo = self.echo(server, "echo", echo_addr)
+            echo = self.echo(server, "echo", echo_addr, bufsize or mptlib.BUFSIZE_BYTES)
             target = echo_addr
         bridge_addrs = []
         for i, (relay, li, lo) in enumerate(paths):
@@ -480,13 +481,15 @@ class Lab:
                                    bridges=[mptlib.fmt_addr(a, bridge_port)
                                             for (_, a, _) in bridge_addrs],
                                    server_listen=server_port, target=target,
-                                   extra_client=extra, extra_server=extra_server)
+                                   extra_client=extra, extra_server=extra_server,
+                                   bufsize=str(bufsize) if bufsize else mptlib.BUFSIZE)
         srv = self.server(server, cfg)
         bridges = []
         for i, (relay, a, sa) in enumerate(bridge_addrs):
             opts = list(bridge_opts[i]) if bridge_opts else []
             bridges.append(self.bridge(relay, "bridge%d" % i, mptlib.fmt_addr(a, bridge_port),
-                                       mptlib.fmt_addr(sa, server_port), *opts))
+                                       mptlib.fmt_addr(sa, server_port), *opts,
+                                       bufsize=str(bufsize) if bufsize else mptlib.BUFSIZE))
         cl = self.client(client, cfg)
         if wait_up:
             t.wait_log(cl, r"path \d+ up", count=len(paths), timeout=10)

@@ -169,6 +169,33 @@ static void test_control_path(void)
 
 static const uint8_t secret[32] = {1, 2, 3};
 
+/* What the driver's sockets would say: path 0 has an MTU of 1500 and lost 2 datagrams to a full
+ * queue and 1 as too big; path 1's MTU is unknown. */
+static unsigned fake_mtu(void *drv, unsigned path, const struct mpt_addr *to)
+{
+    (void)drv;
+    (void)to;
+    return path == 0 ? 1500 : 0;
+}
+
+static void fake_path_errors(void *drv, unsigned path, struct mpt_udp_errors *e)
+{
+    (void)drv;
+    if (path != 0)
+        return;
+    e->congestion = 2;
+    e->too_big = 1;
+}
+
+static void fake_send_errors(void *drv, struct mpt_udp_errors *e)
+{
+    (void)drv;
+    e->congestion += 2;
+    e->too_big += 1;
+    e->unreachable += 5;
+    e->gso_resent += 4;
+}
+
 static void test_client_doc(void)
 {
     static char buf[1 << 16];
@@ -195,6 +222,12 @@ static void test_client_doc(void)
     info.core = &c;
     info.cfg = &cfg;
     info.npaths = 2;
+    /* Path 0 over IPv6 (48 bytes of IP and UDP headers), path 1 over IPv4 (28). */
+    info.remote[0].u.in6.sin6_family = AF_INET6;
+    info.remote[1].u.in4.sin_family = AF_INET;
+    info.mtu = fake_mtu;
+    info.path_errors = fake_path_errors;
+    info.send_errors = fake_send_errors;
     st = mpt_status_client_new(&info, 1000000);
     ASSERT(st != NULL);
 
@@ -224,6 +257,14 @@ static void test_client_doc(void)
     ASSERT(strstr(buf, "\"rtt_ms\":12.5,\"rttvar_ms\":0.5,\"loss\":{\"up\":0,\"down\":0.125"));
     ASSERT(strstr(buf, "\"tx\":{\"packets\":200,\"bytes\":20000,\"bps\":160000,\"pps\":200}"));
     ASSERT(strstr(buf, "\"last_heard_ms\":500}"));
+    /* 1500 - 48 - 20 - 16 - 8 */
+    ASSERT(strstr(buf, "\"mtu\":1500,\"max_payload\":1408,\"send_errors\":{\"congestion\":2,"
+                       "\"too_big\":1,\"unreachable\":0,\"other\":0,\"total\":3,\"gso_resent\":0},"
+                       "\"last_heard_ms\":500}"));
+    ASSERT(strstr(buf, "\"mtu\":null,\"max_payload\":null,\"send_errors\":{\"congestion\":0,"));
+    ASSERT(strstr(buf, "\"send_errors\":{\"congestion\":2,\"too_big\":1,\"unreachable\":5,"
+                       "\"other\":0,\"total\":8,\"gso_resent\":4},\"rejected\":"));
+    ASSERT_EQ(mpt_status_overhead(&info.remote[1]), 28 + 20 + 16 + 8);
     /* The second path: never heard, no RTT yet. */
     ASSERT(strstr(buf, "\"state\":\"down\",\"state_ms\":null,\"rtt_ms\":null,\"rttvar_ms\":null"));
     ASSERT(strstr(buf, "\"copies_per_packet\":2}"));
@@ -279,6 +320,8 @@ static void test_server_doc(void)
     ASSERT(strstr(buf, "\"client_path\":1,"));
     ASSERT(strstr(buf, "\"state\":\"lossy\",\"rtt_ms\":3,"));
     ASSERT(strstr(buf, "\"rx\":{\"packets\":150,\"bytes\":15000,\"bps\":80000,\"pps\":100}"));
+    /* No socket behind this one: every count is 0. */
+    ASSERT(strstr(buf, "\"send_errors\":{\"congestion\":0,"));
     mpt_status_server_free(st);
     mpt_server_free(&s);
 }
