@@ -21,9 +21,9 @@
  * What it does per datagram, like the tunnel: batched recvmmsg with UDP_GRO on every socket (a run
  * that a peer sent with GSO arrives as one buffer, split here by the segment size), a hash lookup
  * of the flow, a window check, a small header, one sendmmsg per batch and destination socket in
- * which each run of equal-sized datagrams to one destination is one UDP_SEGMENT (GSO) entry,
- * every destination still receiving in order (plain datagrams if the kernel refuses GSO), no
- * malloc.
+ * which each run of equal-sized datagrams to one destination is one UDP_SEGMENT (GSO) entry
+ * where it fits the route's MTU, every destination still receiving in order (the tunnel's own
+ * sender, net/udp_tx.c, shared), no malloc per datagram.
  * What it does not: encryption (one AEAD seal or open per datagram in the tunnel, ~1 us),
  * handshakes, keepalives, path statistics or scheduling, timers, idle expiry, restart
  * handling (a restarted client's counters fall behind the server's window and are dropped).
@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "core/wire.h"
+#include "net/udp_tx.h"
 #include "test/tools/toolnet.h"
 
 #define FL_BATCH 64
@@ -60,14 +61,8 @@
 #define FL_DEFAULT_BUF (4 << 20)
 #define FL_GRO_SEGS 64                     /* the kernel merges at most 64 datagrams */
 #define FL_DGRAMS (FL_BATCH * FL_GRO_SEGS) /* datagrams of one received batch, split */
-#define FL_TXQ 256                         /* datagrams queued per sendmmsg */
-#define FL_GSO_SEGS 64                     /* datagrams per GSO entry */
-#define FL_GSO_BYTES 65000                 /* bytes per GSO entry */
-#define FL_GSO_SKIP 128 /* datagrams to other destinations looked past while gathering a run */
+#define FL_TXQ MPT_UDP_TX_MAX              /* datagrams queued per send */
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
 #ifndef UDP_GRO
 #define UDP_GRO 104
 #endif
@@ -89,6 +84,7 @@ struct peer {
     struct tool_addr addr;
     uint32_t flow;
     int fd;
+    struct mpt_udp_tx tx; /* fd's sending state */
 };
 
 /* One received datagram: a recvmmsg entry, or a segment of one that GRO merged. */
@@ -96,14 +92,6 @@ struct dgram {
     uint8_t *p;
     uint32_t len;
     uint32_t from; /* index into rxfrom / rx */
-};
-
-/* One datagram to send: the optional header, the payload, the destination (NULL: connected). */
-struct txent {
-    const uint8_t *hdr;
-    const uint8_t *payload;
-    uint32_t len;
-    const struct tool_addr *dst;
 };
 
 struct floor_ctx {
@@ -125,7 +113,7 @@ struct floor_ctx {
     uint64_t counter;
 
     uint64_t in, out, dups, dropped, send_errors;
-    bool no_gso;
+    struct mpt_udp_tx ltx, utx; /* sending state of lfd and ufd */
 
     /* receive batch */
     uint8_t *rxbuf;
@@ -140,17 +128,11 @@ struct floor_ctx {
     struct dgram d[FL_DGRAMS];
     uint8_t hdr[FL_DGRAMS][FL_HDR];
 
-    /* send queue of one socket, and its sendmmsg entries: a datagram or a GSO run each */
+    /* send queue of one socket: sent by net/udp_tx.c as the tunnel sends (GSO runs that fit
+     * the route, the rest datagram by datagram) */
     int txfd, ntx;
-    struct txent txq[FL_TXQ];
-    uint8_t taken[FL_TXQ];
-    struct mmsghdr mm[FL_TXQ];
-    struct iovec iov[FL_TXQ * 2];
-    uint16_t ufirst[FL_TXQ], ucount[FL_TXQ], useg[FL_TXQ], uent[FL_TXQ];
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
-    } txctl[FL_TXQ];
+    struct mpt_udp_tx *tx;
+    struct mpt_udp_msg txq[FL_TXQ];
 };
 
 static volatile sig_atomic_t got_signal;
@@ -197,8 +179,10 @@ static int floor_socket(struct floor_ctx *f, int family, const struct tool_addr 
 {
     int one = 1, fd = tool_udp_socket(family, f->bufsize, bind_to);
 
-    if (fd >= 0)
+    if (fd >= 0) {
         (void)setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+        mpt_udp_tx_setup(fd, family);
+    }
     return fd;
 }
 
@@ -315,151 +299,36 @@ static int recv_batch(struct floor_ctx *f, int fd)
     return nd;
 }
 
-static bool gso_refused(int err)
-{
-    return err == EIO || err == EINVAL || err == EOPNOTSUPP || err == ENOPROTOOPT;
-}
-
-/* Sends the datagrams of sendmmsg entry u one by one (the kernel refused GSO). */
-static void send_singly(struct floor_ctx *f, int u)
-{
-    for (int k = 0; k < f->ucount[u]; k++) {
-        const struct txent *e = &f->txq[f->uent[f->ufirst[u] + k]];
-        struct iovec iov[2];
-        struct msghdr m;
-        int n = 0;
-        ssize_t r;
-
-        memset(&m, 0, sizeof(m));
-        if (e->hdr) {
-            iov[n].iov_base = (void *)e->hdr;
-            iov[n++].iov_len = FL_HDR;
-        }
-        iov[n].iov_base = (void *)e->payload;
-        iov[n++].iov_len = e->len;
-        m.msg_iov = iov;
-        m.msg_iovlen = (size_t)n;
-        if (e->dst) {
-            m.msg_name = (void *)&e->dst->ss;
-            m.msg_namelen = e->dst->len;
-        }
-        do
-            r = sendmsg(f->txfd, &m, MSG_DONTWAIT);
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-            f->send_errors++;
-        else
-            f->out++;
-    }
-}
-
-static void iov_add(struct floor_ctx *f, int *niov, const struct txent *e)
-{
-    if (e->hdr) {
-        f->iov[*niov].iov_base = (void *)e->hdr;
-        f->iov[(*niov)++].iov_len = FL_HDR;
-    }
-    f->iov[*niov].iov_base = (void *)e->payload;
-    f->iov[(*niov)++].iov_len = e->len;
-}
-
-/* Sends the queue: one sendmmsg entry per datagram, or per run of equal-sized datagrams (the last
- * may be shorter) to one destination as a UDP_SEGMENT super-datagram that the kernel cuts up.
- * A run ends at the first datagram to its destination that does not fit, so that each
- * destination receives in order. */
+/* Sends the queue as the tunnel does (net/udp_tx.c). */
 static void tx_flush(struct floor_ctx *f)
 {
-    int n = f->ntx, nu = 0, niov = 0, ne = 0, done = 0;
+    unsigned n = (unsigned)f->ntx, sent;
 
-    memset(f->taken, 0, (size_t)n);
-    for (int i = 0; i < n; i++) {
-        const struct txent *e = &f->txq[i];
-        struct msghdr *m = &f->mm[nu].msg_hdr;
-        uint32_t seg = e->len + (e->hdr ? FL_HDR : 0), total = seg;
-        int first_iov = niov;
-
-        if (f->taken[i])
-            continue;
-        memset(m, 0, sizeof(*m));
-        if (e->dst) {
-            m->msg_name = (void *)&e->dst->ss;
-            m->msg_namelen = e->dst->len;
-        }
-        f->ufirst[nu] = (uint16_t)ne;
-        f->uent[ne++] = (uint16_t)i;
-        f->ucount[nu] = 1;
-        f->useg[nu] = 0;
-        iov_add(f, &niov, e);
-        if (!f->no_gso && seg <= FL_GSO_BYTES / 2) {
-            for (int j = i + 1, skipped = 0; j < n && f->ucount[nu] < FL_GSO_SEGS; j++) {
-                const struct txent *x = &f->txq[j];
-                uint32_t len = x->len + (x->hdr ? FL_HDR : 0);
-                if (f->taken[j])
-                    continue;
-                if (x->dst != e->dst) {
-                    if (++skipped > FL_GSO_SKIP)
-                        break;
-                    continue;
-                }
-                if (len > seg || len == 0 || total + len > FL_GSO_BYTES)
-                    break;
-                f->taken[j] = 1;
-                f->uent[ne++] = (uint16_t)j;
-                f->ucount[nu]++;
-                total += len;
-                iov_add(f, &niov, x);
-                if (len < seg)
-                    break;
-            }
-        }
-        m->msg_iov = &f->iov[first_iov];
-        m->msg_iovlen = (size_t)(niov - first_iov);
-        if (f->ucount[nu] > 1) {
-            uint16_t s16 = (uint16_t)seg;
-            struct cmsghdr *c;
-            f->useg[nu] = s16;
-            m->msg_control = f->txctl[nu].buf;
-            m->msg_controllen = sizeof(f->txctl[nu].buf);
-            c = CMSG_FIRSTHDR(m);
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            memcpy(CMSG_DATA(c), &s16, sizeof(s16));
-        }
-        nu++;
-    }
     f->ntx = 0;
-    while (done < nu) {
-        if (f->useg[done] && f->no_gso) {
-            send_singly(f, done++);
-            continue;
-        }
-        int r = sendmmsg(f->txfd, f->mm + done, (unsigned)(nu - done), MSG_DONTWAIT);
-        if (r > 0) {
-            for (int k = 0; k < r; k++)
-                f->out += f->ucount[done + k];
-            done += r;
-        } else if (errno == EINTR) {
-            continue;
-        } else if (f->useg[done] && gso_refused(errno)) {
-            /* No GSO here: this run and all later ones go as plain datagrams. */
-            f->no_gso = true;
-        } else {
-            /* A full buffer or an unreachable peer loses these datagrams, as a link would. */
-            f->send_errors += f->ucount[done++];
-        }
-    }
+    if (!n)
+        return;
+    sent = mpt_udp_tx_send(f->tx, f->txfd, f->txq, n);
+    f->out += sent;
+    f->send_errors += n - sent;
 }
 
-/* Queues (hdr, payload) for dst (NULL: connected socket) on socket fd; a queue for another
- * socket, or a full one, is sent first. */
-static void tx_add(struct floor_ctx *f, int fd, const uint8_t *hdr, const void *payload, size_t len,
-                   const struct tool_addr *dst)
+/* Queues (hdr, payload) for dst (NULL: connected socket) on socket fd, whose sending state is
+ * tx; a queue for another socket, or a full one, is sent first. */
+static void tx_add(struct floor_ctx *f, int fd, struct mpt_udp_tx *tx, const uint8_t *hdr,
+                   const void *payload, size_t len, const struct tool_addr *dst)
 {
+    struct mpt_udp_msg *m;
+
     if (f->ntx && (fd != f->txfd || f->ntx == FL_TXQ))
         tx_flush(f);
     f->txfd = fd;
-    f->txq[f->ntx++] = (struct txent){hdr, payload, (uint32_t)len, dst};
+    f->tx = tx;
+    m = &f->txq[f->ntx++];
+    m->pre = hdr;
+    m->pre_len = hdr ? FL_HDR : 0;
+    m->buf = payload;
+    m->len = len;
+    m->to = dst ? (const struct sockaddr *)&dst->ss : NULL;
 }
 
 static void client_from_apps(struct floor_ctx *f, int n)
@@ -473,7 +342,7 @@ static void client_from_apps(struct floor_ctx *f, int n)
         }
         put_hdr(f->hdr[i], ++f->counter, (uint32_t)flow);
         for (int j = 0; j < f->nto; j++)
-            tx_add(f, f->ufd, f->hdr[i], d->p, d->len, &f->to[j]);
+            tx_add(f, f->ufd, &f->utx, f->hdr[i], d->p, d->len, &f->to[j]);
     }
     tx_flush(f);
 }
@@ -497,7 +366,7 @@ static void client_from_paths(struct floor_ctx *f, int n)
             f->dups++;
             continue;
         }
-        tx_add(f, f->lfd, NULL, p + FL_HDR, len - FL_HDR, &f->peers[flow].addr);
+        tx_add(f, f->lfd, &f->ltx, NULL, p + FL_HDR, len - FL_HDR, &f->peers[flow].addr);
     }
     tx_flush(f);
 }
@@ -511,7 +380,7 @@ static void relay_from_peers(struct floor_ctx *f, int n)
             f->dropped++;
             continue;
         }
-        tx_add(f, f->peers[k].fd, NULL, d->p, d->len, NULL);
+        tx_add(f, f->peers[k].fd, &f->peers[k].tx, NULL, d->p, d->len, NULL);
     }
     tx_flush(f);
 }
@@ -536,7 +405,7 @@ static void server_from_relays(struct floor_ctx *f, int n)
             f->dropped++;
             continue;
         }
-        tx_add(f, f->peers[k].fd, NULL, p + FL_HDR, len - FL_HDR, NULL);
+        tx_add(f, f->peers[k].fd, &f->peers[k].tx, NULL, p + FL_HDR, len - FL_HDR, NULL);
     }
     tx_flush(f);
 }
@@ -549,12 +418,12 @@ static void from_upstream(struct floor_ctx *f, int k, int n)
     for (int i = 0; i < n; i++) {
         const struct dgram *d = &f->d[i];
         if (f->role == ROLE_RELAY) {
-            tx_add(f, f->lfd, NULL, d->p, d->len, &p->addr);
+            tx_add(f, f->lfd, &f->ltx, NULL, d->p, d->len, &p->addr);
             continue;
         }
         put_hdr(f->hdr[i], ++f->counter, p->flow);
         for (int j = 0; j < f->nrelays; j++)
-            tx_add(f, f->lfd, f->hdr[i], d->p, d->len, &f->relays[j]);
+            tx_add(f, f->lfd, &f->ltx, f->hdr[i], d->p, d->len, &f->relays[j]);
     }
     tx_flush(f);
 }
@@ -724,9 +593,13 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     if (f->peers)
-        for (int i = 0; i < f->npeers; i++)
+        for (int i = 0; i < f->npeers; i++) {
             if (f->peers[i].fd >= 0)
                 close(f->peers[i].fd);
+            mpt_udp_tx_free(&f->peers[i].tx);
+        }
+    mpt_udp_tx_free(&f->ltx);
+    mpt_udp_tx_free(&f->utx);
     if (f->lfd >= 0)
         close(f->lfd);
     if (f->ufd >= 0)
