@@ -17,6 +17,7 @@ int mpt_cmd_genkey(int argc, char **argv)
 {
     unsigned char key[32];
     char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    int rc;
 
     if (argc > 1) {
         mpt_cmd_error("genkey", "unexpected argument `%s'", argv[1]);
@@ -29,7 +30,7 @@ int mpt_cmd_genkey(int argc, char **argv)
     randombytes_buf(key, sizeof(key));
     sodium_bin2base64(b64, sizeof(b64), key, sizeof(key), sodium_base64_VARIANT_ORIGINAL);
     sodium_memzero(key, sizeof(key));
-    if (printf("%s\n", b64) < 0 || fflush(stdout) != 0)
-        return MPT_EXIT_FAIL;
-    return MPT_EXIT_OK;
+    rc = printf("%s\n", b64) < 0 || fflush(stdout) != 0 ? MPT_EXIT_FAIL : MPT_EXIT_OK;
+    sodium_memzero(b64, sizeof(b64));
+    return rc;
 }

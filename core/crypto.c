@@ -51,6 +51,8 @@ void mpt_reply_mac(const struct mpt_psk *psk, const uint8_t *reply, const uint8_
     crypto_generichash_update(&st, reply, MPT_REPLY_OFF_MAC);
     crypto_generichash_update(&st, client_random, MPT_RANDOM_LEN);
     crypto_generichash_final(&st, mac, MPT_MAC_LEN);
+    /* The state was keyed: it holds what the key became. */
+    sodium_memzero(&st, sizeof(st));
 }
 
 int mpt_mac_equal(const uint8_t a[16], const uint8_t b[16])
@@ -74,6 +76,7 @@ void mpt_session_keys(const struct mpt_psk *psk, uint64_t sid, const uint8_t cli
     memcpy(c2s, out, MPT_KEY_LEN);
     memcpy(s2c, out + MPT_KEY_LEN, MPT_KEY_LEN);
     sodium_memzero(out, sizeof(out));
+    sodium_memzero(&st, sizeof(st));
 }
 
 static void make_nonce(uint8_t nonce[12], uint64_t counter)
