@@ -901,6 +901,57 @@ static void log_stats(struct mpt_client *c, uint64_t now)
     c->stats_flows_closed = c->flows_closed;
 }
 
+/* One path down while others answer: a warning after MPT_CLIENT_PATH_QUIET_US, then at doubling
+ * intervals (when every path is silent, watch_silence speaks instead). Returns the next time. */
+static uint64_t watch_paths(struct mpt_client *c, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    int any_up = 0;
+
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        any_up |= c->paths[i].state != MPT_PATH_DOWN;
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        struct mpt_client_path *p = &c->paths[i];
+        uint64_t ref = p->last_rx_us > c->established_us ? p->last_rx_us : c->established_us;
+
+        if (p->state != MPT_PATH_DOWN || !any_up || c->state != MPT_CLIENT_ESTABLISHED) {
+            p->quiet_ref_us = 0;
+            continue;
+        }
+        if (ref != p->quiet_ref_us) {
+            p->quiet_ref_us = ref;
+            p->quiet_step_us = MPT_CLIENT_PATH_QUIET_US;
+            p->quiet_next_us = ref + MPT_CLIENT_PATH_QUIET_US;
+            p->quiet_probes = p->probes_sent;
+        }
+        if (now >= p->quiet_next_us) {
+            char l[LABEL_MAX], a[MPT_ADDR_STRLEN], since[48];
+            if (p->remote.u.sa.sa_family)
+                mpt_addr_str(&p->remote, a, sizeof(a));
+            else
+                snprintf(a, sizeof(a), "?");
+            if (p->last_rx_us)
+                snprintf(since, sizeof(since), "last heard %.0f s ago",
+                         (double)(now - p->last_rx_us) / 1e6);
+            else
+                snprintf(since, sizeof(since), "never heard");
+            MPT_WARN("%s%s%s: no answer for %.0f s while other paths answer (%u probes sent, %s). "
+                     "Likely causes: its bridge is not running, a wrong address or port in its "
+                     "`bridge =', or a firewall on that path",
+                     path_label(c, i, l, sizeof(l)), strcmp(c->p.path_name[i], a) ? " -> " : "",
+                     strcmp(c->p.path_name[i], a) ? a : "", (double)(now - ref) / 1e6,
+                     p->probes_sent - p->quiet_probes, since);
+            p->quiet_step_us *= 2;
+            if (p->quiet_step_us > MPT_CLIENT_QUIET_MAX_US)
+                p->quiet_step_us = MPT_CLIENT_QUIET_MAX_US;
+            p->quiet_next_us = now + p->quiet_step_us;
+        }
+        if (p->quiet_next_us < next)
+            next = p->quiet_next_us;
+    }
+    return next;
+}
+
 static void update_path_states(struct mpt_client *c, uint64_t now)
 {
     for (unsigned i = 0; i < c->p.npaths; i++)
@@ -948,9 +999,11 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
             next = c->hs_next_us;
     }
     {
-        uint64_t w = watch_silence(c, now);
+        uint64_t w = watch_silence(c, now), wp = watch_paths(c, now);
         if (w < next)
             next = w;
+        if (wp < next)
+            next = wp;
     }
     log_stats(c, now);
     expire_flows(c, now);

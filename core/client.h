@@ -21,6 +21,7 @@
 #define MPT_CLIENT_QUIET_FIRST_US 3000000ULL /* no answer this long: say so */
 #define MPT_CLIENT_QUIET_MAX_US 300000000ULL /* and again at most this far apart */
 #define MPT_CLIENT_STATS_US 60000000ULL      /* counters logged this often (debug level) */
+#define MPT_CLIENT_PATH_QUIET_US 5000000ULL  /* one path silent this long, others not: say so */
 
 /* What a path is now, from the client's probes and traffic (PROTOCOL.md §7). */
 enum mpt_path_state {
@@ -80,6 +81,10 @@ struct mpt_client_path {
     uint64_t rx_malformed;  /* datagrams that are not mptunnel's */
     uint64_t rx_unauth;     /* replies that failed authentication */
     uint64_t hs_malformed, hs_unauth; /* the two above when the last handshake began */
+    /* A path down while others answer: warned about after MPT_CLIENT_PATH_QUIET_US, then at
+     * doubling intervals; quiet_ref is the silence (since when) being reported on. */
+    uint64_t quiet_ref_us, quiet_next_us, quiet_step_us;
+    uint32_t quiet_probes; /* probes_sent when that silence began */
 };
 
 /* Datagrams held while the first session is being opened (sent once it is). */

@@ -11,7 +11,8 @@
    no timestamp of its own. `mptunnel status' says "no answer for N s", and its report fits 100
    columns. A JOURNAL_STREAM that names another file changes nothing (timestamps stay).
 3. A working tunnel at -v: handshakes, paths up (named by [path NAME], numbered from 1), flows
-   opened and closed (flow_timeout = 1s) on both ends; no timestamp is missing.
+   opened and closed (flow_timeout = 1s) on both ends; no timestamp is missing. Its second path
+   points at a dead port: a warning about that path alone after 5 s.
 """
 import os
 import re
@@ -160,8 +161,9 @@ def body(t):
     ccfg = t.path("good.ini")
     with open(ccfg, "w") as f:
         f.write("[tunnel]\nsecret = %s\nsndbuf = %s\nrcvbuf = %s\n\n[client]\nlisten = 127.0.0.1:%d\n"
-                "flow_timeout = 1s\ncontrol = %s\n\n[path direct]\nbridge = 127.0.0.1:%d\n"
-                % (secret, mptlib.BUFSIZE, mptlib.BUFSIZE, cport, t.path("good.sock"), sport))
+                "flow_timeout = 1s\ncontrol = %s\n\n[path direct]\nbridge = 127.0.0.1:%d\n\n"
+                "[path spare]\nbridge = 127.0.0.1:%d\n"
+                % (secret, mptlib.BUFSIZE, mptlib.BUFSIZE, cport, t.path("good.sock"), sport, dead))
     client = t.start("good", [M, "client", "-c", ccfg, "-v"], ready=r"client listening")
     t.warm_up("127.0.0.1:%d" % cport)
     t.wait_log(client, r"path 1 up \(direct\)", timeout=5)
@@ -178,6 +180,11 @@ def body(t):
     print(text, end="")
     t.expect(re.search(r"^1 direct +up ", text, re.M) is not None,
              "status names the path `1 direct'")
+    # The spare path never answers while the direct one does: a warning after 5 s.
+    t.wait_log(client, r"warn: path 2 \(spare\) -> 127\.0\.0\.1:%d: no answer for 5 s while "
+               r"other paths answer" % dead, timeout=8)
+    t.check("one path silent: warnings about it", len(re.findall(r"while other paths answer",
+                                                                 client.log())), 1)
     t.stop(client)
     t.stop_echo(echo)
 

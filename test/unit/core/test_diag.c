@@ -369,7 +369,62 @@ static void flow_table_full(void)
     mpt_outq_free(&q);
 }
 
+/* Runs client and server until `until`: what the client sends on path 0 reaches the server, whose
+ * answers come back on path 0; path 1 loses everything. */
+static void pump(uint64_t until, uint64_t step)
+{
+    struct mpt_addr from = addr4(0x7f000001, 5000);
+    struct mpt_outq sq;
+
+    ASSERT_EQ(mpt_outq_init(&sq, 1024, 1 << 20), 0);
+    for (; vnow < until; vnow += step) {
+        mpt_client_on_timer(&cl, vnow, &q);
+        for (unsigned i = 0; i < q.n; i++)
+            if (q.v[i].kind == MPT_OUT_PATH && q.v[i].index == 0)
+                mpt_server_on_path(&sv, vnow, &from, q.v[i].data, q.v[i].len, &sq);
+        mpt_outq_reset(&q);
+        mpt_server_on_timer(&sv, vnow, &sq);
+        for (unsigned i = 0; i < sq.n; i++)
+            if (sq.v[i].kind == MPT_OUT_PATH)
+                mpt_client_on_path(&cl, vnow, 0, sq.v[i].data, sq.v[i].len, &q);
+        mpt_outq_reset(&sq);
+        mpt_outq_reset(&q);
+    }
+    mpt_outq_free(&sq);
+}
+
+/* One path silent while the other answers: a warning after 5 s, then ever more calmly. */
+static void one_path_silent(void)
+{
+    int w;
+
+    log_reset(MPT_LOGL_INFO);
+    client_setup(secret);
+    server_setup();
+    vnow = 1000000;
+    pump(vnow + 4900000, 50000);
+    ASSERT_EQ(cl.state, MPT_CLIENT_ESTABLISHED);
+    ASSERT_EQ(count("while other paths answer", MPT_LOGL_WARN), 0);
+    ASSERT_EQ(count("no answer from the server", MPT_LOGL_WARN), 0);
+    pump(vnow + 300000, 50000);
+    w = find("while other paths answer", 0);
+    ASSERT(w >= 0);
+    printf("%s\n", logged.text[w]);
+    ASSERT(strstr(logged.text[w], "path 2 (wan2) -> 127.0.0.1:4001: no answer for 5 s"));
+    ASSERT(strstr(logged.text[w], "never heard"));
+    pump(vnow + 60000000, 50000);
+    printf("warnings about path 2 in 65 s: %u (limit 4)\n",
+           count("while other paths answer", MPT_LOGL_WARN));
+    ASSERT_LE(count("while other paths answer", MPT_LOGL_WARN), 4);
+    ASSERT_GE(count("while other paths answer", MPT_LOGL_WARN), 3);
+    ASSERT_EQ(count("path 1 (", MPT_LOGL_WARN), 0);
+    mpt_client_free(&cl);
+    mpt_server_free(&sv);
+    mpt_outq_free(&q);
+}
+
 static const struct task_case cases[] = {
+    {"one_path_silent", one_path_silent},
     {"flow_table_full", flow_table_full},
     {"no_answer", no_answer},
     {"no_answer_bad_replies", no_answer_bad_replies},
