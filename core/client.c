@@ -465,10 +465,12 @@ static void send_flow(struct mpt_client *c, uint32_t id, const uint8_t *buf, siz
 static void hold(struct mpt_client *c, uint64_t now, uint32_t id, const uint8_t *buf, size_t len)
 {
     struct mpt_client_held *h;
-    unsigned stale = 0;
+    unsigned released = c->held_next, stale = released;
 
-    /* Held in the order they came: the stale ones (which the session would drop) are the first
-     * few, and give their room to the newcomer. */
+    /* Held in the order they came: those released already (a release cut short, then the
+     * session lost) and the stale ones (which the session would drop) are the first few, and
+     * give their room to the newcomer. */
+    c->held_next = 0;
     while (stale < c->nheld && now - c->held[stale].at_us > MPT_CLIENT_HELD_US)
         stale++;
     if (stale) {
@@ -480,7 +482,7 @@ static void hold(struct mpt_client *c, uint64_t now, uint32_t id, const uint8_t 
             c->held[i - stale].off -= off;
         }
         c->nheld -= stale;
-        c->ctr.drops[MPT_DROP_NOSESSION] += stale;
+        c->ctr.drops[MPT_DROP_NOSESSION] += stale - released;
     }
     if (c->nheld == MPT_CLIENT_HELD_MAX || MPT_CLIENT_HELD_BYTES - c->held_used < len) {
         c->ctr.drops[MPT_DROP_NOSESSION]++;

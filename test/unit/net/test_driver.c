@@ -167,6 +167,9 @@ struct life {
     uv_timer_t tick;
     unsigned round, sent, echoed, back[8];
     uint64_t round_start;
+    const struct mpt_client *client;
+    const struct mpt_server *server;
+    struct mpt_counters cc, sc; /* copied at the end, for the report */
 };
 
 #define LIFE_ROUNDS 3
@@ -200,6 +203,8 @@ static void on_tick(uv_timer_t *t)
     if (now - l->round_start < 3500000 && l->round > 0)
         return;
     if (l->round == LIFE_ROUNDS) {
+        l->cc = l->client->ctr;
+        l->sc = l->server->ctr;
         mpt_loop_stop(l->loop);
         uv_close((uv_handle_t *)&l->tick, NULL);
         mpt_udp_close(&l->app, NULL);
@@ -270,12 +275,23 @@ static void tunnel_through_expiries(void)
     set_host(&cfg.client.listen, 0);
     ASSERT_EQ(mpt_client_drv_start(l.loop, &cfg, &client, err, sizeof(err)), 0);
     mpt_client_drv_local(client, &l.client_addr);
+    l.client = mpt_client_drv_core(client);
+    l.server = mpt_server_drv_core(server);
 
     uv_timer_init(mpt_loop_uv(l.loop), &l.tick);
     uv_timer_start(&l.tick, on_tick, 300, 50);
     ASSERT_EQ(mpt_loop_run(l.loop), 0);
     ASSERT_EQ(mpt_loop_free(l.loop), 0);
 
+    printf("client: %llu from the application, %llu back to it, %llu sessions; server: %llu to "
+           "the target, %llu from it; drops client/server:",
+           (unsigned long long)l.cc.app_rx, (unsigned long long)l.cc.app_tx,
+           (unsigned long long)l.cc.handshakes, (unsigned long long)l.sc.app_tx,
+           (unsigned long long)l.sc.app_rx);
+    for (int i = 0; i < MPT_DROP_COUNT; i++)
+        printf(" %s %llu/%llu", mpt_drop_names[i], (unsigned long long)l.cc.drops[i],
+               (unsigned long long)l.sc.drops[i]);
+    printf("\n");
     for (unsigned r = 0; r < LIFE_ROUNDS; r++) {
         printf("round %u: %u of %u datagrams back (limit %u)\n", r + 1, l.back[r], LIFE_BURST,
                LIFE_BURST);
