@@ -23,6 +23,7 @@ struct mpt_out {
     uint16_t target;
     uint32_t index;
     struct mpt_addr addr;
+    struct mpt_addr src; /* server, MPT_OUT_PATH: the local address to send from (family 0: any) */
 };
 
 struct mpt_outq {

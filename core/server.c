@@ -275,6 +275,7 @@ static void send_reply(struct mpt_server *s, const struct mpt_server_session *ss
     o = mpt_outq_push(q, MPT_OUT_PATH, m, MPT_REPLY_LEN, 0);
     if (o) {
         o->addr = *to;
+        o->src = s->rx_local;
         s->ctr.tx_dgrams++;
         s->ctr.tx_bytes += MPT_REPLY_LEN;
     }
@@ -479,6 +480,7 @@ static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,
     o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
     if (o) {
         o->addr = p->addr;
+        o->src = p->local;
         p->tx_bytes += n;
         s->ctr.tx_dgrams++;
         s->ctr.tx_bytes += n;
@@ -537,6 +539,18 @@ static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, con
     mpt_slots_touch(&s->flow_slots, slot);
     if (mpt_outq_push(q, MPT_OUT_FLOW, m + MPT_FLOW_HDR_LEN, n - MPT_FLOW_HDR_LEN, slot))
         s->ctr.app_tx++;
+}
+
+void mpt_server_on_path_local(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                              const struct mpt_addr *local, const uint8_t *buf, size_t len,
+                              struct mpt_outq *q)
+{
+    if (local)
+        s->rx_local = *local;
+    else
+        memset(&s->rx_local, 0, sizeof(s->rx_local));
+    mpt_server_on_path(s, now, from, buf, len, q);
+    memset(&s->rx_local, 0, sizeof(s->rx_local));
 }
 
 void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
@@ -611,6 +625,7 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
     s->ctr.rx_bytes += len;
     if (plain[0] == MPT_INNER_PROBE && n >= MPT_PROBE_LEN && plain[1] < MPT_MAX_PATHS) {
         p = path_update(ss, now, from, plain[1]);
+        p->local = s->rx_local;
         p->rx_dgrams++;
         p->rx_bytes += len;
         on_probe(ss, p, plain);
@@ -618,6 +633,7 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
         return;
     }
     p = path_update(ss, now, from, MPT_PATH_ID_UNKNOWN);
+    p->local = s->rx_local;
     p->rx_dgrams++;
     p->rx_bytes += len;
     if (plain[0] == MPT_INNER_FLOW && n >= MPT_FLOW_HDR_LEN) {
@@ -707,6 +723,7 @@ void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, con
         if (!o)
             break;
         o->addr = p->addr;
+        o->src = p->local;
         p->tx_dgrams++;
         p->tx_bytes += n;
         s->ctr.tx_dgrams++;

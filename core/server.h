@@ -41,8 +41,9 @@ struct mpt_server_authfail {
 };
 
 struct mpt_server_path {
-    struct mpt_addr addr; /* where this path's datagrams come from, and replies go */
-    uint8_t id;           /* the client's path index, from its probes */
+    struct mpt_addr addr;  /* where this path's datagrams come from, and replies go */
+    struct mpt_addr local; /* the server's address they arrive at, replies leave from (0: any) */
+    uint8_t id;            /* the client's path index, from its probes */
     uint64_t last_rx_us;
     uint64_t rx_dgrams, rx_bytes; /* copies received, duplicates of other paths included */
     uint64_t tx_dgrams, tx_bytes; /* copies sent */
@@ -85,6 +86,7 @@ struct mpt_server_flow {
 
 struct mpt_server {
     struct mpt_server_params p;
+    struct mpt_addr rx_local; /* during an input: the local address it arrived at (0: unknown) */
     struct mpt_psk *psk;                 /* in mpt_secure_alloc memory */
     struct mpt_server_session *sessions; /* in mpt_secure_alloc memory: they hold the keys */
     struct mpt_slots session_slots;
@@ -117,6 +119,14 @@ void mpt_server_free(struct mpt_server *s);
 /* A datagram that arrived from `from` on the tunnel's listening socket. */
 void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
                         const uint8_t *buf, size_t len, struct mpt_outq *q);
+
+/* The same, for a datagram that arrived at the local address `local` (NULL: unknown): what is
+ * sent back on its path (REPLY, acks, replies) is queued with that address as its source
+ * (mpt_out.src), so that a server with several addresses answers from the one the client wrote
+ * to, which is the only one its NAT or firewall lets through. */
+void mpt_server_on_path_local(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                              const struct mpt_addr *local, const uint8_t *buf, size_t len,
+                              struct mpt_outq *q);
 
 /* A datagram the target sent to flow `flow`'s socket. */
 void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, const uint8_t *buf,

@@ -162,6 +162,9 @@ static void flush(struct mpt_server_drv *d)
             d->batch[n].buf = o->data;
             d->batch[n].len = o->len;
             d->batch[n].to = o->kind == MPT_OUT_PATH ? &o->addr.u.sa : NULL;
+            /* The address the path arrived at, so that a multi-homed server answers from it. */
+            d->batch[n].from =
+                o->kind == MPT_OUT_PATH && o->src.u.sa.sa_family ? &o->src.u.sa : NULL;
             n++;
             i++;
         } while (i < d->q.n && n < MPT_UDP_BATCH && d->dest[i] == u);
@@ -198,7 +201,8 @@ static void on_timer(uv_timer_t *t)
 static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const struct sockaddr *from)
 {
     struct mpt_server_drv *d = u->owner;
-    struct mpt_addr src;
+    const struct sockaddr *to = mpt_udp_rx_local(u);
+    struct mpt_addr src, local;
     unsigned n;
 
     if (mpt_addr_set(&src, from) != 0)
@@ -206,7 +210,8 @@ static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const st
     if (mpt_outq_full(&d->q))
         flush(d);
     n = d->q.n;
-    mpt_server_on_path(&d->core, mpt_loop_now_us(d->loop), &src, data, len, &d->q);
+    mpt_server_on_path_local(&d->core, mpt_loop_now_us(d->loop), &src,
+                             to && mpt_addr_set(&local, to) == 0 ? &local : NULL, data, len, &d->q);
     after_call(d, n);
 }
 
@@ -406,6 +411,12 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         goto fail;
     }
     d->listen_open = 1;
+    /* Each datagram's local address: replies leave from the address the path arrived at. */
+    rc = mpt_udp_want_local(&d->listen);
+    if (rc)
+        MPT_WARN("cannot learn the local address of datagrams (%s): on a host with several "
+                 "addresses, replies may leave from another than the client wrote to",
+                 mpt_strerror(rc));
     rc = start_metrics(d, cfg, err, errlen);
     if (rc)
         goto fail;

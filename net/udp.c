@@ -6,6 +6,7 @@
 #include "net/driver.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,16 +30,42 @@ static void set_buffer(int fd, int opt, int force_opt, uint32_t size)
         setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
 }
 
-static uint16_t gro_size(struct msghdr *m)
+/* Reads a received datagram's control messages: the GRO segment size (0 if none), and the local
+ * address it was sent to (IP_PKTINFO / IPV6_PKTINFO) into u->rx_local when it asked for them. */
+static uint16_t read_cmsgs(struct mpt_udp *u, struct msghdr *m)
 {
+    uint16_t seg = 0;
+
+    u->rx_local_valid = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
         if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
             int v;
             memcpy(&v, CMSG_DATA(c), sizeof(v));
-            return v > 0 && v < 65536 ? (uint16_t)v : 0;
+            seg = v > 0 && v < 65536 ? (uint16_t)v : 0;
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+                   c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo pi;
+            struct sockaddr_in *sin = (struct sockaddr_in *)&u->rx_local;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            memset(sin, 0, sizeof(*sin));
+            sin->sin_family = AF_INET;
+            sin->sin_addr = pi.ipi_addr;
+            u->rx_local_valid = 1;
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+                   c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+            struct in6_pktinfo pi;
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&u->rx_local;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            memset(s6, 0, sizeof(*s6));
+            s6->sin6_family = AF_INET6;
+            s6->sin6_addr = pi.ipi6_addr;
+            /* A link-local address means nothing without its interface. */
+            if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr))
+                s6->sin6_scope_id = pi.ipi6_ifindex;
+            u->rx_local_valid = 1;
         }
     }
-    return 0;
+    return seg;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -48,7 +75,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
     struct iovec iov[16];
     struct sockaddr_storage from[16];
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
         struct cmsghdr align;
     } ctl[16];
     size_t buflen;
@@ -90,7 +117,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
         }
         for (int i = 0; i < n && !u->closing; i++) {
             const uint8_t *d = (const uint8_t *)iov[i].iov_base;
-            size_t len = hdr[i].msg_len, seg = gro_size(&hdr[i].msg_hdr);
+            size_t len = hdr[i].msg_len, seg = read_cmsgs(u, &hdr[i].msg_hdr);
             const struct sockaddr *sa = (const struct sockaddr *)&from[i];
 
             if (hdr[i].msg_hdr.msg_flags & MSG_TRUNC)
@@ -183,6 +210,25 @@ int mpt_udp_local(struct mpt_udp *u, struct sockaddr_storage *ss)
     socklen_t len = sizeof(*ss);
 
     return getsockname(u->fd, (struct sockaddr *)ss, &len) == 0 ? 0 : uv_translate_sys_error(errno);
+}
+
+int mpt_udp_want_local(struct mpt_udp *u)
+{
+    int one = 1, rc;
+
+    if (u->family == AF_INET6) {
+        /* IPv4 datagrams on a dual-stack socket come with IPV6_PKTINFO too, the address mapped
+         * (::ffff:a.b.c.d); sent back as IPV6_PKTINFO, the kernel takes it as IPv4's source. */
+        rc = setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+    } else {
+        rc = setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+    }
+    return rc == 0 ? 0 : uv_translate_sys_error(errno);
+}
+
+const struct sockaddr *mpt_udp_rx_local(const struct mpt_udp *u)
+{
+    return u->rx_local_valid ? (const struct sockaddr *)&u->rx_local : NULL;
 }
 
 int mpt_udp_fd(const struct mpt_udp *u)

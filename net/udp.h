@@ -30,6 +30,8 @@ struct mpt_udp {
     void *owner;
     struct mpt_driver *drv; /* counts this socket among its handles; NULL if none */
     int family;
+    int rx_local_valid;               /* rx_local holds the current datagram's local address */
+    struct sockaddr_storage rx_local; /* see mpt_udp_want_local */
     struct mpt_udp_tx tx; /* sending state: tx.err counts the datagrams the kernel refused */
 };
 
@@ -64,6 +66,15 @@ unsigned mpt_udp_send_batch(struct mpt_udp *u, struct mpt_udp_msg *msgs, unsigne
 /* The route MTU towards `to` (NULL: the connected address) as the kernel knows it, learned and
  * cached by the socket; 0 if unknown (no route). */
 unsigned mpt_udp_mtu(struct mpt_udp *u, const struct sockaddr *to);
+
+/* Asks the kernel for each received datagram's local (destination) address, IP_PKTINFO and
+ * IPV6_PKTINFO: for a socket bound to a wildcard address on a host with several, to answer each
+ * peer from the address it wrote to. Returns 0 or a negative code. */
+int mpt_udp_want_local(struct mpt_udp *u);
+
+/* During a receive callback: the local address the datagram was sent to (its port is not set),
+ * or NULL if unknown (mpt_udp_want_local not called, or the kernel did not say). */
+const struct sockaddr *mpt_udp_rx_local(const struct mpt_udp *u);
 
 /* The socket's descriptor (for socket options). */
 int mpt_udp_fd(const struct mpt_udp *u);

@@ -390,9 +390,15 @@ struct unit {
     uint16_t seg;
     uint8_t singly; /* a run the route was found not to take whole: send it one by one */
     union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        char buf[CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
         struct cmsghdr align;
     } ctl;
+};
+
+/* Room for a datagram's control messages: a GSO segment size and a source address. */
+union tx_ctl {
+    char buf[CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    struct cmsghdr align;
 };
 
 struct plan {
@@ -416,6 +422,61 @@ static int same_dest(const struct sockaddr *a, const struct sockaddr *b)
     const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
     return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
            memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+}
+
+/* The same destination, sent from the same local address: datagrams that may share a GSO run. */
+static int same_route(const struct mpt_udp_msg *a, const struct mpt_udp_msg *b)
+{
+    return same_dest(a->to, b->to) && same_dest(a->from, b->from);
+}
+
+/* Writes the control messages of a send into ctl (cap bytes): UDP_SEGMENT if seg, and the
+ * source address if from is set. Sets m->msg_control and msg_controllen (none: NULL, 0). */
+static void ctl_fill(struct msghdr *m, char *ctl, size_t cap, uint16_t seg,
+                     const struct sockaddr *from)
+{
+    struct cmsghdr *c;
+    size_t used = 0;
+
+    m->msg_control = NULL;
+    m->msg_controllen = 0;
+    if (!seg && !from)
+        return;
+    memset(ctl, 0, cap);
+    m->msg_control = ctl;
+    m->msg_controllen = cap;
+    c = CMSG_FIRSTHDR(m);
+    if (seg) {
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        memcpy(CMSG_DATA(c), &seg, sizeof(uint16_t));
+        used += CMSG_SPACE(sizeof(uint16_t));
+        c = CMSG_NXTHDR(m, c);
+    }
+    if (from && from->sa_family == AF_INET) {
+        struct in_pktinfo pi;
+        memset(&pi, 0, sizeof(pi));
+        pi.ipi_spec_dst = ((const struct sockaddr_in *)from)->sin_addr;
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        used += CMSG_SPACE(sizeof(pi));
+    } else if (from && from->sa_family == AF_INET6) {
+        struct in6_pktinfo pi;
+        memset(&pi, 0, sizeof(pi));
+        pi.ipi6_addr = ((const struct sockaddr_in6 *)from)->sin6_addr;
+        pi.ipi6_ifindex = ((const struct sockaddr_in6 *)from)->sin6_scope_id;
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        used += CMSG_SPACE(sizeof(pi));
+    }
+    m->msg_controllen = used;
+    if (!used)
+        m->msg_control = NULL;
 }
 
 static size_t msg_len(const struct mpt_udp_msg *m)
@@ -451,6 +512,7 @@ static int send_one(int fd, const struct mpt_udp_msg *d)
 {
     struct iovec iov[2];
     struct msghdr m;
+    union tx_ctl ctl;
     unsigned niov = 0;
     ssize_t r;
     int tries = 0;
@@ -462,6 +524,7 @@ static int send_one(int fd, const struct mpt_udp_msg *d)
     iov[niov].iov_base = (void *)d->buf;
     iov[niov++].iov_len = d->len;
     msghdr_fill(&m, d, iov, niov);
+    ctl_fill(&m, ctl.buf, sizeof(ctl.buf), 0, d->from);
     for (;;) {
         r = sendmsg(fd, &m, MSG_DONTWAIT);
         if (r >= 0)
@@ -520,7 +583,7 @@ static unsigned plan_units(struct mpt_udp_tx *t, int fd, struct plan *p,
             size_t len = msg_len(&msgs[j]);
             if (p->taken[j])
                 continue;
-            if (!same_dest(msgs[j].to, msgs[i].to)) {
+            if (!same_route(&msgs[j], &msgs[i])) {
                 if (++skipped > GSO_SKIP)
                     break;
                 continue;
@@ -554,17 +617,7 @@ static unsigned plan_units(struct mpt_udp_tx *t, int fd, struct plan *p,
         struct msghdr *m = &p->hdr[u].msg_hdr;
 
         msghdr_fill(m, &msgs[p->order[un->first]], &p->iov[un->first_iov], un->niov);
-        if (un->seg) {
-            struct cmsghdr *c;
-            memset(&un->ctl, 0, sizeof(un->ctl));
-            m->msg_control = un->ctl.buf;
-            m->msg_controllen = sizeof(un->ctl.buf);
-            c = CMSG_FIRSTHDR(m);
-            c->cmsg_level = SOL_UDP;
-            c->cmsg_type = UDP_SEGMENT;
-            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            memcpy(CMSG_DATA(c), &un->seg, sizeof(uint16_t));
-        }
+        ctl_fill(m, un->ctl.buf, sizeof(un->ctl.buf), un->seg, msgs[p->order[un->first]].from);
     }
     return nunits;
 }

@@ -35,11 +35,14 @@ uint64_t mpt_udp_errors_total(const struct mpt_udp_errors *e);
 void mpt_udp_errors_add(struct mpt_udp_errors *a, const struct mpt_udp_errors *b);
 
 /* One datagram of a batch: pre (pre_len bytes, may be NULL) then buf. to NULL sends to the
- * connected address. err is set by the send: 0, or the negative errno that lost it. */
+ * connected address. from, if set, is the local address to send from (IP_PKTINFO /
+ * IPV6_PKTINFO; its port is ignored); NULL lets the kernel choose. err is set by the send: 0, or
+ * the negative errno that lost it. */
 struct mpt_udp_msg {
     const void *buf;
     size_t len;
     const struct sockaddr *to;
+    const struct sockaddr *from;
     const void *pre;
     uint32_t pre_len;
     int err;

@@ -231,6 +231,7 @@ static unsigned batch(struct rig *r, const struct sockaddr *to, int rx_fd, unsig
         m[i].to = to;
         m[i].pre = NULL;
         m[i].pre_len = 0;
+        m[i].from = NULL;
     }
     ASSERT_EQ(mpt_udp_send_batch(&r->tx, m, n), n);
     for (unsigned i = 0; i < n; i++)
@@ -287,6 +288,7 @@ static void every_size(int family, int mtu)
             m[i].to = (struct sockaddr *)(i % 2 ? &r.b : &r.a);
             m[i].pre = NULL;
             m[i].pre_len = 0;
+            m[i].from = NULL;
         }
         ASSERT_EQ(mpt_udp_send_batch(&r.tx, m, n), n);
         expect(r.rx_a, size, first, n / 2, &st);
