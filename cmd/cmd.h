@@ -27,6 +27,7 @@ int mpt_cmd_genkey(int argc, char **argv);
 int mpt_cmd_demo(int argc, char **argv);
 int mpt_cmd_status(int argc, char **argv);
 int mpt_cmd_check(int argc, char **argv);
+int mpt_cmd_path(int argc, char **argv);
 void mpt_usage_client(FILE *out);
 void mpt_usage_server(FILE *out);
 void mpt_usage_bridge(FILE *out);
@@ -34,6 +35,7 @@ void mpt_usage_genkey(FILE *out);
 void mpt_usage_demo(FILE *out);
 void mpt_usage_status(FILE *out);
 void mpt_usage_check(FILE *out);
+void mpt_usage_path(FILE *out);
 
 /* Sends log messages to stderr ("2026-11-25 12:00:00.123 info: ..."), at `level`
  * (MPT_LOGL_*). When stderr is systemd's journal stream (JOURNAL_STREAM), as "<6>..." instead:

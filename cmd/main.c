@@ -17,6 +17,8 @@ const struct mpt_cmd mpt_cmds[] = {
      mpt_usage_status},
     {"check", mpt_cmd_check, "validate a configuration, resolve its names, print the settings",
      mpt_usage_check},
+    {"path", mpt_cmd_path, "take a path of a running client out of service, or put it back",
+     mpt_usage_path},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -1,8 +1,10 @@
 /* Running a client or a server: the loop, the driver, and the exit status. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 
 #include "cmd/cmd.h"
+#include "core/crypto.h"
 #include "core/log.h"
 #include "net/loop.h"
 #include "net/notify.h"
@@ -43,11 +45,65 @@ static void notify_ready(struct mpt_loop *loop, const char *cmd, const struct mp
     mpt_notify_ready(line);
 }
 
+/* What SIGHUP reloads: the file the process was started with, read again whole. */
+struct reload {
+    const char *cmd;
+    enum mpt_config_role role;
+    struct mpt_client_drv *client;
+    struct mpt_server_drv *server;
+    struct mpt_config *cfg; /* the configuration running now */
+    int verbosity;          /* -v/-q of the command line, kept over reloads */
+};
+
+static void on_reload(void *arg)
+{
+    struct reload *r = arg;
+    struct mpt_config *cfg = mpt_secure_alloc(sizeof(*cfg));
+    char err[MPT_CONFIG_ERR_MAX], line[160];
+    int rc, level;
+
+    err[0] = '\0';
+
+    mpt_notify_reloading();
+    MPT_INFO("SIGHUP: reloading %s", r->cfg->file);
+    if (!cfg) {
+        snprintf(err, sizeof(err), "out of memory");
+        MPT_ERROR("reload: out of memory; the running configuration stays");
+        goto out;
+    }
+    if (mpt_config_load(cfg, r->cfg->file, r->role, err, sizeof(err)) != 0) {
+        MPT_ERROR("reload: %s; the running configuration stays", err);
+        goto out;
+    }
+    rc = r->client ? mpt_client_drv_reload(r->client, cfg, err, sizeof(err))
+                   : mpt_server_drv_reload(r->server, cfg, err, sizeof(err));
+    if (rc) {
+        MPT_ERROR("reload: %s; the running configuration stays", err);
+        goto out;
+    }
+    level = (cfg->log_level_set ? (int)cfg->log_level : MPT_LOGL_INFO) + r->verbosity;
+    mpt_cmd_log_init(level < MPT_LOGL_ERROR   ? MPT_LOGL_ERROR
+                     : level > MPT_LOGL_DEBUG ? MPT_LOGL_DEBUG
+                                              : level);
+    mpt_secure_free(r->cfg, sizeof(*r->cfg));
+    r->cfg = cfg;
+    cfg = NULL;
+out:
+    mpt_secure_free(cfg, sizeof(*cfg));
+    if (err[0])
+        snprintf(line, sizeof(line), "%s: reload failed, old configuration kept: %.100s", r->cmd,
+                 err);
+    else
+        snprintf(line, sizeof(line), "%s: reloaded %.120s", r->cmd, r->cfg->file);
+    mpt_notify_ready(line);
+}
+
 int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_config_role role)
 {
     struct mpt_client_drv *client = NULL;
     struct mpt_server_drv *server = NULL;
     struct mpt_notify *notify = NULL;
+    struct reload reload = {0};
     struct mpt_loop *loop;
     char err[MPT_CONFIG_ERR_MAX];
     int rc, status = MPT_EXIT_OK;
@@ -66,6 +122,19 @@ int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_c
         mpt_cmd_error(cmd, "%s", err);
         status = MPT_EXIT_FAIL;
     } else {
+        reload.cfg = mpt_secure_alloc(sizeof(*reload.cfg));
+        if (reload.cfg) {
+            *reload.cfg = *cfg;
+            reload.cmd = cmd;
+            reload.role = role;
+            reload.client = client;
+            reload.server = server;
+            reload.verbosity =
+                mpt_log_state.level - (cfg->log_level_set ? (int)cfg->log_level : MPT_LOGL_INFO);
+            mpt_loop_on_reload(loop, on_reload, &reload);
+        } else {
+            MPT_WARN("%s: out of memory: SIGHUP will not reload", cmd);
+        }
         notify_ready(loop, cmd, cfg, client, server, &notify);
         if (mpt_loop_run(loop) != 0)
             status = MPT_EXIT_FAIL;
@@ -75,6 +144,7 @@ int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_c
         mpt_cmd_error(cmd, "event loop did not close cleanly");
         status = MPT_EXIT_FAIL;
     }
+    mpt_secure_free(reload.cfg, sizeof(*reload.cfg));
     if (status == MPT_EXIT_OK)
         MPT_INFO("%s stopped", cmd);
     return status;

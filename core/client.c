@@ -1,6 +1,7 @@
 #include "core/client.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@ const char *mpt_path_state_name(enum mpt_path_state st)
         return "up";
     case MPT_PATH_LOSSY:
         return "lossy";
+    case MPT_PATH_DISABLED:
+        return "disabled";
     default:
         return "down";
     }
@@ -104,6 +107,7 @@ static unsigned send_paths(struct mpt_client *c, const uint8_t *buf, size_t len,
 {
     unsigned copies = 0;
 
+    mask &= ~c->disabled;
     for (unsigned i = 0; i < c->p.npaths; i++) {
         if (!(mask & (1u << i)))
             continue;
@@ -121,9 +125,15 @@ static unsigned send_paths(struct mpt_client *c, const uint8_t *buf, size_t len,
     return copies;
 }
 
+/* Every path in service. */
 static uint32_t all_paths(const struct mpt_client *c)
 {
-    return c->p.npaths >= 32 ? UINT32_MAX : (1u << c->p.npaths) - 1;
+    return (c->p.npaths >= 32 ? UINT32_MAX : (1u << c->p.npaths) - 1) & ~c->disabled;
+}
+
+static int path_live(const struct mpt_client_path *p)
+{
+    return p->state == MPT_PATH_UP || p->state == MPT_PATH_LOSSY;
 }
 
 /* Adaptive mode: the fewest paths, least lossy first, whose joint loss stays under the target.
@@ -166,7 +176,7 @@ static void schedule(struct mpt_client *c)
     unsigned best = UINT32_MAX;
 
     for (unsigned i = 0; i < c->p.npaths; i++)
-        if (c->paths[i].state != MPT_PATH_DOWN)
+        if (path_live(&c->paths[i]))
             live |= 1u << i;
     if (!live)
         live = all_paths(c); /* nothing known alive: try them all */
@@ -210,7 +220,7 @@ static void path_set_state(struct mpt_client *c, unsigned i, enum mpt_path_state
 {
     struct mpt_client_path *p = &c->paths[i];
 
-    if (p->state == st)
+    if (p->state == st || (c->disabled & (1u << i)))
         return;
     if (MPT_LOG_ON(MPT_LOGL_INFO)) {
         /* "path 2 down (wan1): ...": the state right after the number, for grep. */
@@ -724,10 +734,12 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
         schedule(c);
     for (unsigned i = 0; i < c->p.npaths; i++) {
         struct mpt_client_path *p = &c->paths[i];
-        uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_PROBE_LEN);
-        uint8_t *m;
+        uint8_t *out, *m;
         size_t n;
 
+        if (c->disabled & (1u << i))
+            continue;
+        out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_PROBE_LEN);
         if (!out)
             return;
         m = mpt_data_inner(out);
@@ -757,6 +769,98 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
         c->ctr.tx_dgrams++;
         c->ctr.tx_bytes += n;
     }
+}
+
+int mpt_client_set_enabled(struct mpt_client *c, unsigned path, int enabled, uint64_t now)
+{
+    struct mpt_client_path *p;
+    uint32_t bit = 1u << path;
+
+    if (path >= c->p.npaths)
+        return -EINVAL;
+    p = &c->paths[path];
+    if (!enabled == !!(c->disabled & bit))
+        return 0;
+    if (enabled) {
+        c->disabled &= ~bit;
+        MPT_INFO("path %u enabled%s%s%s: back in service", path + 1,
+                 c->p.path_name[path][0] ? " (" : "", c->p.path_name[path],
+                 c->p.path_name[path][0] ? ")" : "");
+        /* Down until it answers; the loss figures of before say nothing of it now. */
+        p->state = MPT_PATH_DOWN;
+        p->last_rx_us = 0;
+        p->loss_known = 0;
+        p->ack_seq = 0;
+    } else {
+        c->disabled |= bit;
+        MPT_INFO("path %u disabled%s%s%s: out of service until enabled", path + 1,
+                 c->p.path_name[path][0] ? " (" : "", c->p.path_name[path],
+                 c->p.path_name[path][0] ? ")" : "");
+        p->state = MPT_PATH_DISABLED;
+    }
+    p->state_since_us = now;
+    c->sched_dirty = 1;
+    /* The server learns at once, from the other paths' probes, which paths to answer on. */
+    c->next_probe_us = now;
+    c->wake = 1;
+    return 0;
+}
+
+int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params *p,
+                           const int from[MPT_MAX_PATHS], uint64_t now)
+{
+    struct mpt_client_path old[MPT_MAX_PATHS];
+    uint32_t old_disabled = c->disabled;
+    struct mpt_psk psk;
+    int rekey;
+
+    if (!p->secret || p->npaths < 1 || p->npaths > MPT_MAX_PATHS || p->probe_interval_ms < 1 ||
+        p->mode > MPT_CLIENT_BALANCE)
+        return -EINVAL;
+    for (unsigned i = 0; i < p->npaths; i++)
+        if (from[i] >= (int)c->p.npaths)
+            return -EINVAL;
+    if (mpt_psk_init(&psk, p->secret) != 0)
+        return -EINVAL;
+    rekey = sodium_memcmp(&psk, &c->sec->psk, sizeof(psk)) != 0;
+    if (rekey)
+        c->sec->psk = psk;
+    mpt_psk_wipe(&psk);
+    memcpy(old, c->paths, sizeof(old));
+    memset(c->paths, 0, sizeof(c->paths));
+    c->disabled = 0;
+    for (unsigned i = 0; i < p->npaths; i++) {
+        if (from[i] >= 0) {
+            c->paths[i] = old[from[i]];
+            if (old_disabled & (1u << from[i]))
+                c->disabled |= 1u << i;
+        } else {
+            c->paths[i].state = MPT_PATH_DOWN;
+            c->paths[i].state_since_us = now;
+        }
+    }
+    {
+        unsigned max_flows = c->p.max_flows;
+        c->p = *p;
+        c->p.secret = NULL;
+        c->p.max_flows = max_flows;
+    }
+    for (unsigned i = 0; i < MPT_MAX_PATHS; i++) {
+        c->p.path_name[i][MPT_PATH_NAME_MAX - 1] = '\0';
+        if (c->p.weight[i] == 0)
+            c->p.weight[i] = 1;
+    }
+    if (!(c->p.target_loss > 0 && c->p.target_loss < 1))
+        c->p.target_loss = 0.001;
+    memset(c->wrr, 0, sizeof(c->wrr));
+    c->sched_dirty = 1;
+    c->next_probe_us = now;
+    c->wake = 1;
+    if (rekey && c->state != MPT_CLIENT_IDLE) {
+        MPT_INFO("new secret: opening a new session under it");
+        start_handshake(c, now);
+    }
+    return 0;
 }
 
 void mpt_client_set_remote(struct mpt_client *c, unsigned path, const struct mpt_addr *remote)
@@ -989,7 +1093,7 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
         /* Wake up exactly when a live path would go down, so that it is noticed in time. */
         for (unsigned i = 0; i < c->p.npaths; i++) {
             const struct mpt_client_path *p = &c->paths[i];
-            if (p->state != MPT_PATH_DOWN && p->last_rx_us + down_after_us(c) < next)
+            if (path_live(p) && p->last_rx_us + down_after_us(c) < next)
                 next = p->last_rx_us + down_after_us(c);
         }
     }

@@ -28,6 +28,7 @@ enum mpt_path_state {
     MPT_PATH_DOWN = 0, /* nothing authenticated heard for the down interval (or never) */
     MPT_PATH_UP,       /* alive, loss under the lossy threshold */
     MPT_PATH_LOSSY,    /* alive, but losing more than MPT_LOSSY_THRESHOLD in a direction */
+    MPT_PATH_DISABLED, /* taken out of service by the operator (mpt_client_set_enabled) */
 };
 
 #define MPT_LOSSY_THRESHOLD 0.05
@@ -152,7 +153,8 @@ struct mpt_client {
     uint8_t use[MPT_MAX_PATHS]; /* server -> client, announced in probes */
     int32_t wrr[MPT_MAX_PATHS];
     int sched_dirty;
-    int wake; /* the driver should call mpt_client_on_timer now (and clear this) */
+    int wake;          /* the driver should call mpt_client_on_timer now (and clear this) */
+    uint32_t disabled; /* paths out of service: they carry nothing at all */
     uint64_t data_dgrams, data_copies; /* datagrams of flows sent, and the copies they took */
 
     struct mpt_client_held held[MPT_CLIENT_HELD_MAX];
@@ -196,6 +198,20 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
 
 /* Where path `path` sends (the driver resolved it), so that messages can name the address. */
 void mpt_client_set_remote(struct mpt_client *c, unsigned path, const struct mpt_addr *remote);
+
+/* Takes path `path` out of service (enabled 0) or puts it back (1). A disabled path carries
+ * nothing: no data, probes or handshakes, and the server is told not to answer on it. A path put
+ * back starts down and is probed at once. Returns 0, or -EINVAL for a path that does not exist. */
+int mpt_client_set_enabled(struct mpt_client *c, unsigned path, int enabled, uint64_t now);
+
+/* Applies new parameters to a running client without touching its session or flows: new path i
+ * takes over the state (statistics, disabled or not) of old path from[i], or starts afresh (down)
+ * if from[i] < 0. Mode, target loss, probe interval, flow timeout, priorities, weights and names
+ * are taken from p; max_flows stays what it was (the tables are sized at start). A different
+ * secret starts a new handshake under it (the session goes on under its keys meanwhile).
+ * Returns 0, or -EINVAL (nothing changed) if p is not valid. */
+int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params *p,
+                           const int from[MPT_MAX_PATHS], uint64_t now);
 
 /* How long nothing authenticated arrived on any path while trying (since the last authenticated
  * datagram, or since the first handshake began): 0 while the server answers. */

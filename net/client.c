@@ -28,7 +28,14 @@ struct drv_sock {
     struct mpt_udp udp;
     struct mpt_client_drv *drv;
     int open;
+    int closing; /* closed by a reload, its close not yet complete: the slot is busy */
+    int family;
+    char bind[MPT_CONFIG_HOST_MAX]; /* what it was opened for */
+    char device[MPT_CONFIG_NAME_MAX];
 };
+
+/* Sockets: one per path, and as many again closing after a reload. */
+#define DRV_SOCKS (2 * MPT_MAX_PATHS)
 
 struct drv_path {
     struct mpt_client_drv *drv;
@@ -49,8 +56,8 @@ struct mpt_client_drv {
     int listen_open;
     struct drv_path paths[MPT_MAX_PATHS];
     unsigned npaths;
-    struct drv_sock socks[MPT_MAX_PATHS];
-    unsigned nsocks;
+    struct mpt_path_config pcfg[MPT_MAX_PATHS]; /* each path as configured */
+    struct drv_sock socks[DRV_SOCKS];
     struct mpt_udp_msg batch[MPT_UDP_BATCH];
     uv_timer_t timer;
     uv_check_t flusher;
@@ -60,6 +67,7 @@ struct mpt_client_drv {
     size_t frag_limit;           /* application datagrams up to this size fit every path */
     uint64_t frag_check_us;      /* when frag_limit is next read again from the MTUs */
     int frag_warned;
+    struct mpt_hostport listen_cfg; /* listen as configured at start */
 };
 
 static struct mpt_udp *out_socket(struct mpt_client_drv *d, const struct mpt_out *o,
@@ -267,7 +275,7 @@ static void drv_stop(struct mpt_driver *base)
         d->listen_open = 0;
         mpt_udp_close(&d->listen, NULL);
     }
-    for (unsigned i = 0; i < d->nsocks; i++) {
+    for (unsigned i = 0; i < DRV_SOCKS; i++) {
         if (d->socks[i].open) {
             d->socks[i].open = 0;
             mpt_udp_close(&d->socks[i].udp, NULL);
@@ -282,8 +290,9 @@ static void send_errors(void *arg, struct mpt_udp_errors *e)
     struct mpt_client_drv *d = arg;
 
     mpt_udp_errors_add(e, &d->listen.tx.err);
-    for (unsigned i = 0; i < d->nsocks; i++)
-        mpt_udp_errors_add(e, &d->socks[i].udp.tx.err);
+    for (unsigned i = 0; i < DRV_SOCKS; i++)
+        if (d->socks[i].open)
+            mpt_udp_errors_add(e, &d->socks[i].udp.tx.err);
 }
 
 static unsigned path_mtu(void *arg, unsigned path, const struct mpt_addr *to)
@@ -304,6 +313,8 @@ static void path_errors(void *arg, unsigned path, struct mpt_udp_errors *e)
         *e = d->paths[path].tx_err;
 }
 
+static void on_command(void *arg, const char *line);
+
 static void status_info(struct mpt_client_drv *d, const struct mpt_config *cfg,
                         struct mpt_status_client_info *info)
 {
@@ -318,6 +329,8 @@ static void status_info(struct mpt_client_drv *d, const struct mpt_config *cfg,
     for (unsigned i = 0; i < d->npaths; i++)
         info->remote[i] = d->paths[i].remote;
     mpt_client_drv_local(d, &info->listen);
+    info->command = on_command;
+    info->command_arg = d;
 }
 
 /* The status socket; failing to make it is only a warning. */
@@ -366,17 +379,32 @@ static int bind_device(struct mpt_udp *u, const char *dev)
     return 0;
 }
 
-/* Opens path i's own socket, bound to its bind address or device if it has one. Returns 0 with
- * p->sock set, or a negative code. */
-static int path_socket(struct mpt_client_drv *d, struct drv_path *p,
-                       const struct mpt_path_config *pc, const struct mpt_config *cfg)
+static void on_sock_closed(struct mpt_udp *u)
 {
-    int family = p->remote.u.sa.sa_family;
-    struct drv_sock *sk;
+    struct drv_sock *sk = u->owner;
+
+    sk->closing = 0;
+}
+
+/* Opens a path's own socket in a free slot, bound to pc's bind address or device if it has one,
+ * towards `family`. Returns its index, or a negative code. */
+static int open_socket(struct mpt_client_drv *d, const struct mpt_path_config *pc, int family,
+                       const struct mpt_config *cfg)
+{
     struct mpt_addr local;
     int rc;
+    struct drv_sock *sk = NULL;
+    unsigned s;
 
-    sk = &d->socks[d->nsocks];
+    for (s = 0; s < DRV_SOCKS; s++) {
+        if (!d->socks[s].open && !d->socks[s].closing) {
+            sk = &d->socks[s];
+            break;
+        }
+    }
+    if (!sk)
+        return UV_EBUSY;
+    memset(sk, 0, sizeof(*sk));
     sk->drv = d;
     if (pc->bind[0]) {
         rc = mpt_resolve(d->loop, pc->bind, 0, 1, &local);
@@ -388,45 +416,200 @@ static int path_socket(struct mpt_client_drv *d, struct drv_path *p,
         rc = mpt_driver_udp_open(&d->base, &sk->udp, family, NULL, cfg->sndbuf, cfg->rcvbuf,
                                  on_path, sk);
     }
-    if (rc) /* a socket that is closing already needs nothing more */
+    if (rc) { /* a socket that is closing already needs nothing more but its slot */
+        if (mpt_udp_is_closing(&sk->udp)) {
+            sk->closing = 1;
+            mpt_udp_close(&sk->udp, on_sock_closed);
+        }
         return rc;
-    /* From here the socket is open and drv_stop closes it, whatever happens next. */
+    }
     sk->open = 1;
-    d->nsocks++;
     if (pc->device[0]) {
         rc = bind_device(&sk->udp, pc->device);
-        if (rc)
+        if (rc) {
+            sk->open = 0;
+            sk->closing = 1;
+            mpt_udp_close(&sk->udp, on_sock_closed);
             return rc;
+        }
     }
-    p->sock = d->nsocks - 1;
-    return 0;
+    sk->family = pc->bind[0] ? local.u.sa.sa_family : family;
+    snprintf(sk->bind, sizeof(sk->bind), "%s", pc->bind);
+    snprintf(sk->device, sizeof(sk->device), "%s", pc->device);
+    return (int)s;
 }
 
-static int open_path(struct mpt_client_drv *d, unsigned i, const struct mpt_path_config *pc,
-                     const struct mpt_config *cfg, char *err, size_t errlen)
+/* Whether a path configured as pc, sending to remote, may go on with socket s: one opened for
+ * the same bind address and device, of the remote's family, that no other path took. */
+static int socket_fits(const struct mpt_client_drv *d, unsigned s, const struct mpt_path_config *pc,
+                       const struct mpt_addr *remote, const int *used)
 {
-    struct drv_path *p = &d->paths[i];
-    char a[MPT_ADDR_STRLEN];
-    int rc;
+    const struct drv_sock *sk = &d->socks[s];
 
-    p->drv = d;
-    p->index = i;
-    snprintf(p->name, sizeof(p->name), "%s", pc->name);
-    rc = mpt_resolve(d->loop, pc->bridge.host, pc->bridge.port, 0, &p->remote);
-    if (rc) {
-        snprintf(err, errlen, "%s:%d: bridge: cannot resolve `%s': %s", cfg->file, pc->bridge.line,
-                 pc->bridge.host, mpt_strerror(rc));
-        return rc;
+    return sk->open && !used[s] && sk->family == remote->u.sa.sa_family &&
+           strcmp(sk->bind, pc->bind) == 0 && strcmp(sk->device, pc->device) == 0;
+}
+
+/* The old path a new one continues: the same [path NAME], or for a `bridge =' line the same
+ * HOST:PORT as written. -1 if none. */
+static int old_path(const struct mpt_client_drv *d, const struct mpt_path_config *pc,
+                    const int *taken)
+{
+    for (unsigned j = 0; j < d->npaths; j++) {
+        const struct mpt_path_config *o = &d->pcfg[j];
+        if (taken[j] || strcmp(o->name, pc->name) != 0)
+            continue;
+        if (pc->name[0] ||
+            (strcmp(o->bridge.host, pc->bridge.host) == 0 && o->bridge.port == pc->bridge.port))
+            return (int)j;
     }
-    rc = path_socket(d, p, pc, cfg);
+    return -1;
+}
+
+static void client_params(struct mpt_client_params *params, const struct mpt_config *cfg)
+{
+    const struct mpt_client_config *cc = &cfg->client;
+
+    memset(params, 0, sizeof(*params));
+    params->secret = cfg->secret;
+    params->npaths = cc->npaths;
+    params->max_flows = cc->max_flows;
+    params->flow_timeout_ms = cc->flow_timeout_ms;
+    params->probe_interval_ms = cc->probe_interval_ms;
+    params->mode = (uint8_t)cc->mode;
+    params->target_loss = cc->target_loss;
+    params->no_aes = cfg->no_aes;
+    for (unsigned i = 0; i < cc->npaths && i < MPT_MAX_PATHS; i++) {
+        params->priority[i] = cc->paths[i].priority;
+        params->weight[i] = cc->paths[i].weight;
+        mpt_path_label(&cc->paths[i], params->path_name[i], sizeof(params->path_name[i]));
+    }
+}
+
+/* Makes the paths those of cfg: resolves every bridge, keeps the sockets that still fit, opens
+ * the missing ones, hands core the new set (each path that continues keeps its state), and
+ * closes the sockets no longer used. On failure nothing has changed: returns a negative code
+ * with err saying file:line and why. */
+static int set_paths(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
+                     size_t errlen)
+{
+    const struct mpt_client_config *cc = &cfg->client;
+    struct mpt_addr remote[MPT_MAX_PATHS];
+    struct mpt_client_params params;
+    unsigned sock[MPT_MAX_PATHS], n = cc->npaths;
+    int from[MPT_MAX_PATHS], taken[MPT_MAX_PATHS] = {0}, used[DRV_SOCKS] = {0};
+    int opened[DRV_SOCKS] = {0};
+    char a[MPT_ADDR_STRLEN], b[MPT_ADDR_STRLEN];
+    int rc = 0;
+
+    if (n < 1 || n > MPT_MAX_PATHS) {
+        snprintf(err, errlen, "%s: [client]: %u paths (1-%d)", cfg->file, n, MPT_MAX_PATHS);
+        return UV_EINVAL;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const struct mpt_path_config *pc = &cc->paths[i];
+
+        rc = mpt_resolve(d->loop, pc->bridge.host, pc->bridge.port, 0, &remote[i]);
+        if (rc) {
+            snprintf(err, errlen, "%s:%d: bridge: cannot resolve `%s': %s", cfg->file,
+                     pc->bridge.line, pc->bridge.host, mpt_strerror(rc));
+            return rc;
+        }
+        from[i] = old_path(d, pc, taken);
+        if (from[i] >= 0)
+            taken[from[i]] = 1;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const struct mpt_path_config *pc = &cc->paths[i];
+        int s = -1;
+
+        /* A path that continues keeps its socket if it still fits: nothing in flight is lost. */
+        if (from[i] >= 0 && socket_fits(d, d->paths[from[i]].sock, pc, &remote[i], used))
+            s = (int)d->paths[from[i]].sock;
+        if (s < 0) {
+            s = open_socket(d, pc, remote[i].u.sa.sa_family, cfg);
+            if (s < 0) {
+                rc = s;
+                snprintf(err, errlen, "%s:%d: bridge: cannot open a socket to %s%s%s%s%s: %s",
+                         cfg->file, pc->bridge.line, mpt_addr_str(&remote[i], a, sizeof(a)),
+                         pc->bind[0] ? " from " : "", pc->bind, pc->device[0] ? " on device " : "",
+                         pc->device, mpt_strerror(rc));
+                goto undo;
+            }
+            opened[s] = 1;
+        }
+        sock[i] = (unsigned)s;
+        used[s] = 1;
+    }
+    client_params(&params, cfg);
+    rc = mpt_client_reconfigure(&d->core, &params, from, mpt_loop_now_us(d->loop));
     if (rc) {
-        snprintf(err, errlen, "%s:%d: bridge: cannot open a socket to %s%s%s%s%s: %s", cfg->file,
-                 pc->bridge.line, mpt_addr_str(&p->remote, a, sizeof(a)),
-                 pc->bind[0] ? " from " : "", pc->bind, pc->device[0] ? " on device " : "",
-                 pc->device, mpt_strerror(rc));
-        return rc;
+        snprintf(err, errlen, "%s: [client]: cannot apply the paths: %s", cfg->file,
+                 mpt_strerror(rc));
+        goto undo;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        mpt_addr_str(&remote[i], a, sizeof(a));
+        if (!d->started && strcmp(a, params.path_name[i]) == 0)
+            MPT_INFO("path %u (%s)", i + 1, a);
+        else if (!d->started)
+            MPT_INFO("path %u (%s) -> %s", i + 1, params.path_name[i], a);
+        else if (from[i] < 0)
+            MPT_INFO("path %u (%s) -> %s: new", i + 1, params.path_name[i], a);
+        else if (!mpt_addr_equal(&d->paths[from[i]].remote, &remote[i]))
+            MPT_INFO("path %u (%s) -> %s: moved from %s", i + 1, params.path_name[i], a,
+                     mpt_addr_str(&d->paths[from[i]].remote, b, sizeof(b)));
+        else if ((unsigned)from[i] != i)
+            MPT_INFO("path %u (%s) -> %s: was path %d", i + 1, params.path_name[i], a, from[i] + 1);
+    }
+    for (unsigned j = 0; j < d->npaths; j++) {
+        char l[MPT_PATH_NAME_MAX];
+        if (!taken[j])
+            MPT_INFO("path %u (%s) -> %s: removed", j + 1,
+                     mpt_path_label(&d->pcfg[j], l, sizeof(l)),
+                     mpt_addr_str(&d->paths[j].remote, a, sizeof(a)));
+    }
+    {
+        struct drv_path old[MPT_MAX_PATHS];
+
+        memcpy(old, d->paths, sizeof(old));
+        for (unsigned i = 0; i < n; i++) {
+            memset(&d->paths[i], 0, sizeof(d->paths[i]));
+            if (from[i] >= 0) {
+                d->paths[i].tx_err = old[from[i]].tx_err;
+                d->paths[i].mtu = old[from[i]].mtu;
+            }
+        }
+    }
+    d->frag_check_us = 0; /* the MTUs of new sockets and routes, at the next datagram */
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(d->paths[i].name, sizeof(d->paths[i].name), "%s", cc->paths[i].name);
+        d->paths[i].drv = d;
+        d->paths[i].index = i;
+        d->paths[i].remote = remote[i];
+        d->paths[i].sock = sock[i];
+        d->pcfg[i] = cc->paths[i];
+        mpt_client_set_remote(&d->core, i, &remote[i]);
+    }
+    d->npaths = n;
+    /* Sockets no paths use any more: late replies on them no longer belong to a path. */
+    for (unsigned s = 0; s < DRV_SOCKS; s++) {
+        if (d->socks[s].open && !used[s]) {
+            d->socks[s].open = 0;
+            d->socks[s].closing = 1;
+            mpt_udp_close(&d->socks[s].udp, on_sock_closed);
+        }
     }
     return 0;
+undo:
+    for (unsigned s = 0; s < DRV_SOCKS; s++) {
+        if (opened[s] && d->socks[s].open) {
+            d->socks[s].open = 0;
+            d->socks[s].closing = 1;
+            mpt_udp_close(&d->socks[s].udp, on_sock_closed);
+        }
+    }
+    return rc;
 }
 
 int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
@@ -446,20 +629,7 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         return -12;
     }
     d->loop = loop;
-    memset(&params, 0, sizeof(params));
-    params.secret = cfg->secret;
-    params.npaths = cc->npaths;
-    params.max_flows = cc->max_flows;
-    params.flow_timeout_ms = cc->flow_timeout_ms;
-    params.probe_interval_ms = cc->probe_interval_ms;
-    params.mode = (uint8_t)cc->mode;
-    params.target_loss = cc->target_loss;
-    params.no_aes = cfg->no_aes;
-    for (unsigned i = 0; i < cc->npaths && i < MPT_MAX_PATHS; i++) {
-        params.priority[i] = cc->paths[i].priority;
-        params.weight[i] = cc->paths[i].weight;
-        mpt_path_label(&cc->paths[i], params.path_name[i], sizeof(params.path_name[i]));
-    }
+    client_params(&params, cfg);
     rc = mpt_client_init(&d->core, &params);
     if (!rc)
         rc = mpt_outq_init(&d->q, 1024, 1u << 20);
@@ -491,21 +661,13 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         goto fail;
     }
     d->listen_open = 1;
-    for (unsigned i = 0; i < cc->npaths; i++) {
-        rc = open_path(d, i, &cc->paths[i], cfg, err, errlen);
-        if (rc)
-            goto fail;
-        mpt_client_set_remote(&d->core, i, &d->paths[i].remote);
-        d->npaths++;
-    }
+    d->listen_cfg = cc->listen;
+    rc = set_paths(d, cfg, err, errlen);
+    if (rc)
+        goto fail;
     rc = start_metrics(d, cfg, err, errlen);
     if (rc)
         goto fail;
-    for (unsigned i = 0; i < d->npaths; i++)
-        if (strcmp(mpt_addr_str(&d->paths[i].remote, a, sizeof(a)), d->core.p.path_name[i]))
-            MPT_INFO("path %u (%s) -> %s", i + 1, d->core.p.path_name[i], a);
-        else
-            MPT_INFO("path %u (%s)", i + 1, a);
     MPT_INFO("client listening on %s, %u path%s, mode %s", mpt_addr_str(&laddr, a, sizeof(a)),
              d->npaths, d->npaths == 1 ? "" : "s", mpt_mode_name(cc->mode));
     run_timer(d);
@@ -517,6 +679,73 @@ fail:
     /* Sockets opened so far are closed with the rest; d is freed in the last close callback. */
     mpt_driver_stop(&d->base);
     return rc;
+}
+
+/* "path disable N" / "path enable N" from the control socket (N from 1). */
+static void on_command(void *arg, const char *line)
+{
+    struct mpt_client_drv *d = arg;
+    unsigned long n;
+    char *end;
+    int enable;
+
+    if (strncmp(line, "path disable ", 13) == 0)
+        enable = 0;
+    else if (strncmp(line, "path enable ", 12) == 0)
+        enable = 1;
+    else {
+        MPT_WARN("control: unknown command `%.40s'", line);
+        return;
+    }
+    line += enable ? 12 : 13;
+    n = strtoul(line, &end, 10);
+    if (end == line || *end || n < 1 || n > d->npaths) {
+        MPT_WARN("control: path %s: no path `%.40s' (1-%u)", enable ? "enable" : "disable", line,
+                 d->npaths);
+        return;
+    }
+    mpt_client_set_enabled(&d->core, (unsigned)n - 1, enable, mpt_loop_now_us(d->loop));
+    if (d->core.wake)
+        run_timer(d);
+}
+
+int mpt_client_drv_reload(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
+                          size_t errlen)
+{
+    const struct mpt_client_config *cc = &cfg->client;
+    char a[MPT_ADDR_STRLEN];
+    int rc;
+
+    if (mpt_driver_stopping(&d->base)) {
+        snprintf(err, errlen, "the client is stopping");
+        return UV_ECANCELED;
+    }
+    /* What core queued names paths by their present numbers. */
+    if (d->q.n)
+        flush(d);
+    rc = set_paths(d, cfg, err, errlen);
+    if (rc)
+        return rc;
+    if (strcmp(cc->listen.host, d->listen_cfg.host) != 0 || cc->listen.port != d->listen_cfg.port)
+        MPT_WARN("%s:%d: listen: a new address takes effect at the next start (still on %s)",
+                 cfg->file, cc->listen.line, mpt_hostport_format(&d->listen_cfg, a, sizeof(a)));
+    if (cc->max_flows != d->core.p.max_flows)
+        MPT_WARN("%s: [client] max_flows: takes effect at the next start (still %u)", cfg->file,
+                 d->core.p.max_flows);
+    if (d->control) {
+        struct mpt_status_client_info info;
+        status_info(d, cfg, &info);
+        mpt_status_client_update(mpt_control_arg(d->control), &info, mpt_loop_now_us(d->loop));
+    }
+    if (d->metrics) {
+        struct mpt_status_client_info info;
+        status_info(d, cfg, &info);
+        mpt_status_client_update(mpt_metrics_arg(d->metrics), &info, mpt_loop_now_us(d->loop));
+    }
+    MPT_INFO("client reloaded: %u path%s, mode %s", d->npaths, d->npaths == 1 ? "" : "s",
+             mpt_mode_name(cc->mode));
+    run_timer(d);
+    return 0;
 }
 
 const struct mpt_client *mpt_client_drv_core(const struct mpt_client_drv *d)

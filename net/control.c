@@ -28,6 +28,9 @@ struct conn {
     struct mpt_control *ctl;
     char *doc;
     char rbuf[256];
+    char line[128]; /* the request line, as far as read */
+    unsigned line_len;
+    int line_done;
     int registered; /* in ctl->conns */
     int closing;
     unsigned open_handles;
@@ -105,13 +108,33 @@ static void on_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
 }
 
-/* The request line only selects the format, and JSON is the only one: input is read and dropped
- * so that closing never discards unread data (which would reset the peer). EOF ends the
- * exchange. */
+/* The request line: "json" (the only format) or a command for the owner. Input past it is read
+ * and dropped so that closing never discards unread data (which would reset the peer). EOF ends
+ * the exchange. */
 static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    if (nread < 0)
-        conn_close(s->data);
+    struct conn *c = s->data;
+    struct mpt_control *ctl = c->ctl;
+
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    for (ssize_t i = 0; i < nread && !c->line_done; i++) {
+        char ch = buf->base[i];
+
+        if (ch == '\n') {
+            c->line_done = 1;
+            c->line[c->line_len] = '\0';
+            if (strcmp(c->line, "json") != 0 && ctl->ops.command &&
+                !mpt_driver_stopping(&ctl->base))
+                ctl->ops.command(ctl->arg, c->line);
+        } else if (c->line_len + 1 < sizeof(c->line) && (unsigned char)ch >= ' ' && ch != 0x7f) {
+            c->line[c->line_len++] = ch;
+        } else {
+            c->line_done = 1; /* too long or not text: no command */
+        }
+    }
 }
 
 static void on_conn_shutdown(uv_shutdown_t *req, int status)
@@ -364,8 +387,20 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void *mpt_control_arg(const struct mpt_control *c)
+{
+    return c->arg;
+}
+
 long mpt_control_query(const char *path, char *buf, size_t len, int timeout_ms)
 {
+    return mpt_control_request(path, "json", buf, len, timeout_ms);
+}
+
+long mpt_control_request(const char *path, const char *line, char *buf, size_t len, int timeout_ms)
+{
+    char req[128];
+    int reqlen;
     struct sockaddr_un sun;
     struct timeval tv;
     int64_t deadline = mono_ms() + timeout_ms;
@@ -373,7 +408,8 @@ long mpt_control_query(const char *path, char *buf, size_t len, int timeout_ms)
     long rc;
     int fd;
 
-    if (len == 0)
+    reqlen = snprintf(req, sizeof(req), "%s\n", line);
+    if (len == 0 || reqlen < 0 || (size_t)reqlen >= sizeof(req))
         return -EINVAL;
     if (strlen(path) >= sizeof(sun.sun_path))
         return -ENAMETOOLONG;
@@ -391,7 +427,7 @@ long mpt_control_query(const char *path, char *buf, size_t len, int timeout_ms)
         rc = errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT : -errno;
         goto out;
     }
-    if (send(fd, "json\n", 5, MSG_NOSIGNAL) != 5) {
+    if (send(fd, req, (size_t)reqlen, MSG_NOSIGNAL) != reqlen) {
         rc = -errno;
         goto out;
     }

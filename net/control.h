@@ -27,6 +27,9 @@ struct mpt_control_ops {
     void (*snapshot)(void *arg, struct mpt_json *j, uint64_t now_us);
     /* Once the control is closed (also after a failed start): arg may be freed. */
     void (*release)(void *arg);
+    /* A request line other than "json" (may be NULL): a command such as "path disable 2", run
+     * after the peer got its document (the state before the command). */
+    void (*command)(void *arg, const char *line);
 };
 
 typedef void (*mpt_control_closed_cb)(void *arg);
@@ -48,5 +51,12 @@ void mpt_control_close(struct mpt_control *c, mpt_control_closed_cb cb, void *cb
  * document into buf (NUL-terminated), all within timeout_ms. Returns its length, or a negative
  * errno (-ENOENT, -ECONNREFUSED, -ETIMEDOUT, -EMSGSIZE when buf is too small, ...). */
 long mpt_control_query(const char *path, char *buf, size_t len, int timeout_ms);
+
+/* The same with another request line (without its newline): a command, answered by the document
+ * as it was before the command ran. */
+long mpt_control_request(const char *path, const char *line, char *buf, size_t len, int timeout_ms);
+
+/* The arg given to mpt_control_start. */
+void *mpt_control_arg(const struct mpt_control *c);
 
 #endif

@@ -1,5 +1,6 @@
 #include <stdlib.h>
 
+#include "core/log.h"
 #include "net/udp.h"
 
 /* Receive buffer shared by every socket on the loop: callbacks run one at a time, and libuv
@@ -11,6 +12,9 @@ struct mpt_loop {
     uv_loop_t uv;
     uv_signal_t sigint;
     uv_signal_t sigterm;
+    uv_signal_t sighup;
+    mpt_loop_reload_cb on_reload;
+    void *reload_arg;
     struct mpt_service *services;
     int stopping;
     char *rxbuf;
@@ -21,6 +25,24 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct mpt_loop *loop = h->data;
     mpt_loop_stop(loop);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    struct mpt_loop *loop = h->data;
+
+    if (loop->stopping)
+        return;
+    if (loop->on_reload)
+        loop->on_reload(loop->reload_arg);
+    else
+        MPT_INFO("SIGHUP: nothing to reload");
+}
+
+void mpt_loop_on_reload(struct mpt_loop *loop, mpt_loop_reload_cb cb, void *arg)
+{
+    loop->on_reload = cb;
+    loop->reload_arg = arg;
 }
 
 int mpt_loop_new(struct mpt_loop **out)
@@ -48,9 +70,14 @@ int mpt_loop_new(struct mpt_loop **out)
     loop->sigterm.data = loop;
     uv_signal_start(&loop->sigint, on_signal, SIGINT);
     uv_signal_start(&loop->sigterm, on_signal, SIGTERM);
+    /* SIGHUP would end the process (and leave its control socket behind): it reloads. */
+    uv_signal_init(&loop->uv, &loop->sighup);
+    loop->sighup.data = loop;
+    uv_signal_start(&loop->sighup, on_sighup, SIGHUP);
     /* Signal handles must not keep the loop alive once the services are gone. */
     uv_unref((uv_handle_t *)&loop->sigint);
     uv_unref((uv_handle_t *)&loop->sigterm);
+    uv_unref((uv_handle_t *)&loop->sighup);
     *out = loop;
     return 0;
 }

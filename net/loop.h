@@ -18,6 +18,12 @@ struct mpt_service {
 /* Creates a loop with its signal handlers. Returns 0 or a negative UV_E* code. */
 int mpt_loop_new(struct mpt_loop **out);
 
+typedef void (*mpt_loop_reload_cb)(void *arg);
+
+/* What SIGHUP does: cb(arg), from the loop (replacing any earlier one). Without one, SIGHUP is
+ * logged and otherwise ignored; it never ends the process. */
+void mpt_loop_on_reload(struct mpt_loop *loop, mpt_loop_reload_cb cb, void *arg);
+
 /* Adds a service to stop on SIGINT/SIGTERM or mpt_loop_stop. */
 void mpt_loop_add_service(struct mpt_loop *loop, struct mpt_service *svc);
 

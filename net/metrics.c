@@ -379,6 +379,11 @@ void mpt_metrics_close(struct mpt_metrics *m, mpt_metrics_closed_cb cb, void *cb
     mpt_driver_stop(&m->base);
 }
 
+void *mpt_metrics_arg(const struct mpt_metrics *m)
+{
+    return m->arg;
+}
+
 int mpt_metrics_start(struct mpt_loop *loop, const void *addr, const struct mpt_metrics_ops *ops,
                       void *arg, struct mpt_metrics **out)
 {

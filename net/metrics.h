@@ -45,6 +45,9 @@ int mpt_metrics_start(struct mpt_loop *loop, const void *addr, const struct mpt_
  * ops->release). Nothing is rendered after this call. Accepts NULL. */
 void mpt_metrics_close(struct mpt_metrics *m, mpt_metrics_closed_cb cb, void *cb_arg);
 
+/* The arg given to mpt_metrics_start. */
+void *mpt_metrics_arg(const struct mpt_metrics *m);
+
 /* One request as it arrives, without I/O: what the server does with the bytes it reads. */
 struct mpt_http_req {
     http_parser parser;

@@ -1,6 +1,7 @@
 /* The server driver: the listening socket all paths arrive on, one socket per flow connected to
  * its target (so the target sees each flow as its own peer, as behind a NAT), and one timer. */
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -446,4 +447,44 @@ void mpt_server_drv_local(struct mpt_server_drv *d, struct mpt_addr *out)
     memset(out, 0, sizeof(*out));
     if (mpt_udp_local(&d->listen, &ss) == 0)
         mpt_addr_set(out, (struct sockaddr *)&ss);
+}
+
+int mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cfg, char *err,
+                          size_t errlen)
+{
+    const struct mpt_server_config *sc = &cfg->server;
+    struct mpt_addr target;
+    struct mpt_psk psk;
+    char a[MPT_ADDR_STRLEN];
+    int rc;
+
+    if (mpt_driver_stopping(&d->base)) {
+        snprintf(err, errlen, "the server is stopping");
+        return UV_ECANCELED;
+    }
+    rc = mpt_resolve(d->loop, sc->target.host, sc->target.port, 0, &target);
+    if (rc) {
+        snprintf(err, errlen, "%s:%d: target: cannot resolve `%s': %s", cfg->file, sc->target.line,
+                 sc->target.host, mpt_strerror(rc));
+        return rc;
+    }
+    if (mpt_psk_init(&psk, cfg->secret) != 0) {
+        snprintf(err, errlen, "%s: [tunnel]: cannot derive keys from the secret", cfg->file);
+        return UV_EINVAL;
+    }
+    /* Sessions keep the keys they were opened with; new handshakes need the new secret. */
+    if (sodium_memcmp(&psk, d->core.psk, sizeof(psk)) != 0)
+        MPT_INFO("new secret: new sessions need it; open ones go on under their keys");
+    *d->core.psk = psk;
+    mpt_psk_wipe(&psk);
+    if (!mpt_addr_equal(&target, &d->target))
+        MPT_INFO("target is now %s (new flows; open ones keep theirs)",
+                 mpt_addr_str(&target, a, sizeof(a)));
+    d->target = target;
+    d->core.p.flow_timeout_ms = sc->flow_timeout_ms;
+    d->core.p.session_timeout_ms = sc->session_timeout_ms;
+    if (sc->max_flows != d->core.p.max_flows || sc->max_sessions != d->core.p.max_sessions)
+        MPT_WARN("%s: [server] max_flows, max_sessions: take effect at the next start", cfg->file);
+    MPT_INFO("server reloaded");
+    return 0;
 }

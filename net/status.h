@@ -101,6 +101,9 @@ struct mpt_status_client_info {
     struct mpt_addr remote[MPT_MAX_PATHS];
     struct mpt_addr listen;
     mpt_status_path_errors_cb path_errors; /* may be NULL */
+    /* Commands read on the control socket ("path disable N"), or NULL. */
+    void (*command)(void *arg, const char *line);
+    void *command_arg;
 };
 
 struct mpt_status_server_info {
@@ -154,6 +157,10 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
 void mpt_status_client_prom(struct mpt_status_client *st, struct mpt_prom *p, uint64_t now_us);
 void mpt_status_server_prom(struct mpt_status_server *st, struct mpt_prom *p, uint64_t now_us);
 void mpt_status_client_free(struct mpt_status_client *st);
+
+/* After a reload: the mode and paths from info (rates start over), the rest kept. */
+void mpt_status_client_update(struct mpt_status_client *st,
+                              const struct mpt_status_client_info *info, uint64_t now_us);
 void mpt_status_server_free(struct mpt_status_server *st);
 
 #endif

@@ -301,7 +301,7 @@ static void send_totals(struct mpt_json *j, mpt_status_send_errors_cb cb, void *
 
 static const char *state_name(unsigned st)
 {
-    const char *n = st <= MPT_PATH_LOSSY ? mpt_path_state_name((enum mpt_path_state)st) : NULL;
+    const char *n = st <= MPT_PATH_DISABLED ? mpt_path_state_name((enum mpt_path_state)st) : NULL;
     return n ? n : "unknown";
 }
 
@@ -313,26 +313,14 @@ static const char *mode_name(unsigned m)
 
 /* ---- client ---- */
 
-struct mpt_status_client *mpt_status_client_new(const struct mpt_status_client_info *info,
-                                                uint64_t now_us)
+/* What the document says of each path, from the configuration. */
+static void client_paths(struct mpt_status_client *st, const struct mpt_status_client_info *info)
 {
     const struct mpt_client_config *cc = &info->cfg->client;
-    struct mpt_status_client *st = calloc(1, sizeof(*st));
 
-    if (!st)
-        return NULL;
-    st->core = info->core;
-    st->send_errors = info->send_errors;
-    st->mtu = info->mtu;
-    st->path_errors = info->path_errors;
-    st->drv = info->drv;
-    snprintf(st->file, sizeof(st->file), "%s", info->cfg->file);
-    mpt_addr_str(&info->listen, st->listen, sizeof(st->listen));
     st->mode = (unsigned)cc->mode;
-    st->max_flows = cc->max_flows;
     st->npaths = info->npaths < MPT_MAX_PATHS ? info->npaths : MPT_MAX_PATHS;
-    st->start_us = now_us;
-    st->sample_us = now_us;
+    memset(st->paths, 0, sizeof(st->paths));
     for (unsigned i = 0; i < st->npaths; i++) {
         struct status_client_path *p = &st->paths[i];
         const struct mpt_path_config *pc = &cc->paths[i];
@@ -350,7 +338,36 @@ struct mpt_status_client *mpt_status_client_new(const struct mpt_status_client_i
         p->rx.dgrams = cp->rx_dgrams;
         p->rx.bytes = cp->rx_bytes;
     }
+}
+
+struct mpt_status_client *mpt_status_client_new(const struct mpt_status_client_info *info,
+                                                uint64_t now_us)
+{
+    struct mpt_status_client *st = calloc(1, sizeof(*st));
+
+    if (!st)
+        return NULL;
+    st->core = info->core;
+    st->send_errors = info->send_errors;
+    st->mtu = info->mtu;
+    st->path_errors = info->path_errors;
+    st->drv = info->drv;
+    st->command = info->command;
+    st->command_arg = info->command_arg;
+    snprintf(st->file, sizeof(st->file), "%s", info->cfg->file);
+    mpt_addr_str(&info->listen, st->listen, sizeof(st->listen));
+    st->max_flows = info->cfg->client.max_flows;
+    st->start_us = now_us;
+    st->sample_us = now_us;
+    client_paths(st, info);
     return st;
+}
+
+void mpt_status_client_update(struct mpt_status_client *st,
+                              const struct mpt_status_client_info *info, uint64_t now_us)
+{
+    client_paths(st, info);
+    st->sample_us = now_us;
 }
 
 void mpt_status_client_free(struct mpt_status_client *st)
@@ -651,6 +668,14 @@ static void on_client_release(void *arg)
     mpt_status_client_free(arg);
 }
 
+static void on_client_command(void *arg, const char *line)
+{
+    struct mpt_status_client *st = arg;
+
+    if (st->command)
+        st->command(st->command_arg, line);
+}
+
 static void on_server_sample(void *arg, uint64_t now_us)
 {
     mpt_status_server_sample(arg, now_us);
@@ -696,7 +721,7 @@ int mpt_status_client_start(struct mpt_loop *loop, const struct mpt_status_clien
                             struct mpt_control **out)
 {
     static const struct mpt_control_ops ops = {on_client_sample, on_client_snapshot,
-                                               on_client_release};
+                                               on_client_release, on_client_command};
 
     return start(loop, info->cfg, MPT_ROLE_CLIENT, &ops,
                  mpt_status_client_new(info, mpt_loop_now_us(loop)), out);
@@ -706,7 +731,7 @@ int mpt_status_server_start(struct mpt_loop *loop, const struct mpt_status_serve
                             struct mpt_control **out)
 {
     static const struct mpt_control_ops ops = {on_server_sample, on_server_snapshot,
-                                               on_server_release};
+                                               on_server_release, NULL};
 
     return start(loop, info->cfg, MPT_ROLE_SERVER, &ops,
                  mpt_status_server_new(info, mpt_loop_now_us(loop)), out);

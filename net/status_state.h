@@ -26,6 +26,8 @@ struct mpt_status_client {
     unsigned mode, npaths, max_flows;
     uint64_t start_us, sample_us;
     struct status_client_path paths[MPT_MAX_PATHS];
+    void (*command)(void *arg, const char *line); /* control socket commands, or NULL */
+    void *command_arg;
 };
 
 struct status_server_session {

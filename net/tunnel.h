@@ -19,6 +19,14 @@ struct mpt_server_drv;
 int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                          struct mpt_client_drv **out, char *err, size_t errlen);
 
+/* Applies a new configuration to a running client without dropping its session or flows: paths
+ * added, removed or moved (every host name resolved again; a path that continues keeps its
+ * statistics and socket), the secret (a new handshake under it), mode, priorities, weights and
+ * timers. listen and max_flows take effect at the next start only (a warning says so). Returns 0,
+ * or a negative code with err saying file:line and why; the client then runs on unchanged. */
+int mpt_client_drv_reload(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
+                          size_t errlen);
+
 /* The core behind a running client (statistics; read-only). */
 const struct mpt_client *mpt_client_drv_core(const struct mpt_client_drv *d);
 
@@ -29,6 +37,13 @@ void mpt_client_drv_local(struct mpt_client_drv *d, struct mpt_addr *out);
 int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                          struct mpt_server_drv **out, char *err, size_t errlen);
 const struct mpt_server *mpt_server_drv_core(const struct mpt_server_drv *d);
+
+/* Applies a new configuration to a running server: the secret (for new handshakes; open
+ * sessions keep their keys), the target resolved again (for new flows), the timeouts. listen,
+ * max_flows and max_sessions take effect at the next start only. Returns 0, or a negative code
+ * with err saying file:line and why; the server then runs on unchanged. */
+int mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cfg, char *err,
+                          size_t errlen);
 void mpt_server_drv_local(struct mpt_server_drv *d, struct mpt_addr *out);
 
 #endif

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """systemd notifications through a fake NOTIFY_SOCKET (a unixgram socket per process): the
 server, the client and a bridge each say READY=1 with a STATUS= line once their port is bound;
-with WATCHDOG_USEC set, WATCHDOG=1 comes every half interval (none without it); SIGTERM brings
-STOPPING=1 and exit status 0."""
+with WATCHDOG_USEC set, WATCHDOG=1 comes every half interval (none without it); SIGHUP brings
+RELOADING=1 then READY=1 (the bridge, with no file, just survives it); SIGTERM brings STOPPING=1
+and exit status 0."""
 import os
 import signal
 import socket
@@ -147,6 +148,25 @@ def body(t):
     t.check("client: WATCHDOG=1 without WATCHDOG_USEC", nc.count("WATCHDOG", 0, t0 + 0.5), 0,
             "==")
     t.check("bridge: WATCHDOG=1 in 0.5 s", nb.count("WATCHDOG", t0, t0 + 0.5), 3, ">=")
+
+    # SIGHUP: RELOADING=1, then READY=1 once the file is applied; the bridge only survives it.
+    for label, pr, n in (("server", server, ns), ("client", client, nc)):
+        t0 = time.monotonic()
+        pr.signal(signal.SIGHUP)
+        ts, _ = n.wait("RELOADING", "1", timeout=3.0, since=t0)
+        t.expect(ts is not None, "%s: RELOADING=1 after SIGHUP" % label)
+        ts2, _ = n.wait("READY", "1", timeout=3.0, since=ts or t0)
+        t.expect(ts2 is not None, "%s: READY=1 after the reload" % label)
+        _, st = n.wait("STATUS", timeout=1.0, since=ts or t0)
+        t.expect(st is not None and "reloaded" in st, "%s: STATUS=%s" % (label, st))
+        t.expect(pr.alive(), "%s alive after SIGHUP" % label)
+    t0 = time.monotonic()
+    bridge.signal(signal.SIGHUP)
+    time.sleep(0.3)
+    t.expect(bridge.alive(), "bridge alive after SIGHUP")
+    t.check("bridge: RELOADING=1 after SIGHUP (it has no file)", nb.count("RELOADING", t0,
+                                                                           time.monotonic()), 0,
+            "==")
 
     expect_stopping(t, "client", client, nc)
     expect_stopping(t, "bridge", bridge, nb)

@@ -390,7 +390,7 @@ static void stale_socket(const char *path)
 
 static void test_control_socket(void)
 {
-    static const struct mpt_control_ops ops = {NULL, on_snapshot, on_release};
+    static const struct mpt_control_ops ops = {NULL, on_snapshot, on_release, NULL};
     struct fixture f;
     struct mpt_control *other;
     struct mpt_loop *loop;
