@@ -247,7 +247,8 @@ static void path_labels(struct mpt_prom_labels *l, const struct mpt_prom_labels 
 
 void mpt_status_client_prom(struct mpt_status_client *st, struct mpt_prom *p, uint64_t now)
 {
-    static const enum mpt_path_state states[] = {MPT_PATH_DOWN, MPT_PATH_UP, MPT_PATH_LOSSY};
+    static const enum mpt_path_state states[] = {MPT_PATH_DOWN, MPT_PATH_UP, MPT_PATH_LOSSY,
+                                                 MPT_PATH_DISABLED};
     const struct mpt_client *c = st->core;
     struct mpt_prom_labels base[MPT_MAX_PATHS], l;
 
@@ -269,7 +270,7 @@ void mpt_status_client_prom(struct mpt_status_client *st, struct mpt_prom *p, ui
     }
 
     mpt_prom_family(p, "mptunnel_path_state", "gauge",
-                    "1 for the path's state (down, up, lossy), 0 for the others");
+                    "1 for the path's state (down, up, lossy, disabled), 0 for the others");
     for (unsigned i = 0; i < st->npaths; i++) {
         for (unsigned s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
             path_labels(&l, &base[i], "state", mpt_path_state_name(states[s]));
