@@ -835,8 +835,7 @@ int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params 
             if (old_disabled & (1u << from[i]))
                 c->disabled |= 1u << i;
         } else {
-            c->paths[i].state = MPT_PATH_DOWN;
-            c->paths[i].state_since_us = now;
+            c->paths[i].state = MPT_PATH_DOWN; /* never up: state_since_us stays 0 */
         }
     }
     {
