@@ -359,12 +359,16 @@ static void log_summary(const struct mpt_bridge_stats *st, int recording)
     for (int d = 0; d < 2; d++) {
         const struct mpt_bridge_dir_stats *s = &st->dir[d];
         MPT_INFO("bridge: %s: received %llu, forwarded %llu, dropped %llu, duplicated %llu, "
-                 "reordered %llu, corrupted %llu; queue full %llu, send errors %llu",
+                 "reordered %llu, corrupted %llu; queue full %llu, send errors %llu (by kind: "
+                 "congestion %llu, too big %llu, unreachable %llu, other %llu)",
                  names[d], (unsigned long long)s->impair.received,
                  (unsigned long long)s->impair.forwarded, (unsigned long long)s->impair.dropped,
                  (unsigned long long)s->impair.duplicated, (unsigned long long)s->impair.reordered,
                  (unsigned long long)s->impair.corrupted, (unsigned long long)s->queue_drops,
-                 (unsigned long long)s->send_errors);
+                 (unsigned long long)s->send_errors, (unsigned long long)s->send_kinds.congestion,
+                 (unsigned long long)s->send_kinds.too_big,
+                 (unsigned long long)s->send_kinds.unreachable,
+                 (unsigned long long)s->send_kinds.other);
     }
     MPT_INFO("bridge: peers: %llu created, %llu forgotten idle, %llu datagrams from new "
              "addresses refused",

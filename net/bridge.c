@@ -197,6 +197,8 @@ static void flush(struct mpt_bridge *b)
         sent = mpt_udp_send_batch(u, b->batch, n);
         if (sent < n) {
             b->st.dir[dir].send_errors += n - sent;
+            for (unsigned k = 0; k < n; k++)
+                mpt_udp_errors_count(&b->st.dir[dir].send_kinds, b->batch[k].err, 1);
             MPT_DEBUG("bridge: send %s: %u datagrams refused", dir_name[dir], n - sent);
         }
     }
@@ -221,6 +223,7 @@ static void send_now(struct mpt_bridge *b, struct peer *p, int dir, const uint8_
         flush(b);
     if (room > SENDQ_BYTES) {
         b->st.dir[dir].send_errors++;
+        b->st.dir[dir].send_kinds.too_big++;
         return;
     }
     e = &b->sq[b->sq_n++];

@@ -27,6 +27,7 @@
 #include "core/addr.h"
 #include "core/impair.h"
 #include "net/loop.h"
+#include "net/udp_tx.h"
 
 #define MPT_BRIDGE_IDLE_MS 60000u
 #define MPT_BRIDGE_MAX_PEERS 1024u
@@ -56,9 +57,10 @@ struct mpt_bridge_options {
 };
 
 struct mpt_bridge_dir_stats {
-    struct mpt_impair_stats impair; /* what the impairment model decided */
-    uint64_t queue_drops;           /* copies dropped because the delay queue was full */
-    uint64_t send_errors;           /* copies the kernel refused (buffer full, unreachable) */
+    struct mpt_impair_stats impair;   /* what the impairment model decided */
+    uint64_t queue_drops;             /* copies dropped because the delay queue was full */
+    uint64_t send_errors;             /* copies the kernel refused (buffer full, unreachable) */
+    struct mpt_udp_errors send_kinds; /* the same by kind (too_big also: beyond the queue) */
 };
 
 struct mpt_bridge_stats {

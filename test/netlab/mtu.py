@@ -9,6 +9,7 @@
   duplicated (the IP layer fragments what the paths cannot carry whole);
 - the client's status: each path's route MTU (1500, 1500, 1280) and the largest datagram it
   carries whole (1428, 1428, 1188), no datagram refused by the kernel on any path;
+- the bridges relayed every datagram (none refused by the kernel);
 - the client warned once, with the numbers, that applications send datagrams that must be
   fragmented."""
 import json
@@ -96,6 +97,12 @@ def body(t, lab):
                 p.get("send_errors", {}).get("total", -1), 0, "==")
     se = doc.get("send_errors", {})
     t.check("datagrams the client's sockets could not send", se.get("total", -1), 0, "==")
+
+    for i, b in enumerate(tun["bridges"]):
+        c = lab.bridge_counts(b)
+        for d in ("to", "back"):
+            t.check("bridge %d (%s): datagrams the kernel refused to relay, too big %d, other kinds"
+                    % (i, d, c[d].get("too_big", -1)), c[d].get("send_errors", -1), 0, "==")
 
     log = tun["client"].log()
     warnings = [ln for ln in log.splitlines() if "exceed the path MTU" in ln]
