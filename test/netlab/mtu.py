@@ -101,7 +101,7 @@ def body(t, lab):
     for i, b in enumerate(tun["bridges"]):
         c = lab.bridge_counts(b)
         for d in ("to", "back"):
-            t.check("bridge %d (%s): datagrams the kernel refused to relay, too big %d, other kinds"
+            t.check("bridge %d (%s): datagrams the kernel refused to relay (too big: %d)"
                     % (i, d, c[d].get("too_big", -1)), c[d].get("send_errors", -1), 0, "==")
 
     log = tun["client"].log()
