@@ -406,6 +406,13 @@ static struct mpt_server_path *path_update(struct mpt_server_session *ss, uint64
                 /* The id moved to another address: the older entry is stale. */
                 o->id = MPT_PATH_ID_UNKNOWN;
             } else {
+                if (MPT_LOG_ON(MPT_LOGL_INFO)) {
+                    char a[MPT_ADDR_STRLEN], b[MPT_ADDR_STRLEN];
+                    MPT_INFO("session %016llx: client path %u now arrives from %s (was %s): NAT "
+                             "rebinding or roaming",
+                             (unsigned long long)ss->sid, id + 1, mpt_addr_str(from, a, sizeof(a)),
+                             mpt_addr_str(&o->addr, b, sizeof(b)));
+                }
                 o->addr = *from;
                 p = o;
             }
@@ -424,6 +431,11 @@ static struct mpt_server_path *path_update(struct mpt_server_session *ss, uint64
         memset(p, 0, sizeof(*p));
         p->addr = *from;
         p->id = MPT_PATH_ID_UNKNOWN;
+        if (MPT_LOG_ON(MPT_LOGL_DEBUG)) {
+            char a[MPT_ADDR_STRLEN];
+            MPT_DEBUG("session %016llx: a path from %s (%u known)", (unsigned long long)ss->sid,
+                      mpt_addr_str(from, a, sizeof(a)), ss->npaths);
+        }
     }
     if (id != MPT_PATH_ID_UNKNOWN)
         p->id = (uint8_t)id;

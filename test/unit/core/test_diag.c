@@ -371,9 +371,11 @@ static void flow_table_full(void)
 
 /* Runs client and server until `until`: what the client sends on path 0 reaches the server, whose
  * answers come back on path 0; path 1 loses everything. */
+static uint16_t pump_port = 5000; /* where path 0 arrives from at the server */
+
 static void pump(uint64_t until, uint64_t step)
 {
-    struct mpt_addr from = addr4(0x7f000001, 5000);
+    struct mpt_addr from = addr4(0x7f000001, pump_port);
     struct mpt_outq sq;
 
     ASSERT_EQ(mpt_outq_init(&sq, 1024, 1 << 20), 0);
@@ -423,7 +425,30 @@ static void one_path_silent(void)
     mpt_outq_free(&q);
 }
 
+/* A client path that arrives from a new address (NAT rebinding) is logged once, at info. */
+static void roaming_logged(void)
+{
+    log_reset(MPT_LOGL_INFO);
+    client_setup(secret);
+    server_setup();
+    vnow = 1000000;
+    pump_port = 5000;
+    pump(vnow + 1000000, 50000);
+    ASSERT_EQ(count("now arrives from", MPT_LOGL_INFO), 0);
+    pump_port = 5001;
+    pump(vnow + 1000000, 50000);
+    ASSERT_EQ(count("now arrives from", MPT_LOGL_INFO), 1);
+    printf("%s\n", logged.text[find("now arrives from", 0)]);
+    ASSERT(strstr(logged.text[find("now arrives from", 0)],
+                  "client path 1 now arrives from 127.0.0.1:5001 (was 127.0.0.1:5000)"));
+    pump_port = 5000;
+    mpt_client_free(&cl);
+    mpt_server_free(&sv);
+    mpt_outq_free(&q);
+}
+
 static const struct task_case cases[] = {
+    {"roaming_logged", roaming_logged},
     {"one_path_silent", one_path_silent},
     {"flow_table_full", flow_table_full},
     {"no_answer", no_answer},
