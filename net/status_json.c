@@ -617,6 +617,13 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
             mpt_json_u64(j, "use", sp->use);
             direction(j, "tx", sp->tx_dgrams, sp->tx_bytes, same ? &rs->tx[i] : &zero);
             direction(j, "rx", sp->rx_dgrams, sp->rx_bytes, same ? &rs->rx[i] : &zero);
+            {
+                unsigned mtu = st->mtu ? st->mtu(st->drv, i, &sp->addr) : 0;
+                if (mtu)
+                    mpt_json_u64(j, "mtu", mtu);
+                else
+                    mpt_json_null(j, "mtu");
+            }
             ms_ago(j, "last_heard_ms", now, sp->last_rx_us);
             mpt_json_end(j);
         }

@@ -287,6 +287,8 @@ def main():
           "server: packets per path, client path indexes known")
     check(sdoc.get("send_errors", {}).get("total") == 0, "server: no send errors: %s"
           % sdoc.get("send_errors"))
+    check(all(p.get("mtu") == 65535 for p in sess[0]["paths"]) if sess else False,
+          "server: each path's route MTU")
     rc, out, err = status(cfg, "--json")
     both = json.loads(out) if rc == 0 else {}
     check(rc == 0 and set(both) == {"client", "server"} and
