@@ -2,6 +2,7 @@
  * both ways, the answers to tampering and replay, limits, expiry and re-handshakes. Time is
  * explicit; no network. */
 #include <arpa/inet.h>
+#include <errno.h>
 
 #include "core/client.h"
 #include "core/server.h"
@@ -978,6 +979,125 @@ static void rehandshake_reply_lost(void)
     teardown();
 }
 
+/* Counts of the client's datagrams in `up` on path `path`. */
+static unsigned up_on(unsigned path)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < fx.up.n; i++)
+        n += fx.up.v[i].path == path;
+    return n;
+}
+
+/* A disabled path carries nothing either way, for as long as it stays so; enabled, it is probed
+ * at once and up after the first answer. */
+static void disabled_path(void)
+{
+    struct mpt_addr a = addr4(0x7f000001, 5001);
+    uint32_t flow;
+
+    setup();
+    establish();
+    ASSERT_EQ(mpt_client_set_enabled(&fx.c, 1, 0, fx.now), 0);
+    ASSERT_EQ(fx.c.paths[1].state, MPT_PATH_DISABLED);
+    ASSERT_STR_EQ(mpt_path_state_name(fx.c.paths[1].state), "disabled");
+    ASSERT_EQ(mpt_client_set_enabled(&fx.c, NPATHS, 0, fx.now), -EINVAL);
+    ASSERT(fx.c.wake);
+    ctimer(); /* probes at once: the server learns not to answer on path 1 */
+    ASSERT_EQ(up_on(1), 0);
+    ASSERT_EQ(up_on(0), 1);
+    deliver_up();
+    deliver_down();
+    app_send(&a, "hello");
+    ASSERT_EQ(up_on(1), 0);
+    ASSERT_EQ(fx.up.n, NPATHS - 1);
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 1);
+    flow = fx.targets.v[0].flow;
+    target_send(flow, "reply");
+    for (unsigned i = 0; i < fx.down.n; i++)
+        ASSERT_NE(fx.down.v[i].path, 1);
+    ASSERT_EQ(fx.down.n, NPATHS - 1);
+    deliver_down();
+    ASSERT_EQ(fx.apps.n, 1);
+    /* Seconds later: still nothing on it, still disabled (not merely down). */
+    for (int k = 0; k < 20; k++) {
+        fx.now += 200000;
+        ctimer();
+        ASSERT_EQ(up_on(1), 0);
+        deliver_up();
+        deliver_down();
+    }
+    ASSERT_EQ(fx.c.paths[1].state, MPT_PATH_DISABLED);
+    ASSERT_EQ(fx.c.paths[0].state, MPT_PATH_UP);
+    ASSERT_EQ(fx.c.state, MPT_CLIENT_ESTABLISHED);
+
+    ASSERT_EQ(mpt_client_set_enabled(&fx.c, 1, 1, fx.now), 0);
+    ASSERT_EQ(fx.c.paths[1].state, MPT_PATH_DOWN);
+    ctimer();
+    ASSERT_EQ(up_on(1), 1);
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.c.paths[1].state, MPT_PATH_UP);
+    teardown();
+}
+
+/* New parameters on a running client: paths renumbered, one dropped, one added; each path that
+ * goes on keeps its figures, the session and flows stay; a new secret starts a handshake. */
+static void reconfigure_paths(void)
+{
+    struct mpt_addr a = addr4(0x7f000001, 5001);
+    struct mpt_client_params p = {
+        .secret = secret,
+        .npaths = 2,
+        .max_flows = 99, /* ignored: the tables keep their size */
+        .flow_timeout_ms = 30000,
+        .probe_interval_ms = 100,
+    };
+    int from[MPT_MAX_PATHS] = {2, -1};
+    uint64_t sid, tx2;
+    uint8_t other[32] = {9};
+
+    setup();
+    establish();
+    app_send(&a, "hello");
+    deliver_up();
+    sid = fx.c.sid;
+    tx2 = fx.c.paths[2].tx_dgrams;
+    ASSERT_EQ(mpt_client_set_enabled(&fx.c, 2, 0, fx.now), 0);
+    ASSERT_EQ(mpt_client_reconfigure(&fx.c, &p, from, fx.now), 0);
+    ASSERT_EQ(fx.c.p.npaths, 2);
+    ASSERT_EQ(fx.c.p.max_flows, 16);
+    ASSERT_EQ(fx.c.p.probe_interval_ms, 100);
+    ASSERT_EQ(fx.c.paths[0].tx_dgrams, tx2);
+    ASSERT_EQ(fx.c.paths[0].state, MPT_PATH_DISABLED); /* old path 3 was disabled */
+    ASSERT_EQ(fx.c.paths[1].tx_dgrams, 0);
+    ASSERT_EQ(fx.c.paths[1].state, MPT_PATH_DOWN);
+    ASSERT_EQ(fx.c.sid, sid);
+    ASSERT_EQ(fx.c.hs_sid, 0);
+    ASSERT_EQ(mpt_client_flows(&fx.c), 1);
+    ASSERT(fx.c.wake);
+    app_send(&a, "again");
+    ASSERT_EQ(fx.up.n, 1);
+    ASSERT_EQ(fx.up.v[0].path, 1);
+    /* Invalid: nothing changes. */
+    p.npaths = 0;
+    ASSERT_EQ(mpt_client_reconfigure(&fx.c, &p, from, fx.now), -EINVAL);
+    p.npaths = 2;
+    from[0] = 5;
+    ASSERT_EQ(mpt_client_reconfigure(&fx.c, &p, from, fx.now), -EINVAL);
+    ASSERT_EQ(fx.c.p.npaths, 2);
+    /* Another secret: a handshake under it, the session goes on meanwhile. */
+    from[0] = 0;
+    from[1] = 1;
+    p.secret = other;
+    ASSERT_EQ(mpt_client_reconfigure(&fx.c, &p, from, fx.now), 0);
+    ASSERT_NE(fx.c.hs_sid, 0);
+    ASSERT_EQ(fx.c.sid, sid);
+    ASSERT_EQ(fx.c.state, MPT_CLIENT_ESTABLISHED);
+    teardown();
+}
+
 static const struct task_case cases[] = {
     {"cipher_choice", cipher_choice},
     {"rehandshake_reply_lost", rehandshake_reply_lost},
@@ -996,6 +1116,8 @@ static const struct task_case cases[] = {
     {"rehandshake_keeps_flows", rehandshake_keeps_flows},
     {"rehandshake_when_full", rehandshake_when_full},
     {"timer_deadlines", timer_deadlines},
+    {"disabled_path", disabled_path},
+    {"reconfigure_paths", reconfigure_paths},
     {NULL, NULL},
 };
 
