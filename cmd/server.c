@@ -33,7 +33,7 @@ void mpt_usage_server(FILE *out)
 int mpt_cmd_server(int argc, char **argv)
 {
     /* The configuration holds the secret: key memory (locked, not dumped, wiped when freed). */
-    struct mpt_config *cfg = mpt_secure_alloc(sizeof(*cfg));
+    struct mpt_config *cfg = mpt_secure_alloc(sizeof(*cfg), NULL);
     int rc;
 
     if (!cfg) {

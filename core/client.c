@@ -53,6 +53,8 @@ static uint64_t dead_after_us(const struct mpt_client *c)
 
 int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
 {
+    int locked;
+
     memset(c, 0, sizeof(*c));
     if (!p->secret || p->npaths < 1 || p->npaths > MPT_MAX_PATHS || p->max_flows < 1 ||
         p->probe_interval_ms < 1 || p->mode > MPT_CLIENT_BALANCE)
@@ -67,9 +69,12 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
         if (c->p.weight[i] == 0)
             c->p.weight[i] = 1;
     c->sched_dirty = 1;
-    c->sec = mpt_secure_alloc(sizeof(*c->sec));
+    c->sec = mpt_secure_alloc(sizeof(*c->sec), &locked);
     if (!c->sec)
         return -ENOMEM;
+    if (!locked)
+        MPT_WARN("keys not locked in memory (RLIMIT_MEMLOCK: raise LimitMEMLOCK=): they may be "
+                 "swapped out; they are still left out of core dumps");
     if (mpt_psk_init(&c->sec->psk, p->secret) != 0) {
         mpt_client_free(c);
         return -EINVAL;

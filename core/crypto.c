@@ -128,10 +128,11 @@ static size_t page_size(void)
     return p > 0 ? (size_t)p : 4096;
 }
 
-void *mpt_secure_alloc(size_t size)
+void *mpt_secure_alloc(size_t size, int *locked)
 {
     size_t page = page_size(), len;
     uint8_t *base;
+    int ok = 0;
 
     if (size == 0 || size > SIZE_MAX / 2)
         return NULL;
@@ -146,10 +147,12 @@ void *mpt_secure_alloc(size_t size)
     /* Best effort: beyond RLIMIT_MEMLOCK the keys may be swapped out, but are still kept out of
      * core dumps (sodium_mlock applies MADV_DONTDUMP too, before it locks). */
     if (len <= MPT_SECURE_LOCK_MAX)
-        (void)sodium_mlock(base + page, len);
+        ok = sodium_mlock(base + page, len) == 0;
 #ifdef MADV_DONTDUMP
     madvise(base + page, len, MADV_DONTDUMP);
 #endif
+    if (locked)
+        *locked = ok;
     return base + page;
 }
 

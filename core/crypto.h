@@ -58,9 +58,10 @@ int mpt_aead_open(const uint8_t key[MPT_KEY_LEN], uint64_t counter, const uint8_
 
 /* Memory for key material: zeroed, left out of core dumps (MADV_DONTDUMP), locked in RAM with
  * sodium_mlock when it is at most MPT_SECURE_LOCK_MAX bytes (and RLIMIT_MEMLOCK allows), between
- * two inaccessible guard pages. Returns NULL if out of memory. */
+ * two inaccessible guard pages. *locked (if not NULL) says whether the lock was granted. Returns
+ * NULL if out of memory. */
 #define MPT_SECURE_LOCK_MAX (16u << 20)
-void *mpt_secure_alloc(size_t size);
+void *mpt_secure_alloc(size_t size, int *locked);
 
 /* Wipes (sodium_munlock) and unmaps memory of mpt_secure_alloc(size); p may be NULL. A region too
  * large to be locked is unmapped without being written: its untouched pages were never made. */

@@ -25,13 +25,15 @@ static size_t sessions_bytes(unsigned n)
 
 int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
 {
+    int locked, table_locked = 0;
+
     memset(s, 0, sizeof(*s));
     if (!p->secret || p->max_sessions < 1 || p->max_flows < 1 || p->ntargets < 1 ||
         p->ntargets > 65535)
         return -EINVAL;
     s->p = *p;
     s->p.secret = NULL;
-    s->psk = mpt_secure_alloc(sizeof(*s->psk));
+    s->psk = mpt_secure_alloc(sizeof(*s->psk), &locked);
     if (!s->psk)
         return -ENOMEM;
     if (mpt_psk_init(s->psk, p->secret) != 0) {
@@ -40,7 +42,13 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     }
     /* The sessions hold their keys: the whole table lives in key memory (zeroed). */
     if (sessions_bytes(p->max_sessions) / sizeof(*s->sessions) == p->max_sessions)
-        s->sessions = mpt_secure_alloc(sessions_bytes(p->max_sessions));
+        s->sessions = mpt_secure_alloc(sessions_bytes(p->max_sessions), &table_locked);
+    if (s->sessions && (!locked || !table_locked))
+        MPT_WARN("session keys not locked in memory (%s): they may be swapped out; they are still "
+                 "left out of core dumps",
+                 sessions_bytes(p->max_sessions) > MPT_SECURE_LOCK_MAX
+                     ? "max_sessions makes the table larger than 16 MiB"
+                     : "RLIMIT_MEMLOCK: raise LimitMEMLOCK=");
     s->flows = calloc(p->max_flows, sizeof(*s->flows));
     s->closed = calloc(p->max_flows, sizeof(*s->closed));
     if (!s->sessions || !s->flows || !s->closed ||

@@ -6,6 +6,7 @@ client and server sit in locked memory that core dumps leave out (the kernel's V
 VmFlags `lo' and `dd' of its mappings, read from /proc/PID)."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -117,6 +118,30 @@ def control_dir(t, secret):
     return target, server, client
 
 
+def unlockable(t, secret):
+    """With RLIMIT_MEMLOCK 0 (and, as root, without CAP_IPC_LOCK) the lock is refused: the server
+    says so, and its keys are still left out of core dumps."""
+    if not shutil.which("prlimit") or not shutil.which("setpriv"):
+        print("skipped: no prlimit/setpriv to start a server that may not lock memory")
+        return
+    cfg = t.path("nolock.ini")
+    write(cfg, server_ini(t, "secret = " + secret), 0o600)
+    pr = t.start("nolock-server", ["prlimit", "--memlock=0:0", "setpriv", "--bounding-set=-ipc_lock",
+                                   "--inh-caps=-ipc_lock", "--", mptlib.MPTUNNEL, "server", "-c",
+                                   cfg], ready=r"server listening")
+    text = pr.log()
+    with open("/proc/%d/maps" % pr.pid) as f:
+        asan = "libasan" in f.read()
+    if asan:
+        print("nolock: built with AddressSanitizer, which ignores mlock: not checked")
+        return
+    t.expect("keys not locked in memory" in text,
+             "memory lock refused: the server warns that its keys may be swapped out")
+    with open("/proc/%d/status" % pr.pid) as f:
+        lck = int(re.search(r"^VmLck:\s+(\d+) kB", f.read(), re.M).group(1))
+    t.check("memory lock refused: VmLck (kB)", lck, 0, "==")
+
+
 def body(t):
     refused_secrets(t)
     secret = t.genkey()
@@ -126,6 +151,7 @@ def body(t):
         locked_keys(t, client.pid, "client")
     finally:
         target.close()
+    unlockable(t, secret)
 
 
 mptlib.run(body, 60)

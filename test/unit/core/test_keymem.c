@@ -103,7 +103,8 @@ static void test_secure_alloc(void)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE), size = 3 * page - 100;
     long before = vm_lck_kb(), during;
-    unsigned char *p = mpt_secure_alloc(size);
+    int locked = -1;
+    unsigned char *p = mpt_secure_alloc(size, &locked);
     char flags[512];
 
     ASSERT(p != NULL);
@@ -116,6 +117,7 @@ static void test_secure_alloc(void)
     during = vm_lck_kb();
     fprintf(stderr, "  VmLck %ld kB -> %ld kB for %zu bytes\n", before, during, size);
     if (can_lock(size)) {
+        ASSERT_EQ(locked, 1);
         ASSERT(has_flag(flags, "lo"));
         ASSERT_GE(during - before, (long)(3 * page / 1024));
     }
@@ -126,14 +128,15 @@ static void test_secure_alloc(void)
     mpt_secure_free(p, size);
     ASSERT_EQ(vm_lck_kb(), before);
     mpt_secure_free(NULL, 10);
-    ASSERT(mpt_secure_alloc(0) == NULL);
+    ASSERT(mpt_secure_alloc(0, NULL) == NULL);
 }
 
 static void test_large_not_locked(void)
 {
     size_t size = MPT_SECURE_LOCK_MAX + 1;
     long before = vm_lck_kb();
-    unsigned char *p = mpt_secure_alloc(size);
+    int locked = -1;
+    unsigned char *p = mpt_secure_alloc(size, &locked);
     char flags[512];
 
     ASSERT(p != NULL);
@@ -141,6 +144,7 @@ static void test_large_not_locked(void)
     vm_flags(p, flags, sizeof(flags));
     ASSERT(has_flag(flags, "dd"));
     ASSERT(!has_flag(flags, "lo"));
+    ASSERT_EQ(locked, 0);
     ASSERT_EQ(vm_lck_kb(), before);
     mpt_secure_free(p, size);
 }
