@@ -141,7 +141,7 @@ int mpt_cmd_path(int argc, char **argv)
         mpt_cmd_error("path", "unknown action `%s' (disable or enable)", action);
         goto usage;
     }
-    cfg = mpt_secure_alloc(sizeof(*cfg));
+    cfg = mpt_secure_alloc(sizeof(*cfg), NULL);
     doc = malloc(DOC_MAX);
     if (!cfg || !doc) {
         mpt_cmd_error("path", "out of memory");

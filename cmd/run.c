@@ -58,7 +58,7 @@ struct reload {
 static void on_reload(void *arg)
 {
     struct reload *r = arg;
-    struct mpt_config *cfg = mpt_secure_alloc(sizeof(*cfg));
+    struct mpt_config *cfg = mpt_secure_alloc(sizeof(*cfg), NULL);
     char err[MPT_CONFIG_ERR_MAX], line[160];
     int rc, level;
 
@@ -122,7 +122,7 @@ int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_c
         mpt_cmd_error(cmd, "%s", err);
         status = MPT_EXIT_FAIL;
     } else {
-        reload.cfg = mpt_secure_alloc(sizeof(*reload.cfg));
+        reload.cfg = mpt_secure_alloc(sizeof(*reload.cfg), NULL);
         if (reload.cfg) {
             *reload.cfg = *cfg;
             reload.cmd = cmd;
