@@ -89,7 +89,8 @@ int mpt_cmd_path(int argc, char **argv)
 {
     const char *file = NULL, *action = NULL, *name = NULL;
     struct mpt_config *cfg = NULL;
-    char err[MPT_CONFIG_ERR_MAX], sock[512], req[64], state[32], label[MPT_CONFIG_HOST_MAX + 16];
+    char err[MPT_CONFIG_ERR_MAX], sock[512], req[MPT_CONFIG_HOST_MAX + 64], state[32],
+        label[MPT_CONFIG_HOST_MAX + 16];
     char *doc = NULL;
     unsigned index;
     int quiet = 0, status = MPT_EXIT_USAGE, enable;
@@ -164,7 +165,8 @@ int mpt_cmd_path(int argc, char **argv)
         goto out;
     }
     status = MPT_EXIT_FAIL;
-    snprintf(req, sizeof(req), "path %s %u", action, index);
+    /* With the label: a client still running an older file refuses a path of another name. */
+    snprintf(req, sizeof(req), "path %s %u %s", action, index, label);
     rc = mpt_control_request(sock, req, doc, DOC_MAX, 2000);
     if (rc < 0) {
         mpt_cmd_error("path", "no client answers at %s: %s", sock, strerror((int)-rc));

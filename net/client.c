@@ -67,7 +67,9 @@ struct mpt_client_drv {
     size_t frag_limit;           /* application datagrams up to this size fit every path */
     uint64_t frag_check_us;      /* when frag_limit is next read again from the MTUs */
     int frag_warned;
-    struct mpt_hostport listen_cfg; /* listen as configured at start */
+    struct mpt_hostport listen_cfg;  /* listen as configured at start */
+    struct mpt_hostport metrics_cfg; /* metrics as configured at start */
+    char control_cfg[256];           /* control as configured at start */
 };
 
 static struct mpt_udp *out_socket(struct mpt_client_drv *d, const struct mpt_out *o,
@@ -662,6 +664,8 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     }
     d->listen_open = 1;
     d->listen_cfg = cc->listen;
+    d->metrics_cfg = cc->metrics;
+    snprintf(d->control_cfg, sizeof(d->control_cfg), "%s", cc->control);
     rc = set_paths(d, cfg, err, errlen);
     if (rc)
         goto fail;
@@ -681,10 +685,14 @@ fail:
     return rc;
 }
 
-/* "path disable N" / "path enable N" from the control socket (N from 1). */
+/* "path disable N [LABEL]" / "path enable N [LABEL]" from the control socket (N from 1). With
+ * LABEL, path N must be named so ([path NAME], else its bridge as written): a file edited since
+ * the last reload may number its paths otherwise. */
 static void on_command(void *arg, const char *line)
 {
     struct mpt_client_drv *d = arg;
+    char label[MPT_CONFIG_HOST_MAX + 16];
+    const char *what;
     unsigned long n;
     char *end;
     int enable;
@@ -697,11 +705,17 @@ static void on_command(void *arg, const char *line)
         MPT_WARN("control: unknown command `%.40s'", line);
         return;
     }
-    line += enable ? 12 : 13;
-    n = strtoul(line, &end, 10);
-    if (end == line || *end || n < 1 || n > d->npaths) {
-        MPT_WARN("control: path %s: no path `%.40s' (1-%u)", enable ? "enable" : "disable", line,
+    what = line + (enable ? 12 : 13);
+    n = strtoul(what, &end, 10);
+    if (end == what || (*end && *end != ' ') || n < 1 || n > d->npaths) {
+        MPT_WARN("control: path %s: no path `%.40s' (1-%u)", enable ? "enable" : "disable", what,
                  d->npaths);
+        return;
+    }
+    if (*end == ' ' &&
+        strcmp(end + 1, mpt_path_label(&d->pcfg[n - 1], label, sizeof(label))) != 0) {
+        MPT_WARN("control: path %s %lu: path %lu is `%s' here, not `%.40s' (reload the file?)",
+                 enable ? "enable" : "disable", n, n, label, end + 1);
         return;
     }
     mpt_client_set_enabled(&d->core, (unsigned)n - 1, enable, mpt_loop_now_us(d->loop));
@@ -732,6 +746,12 @@ int mpt_client_drv_reload(struct mpt_client_drv *d, const struct mpt_config *cfg
     if (cc->max_flows != d->core.p.max_flows)
         MPT_WARN("%s: [client] max_flows: takes effect at the next start (still %u)", cfg->file,
                  d->core.p.max_flows);
+    if ((cc->metrics.line != 0) != (d->metrics_cfg.line != 0) ||
+        strcmp(cc->metrics.host, d->metrics_cfg.host) != 0 ||
+        cc->metrics.port != d->metrics_cfg.port)
+        MPT_WARN("%s: [client] metrics: takes effect at the next start", cfg->file);
+    if (strcmp(cc->control, d->control_cfg) != 0)
+        MPT_WARN("%s: [client] control: takes effect at the next start", cfg->file);
     if (d->control) {
         struct mpt_status_client_info info;
         status_info(d, cfg, &info);

@@ -28,7 +28,7 @@ struct conn {
     struct mpt_control *ctl;
     char *doc;
     char rbuf[256];
-    char line[128]; /* the request line, as far as read */
+    char line[MPT_CONTROL_LINE_MAX]; /* the request line, as far as read */
     unsigned line_len;
     int line_done;
     int registered; /* in ctl->conns */
@@ -399,7 +399,7 @@ long mpt_control_query(const char *path, char *buf, size_t len, int timeout_ms)
 
 long mpt_control_request(const char *path, const char *line, char *buf, size_t len, int timeout_ms)
 {
-    char req[128];
+    char req[MPT_CONTROL_LINE_MAX + 1];
     int reqlen;
     struct sockaddr_un sun;
     struct timeval tv;

@@ -16,6 +16,7 @@
 #define MPT_CONTROL_TIMEOUT_MS 2000
 #define MPT_CONTROL_MAX_DOC (1u << 20)
 #define MPT_CONTROL_SAMPLE_MS 1000
+#define MPT_CONTROL_LINE_MAX 384 /* a request line, NUL included */
 
 struct mpt_control;
 struct mpt_json;

@@ -3,7 +3,7 @@
 disabled path carries nothing either way (its relay sees no datagram, probes included) and shows
 as disabled in status, while the flow goes on over the other path without loss; enabled, it
 carries traffic again. NAME as [path NAME], as bridge HOST:PORT, and as a number; an unknown
-NAME exits 2."""
+NAME exits 2; a file whose numbering differs from the running client's is refused (exit 1)."""
 import json
 import os
 import subprocess
@@ -90,6 +90,16 @@ def body(t):
     t.expect("no path `nosuch'" in err, "it says so: %s" % err.strip())
     rc, out, err = run("path", "-c", cfg, "disable", "3")
     t.check("`path disable 3' (two paths): exit status", rc, 2, "==")
+
+    # A file edited since the client started numbers lte 1: the client refuses, nothing changes.
+    edited = t.write_config("edited.ini", secret, client_listen="127.0.0.1:%d" % cport,
+                            server_listen="127.0.0.1:%d" % sport, target=tgt.addr,
+                            extra_client=["control = " + t.path("client.sock"), "",
+                                          "[path lte]", "bridge = 127.0.0.1:%d" % bport])
+    rc, out, err = run("path", "-c", edited, "disable", "lte")
+    t.check("`path disable lte' against an older running file: exit status", rc, 1, "==")
+    t.expect("did not disable path 1 (lte)" in err, "it says so: %s" % err.strip())
+    t.expect(states(cfg) == ["up", "up"], "no path disabled (%s)" % states(cfg))
 
     time.sleep(0.5)
     seqs = snd.sent_between(0, time.monotonic() - 0.3)
