@@ -5,8 +5,9 @@ ping, against OpenVPN without the tunnel in the same run.
 Hosts: client, server, three relay hosts running `mptunnel bridge`, all joined by MTU-1500 veth
 pairs (IPv4), and a direct client-server link used only by the reference OpenVPN.
 - clean: the tunnel over the three relay paths; TCP through it must reach at least 50% of
-  OpenVPN straight over the direct link (each measured twice, alternating, best of each kept:
-  the machine is shared), for each OpenVPN tun-mtu of TUN_MTUS: 1340 fits a path's MTU once
+  OpenVPN straight over the direct link (each measured three times, alternating, the best of
+  each kept; asserted only while other processes leave the host's CPUs to the test, see
+  netlab.check_throughput), for each OpenVPN tun-mtu of TUN_MTUS: 1340 fits a path's MTU once
   tunnelled (the README's advice); 1500, OpenVPN's default, makes datagrams that the IP layer
   must fragment.
 - lossy: every bridge loses 20% and delays 20 ms each way (tun-mtu 1340); 10,000 pings through
@@ -28,7 +29,8 @@ TUN_MTUS = [1340]
 # TCP congestion control of every iperf3 run: Debian's default, whatever this host's is (BBR
 # ignores random loss, and its figures over a 20%-loss path vary tenfold from run to run).
 CC = "cubic"
-TCP_SECS = 3
+TCP_SECS = 2
+TCP_ROUNDS = 3  # clean: rounds of (straight, through the tunnel); the best of each is kept
 LOSSY_TCP_SECS = 5
 # OpenVPN drops a datagram that comes more than --replay-window (default 64) datagrams late. The
 # first copy of a datagram lost on one path comes over another, and on a loaded machine a relay
@@ -38,8 +40,8 @@ REPLAY_WINDOW = 1024
 CLEAN_RATIO = 0.5
 LOSSY_RATIO = 3.0
 PING_COUNT = 10000
-# 2,000 requests/s in all, from 20 ping processes (one ping keeps only a few requests in flight).
-PING_PARALLEL = 20
+# 1,000 requests/s in all, from 10 ping processes (one ping keeps only a few requests in flight).
+PING_PARALLEL = 10
 PING_INTERVAL = "0.01"
 PING_LIMIT = 0.02
 LOSSY = ["--loss", "0.2", "--delay", "20"]
@@ -159,14 +161,14 @@ def body(t, lab):
         base.ready()
         mpt.ready()
         b = m = 0.0
-        for _ in range(2):
+        for _ in range(TCP_ROUNDS):
             b = max(b, iperf(t, lab, client, server, base, TCP_SECS, port))
             m = max(m, iperf(t, lab, client, server, mpt, TCP_SECS, port + 1))
             port += 2
         print("clean, tun-mtu %d: OpenVPN straight %.1f Mbit/s, through the tunnel %.1f Mbit/s"
               % (mtu, b / 1e6, m / 1e6))
-        t.check("clean, tun-mtu %d: TCP through the tunnel / OpenVPN straight" % mtu,
-                m / b if b else 0.0, CLEAN_RATIO, ">=", fmt="%.3f")
+        lab.check_throughput("clean, tun-mtu %d: TCP through the tunnel / OpenVPN straight"
+                             % mtu, m / b if b else 0.0, CLEAN_RATIO)
         mpt.stop(t)
         base.stop(t)
     for pr in tun["bridges"] + [tun["client"], tun["server"]]:
@@ -182,9 +184,17 @@ def body(t, lab):
                      client_port=3100, server_port=2100, bridge_port=4100, name="lossy")
     mpt = Vpn(lab, "lossy", client, server, tun["listen"], 1197, key, 1340)
     mpt.ready()
+    hosts = [client, server] + [p[0] for p in paths]
+    before = {h.role: lab.snmp(h) for h in hosts}
     loss = ping(t, client, mpt, PING_COUNT, PING_PARALLEL, PING_INTERVAL)
     print("OpenVPN packets dropped as replays (out of order by more than its window): %d"
           % mpt.replays())
+    for h in hosts:
+        after = lab.snmp(h)
+        d = after["Udp"]["RcvbufErrors"] - before[h.role]["Udp"]["RcvbufErrors"]
+        if d:
+            print("%s: %d datagrams dropped by full receive buffers during the pings"
+                  % (h.role, d))
     t.check("lossy: ping loss through the tunnel", loss, PING_LIMIT, fmt="%.4f")
     m = iperf(t, lab, client, server, mpt, LOSSY_TCP_SECS, port)
     try:

@@ -54,6 +54,11 @@ Lab API (all addresses are inside the namespaces only: IPv4 from the documentati
   lab.echo(h, name, listen)        udpgen echo in h; lab.stop_echo(pr) returns its stats
   lab.udpgen_send(h, to, count, rate, size=..., ...)
                                    udpgen send in h; returns its JSON summary
+  lab.check_throughput(label, value, limit)
+                                   t.check of a throughput ratio, asserted only if the host's load
+                                   average was at most 2 per CPU at the start (else printed only)
+  lab.snmp(h)                      h's /proc/net/snmp and snmp6 counters: {"Udp": {...}, ...},
+                                   e.g. ["Udp"]["RcvbufErrors"] (receive buffers overflowed)
   lab.warm_up(h, to, timeout=10)   small runs until one is echoed through the tunnel
   lab.tunnel(client, server, paths, ...)
                                    a whole tunnel: server in `server`, a bridge on each relay of
@@ -161,6 +166,19 @@ def v6_subnet(index):
     return ipaddress.IPv6Network(V6_PREFIX % (index + 1) + "/64")
 
 
+def load_average():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+# Above this many runnable processes per CPU (1-minute load average), a throughput ratio says
+# more about the other processes on the host than about the tunnel.
+LOADED_PER_CPU = 2.0
+
+
 class Host:
     def __init__(self, lab, role):
         self.lab = lab
@@ -230,6 +248,7 @@ class Lab:
         self.hosts = []
         self.links = []
         self.destroyed = False
+        self.load_at_start = load_average()
         if os.geteuid() != 0:
             raise Skip("the network lab needs root (namespaces, veth pairs)")
         self.need("ip")
@@ -423,13 +442,40 @@ class Lab:
         return self.t.stop_echo(pr)
 
     def udpgen_send(self, h, to, count, rate, size="1-1200", flows=1, seed=1, linger=1000,
-                    extra=()):
+                    extra=(), bufsize=mptlib.BUFSIZE_BYTES):
         argv = [mptlib.UDPGEN, "send", "--to", to, "--count", count, "--rate", rate, "--size",
                 size, "--flows", flows, "--seed", seed, "--linger", linger, "--bufsize",
-                mptlib.BUFSIZE_BYTES, "--json"] + list(extra)
+                bufsize, "--json"] + list(extra)
         tmo = count / max(rate, 1) + linger / 1000.0 + 30
         out = self.sh(h, argv, timeout=tmo)
         return json.loads(out.strip().splitlines()[-1])
+
+    def check_throughput(self, label, value, limit, op=">=", fmt="%.3f"):
+        """t.check for a throughput ratio, asserted only if the host was not loaded by others
+        when the lab started (1-minute load average at most LOADED_PER_CPU per CPU; later
+        readings include the test's own processes); otherwise the figure is printed with its
+        limit and marked as not asserted."""
+        cpus = os.cpu_count() or 1
+        if self.load_at_start <= LOADED_PER_CPU * cpus:
+            return self.t.check(label, value, limit, op, fmt)
+        print("%s %s (%s %s; not asserted: host load average %.1f on %d CPUs at the start)"
+              % (label, fmt % value, "at least" if op == ">=" else "limit", fmt % limit,
+                 self.load_at_start, cpus), flush=True)
+        return True
+
+    def snmp(self, h):
+        """h's kernel counters of /proc/net/snmp ({"Ip": {...}, "Udp": {...}, ...}) and
+        /proc/net/snmp6 (under "Ip6", "Udp6", ... by the prefix of each name)."""
+        res = {}
+        lines = self.sh(h, ["cat", "/proc/net/snmp"]).splitlines()
+        for head, vals in zip(lines[0::2], lines[1::2]):
+            k, names = head.split(":", 1)
+            res[k] = dict(zip(names.split(), (int(v) for v in vals.split(":", 1)[1].split())))
+        for line in self.sh(h, ["cat", "/proc/net/snmp6"]).splitlines():
+            m = re.match(r"^(Ip6|Icmp6|Udp6|UdpLite6)(\S+)\s+(\d+)", line)
+            if m:
+                res.setdefault(m.group(1), {})[m.group(2)] = int(m.group(3))
+        return res
 
     def warm_up(self, h, to, timeout=10.0):
         t0 = time.monotonic()
@@ -530,6 +576,8 @@ def run(body, budget, name=None):
     def wrapper(t):
         lab = None
         try:
+            print("host load average %.2f (%d CPUs)" % (load_average(), os.cpu_count() or 1),
+                  flush=True)
             lab = Lab(t)
             _labs.append(lab)
             body(t, lab)
