@@ -62,7 +62,8 @@ void mpt_cmd_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "mptunnel %s: ", cmd);
+    /* Under systemd an error is an error in the journal too, even before logging starts. */
+    fprintf(stderr, "%smptunnel %s: ", stderr_is_journal() ? "<3>" : "", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);

@@ -9,7 +9,8 @@
    (JOURNAL_STREAM naming its stderr): its warning comes within 5 s, the next ones at doubling
    intervals (2 in the first 11 s); every line has an sd-daemon `<N>' priority prefix and
    no timestamp of its own. `mptunnel status' says "no answer for N s", and its report fits 100
-   columns. A JOURNAL_STREAM that names another file changes nothing (timestamps stay).
+   columns. A JOURNAL_STREAM that names another file changes nothing (timestamps stay); a
+   configuration error under the journal has priority 3.
 3. A working tunnel at -v: handshakes, paths up (named by [path NAME], numbered from 1), flows
    opened and closed (flow_timeout = 1s) on both ends; no timestamp is missing. Its second path
    points at a dead port: a warning about that path alone after 5 s.
@@ -150,6 +151,21 @@ def body(t):
     t.expect(any(x.startswith("<6>client listening") for x in jlog),
              "journal: info lines have priority 6")
     t.expect(any(x.startswith("<7>handshake") for x in jlog), "journal: -v debug lines have 7")
+    # A configuration error under systemd is an error in the journal too.
+    bad = t.path("bad.ini")
+    with open(bad, "w") as f:
+        f.write("[tunnel]\nsecret = %s\n[client]\nlisten = 127.0.0.1:1\nbridge = nowhere\n" % secret)
+    os.chmod(bad, 0o600)
+    with open(t.path("bad.err"), "wb") as errf:
+        st = os.fstat(errf.fileno())
+        env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        rc = subprocess.run([M, "client", "-c", bad], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=errf, env=env, timeout=10).returncode
+    with open(t.path("bad.err")) as f:
+        first = f.readline().rstrip("\n")
+    print("configuration error under the journal: %s (exit %d)" % (first, rc))
+    t.expect(rc == 2 and first.startswith("<3>mptunnel client: ") and "bad.ini:5: bridge" in first,
+             "journal: a configuration error has priority 3 and names file:line")
     olog = other_stream.log().splitlines()
     t.expect(len(olog) > 0 and all(TS.match(x) for x in olog),
              "JOURNAL_STREAM naming another file: timestamps kept")
