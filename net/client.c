@@ -85,35 +85,55 @@ static struct mpt_udp *out_socket(struct mpt_client_drv *d, const struct mpt_out
     return d->socks[d->paths[o->index].sock].open ? &d->socks[d->paths[o->index].sock].udp : NULL;
 }
 
-/* Sends what core queued, runs of the same socket in one sendmmsg call, then empties the queue. */
+/* Sends entries idx[0..n) of the queue on u, and counts what each path lost. */
+static void send_entries(struct mpt_client_drv *d, struct mpt_udp *u, const unsigned *idx,
+                         unsigned n)
+{
+    if (mpt_udp_send_batch(u, d->batch, n) == n)
+        return;
+    for (unsigned k = 0; k < n; k++) {
+        const struct mpt_out *o = &d->q.v[idx[k]];
+        if (d->batch[k].err && o->kind == MPT_OUT_PATH)
+            mpt_udp_errors_count(&d->paths[o->index].tx_err, d->batch[k].err, 1);
+    }
+}
+
+/* Sends what core queued, then empties the queue: socket by socket, each one's entries in their
+ * order in as few sendmmsg calls as it takes. Core queues a datagram's copies path after path;
+ * gathered per socket, each path's datagrams leave as GSO runs. */
 static void flush(struct mpt_client_drv *d)
 {
-    unsigned i = 0;
+    struct mpt_udp *socks[DRV_SOCKS + 1];
+    unsigned nsocks = 0, idx[MPT_UDP_BATCH];
 
-    while (i < d->q.n) {
+    for (unsigned i = 0; i < d->q.n; i++) {
         const struct sockaddr *to;
         struct mpt_udp *u = out_socket(d, &d->q.v[i], &to);
-        unsigned n = 0, first = i;
+        unsigned s = 0;
 
-        if (!u) {
-            i++;
-            continue;
-        }
-        do {
+        while (s < nsocks && socks[s] != u)
+            s++;
+        if (u && s == nsocks && nsocks < DRV_SOCKS + 1)
+            socks[nsocks++] = u;
+    }
+    for (unsigned s = 0; s < nsocks; s++) {
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < d->q.n; i++) {
+            const struct sockaddr *to = NULL;
+            if (out_socket(d, &d->q.v[i], &to) != socks[s])
+                continue;
             d->batch[n].buf = d->q.v[i].data;
             d->batch[n].len = d->q.v[i].len;
             d->batch[n].to = to;
-            n++;
-            i++;
-        } while (i < d->q.n && n < MPT_UDP_BATCH && out_socket(d, &d->q.v[i], &to) == u);
-        if (mpt_udp_send_batch(u, d->batch, n) < n) {
-            /* Which path lost what: sockets may be shared by several paths. */
-            for (unsigned k = 0; k < n; k++) {
-                const struct mpt_out *o = &d->q.v[first + k];
-                if (d->batch[k].err && o->kind == MPT_OUT_PATH)
-                    mpt_udp_errors_count(&d->paths[o->index].tx_err, d->batch[k].err, 1);
+            idx[n++] = i;
+            if (n == MPT_UDP_BATCH) {
+                send_entries(d, socks[s], idx, n);
+                n = 0;
             }
         }
+        if (n)
+            send_entries(d, socks[s], idx, n);
     }
     mpt_outq_reset(&d->q);
 }
