@@ -36,9 +36,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 import lifelib  # noqa: E402
 import mptlib  # noqa: E402
 
-LONG = os.environ.get("MPT_SOAK") == "1"
-DURATION = 3600 if LONG else 120
-REPORT = 60 if LONG else 20
+# MPT_SOAK_SECONDS sets another length (for trying the test itself).
+DURATION = int(os.environ.get("MPT_SOAK_SECONDS") or
+               (3600 if os.environ.get("MPT_SOAK") == "1" else 120))
+REPORT = 60 if DURATION >= 600 else 20
 NCLIENTS = 3
 SHORT_PER_S = 2.0  # new short flows per second and client
 RETURNING_PER_S = 0.5
@@ -126,7 +127,7 @@ class Flow:
         self.echoed = 0  # bit mask
         self.dups = 0
         self.sent_at = {}
-        self.end = times[-1] + LINGER
+        self.end = times[-1] + LINGER  # moved on if the last datagram goes out late
 
 
 class Soak:
@@ -235,6 +236,7 @@ class Soak:
                 _, _, f, seq = heapq.heappop(self.heap)
                 data = mptlib.make_payload(f.tag, seq, self.rng.randint(12, 1200))
                 f.sent_at[seq] = time.monotonic()
+                f.end = max(f.end, f.sent_at[seq] + LINGER)
                 self.sent += 1
                 try:
                     f.sock.sendto(data, ("127.0.0.1", self.cports[f.client]))
@@ -362,8 +364,9 @@ def body(t):
                     if not soak.excluded(at):
                         soak.windows.append((at - silent - KILL_WINDOW[0],
                                              at + KILL_WINDOW[1], "silence"))
-        if LONG:
-            kills = [(k * 600.0, "server" if k % 2 else "client0") for k in range(1, 6)]
+        if DURATION >= 1200:  # every 10 minutes, in turn
+            kills = [(k * 600.0, "server" if k % 2 else "client0")
+                     for k in range(1, (DURATION - 1) // 600 + 1)]
         else:
             kills = [(DURATION / 3, "server"), (2 * DURATION / 3, "client0")]
         warm = {}  # process name -> (rss, fds) at its first warm report
