@@ -672,11 +672,15 @@ static unsigned send_plan(struct mpt_udp_tx *t, int fd, struct plan *p, struct m
             }
             continue;
         }
-        /* Refused (full queue, no route): dropped, as a congested link would. */
-        for (unsigned j = 0; j < un->count; j++)
-            msgs[p->order[un->first + j]].err = -err;
-        mpt_udp_errors_count(&t->err, -err, un->count);
-        done++;
+        /* Refused (full queue, no route): dropped, as a congested link would. A full send
+         * buffer refuses the rest of the plan too: no call for each. */
+        for (unsigned last = err == EAGAIN || err == EWOULDBLOCK ? nunits : done + 1; done < last;
+             done++) {
+            un = &p->units[done];
+            for (unsigned j = 0; j < un->count; j++)
+                msgs[p->order[un->first + j]].err = -err;
+            mpt_udp_errors_count(&t->err, -err, un->count);
+        }
     }
     return sent;
 }

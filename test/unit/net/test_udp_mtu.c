@@ -410,12 +410,60 @@ static void test_too_big(void)
     rig_close(&r);
 }
 
+/* A full send buffer (lo shaped to 1 Mbit/s by tc, a small SO_SNDBUF): what the kernel refuses
+ * is counted as congestion, each datagram either sent or marked EAGAIN, nothing else. */
+static void test_congestion(void)
+{
+    struct mpt_loop *loop;
+    struct mpt_udp tx;
+    struct sockaddr_storage a;
+    struct mpt_udp_msg m[MAX_BATCH];
+    unsigned sent = 0, total = 0, marked = 0;
+
+    enter_netns();
+    alloc_bufs();
+    ASSERT_EQ(lo_mtu(1500), 0);
+    if (system("tc qdisc add dev lo root tbf rate 1mbit burst 16k latency 5s 2>/dev/null") != 0)
+        skip("no tc, or no tbf qdisc");
+    ASSERT_EQ(mpt_loop_new(&loop), 0);
+    ASSERT_EQ(mpt_udp_open(&tx, loop, AF_INET, NULL, 65536, 0, NULL, NULL), 0);
+    set_addr(&a, AF_INET, PORT_A);
+    for (int round = 0; round < 16; round++) {
+        for (unsigned i = 0; i < MAX_BATCH; i++)
+            m[i] = (struct mpt_udp_msg){.buf = bufs[i], .len = 1000, .to = (struct sockaddr *)&a};
+        sent += mpt_udp_send_batch(&tx, m, MAX_BATCH);
+        total += MAX_BATCH;
+        for (unsigned i = 0; i < MAX_BATCH; i++) {
+            ASSERT(m[i].err == 0 || m[i].err == -EAGAIN);
+            marked += m[i].err != 0;
+        }
+    }
+    printf("%u datagrams into a full send buffer: %u sent, %llu counted as congestion "
+           "(%u marked), other kinds %llu (limit 0)\n",
+           total, sent, (unsigned long long)tx.tx.err.congestion, marked,
+           (unsigned long long)(mpt_udp_errors_total(&tx.tx.err) - tx.tx.err.congestion));
+    ASSERT_GT(tx.tx.err.congestion, 0);
+    ASSERT_EQ(tx.tx.err.congestion, total - sent);
+    ASSERT_EQ(marked, total - sent);
+    ASSERT_EQ(mpt_udp_errors_total(&tx.tx.err), tx.tx.err.congestion);
+    mpt_udp_close(&tx, NULL);
+    ASSERT_EQ(mpt_loop_free(loop), 0);
+}
+
+/* One case a line: the build reads them from here (test/unit/net/CMakeLists.txt). */
+/* clang-format off */
 static const struct task_case cases[] = {
-    {"ipv4_1500", test_ipv4_1500}, {"ipv4_1280", test_ipv4_1280},
-    {"ipv6_1500", test_ipv6_1500}, {"ipv6_1280", test_ipv6_1280},
-    {"mtu_drop", test_mtu_drop},   {"connected", test_connected},
-    {"too_big", test_too_big},     {NULL, NULL},
+    {"ipv4_1500", test_ipv4_1500},
+    {"ipv4_1280", test_ipv4_1280},
+    {"ipv6_1500", test_ipv6_1500},
+    {"ipv6_1280", test_ipv6_1280},
+    {"mtu_drop", test_mtu_drop},
+    {"connected", test_connected},
+    {"too_big", test_too_big},
+    {"congestion", test_congestion},
+    {NULL, NULL},
 };
+/* clang-format on */
 
 int main(int argc, char **argv)
 {
