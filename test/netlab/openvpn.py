@@ -5,11 +5,10 @@ ping, against OpenVPN without the tunnel in the same run.
 Hosts: client, server, three relay hosts running `mptunnel bridge`, all joined by MTU-1500 veth
 pairs (IPv4), and a direct client-server link used only by the reference OpenVPN.
 - clean: the tunnel over the three relay paths; TCP through it must reach at least 50% of
-  OpenVPN straight over the direct link (each measured three times, alternating, the best of
-  each kept; asserted only while other processes leave the host's CPUs to the test, see
-  netlab.check_throughput), for each OpenVPN tun-mtu of TUN_MTUS: 1340 fits a path's MTU once
-  tunnelled (the README's advice); 1500, OpenVPN's default, makes datagrams that the IP layer
-  must fragment.
+  OpenVPN straight over the direct link with tun-mtu 1340, which fits a path's MTU once
+  tunnelled (the README's advice), and 25% with OpenVPN's default 1500, whose datagrams the IP
+  layer must fragment (each measured three times, alternating, the best of each kept; asserted
+  only while other processes leave the host's CPUs to the test, see netlab.check_throughput).
 - lossy: every bridge loses 20% and delays 20 ms each way (tun-mtu 1340); 10,000 pings through
   the tunnel lose at most 2% (expected 1.6%: 0.2^3 each way), and TCP through it reaches at least
   3x what OpenVPN gets over one such path alone (a bridge of its own on relay0, same impairments).
@@ -25,7 +24,11 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import netlab  # noqa: E402
 
-TUN_MTUS = [1340]
+# OpenVPN tun-mtu -> least ratio of TCP through the tunnel to OpenVPN straight. 1340 fits a path
+# once tunnelled; at 1500 every datagram is fragmented on every path, with neither GSO nor GRO,
+# and the ratio is lower: there the limit guards against datagrams too big for the route being
+# dropped (each GSO batch of them refused by the kernel: 0.1% of OpenVPN straight).
+TUN_MTUS = {1340: 0.5, 1500: 0.25}
 # TCP congestion control of every iperf3 run: Debian's default, whatever this host's is (BBR
 # ignores random loss, and its figures over a 20%-loss path vary tenfold from run to run).
 CC = "cubic"
@@ -37,7 +40,6 @@ LOSSY_TCP_SECS = 5
 # process stalls for tens of milliseconds: at 2,000 datagrams/s that is over 64. The manual
 # advises a larger window where links reorder; the drops that remain are printed.
 REPLAY_WINDOW = 1024
-CLEAN_RATIO = 0.5
 LOSSY_RATIO = 3.0
 PING_COUNT = 10000
 # 1,000 requests/s in all, from 10 ping processes (one ping keeps only a few requests in flight).
@@ -154,7 +156,7 @@ def body(t, lab):
     # Clean: OpenVPN straight over the direct link, and through the tunnel.
     tun = lab.tunnel(client, server, paths, target="127.0.0.1:1195", name="clean")
     port = 5201
-    for mtu in TUN_MTUS:
+    for mtu, least in sorted(TUN_MTUS.items()):
         base = Vpn(lab, "direct%d" % mtu, client, server, "%s:1194" % direct.addr(server), 1194,
                    key, mtu)
         mpt = Vpn(lab, "mpt%d" % mtu, client, server, tun["listen"], 1195, key, mtu)
@@ -168,7 +170,7 @@ def body(t, lab):
         print("clean, tun-mtu %d: OpenVPN straight %.1f Mbit/s, through the tunnel %.1f Mbit/s"
               % (mtu, b / 1e6, m / 1e6))
         lab.check_throughput("clean, tun-mtu %d: TCP through the tunnel / OpenVPN straight"
-                             % mtu, m / b if b else 0.0, CLEAN_RATIO)
+                             % mtu, m / b if b else 0.0, least)
         mpt.stop(t)
         base.stop(t)
     for pr in tun["bridges"] + [tun["client"], tun["server"]]:
