@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -65,8 +66,12 @@ struct config_ctx {
     const char *secret_key;
     int file_mode_known; /* file_mode is the config file's */
     mode_t file_mode;
+    mode_t file_access; /* what others may do (others_access) */
+    int file_acl;
     char secret_path[PATH_MAX]; /* secret_file as opened, and its mode */
     mode_t secret_mode;
+    mode_t secret_access;
+    int secret_acl;
     int secret_file_line;
     int inline_secret_line; /* first key holding key material */
     const char *inline_secret_key;
@@ -160,6 +165,37 @@ static int quotes(const char *err, const char *value)
         if (memmem(err, strlen(err), value + i, w))
             return 1;
     return 0;
+}
+
+/* What users other than the file's owner and this process's user may do to an open file, as
+ * S_IRWXG and S_IRWXO bits: its group and other bits or, for a file with a POSIX ACL (*acl = 1),
+ * the ACL's own answer, in which the group bits of the mode are only its mask (systemd's
+ * credentials, for one, are 0400 files that the service's user may read through an ACL). */
+static mode_t others_access(int fd, mode_t mode, uid_t owner, int *acl)
+{
+    unsigned char b[1024];
+    ssize_t n = fgetxattr(fd, "system.posix_acl_access", b, sizeof(b));
+    mode_t group = 0, mask = 07;
+
+    *acl = 0;
+    if (n < 0 && errno != ERANGE)
+        return mode & (S_IRWXG | S_IRWXO); /* no ACL (ENODATA, ENOTSUP) */
+    *acl = 1;
+    if (n < 4 || (n - 4) % 8 != 0)
+        return S_IRWXG | S_IRWXO; /* too large or unreadable: assume the worst */
+    /* Little-endian: a version (2), then entries of u16 tag, u16 permissions, u32 id. */
+    for (ssize_t i = 4; i + 8 <= n; i += 8) {
+        unsigned tag = b[i] | b[i + 1] << 8, perm = (b[i + 2] | b[i + 3] << 8) & 07;
+        uint32_t id = (uint32_t)b[i + 4] | (uint32_t)b[i + 5] << 8 | (uint32_t)b[i + 6] << 16 |
+                      (uint32_t)b[i + 7] << 24;
+        if (tag == 0x02 && id != owner && id != geteuid()) /* ACL_USER: another user */
+            group |= perm;
+        else if (tag == 0x04 || tag == 0x08) /* ACL_GROUP_OBJ, ACL_GROUP */
+            group |= perm;
+        else if (tag == 0x10) /* ACL_MASK */
+            mask = perm;
+    }
+    return (mode_t)((group & mask) << 3) | (mode & S_IRWXO);
 }
 
 static int parse_uint(unsigned long *out, const char *s, unsigned long min, unsigned long max)
@@ -306,6 +342,7 @@ static int set_secret_file(struct config_ctx *c, const char *key, const char *va
     }
     strcpy(c->secret_path, path);
     c->secret_mode = st.st_mode;
+    c->secret_access = others_access(fd, st.st_mode, st.st_uid, &c->secret_acl);
     c->secret_file_line = c->line;
     for (;;) {
         n = read(fd, text + len, sizeof(text) - 1 - len);
@@ -852,34 +889,50 @@ static char *read_line(char *buf, int num, void *stream)
     return buf;
 }
 
-/* "read by others", "written by its group", ...: who may do what to a file of this mode. */
-static const char *exposure(mode_t mode, char *buf, size_t len)
+/* "read by others (mode 0644)", "written by its group (mode 0620)", ...: who may do what to a
+ * file, from others_access(), and its mode. */
+static const char *exposure(mode_t access, mode_t mode, int acl, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s by %s", mode & (S_IRGRP | S_IROTH) ? "read" : "written",
-             mode & (S_IRWXO) ? "others" : "its group");
+    snprintf(buf, len, "%s by %s (mode %04o%s)", access & (S_IRGRP | S_IROTH) ? "read" : "written",
+             access & S_IRWXO ? "others"
+             : acl            ? "other users or groups"
+                              : "its group",
+             (unsigned)(mode & 07777), acl ? " and an ACL" : "");
     return buf;
 }
 
 /* A secret that another user can read is no secret: refuse it, unless the file says not to. */
 static int check_permissions(struct config_ctx *c)
 {
-    char who[40];
+    char who[80], fix[2 * PATH_MAX + 40];
+    const char *path = c->secret_path;
+    mode_t access = c->secret_access, mode = c->secret_mode;
+    int acl = c->secret_acl;
 
     if (c->cfg->insecure_permissions)
         return 0;
-    if (c->secret_path[0] && (c->secret_mode & (S_IRWXG | S_IRWXO)))
+    if (!(c->secret_path[0] && access)) {
+        if (!(c->inline_secret_line && c->file_mode_known && c->file_access))
+            return 0;
+        path = c->name;
+        access = c->file_access;
+        mode = c->file_mode;
+        acl = c->file_acl;
+    }
+    exposure(access, mode, acl, who, sizeof(who));
+    if (acl)
+        snprintf(fix, sizeof(fix), "setfacl -b %s && chmod 600 %s", path, path);
+    else
+        snprintf(fix, sizeof(fix), "chmod 600 %s", path);
+    if (path == c->secret_path)
         return fail(c, c->secret_file_line,
-                    "secret_file: `%s' can be %s (mode %04o): run `chmod 600 %s' (or set "
-                    "`insecure_permissions = yes' in [tunnel] to accept it)",
-                    c->secret_path, exposure(c->secret_mode, who, sizeof(who)),
-                    (unsigned)(c->secret_mode & 07777), c->secret_path);
-    if (c->inline_secret_line && c->file_mode_known && (c->file_mode & (S_IRWXG | S_IRWXO)))
-        return fail(c, c->inline_secret_line,
-                    "%s: this file holds a secret and can be %s (mode %04o): run `chmod 600 "
-                    "%s' (or set `insecure_permissions = yes' in [tunnel] to accept it)",
-                    c->inline_secret_key, exposure(c->file_mode, who, sizeof(who)),
-                    (unsigned)(c->file_mode & 07777), c->name);
-    return 0;
+                    "secret_file: `%s' can be %s: run `%s' (or set `insecure_permissions = yes' "
+                    "in [tunnel] to accept it)",
+                    path, who, fix);
+    return fail(c, c->inline_secret_line,
+                "%s: this file holds a secret and can be %s: run `%s' (or set "
+                "`insecure_permissions = yes' in [tunnel] to accept it)",
+                c->inline_secret_key, who, fix);
 }
 
 static int check_role(struct config_ctx *c, enum mpt_config_role role)
@@ -920,9 +973,11 @@ __attribute__((noinline)) static void scrub_stack(void)
     __asm__ __volatile__("" : : "r"(buf) : "memory");
 }
 
-/* st: the file's status, or NULL for text that comes from memory. */
+/* st: the file's status, or NULL for text that comes from memory; access and acl: what
+ * others_access() says of it. */
 static int load_buffer(struct mpt_config *cfg, const char *name, const char *text, size_t len,
-                       const struct stat *st, enum mpt_config_role role, char *err, size_t errlen)
+                       const struct stat *st, mode_t access, int acl, enum mpt_config_role role,
+                       char *err, size_t errlen)
 {
     struct config_ctx *c;
     char scratch[MPT_CONFIG_ERR_MAX];
@@ -949,6 +1004,8 @@ static int load_buffer(struct mpt_config *cfg, const char *name, const char *tex
     if (st) {
         c->file_mode_known = 1;
         c->file_mode = st->st_mode;
+        c->file_access = access;
+        c->file_acl = acl;
     }
     if (strlen(name) >= sizeof(cfg->file)) {
         fail(c, 0, "file name too long");
@@ -997,7 +1054,7 @@ void mpt_config_defaults(struct mpt_config *cfg)
 int mpt_config_load_string(struct mpt_config *cfg, const char *name, const char *text,
                            enum mpt_config_role role, char *err, size_t errlen)
 {
-    return load_buffer(cfg, name, text, strlen(text), NULL, role, err, errlen);
+    return load_buffer(cfg, name, text, strlen(text), NULL, 0, 0, role, err, errlen);
 }
 
 int mpt_config_load(struct mpt_config *cfg, const char *path, enum mpt_config_role role, char *err,
@@ -1005,6 +1062,8 @@ int mpt_config_load(struct mpt_config *cfg, const char *path, enum mpt_config_ro
 {
     char *text = NULL, scratch[MPT_CONFIG_ERR_MAX];
     struct stat st;
+    mode_t access;
+    int acl;
     size_t len = 0, cap = 0;
     ssize_t n;
     int fd = -1, rc = -1;
@@ -1063,7 +1122,8 @@ int mpt_config_load(struct mpt_config *cfg, const char *path, enum mpt_config_ro
         goto out;
     }
     text[len] = '\0';
-    rc = load_buffer(cfg, path, text, len, &st, role, err, errlen);
+    access = others_access(fd, st.st_mode, st.st_uid, &acl);
+    rc = load_buffer(cfg, path, text, len, &st, access, acl, role, err, errlen);
 out:
     if (fd >= 0)
         close(fd);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -130,6 +131,86 @@ static void test_secret_file_mode(void)
     remove_tmpdir();
 }
 
+/* Sets a POSIX ACL: entries of (tag, perm, id), as the kernel stores them. Returns 0, or -1 if
+ * the file system has no ACLs. */
+static int set_acl(const char *path, const unsigned (*e)[3], int n)
+{
+    unsigned char b[4 + 8 * 8];
+    size_t len = 4;
+
+    memset(b, 0, sizeof(b));
+    b[0] = 2; /* version */
+    for (int i = 0; i < n; i++, len += 8) {
+        b[len] = (unsigned char)e[i][0];
+        b[len + 2] = (unsigned char)e[i][1];
+        for (int k = 0; k < 4; k++)
+            b[len + 4 + k] = (unsigned char)(e[i][2] >> (8 * k));
+    }
+    return setxattr(path, "system.posix_acl_access", b, len, 0);
+}
+
+#define NOID 0xffffffffu
+
+static void test_acl(void)
+{
+    char ini[128], sec[128];
+    unsigned me = (unsigned)geteuid();
+    struct stat st;
+
+    make_tmpdir();
+    snprintf(ini, sizeof(ini), "%s/tunnel.ini", tmpdir);
+    snprintf(sec, sizeof(sec), "%s/secret", tmpdir);
+    write_file(sec, SECRET "\n", 0400);
+    write_file(ini, "[tunnel]\nsecret_file = secret\n", 0600);
+    /* As systemd hands credentials to a service's user: 0400, and an ACL entry for that user
+     * (here: this process's). The mode then reads 0440, but nobody else may read the file. */
+    {
+        static const unsigned acl[][3] = {
+            {0x01, 4, NOID}, {0x02, 4, 0}, {0x04, 0, NOID}, {0x10, 4, NOID}, {0x20, 0, NOID}};
+        unsigned e[5][3];
+        memcpy(e, acl, sizeof(e));
+        e[1][2] = me;
+        if (set_acl(sec, (const unsigned(*)[3])e, 5) != 0) {
+            fprintf(stderr, "  (no POSIX ACLs in %s: not tried)\n", tmpdir);
+            remove_tmpdir();
+            return;
+        }
+    }
+    ASSERT_EQ(stat(sec, &st), 0);
+    fprintf(stderr, "  the service's ACL: mode %04o\n", (unsigned)(st.st_mode & 07777));
+    ASSERT_EQ(st.st_mode & 07777, 0440);
+    ASSERT_EQ(load_file(ini), 0);
+    ASSERT_EQ(cfg.secret[9], 9);
+
+    /* Another user in the ACL: refused, with the ACL named. */
+    {
+        static const unsigned acl[][3] = {
+            {0x01, 6, NOID}, {0x02, 4, 65533}, {0x04, 0, NOID}, {0x10, 4, NOID}, {0x20, 0, NOID}};
+        ASSERT_EQ(set_acl(sec, acl, 5), 0);
+    }
+    ASSERT_EQ(load_file(ini), -1);
+    fprintf(stderr, "  %s\n", err);
+    ASSERT(strstr(err, "can be read by other users or groups (mode 0640 and an ACL): run "
+                       "`setfacl -b ") != NULL);
+    ASSERT(strstr(err, " && chmod 600 ") != NULL);
+
+    /* The owning group, under the mask. */
+    {
+        static const unsigned acl[][3] = {
+            {0x01, 6, NOID}, {0x04, 4, NOID}, {0x08, 0, 65533}, {0x10, 4, NOID}, {0x20, 0, NOID}};
+        ASSERT_EQ(set_acl(sec, acl, 5), 0);
+    }
+    ASSERT_EQ(load_file(ini), -1);
+    /* ... but not when the mask takes the permission away. */
+    {
+        static const unsigned acl[][3] = {
+            {0x01, 6, NOID}, {0x04, 4, NOID}, {0x08, 4, 65533}, {0x10, 0, NOID}, {0x20, 0, NOID}};
+        ASSERT_EQ(set_acl(sec, acl, 5), 0);
+    }
+    ASSERT_EQ(load_file(ini), 0);
+    remove_tmpdir();
+}
+
 /* err must not hold 12 consecutive characters of KEY48. */
 static void assert_not_quoted(const char *text, int line, const char *key)
 {
@@ -222,6 +303,7 @@ static const struct task_case cases[] = {
     {"inline_secret_mode", test_inline_secret_mode},
     {"secret_file_mode", test_secret_file_mode},
     {"messages_hide_secrets", test_messages_hide_secrets},
+    {"acl", test_acl},
     {"control_dir", test_control_dir},
     {NULL, NULL},
 };
