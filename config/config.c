@@ -167,8 +167,9 @@ static int quotes(const char *err, const char *value)
     return 0;
 }
 
-/* What users other than the file's owner and this process's user may do to an open file, as
- * S_IRWXG and S_IRWXO bits: its group and other bits or, for a file with a POSIX ACL (*acl = 1),
+/* What users other than the file's owner and this process's user may do to an open file, read
+ * or write (execute does not matter here), as S_IRGRP, S_IWGRP, S_IROTH and S_IWOTH bits: its
+ * group and other bits or, for a file with a POSIX ACL (*acl = 1),
  * the ACL's own answer, in which the group bits of the mode are only its mask (systemd's
  * credentials, for one, are 0400 files that the service's user may read through an ACL). */
 static mode_t others_access(int fd, mode_t mode, uid_t owner, int *acl)
@@ -179,10 +180,10 @@ static mode_t others_access(int fd, mode_t mode, uid_t owner, int *acl)
 
     *acl = 0;
     if (n < 0 && errno != ERANGE)
-        return mode & (S_IRWXG | S_IRWXO); /* no ACL (ENODATA, ENOTSUP) */
+        return mode & 066; /* no ACL (ENODATA, ENOTSUP) */
     *acl = 1;
     if (n < 4 || (n - 4) % 8 != 0)
-        return S_IRWXG | S_IRWXO; /* too large or unreadable: assume the worst */
+        return 066; /* too large or unreadable: assume the worst */
     /* Little-endian: a version (2), then entries of u16 tag, u16 permissions, u32 id. */
     for (ssize_t i = 4; i + 8 <= n; i += 8) {
         unsigned tag = b[i] | b[i + 1] << 8, perm = (b[i + 2] | b[i + 3] << 8) & 07;
@@ -195,7 +196,7 @@ static mode_t others_access(int fd, mode_t mode, uid_t owner, int *acl)
         else if (tag == 0x10) /* ACL_MASK */
             mask = perm;
     }
-    return (mode_t)((group & mask) << 3) | (mode & S_IRWXO);
+    return (mode_t)((group & mask & 06) << 3) | (mode & 06);
 }
 
 static int parse_uint(unsigned long *out, const char *s, unsigned long min, unsigned long max)
@@ -894,9 +895,9 @@ static char *read_line(char *buf, int num, void *stream)
 static const char *exposure(mode_t access, mode_t mode, int acl, char *buf, size_t len)
 {
     snprintf(buf, len, "%s by %s (mode %04o%s)", access & (S_IRGRP | S_IROTH) ? "read" : "written",
-             access & S_IRWXO ? "others"
-             : acl            ? "other users or groups"
-                              : "its group",
+             access & 06 ? "others"
+             : acl       ? "other users or groups"
+                         : "its group",
              (unsigned)(mode & 07777), acl ? " and an ACL" : "");
     return buf;
 }

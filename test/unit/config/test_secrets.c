@@ -76,6 +76,14 @@ static void test_inline_secret_mode(void)
     ASSERT_EQ(load_file(ini), -1);
     ASSERT(strstr(err, "can be written by its group (mode 0620)") != NULL);
 
+    /* Execute bits give nothing away. */
+    write_file(ini, "[tunnel]\nsecret = " SECRET "\n", 0711);
+    ASSERT_EQ(load_file(ini), 0);
+
+    /* Execute bits give nothing away. */
+    write_file(ini, "[tunnel]\nsecret = " SECRET "\n", 0711);
+    ASSERT_EQ(load_file(ini), 0);
+
     /* The override, wherever it stands in [tunnel]. */
     write_file(ini, "[tunnel]\nsecret = " SECRET "\ninsecure_permissions = yes\n", 0644);
     ASSERT_EQ(load_file(ini), 0);
