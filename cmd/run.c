@@ -51,35 +51,35 @@ struct reload {
     enum mpt_config_role role;
     struct mpt_client_drv *client;
     struct mpt_server_drv *server;
-    struct mpt_config *cfg; /* the configuration running now */
-    int verbosity;          /* -v/-q of the command line, kept over reloads */
+    struct mpt_config *cfg;     /* the configuration running now */
+    struct mpt_config *pending; /* the one being applied (its host names being resolved) */
+    int verbosity;              /* -v/-q of the command line, kept over reloads */
 };
 
-static void on_reload(void *arg)
+static void reload_done(struct reload *r, const char *err)
+{
+    char line[160];
+
+    if (err)
+        snprintf(line, sizeof(line), "%s: reload failed, old configuration kept: %.100s", r->cmd,
+                 err);
+    else
+        snprintf(line, sizeof(line), "%s: reloaded %.120s", r->cmd, r->cfg->file);
+    mpt_notify_ready(line);
+}
+
+static void on_reloaded(void *arg, int status, const char *err)
 {
     struct reload *r = arg;
-    struct mpt_config *cfg = mpt_secure_alloc(sizeof(*cfg), NULL);
-    char err[MPT_CONFIG_ERR_MAX], line[160];
-    int rc, level;
+    struct mpt_config *cfg = r->pending;
+    int level;
 
-    err[0] = '\0';
-
-    mpt_notify_reloading();
-    MPT_INFO("SIGHUP: reloading %s", r->cfg->file);
-    if (!cfg) {
-        snprintf(err, sizeof(err), "out of memory");
-        MPT_ERROR("reload: out of memory; the running configuration stays");
-        goto out;
-    }
-    if (mpt_config_load(cfg, r->cfg->file, r->role, err, sizeof(err)) != 0) {
+    r->pending = NULL;
+    if (status) {
         MPT_ERROR("reload: %s; the running configuration stays", err);
-        goto out;
-    }
-    rc = r->client ? mpt_client_drv_reload(r->client, cfg, err, sizeof(err))
-                   : mpt_server_drv_reload(r->server, cfg, err, sizeof(err));
-    if (rc) {
-        MPT_ERROR("reload: %s; the running configuration stays", err);
-        goto out;
+        mpt_secure_free(cfg, sizeof(*cfg));
+        reload_done(r, err);
+        return;
     }
     level = (cfg->log_level_set ? (int)cfg->log_level : MPT_LOGL_INFO) + r->verbosity;
     mpt_cmd_log_init(level < MPT_LOGL_ERROR   ? MPT_LOGL_ERROR
@@ -87,15 +87,39 @@ static void on_reload(void *arg)
                                               : level);
     mpt_secure_free(r->cfg, sizeof(*r->cfg));
     r->cfg = cfg;
-    cfg = NULL;
-out:
-    mpt_secure_free(cfg, sizeof(*cfg));
-    if (err[0])
-        snprintf(line, sizeof(line), "%s: reload failed, old configuration kept: %.100s", r->cmd,
-                 err);
+    reload_done(r, NULL);
+}
+
+static void on_reload(void *arg)
+{
+    struct reload *r = arg;
+    struct mpt_config *cfg;
+    char err[MPT_CONFIG_ERR_MAX];
+
+    if (r->pending) {
+        MPT_WARN("SIGHUP: a reload is under way already; ignored");
+        return;
+    }
+    mpt_notify_reloading();
+    MPT_INFO("SIGHUP: reloading %s", r->cfg->file);
+    cfg = mpt_secure_alloc(sizeof(*cfg), NULL);
+    if (!cfg) {
+        MPT_ERROR("reload: out of memory; the running configuration stays");
+        reload_done(r, "out of memory");
+        return;
+    }
+    if (mpt_config_load(cfg, r->cfg->file, r->role, err, sizeof(err)) != 0) {
+        MPT_ERROR("reload: %s; the running configuration stays", err);
+        mpt_secure_free(cfg, sizeof(*cfg));
+        reload_done(r, err);
+        return;
+    }
+    /* Applied once its host names are resolved, without stopping traffic meanwhile. */
+    r->pending = cfg;
+    if (r->client)
+        mpt_client_drv_reload(r->client, cfg, on_reloaded, r);
     else
-        snprintf(line, sizeof(line), "%s: reloaded %.120s", r->cmd, r->cfg->file);
-    mpt_notify_ready(line);
+        mpt_server_drv_reload(r->server, cfg, on_reloaded, r);
 }
 
 int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_config_role role)
@@ -145,6 +169,7 @@ int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_c
         status = MPT_EXIT_FAIL;
     }
     mpt_secure_free(reload.cfg, sizeof(*reload.cfg));
+    mpt_secure_free(reload.pending, sizeof(*reload.pending));
     if (status == MPT_EXIT_OK)
         MPT_INFO("%s stopped", cmd);
     return status;

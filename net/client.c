@@ -68,6 +68,7 @@ struct mpt_client_drv {
     uint64_t frag_check_us;      /* when frag_limit is next read again from the MTUs */
     int frag_warned;
     struct mpt_hostport listen_cfg;  /* listen as configured at start */
+    int reloading;                   /* a reload's lookups are under way */
     struct mpt_hostport metrics_cfg; /* metrics as configured at start */
     char control_cfg[256];           /* control as configured at start */
 };
@@ -508,15 +509,14 @@ static void client_params(struct mpt_client_params *params, const struct mpt_con
     }
 }
 
-/* Makes the paths those of cfg: resolves every bridge, keeps the sockets that still fit, opens
- * the missing ones, hands core the new set (each path that continues keeps its state), and
- * closes the sockets no longer used. On failure nothing has changed: returns a negative code
+/* Makes the paths those of cfg, their bridges resolved to remote[]: keeps the sockets that still
+ * fit, opens the missing ones, hands core the new set (each path that continues keeps its state),
+ * and closes the sockets no longer used. On failure nothing has changed: returns a negative code
  * with err saying file:line and why. */
-static int set_paths(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
-                     size_t errlen)
+static int set_paths(struct mpt_client_drv *d, const struct mpt_config *cfg,
+                     const struct mpt_addr *remote, char *err, size_t errlen)
 {
     const struct mpt_client_config *cc = &cfg->client;
-    struct mpt_addr remote[MPT_MAX_PATHS];
     struct mpt_client_params params;
     unsigned sock[MPT_MAX_PATHS], n = cc->npaths;
     int from[MPT_MAX_PATHS], taken[MPT_MAX_PATHS] = {0}, used[DRV_SOCKS] = {0};
@@ -531,12 +531,6 @@ static int set_paths(struct mpt_client_drv *d, const struct mpt_config *cfg, cha
     for (unsigned i = 0; i < n; i++) {
         const struct mpt_path_config *pc = &cc->paths[i];
 
-        rc = mpt_resolve(d->loop, pc->bridge.host, pc->bridge.port, 0, &remote[i]);
-        if (rc) {
-            snprintf(err, errlen, "%s:%d: bridge: cannot resolve `%s': %s", cfg->file,
-                     pc->bridge.line, pc->bridge.host, mpt_strerror(rc));
-            return rc;
-        }
         from[i] = old_path(d, pc, taken);
         if (from[i] >= 0)
             taken[from[i]] = 1;
@@ -684,9 +678,23 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     }
     d->listen_open = 1;
     d->listen_cfg = cc->listen;
+    {
+        struct mpt_addr remote[MPT_MAX_PATHS];
+
+        for (unsigned i = 0; i < cc->npaths && i < MPT_MAX_PATHS; i++) {
+            const struct mpt_path_config *pc = &cc->paths[i];
+
+            rc = mpt_resolve(loop, pc->bridge.host, pc->bridge.port, 0, &remote[i]);
+            if (rc) {
+                snprintf(err, errlen, "%s:%d: bridge: cannot resolve `%s': %s", cfg->file,
+                         pc->bridge.line, pc->bridge.host, mpt_strerror(rc));
+                goto fail;
+            }
+        }
+        rc = set_paths(d, cfg, remote, err, errlen);
+    }
     d->metrics_cfg = cc->metrics;
     snprintf(d->control_cfg, sizeof(d->control_cfg), "%s", cc->control);
-    rc = set_paths(d, cfg, err, errlen);
     if (rc)
         goto fail;
     rc = start_metrics(d, cfg, err, errlen);
@@ -743,23 +751,42 @@ static void on_command(void *arg, const char *line)
         run_timer(d);
 }
 
-int mpt_client_drv_reload(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
-                          size_t errlen)
+/* A reload under way: the bridges being resolved in the background. */
+struct reload_job {
+    struct mpt_client_drv *d;
+    const struct mpt_config *cfg;
+    mpt_drv_reload_cb cb;
+    void *arg;
+    struct mpt_addr remote[MPT_MAX_PATHS];
+    struct reload_slot {
+        struct reload_job *job;
+        unsigned i;
+    } slot[MPT_MAX_PATHS];
+    unsigned pending;
+    int rc;
+    char err[MPT_CONFIG_ERR_MAX];
+};
+
+/* Every name resolved: apply, tell the caller, let the driver go. */
+static void reload_apply(struct reload_job *job)
 {
+    struct mpt_client_drv *d = job->d;
+    const struct mpt_config *cfg = job->cfg;
     const struct mpt_client_config *cc = &cfg->client;
     char a[MPT_ADDR_STRLEN];
-    int rc;
 
-    if (mpt_driver_stopping(&d->base)) {
-        snprintf(err, errlen, "the client is stopping");
-        return UV_ECANCELED;
+    if (!job->rc && mpt_driver_stopping(&d->base)) {
+        job->rc = UV_ECANCELED;
+        snprintf(job->err, sizeof(job->err), "the client is stopping");
     }
+    if (job->rc)
+        goto out;
     /* What core queued names paths by their present numbers. */
     if (d->q.n)
         flush(d);
-    rc = set_paths(d, cfg, err, errlen);
-    if (rc)
-        return rc;
+    job->rc = set_paths(d, cfg, job->remote, job->err, sizeof(job->err));
+    if (job->rc)
+        goto out;
     if (strcmp(cc->listen.host, d->listen_cfg.host) != 0 || cc->listen.port != d->listen_cfg.port)
         MPT_WARN("%s:%d: listen: a new address takes effect at the next start (still on %s)",
                  cfg->file, cc->listen.line, mpt_hostport_format(&d->listen_cfg, a, sizeof(a)));
@@ -785,7 +812,68 @@ int mpt_client_drv_reload(struct mpt_client_drv *d, const struct mpt_config *cfg
     MPT_INFO("client reloaded: %u path%s, mode %s", d->npaths, d->npaths == 1 ? "" : "s",
              mpt_mode_name(cc->mode));
     run_timer(d);
-    return 0;
+out:
+    job->cb(job->arg, job->rc, job->err);
+    d->reloading = 0;
+    free(job);
+    mpt_driver_unref(&d->base);
+}
+
+static void on_bridge_resolved(void *arg, int status, const struct mpt_addr *addr)
+{
+    struct reload_slot *sl = arg;
+    struct reload_job *job = sl->job;
+    const struct mpt_path_config *pc = &job->cfg->client.paths[sl->i];
+
+    if (status == 0) {
+        job->remote[sl->i] = *addr;
+    } else if (!job->rc) {
+        job->rc = status;
+        snprintf(job->err, sizeof(job->err), "%.300s:%d: bridge: cannot resolve `%.100s': %s",
+                 job->cfg->file, pc->bridge.line, pc->bridge.host, mpt_strerror(status));
+    }
+    if (--job->pending == 0)
+        reload_apply(job);
+}
+
+void mpt_client_drv_reload(struct mpt_client_drv *d, const struct mpt_config *cfg,
+                           mpt_drv_reload_cb cb, void *arg)
+{
+    struct reload_job *job;
+    unsigned n = cfg->client.npaths;
+
+    if (mpt_driver_stopping(&d->base) || d->reloading) {
+        cb(arg, UV_EBUSY,
+           d->reloading ? "a reload is under way already" : "the client is stopping");
+        return;
+    }
+    job = calloc(1, sizeof(*job));
+    if (!job) {
+        cb(arg, UV_ENOMEM, "out of memory");
+        return;
+    }
+    job->d = d;
+    job->cfg = cfg;
+    job->cb = cb;
+    job->arg = arg;
+    d->reloading = 1;
+    mpt_driver_ref(&d->base); /* until the job is done */
+    /* One more than the lookups, dropped below: the job ends once, after every one. */
+    job->pending = 1;
+    for (unsigned i = 0; i < n && i < MPT_MAX_PATHS; i++) {
+        const struct mpt_path_config *pc = &cfg->client.paths[i];
+        int rc;
+
+        job->slot[i].job = job;
+        job->slot[i].i = i;
+        job->pending++;
+        rc = mpt_resolve_start(d->loop, pc->bridge.host, pc->bridge.port, 0, on_bridge_resolved,
+                               &job->slot[i]);
+        if (rc)
+            on_bridge_resolved(&job->slot[i], rc, NULL);
+    }
+    if (--job->pending == 0)
+        reload_apply(job);
 }
 
 const struct mpt_client *mpt_client_drv_core(const struct mpt_client_drv *d)

@@ -38,6 +38,7 @@ struct mpt_server_drv {
     struct mpt_udp_msg batch[MPT_UDP_BATCH];
     uint64_t flow_open_failures;
     struct mpt_control *control;         /* status socket; NULL if it could not be made */
+    int reloading;                       /* a reload's lookup is under way */
     struct mpt_metrics *metrics;         /* metrics endpoint; NULL if none */
     struct mpt_udp_errors closed_tx_err; /* send errors of flow sockets since closed */
     int started;                         /* mpt_server_drv_start succeeded */
@@ -449,27 +450,27 @@ void mpt_server_drv_local(struct mpt_server_drv *d, struct mpt_addr *out)
         mpt_addr_set(out, (struct sockaddr *)&ss);
 }
 
-int mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cfg, char *err,
-                          size_t errlen)
+/* A reload under way: the target being resolved in the background. */
+struct reload_job {
+    struct mpt_server_drv *d;
+    const struct mpt_config *cfg;
+    mpt_drv_reload_cb cb;
+    void *arg;
+};
+
+static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
+                        const struct mpt_addr *target, char *err, size_t errlen)
 {
     const struct mpt_server_config *sc = &cfg->server;
-    struct mpt_addr target;
     struct mpt_psk psk;
     char a[MPT_ADDR_STRLEN];
-    int rc;
 
     if (mpt_driver_stopping(&d->base)) {
         snprintf(err, errlen, "the server is stopping");
         return UV_ECANCELED;
     }
-    rc = mpt_resolve(d->loop, sc->target.host, sc->target.port, 0, &target);
-    if (rc) {
-        snprintf(err, errlen, "%s:%d: target: cannot resolve `%s': %s", cfg->file, sc->target.line,
-                 sc->target.host, mpt_strerror(rc));
-        return rc;
-    }
     if (mpt_psk_init(&psk, cfg->secret) != 0) {
-        snprintf(err, errlen, "%s: [tunnel]: cannot derive keys from the secret", cfg->file);
+        snprintf(err, errlen, "%.300s: [tunnel]: cannot derive keys from the secret", cfg->file);
         return UV_EINVAL;
     }
     /* Sessions keep the keys they were opened with; new handshakes need the new secret. */
@@ -477,14 +478,60 @@ int mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cfg
         MPT_INFO("new secret: new sessions need it; open ones go on under their keys");
     *d->core.psk = psk;
     mpt_psk_wipe(&psk);
-    if (!mpt_addr_equal(&target, &d->target))
+    if (!mpt_addr_equal(target, &d->target))
         MPT_INFO("target is now %s (new flows; open ones keep theirs)",
-                 mpt_addr_str(&target, a, sizeof(a)));
-    d->target = target;
+                 mpt_addr_str(target, a, sizeof(a)));
+    d->target = *target;
     d->core.p.flow_timeout_ms = sc->flow_timeout_ms;
     d->core.p.session_timeout_ms = sc->session_timeout_ms;
     if (sc->max_flows != d->core.p.max_flows || sc->max_sessions != d->core.p.max_sessions)
         MPT_WARN("%s: [server] max_flows, max_sessions: take effect at the next start", cfg->file);
     MPT_INFO("server reloaded");
     return 0;
+}
+
+static void on_target_resolved(void *arg, int status, const struct mpt_addr *addr)
+{
+    struct reload_job *job = arg;
+    struct mpt_server_drv *d = job->d;
+    const struct mpt_server_config *sc = &job->cfg->server;
+    char err[MPT_CONFIG_ERR_MAX];
+
+    if (status)
+        snprintf(err, sizeof(err), "%.300s:%d: target: cannot resolve `%.100s': %s", job->cfg->file,
+                 sc->target.line, sc->target.host, mpt_strerror(status));
+    else
+        status = reload_apply(d, job->cfg, addr, err, sizeof(err));
+    job->cb(job->arg, status, status ? err : "");
+    d->reloading = 0;
+    free(job);
+    mpt_driver_unref(&d->base);
+}
+
+void mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cfg,
+                           mpt_drv_reload_cb cb, void *arg)
+{
+    const struct mpt_server_config *sc = &cfg->server;
+    struct reload_job *job;
+    int rc;
+
+    if (mpt_driver_stopping(&d->base) || d->reloading) {
+        cb(arg, UV_EBUSY,
+           d->reloading ? "a reload is under way already" : "the server is stopping");
+        return;
+    }
+    job = calloc(1, sizeof(*job));
+    if (!job) {
+        cb(arg, UV_ENOMEM, "out of memory");
+        return;
+    }
+    job->d = d;
+    job->cfg = cfg;
+    job->cb = cb;
+    job->arg = arg;
+    d->reloading = 1;
+    mpt_driver_ref(&d->base); /* until the lookup is done */
+    rc = mpt_resolve_start(d->loop, sc->target.host, sc->target.port, 0, on_target_resolved, job);
+    if (rc)
+        on_target_resolved(job, rc, NULL);
 }

@@ -19,13 +19,19 @@ struct mpt_server_drv;
 int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                          struct mpt_client_drv **out, char *err, size_t errlen);
 
+/* How a reload ended: status 0, or a negative code with a message saying file:line and why (the
+ * driver then runs on unchanged). */
+typedef void (*mpt_drv_reload_cb)(void *arg, int status, const char *err);
+
 /* Applies a new configuration to a running client without dropping its session or flows: paths
- * added, removed or moved (every host name resolved again; a path that continues keeps its
- * statistics and socket), the secret (a new handshake under it), mode, priorities, weights and
- * timers. listen and max_flows take effect at the next start only (a warning says so). Returns 0,
- * or a negative code with err saying file:line and why; the client then runs on unchanged. */
-int mpt_client_drv_reload(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
-                          size_t errlen);
+ * added, removed or moved (every host name resolved again, in the background: the loop never
+ * waits for a lookup), a path that continues keeping its statistics and socket; the secret (a
+ * new handshake under it), mode, priorities, weights and timers. listen, max_flows, metrics and
+ * control take effect at the next start only (a warning says so). cb(arg, ...) runs exactly once,
+ * from the loop, perhaps before this returns; cfg must stay valid until then. A reload while
+ * another is under way fails (UV_EBUSY). */
+void mpt_client_drv_reload(struct mpt_client_drv *d, const struct mpt_config *cfg,
+                           mpt_drv_reload_cb cb, void *arg);
 
 /* The core behind a running client (statistics; read-only). */
 const struct mpt_client *mpt_client_drv_core(const struct mpt_client_drv *d);
@@ -39,11 +45,11 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
 const struct mpt_server *mpt_server_drv_core(const struct mpt_server_drv *d);
 
 /* Applies a new configuration to a running server: the secret (for new handshakes; open
- * sessions keep their keys), the target resolved again (for new flows), the timeouts. listen,
- * max_flows and max_sessions take effect at the next start only. Returns 0, or a negative code
- * with err saying file:line and why; the server then runs on unchanged. */
-int mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cfg, char *err,
-                          size_t errlen);
+ * sessions keep their keys), the target resolved again in the background (for new flows), the
+ * timeouts. listen, max_flows and max_sessions take effect at the next start only. cb as for
+ * mpt_client_drv_reload. */
+void mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cfg,
+                           mpt_drv_reload_cb cb, void *arg);
 void mpt_server_drv_local(struct mpt_server_drv *d, struct mpt_addr *out);
 
 #endif
