@@ -153,10 +153,11 @@ def body(t):
     for label, pr, n in (("server", server, ns), ("client", client, nc)):
         t0 = time.monotonic()
         pr.signal(signal.SIGHUP)
-        ts, _ = n.wait("RELOADING", "1", timeout=3.0, since=t0)
+        ts, _ = n.wait("RELOADING", "1", timeout=5.0, since=t0)
         t.expect(ts is not None, "%s: RELOADING=1 after SIGHUP" % label)
-        ts2, _ = n.wait("READY", "1", timeout=3.0, since=ts or t0)
-        t.expect(ts2 is not None, "%s: READY=1 after the reload" % label)
+        ts2, _ = n.wait("READY", "1", timeout=5.0, since=ts or t0)
+        t.expect(ts2 is not None, "%s: READY=1 after the reload (%.3f s after SIGHUP)"
+                 % (label, (ts2 or t0) - t0))
         _, st = n.wait("STATUS", timeout=1.0, since=ts or t0)
         t.expect(st is not None and "reloaded" in st, "%s: STATUS=%s" % (label, st))
         t.expect(pr.alive(), "%s alive after SIGHUP" % label)
