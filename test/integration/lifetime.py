@@ -29,7 +29,7 @@ FLOW_TIMEOUT = 1.0
 SESSION_TIMEOUT = 2.0
 BRIDGE_IDLE = 1.0
 HELD_US = 2.0  # core/client.h MPT_CLIENT_HELD_US
-SLACK = 2.5  # timer and status latency on a loaded machine, sanitizers included
+SLACK = 3.0  # the server timer's 1 s period, status latency on a loaded machine, sanitizers
 NAPPS = 20
 HELLO, REPLY = 1, 2
 
@@ -91,19 +91,19 @@ def body(t):
 
         # 2. Flows.
         apps = lifelib.Apps(NAPPS, cport, 0x66000000)
+        sent = time.monotonic()  # no flow can expire before sent + FLOW_TIMEOUT
         batch = apps.send(3)
         t.check("flows opened: echoed", apps.wait_echoes(batch, 10), len(batch), "==")
         last = time.monotonic()
+        time.sleep(max(0, sent + FLOW_TIMEOUT / 2 - time.monotonic()))
         cf, sf = lifelib.used(cfg, "client", "flows"), lifelib.used(cfg, "server", "flows")
-        t.check("client flows in use", cf, NAPPS, ">=")
-        t.check("server flows in use", sf, NAPPS, ">=")
-        time.sleep(max(0, last + FLOW_TIMEOUT / 2 - time.monotonic()))
-        early = (lifelib.used(cfg, "client", "flows"), lifelib.used(cfg, "server", "flows"))
-        if time.monotonic() - last < FLOW_TIMEOUT:  # the status calls were fast enough to tell
-            t.check("client flows in use half a timeout after their last datagram", early[0],
-                    NAPPS, ">=")
-            t.check("server flows in use half a timeout after their last datagram", early[1],
-                    NAPPS, ">=")
+        # The status calls are slow on a loaded machine: what they say is checked only if they
+        # answered before any flow could expire (0.1 s for the processes' cached loop time).
+        if time.monotonic() < sent + FLOW_TIMEOUT - 0.1:
+            t.check("client flows in use before their timeout", cf, NAPPS, ">=")
+            t.check("server flows in use before their timeout", sf, NAPPS, ">=")
+        else:
+            print("flows in use before their timeout: not checked (status answered too late)")
         v, _ = lifelib.wait_until(lambda: lifelib.used(cfg, "client", "flows") == 0 and
                                   lifelib.used(cfg, "server", "flows") == 0,
                                   FLOW_TIMEOUT + SLACK + 2)
@@ -113,10 +113,13 @@ def body(t):
         alive("after the flows expired")
         time.sleep(0.5)
         alive("0.5 s later")
+        sent = time.monotonic()
         batch = apps.send(3)
         t.check("the same applications after their flows expired: echoed",
                 apps.wait_echoes(batch, 10), len(batch), "==")
-        t.check("server flows in use again", lifelib.used(cfg, "server", "flows"), NAPPS, ">=")
+        sf = lifelib.used(cfg, "server", "flows")
+        if time.monotonic() < sent + FLOW_TIMEOUT - 0.1:
+            t.check("server flows in use again", sf, NAPPS, ">=")
 
         # 3. Sessions and bridge peers: the client falls silent.
         before = [len(re.findall(r"idle, forgotten", b.log())) for b in bridges]
@@ -165,15 +168,17 @@ def body(t):
         if not hellos:
             raise mptlib.Failed("no HELLO in the capture")
         for round_ in (1, 2):
+            opened = time.monotonic()
             ans = lifelib.replay_one(hellos[0], ("127.0.0.1", sport))
             t.check("half-open %d: answers to the replayed HELLO" % round_, len(ans), 1, ">=")
             t.check("half-open %d: largest answer (bytes; request %d)" % (round_, len(hellos[0])),
                     max(ans or [0]), len(hellos[0]), "<=")
             doc = lifelib.status(cfg, "server")
-            t.check("half-open %d: sessions in use" % round_, doc["sessions"]["used"], 2, "==")
-            t.check("half-open %d: unconfirmed sessions" % round_,
-                    sum(1 for s in doc["sessions"]["list"] if not s["confirmed"]), 1, "==")
-            opened = time.monotonic()
+            if time.monotonic() < opened + SESSION_TIMEOUT - 0.1:  # else it may be gone already
+                t.check("half-open %d: sessions in use" % round_, doc["sessions"]["used"], 2,
+                        "==")
+                t.check("half-open %d: unconfirmed sessions" % round_,
+                        sum(1 for s in doc["sessions"]["list"] if not s["confirmed"]), 1, "==")
             v, secs = lifelib.wait_until(lambda: lifelib.used(cfg, "server", "sessions") == 1,
                                          SESSION_TIMEOUT + SLACK + 2)
             t.check("half-open %d: time to expire (s; timeout %.0f s)" % (round_, SESSION_TIMEOUT),
