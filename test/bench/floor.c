@@ -329,6 +329,7 @@ static void tx_add(struct floor_ctx *f, int fd, struct mpt_udp_tx *tx, const uin
     m->buf = payload;
     m->len = len;
     m->to = dst ? (const struct sockaddr *)&dst->ss : NULL;
+    m->from = NULL;
 }
 
 static void client_from_apps(struct floor_ctx *f, int n)
