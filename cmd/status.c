@@ -27,7 +27,7 @@ void mpt_usage_status(FILE *out)
             "  -c, --config FILE   the configuration the client/server runs with\n"
             "  --demo              the `mptunnel demo' running on this machine\n"
             "  --client, --server  only that side (default: each side FILE has a section for)\n"
-            "  --json              print the status document (schema mptunnel-status/1);\n"
+            "  --json              print the status document (schema mptunnel-status/2);\n"
             "                      with both sides, {\"client\": DOC, \"server\": DOC}, a\n"
             "                      side that does not answer being null\n"
             "  --watch             refresh every second until Ctrl-C (with --json: one\n"

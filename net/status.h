@@ -1,4 +1,4 @@
-/* The status document (packaging/STATUS.md, schema mptunnel-status/1): a bounded JSON writer,
+/* The status document (packaging/STATUS.md, schema mptunnel-status/2): a bounded JSON writer,
  * and the client's and server's writers that the control socket serves. No uv.h here. */
 #ifndef MPT_NET_STATUS_H
 #define MPT_NET_STATUS_H
@@ -12,7 +12,7 @@
 #include "net/loop.h"
 #include "net/udp_tx.h"
 
-#define MPT_STATUS_SCHEMA "mptunnel-status/1"
+#define MPT_STATUS_SCHEMA "mptunnel-status/2"
 #define MPT_JSON_MAX_DEPTH 16
 
 /* Writes JSON into a fixed buffer. Every value is written whole or not at all: once one does not

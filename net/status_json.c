@@ -1,4 +1,4 @@
-/* The status document, schema mptunnel-status/1 (packaging/STATUS.md,
+/* The status document, schema mptunnel-status/2 (packaging/STATUS.md,
  * packaging/status-schema.json): a bounded JSON writer and what the client and the server report.
  * Times come from the loop and are passed in; the core is only read. */
 #include <errno.h>

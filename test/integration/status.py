@@ -241,7 +241,7 @@ def main():
     # The client's document.
     errs = validate(doc, schema)
     check(not errs, "client document valid against the schema %s" % errs[:3])
-    check(doc["schema"] == "mptunnel-status/1" and doc["role"] == "client", "schema and role")
+    check(doc["schema"] == "mptunnel-status/2" and doc["role"] == "client", "schema and role")
     check(len(doc["paths"]) == 2, "2 paths: %d" % len(doc["paths"]))
     check(all(p["state"] == "up" for p in doc["paths"]),
           "both up: %s" % [p["state"] for p in doc["paths"]])

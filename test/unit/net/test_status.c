@@ -249,7 +249,7 @@ static void test_client_doc(void)
     mpt_json_init(&j, buf, sizeof(buf));
     mpt_status_client_write(st, &j, 3000000);
     ASSERT(json_balanced(buf));
-    ASSERT(strstr(buf, "{\"schema\":\"mptunnel-status/1\",\"role\":\"client\"") == buf);
+    ASSERT(strstr(buf, "{\"schema\":\"mptunnel-status/2\",\"role\":\"client\"") == buf);
     ASSERT(strstr(buf, "\"uptime_ms\":2000,"));
     ASSERT(strstr(buf, "\"state\":\"established\",\"id\":\"0000000000000abc\",\"age_ms\":1000"));
     ASSERT(strstr(buf, "\"name\":\"fiber\",\"bridge\":\"[::1]:4000\""));
@@ -429,7 +429,7 @@ static void test_control_socket(void)
     /* The probe of the refused second start took a snapshot too. */
     for (int i = 0, last = 0; i < f.nq; i++) {
         int n = 0;
-        ASSERT_EQ(sscanf(f.docs[i], "{\"schema\":\"mptunnel-status/1\",\"n\":%d}\n", &n), 1);
+        ASSERT_EQ(sscanf(f.docs[i], "{\"schema\":\"mptunnel-status/2\",\"n\":%d}\n", &n), 1);
         ASSERT_GT(n, last);
         ASSERT_EQ(f.results[i], (long)strlen(f.docs[i]));
         ASSERT_EQ(f.docs[i][f.results[i] - 1], '\n');
