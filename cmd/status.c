@@ -404,7 +404,7 @@ static void print_table_header(const struct table *t)
     printf("%-*s", t->w, "PATH");
     if (t->with_remote)
         printf(" %-*s", t->rw, "REMOTE");
-    printf(" %-6s %6s", "STATE", "RTT ms");
+    printf(" %-8s %6s", "STATE", "RTT ms");
     if (t->wide)
         printf(" %6s", "+-ms");
     printf(" %6s %6s %8s %8s %8s %8s", "LOSS->", "LOSS<-", "RATE->", "RATE<-", "BYTES->",
@@ -444,7 +444,7 @@ static void print_table_row(const struct table *t, const struct jdoc *d, const s
     printf("%-*s", t->w, cell);
     if (t->with_remote)
         printf(" %-*s", t->rw, r->remote);
-    printf(" %-6s %6s", state, rtt);
+    printf(" %-8s %6s", state, rtt);
     if (t->wide)
         printf(" %6s", var);
     printf(" %6s %6s %8s %8s %8s %8s", lu, ld, ru, rd, bu, bd);
