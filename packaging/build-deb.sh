@@ -119,15 +119,16 @@ check "bash completion" "[ -f '$work/usr/share/bash-completion/completions/mptun
 check "Depends computed (libc6, libsodium, libuv)" "dpkg-deb -f '$deb' Depends |
     grep -q 'libc6' && dpkg-deb -f '$deb' Depends | grep libsodium &&
     dpkg-deb -f '$deb' Depends | grep libuv1"
+check "the packaged binary runs (--version)" "'$bin' --version | grep '$(sed -n 's/^project(mptunnel VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")'"
 check "Maintainer with an address" "dpkg-deb -f '$deb' Maintainer | grep '<.*@.*>'"
 [ "$failed" = 0 ] || exit 1
 
 if [ "$run_lintian" = 1 ]; then
     echo "==> lintian $(lintian --version | sed 's/^Lintian v//')"
-    # Errors and warnings fail; informational tags and the overrides (O:) are shown. Overridden
+    # Errors and warnings fail; informational and pedantic tags and the overrides (O:) are shown. Overridden
     # tags count as failures for --fail-on once they are shown, so the verdict is read from the
     # output instead.
-    out=$(lintian --fail-on none --display-info --show-overrides --info "$deb" 2>&1) || {
+    out=$(lintian --fail-on none --display-info --pedantic --show-overrides --info "$deb" 2>&1) || {
         printf '%s\n' "$out"
         echo "lintian did not run"
         exit 1
