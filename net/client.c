@@ -189,7 +189,8 @@ static void check_fragmenting(struct mpt_client_drv *d, size_t len)
             size_t max;
             p->mtu = mpt_udp_mtu(&d->socks[p->sock].udp, &p->remote.u.sa);
             max = p->mtu > over ? p->mtu - over : 0;
-            if (p->mtu && max < d->frag_limit)
+            /* An unknown MTU (no route yet) is read again at the next check. */
+            if (max < d->frag_limit)
                 d->frag_limit = max;
         }
     }
