@@ -145,9 +145,12 @@ def backup(t):
     snd.paused = True
     time.sleep(0.5)
     print("backup, priorities 1, 2, 2, %d datagrams/s; path 0 blacked out for 3 s" % RATE)
+    # Against what was sent meanwhile, not the nominal rate: on a loaded host the sender itself
+    # falls behind. All of it on path 0 (a few in flight at the window's edges aside).
+    before = len(snd.sent_between(t0, kill))
     for d, way in enumerate(("up", "down")):
-        t.check("data copies on path 0 %s before the blackout" % way,
-                relays[0].count(d, t0, kill), 1000, ">=")
+        t.check("data copies on path 0 %s before the blackout (of %d sent)" % (way, before),
+                relays[0].count(d, t0, kill), max(1, int(before * 0.9)), ">=")
         t.check("data copies on paths 1-2 %s before the blackout" % way,
                 relays[1].count(d, 0, kill) + relays[2].count(d, 0, kill), 0, "==")
 
