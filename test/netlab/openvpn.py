@@ -13,12 +13,8 @@ pairs (IPv4), and a direct client-server link used only by the reference OpenVPN
   the tunnel lose at most 2% (expected 1.6%: 0.2^3 each way), and TCP through it reaches at least
   3x what OpenVPN gets over one such path alone (a bridge of its own on relay0, same impairments).
 """
-import json
 import os
-import re
-import subprocess
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -29,9 +25,6 @@ import netlab  # noqa: E402
 # and the ratio is lower: there the limit guards against datagrams too big for the route being
 # dropped (each GSO batch of them refused by the kernel: 0.1% of OpenVPN straight).
 TUN_MTUS = {1340: 0.5, 1500: 0.25}
-# TCP congestion control of every iperf3 run: Debian's default, whatever this host's is (BBR
-# ignores random loss, and its figures over a 20%-loss path vary tenfold from run to run).
-CC = "cubic"
 TCP_SECS = 2
 TCP_ROUNDS = 3  # clean: rounds of (straight, through the tunnel); the best of each is kept
 LOSSY_TCP_SECS = 5
@@ -42,23 +35,11 @@ LOSSY_TCP_SECS = 5
 REPLAY_WINDOW = 1024
 LOSSY_RATIO = 3.0
 PING_COUNT = 10000
-# 1,000 requests/s in all, from 10 ping processes (one ping keeps only a few requests in flight).
+# 1,000 requests/s in all, from 10 ping processes.
 PING_PARALLEL = 10
 PING_INTERVAL = "0.01"
 PING_LIMIT = 0.02
 LOSSY = ["--loss", "0.2", "--delay", "20"]
-
-
-def wait_text(pr, regex, timeout):
-    """Waits until the process's stdout or stderr shows regex."""
-    end = time.monotonic() + timeout
-    while not re.search(regex, pr.log() + pr.stdout()):
-        if not pr.alive():
-            raise netlab.Failed("%s exited: %s" % (pr.name, (pr.log() + pr.stdout())[-2000:]))
-        if time.monotonic() > end:
-            raise netlab.Failed("%s: no `%s' within %d s: %s"
-                                % (pr.name, regex, timeout, (pr.log() + pr.stdout())[-2000:]))
-        time.sleep(0.05)
 
 
 class Vpn:
@@ -83,7 +64,7 @@ class Vpn:
 
     def ready(self, timeout=15):
         for pr in (self.srv, self.cli):
-            wait_text(pr, r"Initialization Sequence Completed", timeout)
+            netlab.wait_text(pr, r"Initialization Sequence Completed", timeout)
 
     def replays(self):
         return sum(pr.stdout().count("bad packet ID") for pr in (self.cli, self.srv))
@@ -93,53 +74,8 @@ class Vpn:
             t.stop(pr, timeout=3)
 
 
-def iperf(t, lab, client, server, vpn, secs, port):
-    """TCP from client to server over vpn for secs seconds; returns bits per second (0 if iperf3
-    could not even connect)."""
-    srv = lab.start(server, "iperf3-%s-%d" % (vpn.name, port),
-                    ["iperf3", "-s", "-1", "-B", vpn.saddr, "-p", port])
-    lab.wait_listening(server, port, proto="tcp", proc=srv)
-    out = lab.sh(client, ["iperf3", "-c", vpn.saddr, "-p", port, "-t", secs, "-J", "-C", CC,
-                          "--connect-timeout", "5000"], timeout=secs + 30, check=False)
-    try:
-        bps = json.loads(out)["end"]["sum_received"]["bits_per_second"]
-    except (ValueError, KeyError):
-        print("iperf3 over %s gave no result: %s" % (vpn.name, out[-300:]))
-        bps = 0.0
-    t.stop(srv)
-    print("TCP over %s: %.2f Mbit/s" % (vpn.name, bps / 1e6), flush=True)
-    return bps
-
-
-def ping(t, client, vpn, count, parallel, interval):
-    """`parallel` ping processes of count/parallel echo requests each; returns the fraction
-    lost."""
-    per = count // parallel
-    procs = [subprocess.Popen(client.cmd(["ping", "-q", "-n", "-c", per, "-i", interval, "-W",
-                                          "1", vpn.saddr]),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              preexec_fn=netlab.mptlib._child_setup) for _ in range(parallel)]
-    sent = got = 0
-    rtts = []
-    try:
-        for p in procs:
-            out = p.communicate(timeout=max(5, t.left() - 20))[0].decode("utf-8", "replace")
-            m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-            if not m:
-                raise netlab.Failed("ping gave no summary: %s" % out[-300:])
-            sent += int(m.group(1))
-            got += int(m.group(2))
-            rtt = re.search(r"= [\d.]+/([\d.]+)/", out)
-            if rtt:
-                rtts.append(float(rtt.group(1)))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    print("ping over %s: %d sent, %d answered, average RTT %.1f ms"
-          % (vpn.name, sent, got, sum(rtts) / len(rtts) if rtts else -1), flush=True)
-    return 1 - got / sent
+def iperf(lab, client, server, vpn, secs, port):
+    return lab.iperf_tcp(client, server, vpn.saddr, secs, port, vpn.name)
 
 
 def body(t, lab):
@@ -164,8 +100,8 @@ def body(t, lab):
         mpt.ready()
         b = m = 0.0
         for _ in range(TCP_ROUNDS):
-            b = max(b, iperf(t, lab, client, server, base, TCP_SECS, port))
-            m = max(m, iperf(t, lab, client, server, mpt, TCP_SECS, port + 1))
+            b = max(b, iperf(lab, client, server, base, TCP_SECS, port))
+            m = max(m, iperf(lab, client, server, mpt, TCP_SECS, port + 1))
             port += 2
         print("clean, tun-mtu %d: OpenVPN straight %.1f Mbit/s, through the tunnel %.1f Mbit/s"
               % (mtu, b / 1e6, m / 1e6))
@@ -188,20 +124,15 @@ def body(t, lab):
     mpt.ready()
     hosts = [client, server] + [p[0] for p in paths]
     before = {h.role: lab.snmp(h) for h in hosts}
-    loss = ping(t, client, mpt, PING_COUNT, PING_PARALLEL, PING_INTERVAL)
+    loss = lab.ping(client, mpt.saddr, PING_COUNT, PING_PARALLEL, PING_INTERVAL, mpt.name)
     print("OpenVPN packets dropped as replays (out of order by more than its window): %d"
           % mpt.replays())
-    for h in hosts:
-        after = lab.snmp(h)
-        d = after["Udp"]["RcvbufErrors"] - before[h.role]["Udp"]["RcvbufErrors"]
-        if d:
-            print("%s: %d datagrams dropped by full receive buffers during the pings"
-                  % (h.role, d))
+    lab.rcvbuf_drops(hosts, before, "the pings")
     t.check("lossy: ping loss through the tunnel", loss, PING_LIMIT, fmt="%.4f")
-    m = iperf(t, lab, client, server, mpt, LOSSY_TCP_SECS, port)
+    m = iperf(lab, client, server, mpt, LOSSY_TCP_SECS, port)
     try:
         base.ready(timeout=10)
-        b = iperf(t, lab, client, server, base, LOSSY_TCP_SECS, port + 1)
+        b = iperf(lab, client, server, base, LOSSY_TCP_SECS, port + 1)
     except netlab.Failed as e:
         print("OpenVPN over one lossy path did not come up: %s" % str(e)[:200])
         b = 0.0

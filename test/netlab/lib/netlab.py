@@ -66,6 +66,20 @@ Lab API (all addresses are inside the namespaces only: IPv4 from the documentati
                                    client in `client`, all paths up; returns a dict (see there)
   lab.bridge_counts(pr)            stop a bridge, return its per-direction counters from its log
 
+Real applications (iperf3 and ping between two hosts, e.g. across a VPN through the tunnel):
+
+  netlab.wait_text(pr, regex, timeout)
+                                   waits until a started process's stdout or stderr shows regex
+  lab.iperf_tcp(client, server, addr, secs, port, name, cc="cubic")
+                                   iperf3 TCP from client to an iperf3 server in `server` bound to
+                                   addr; prints and returns the bits per second received (0: none)
+  lab.ping(client, addr, count, parallel, interval, name)
+                                   `parallel` ping processes of count/parallel requests each;
+                                   returns the fraction lost, prints it with the average RTT
+  lab.rcvbuf_drops(hosts, before, what)
+                                   prints the datagrams each host's full receive buffers dropped
+                                   since `before` ({role: lab.snmp(h)})
+
 This file lives below lib/ so that the CMake glob of test/netlab/*.py does not make it a test.
 """
 import atexit
@@ -94,6 +108,9 @@ V6_PREFIX = "fd6d:7074:0:%x::"
 PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ss": "iproute2", "nft": "nftables",
             "conntrack": "conntrack", "dnsmasq": "dnsmasq", "dig": "dnsutils",
             "iperf3": "iperf3", "openvpn": "openvpn", "ping": "iputils-ping"}
+# TCP congestion control of every iperf3 run: Debian's default, whatever this host's is (BBR
+# ignores random loss, and its figures over a 20%-loss path vary tenfold from run to run).
+IPERF_CC = "cubic"
 
 _labs = []
 
@@ -152,6 +169,18 @@ def sweep_stale():
         m = re.match(r"^%s(\d+)-" % PREFIX, ns)
         if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
             _kill_netns(ns)
+
+
+def wait_text(pr, regex, timeout):
+    """Waits until the started process's stdout or stderr shows regex."""
+    end = time.monotonic() + timeout
+    while not re.search(regex, pr.log() + pr.stdout()):
+        if not pr.alive():
+            raise Failed("%s exited: %s" % (pr.name, (pr.log() + pr.stdout())[-2000:]))
+        if time.monotonic() > end:
+            raise Failed("%s: no `%s' within %d s: %s"
+                         % (pr.name, regex, timeout, (pr.log() + pr.stdout())[-2000:]))
+        time.sleep(0.05)
 
 
 def v4_subnet(index):
@@ -476,6 +505,66 @@ class Lab:
             if m:
                 res.setdefault(m.group(1), {})[m.group(2)] = int(m.group(3))
         return res
+
+    def rcvbuf_drops(self, hosts, before, what):
+        """Prints, for each of hosts that has some, the datagrams its full receive buffers
+        dropped since `before` ({role: lab.snmp(h)}) during `what`."""
+        for h in hosts:
+            d = self.snmp(h)["Udp"]["RcvbufErrors"] - before[h.role]["Udp"]["RcvbufErrors"]
+            if d:
+                print("%s: %d datagrams dropped by full receive buffers during %s"
+                      % (h.role, d, what), flush=True)
+
+    # ---- real applications ----
+    def iperf_tcp(self, client, server, addr, secs, port, name, cc=IPERF_CC):
+        """iperf3 TCP from client to an iperf3 server in `server` bound to addr (port `port`) for
+        secs seconds; returns the bits per second received (0 if iperf3 could not even
+        connect)."""
+        srv = self.start(server, "iperf3-%s-%d" % (name, port),
+                         ["iperf3", "-s", "-1", "-B", addr, "-p", port])
+        self.wait_listening(server, port, proto="tcp", proc=srv)
+        out = self.sh(client, ["iperf3", "-c", addr, "-p", port, "-t", secs, "-J", "-C", cc,
+                               "--connect-timeout", "5000"], timeout=secs + 30, check=False)
+        try:
+            bps = json.loads(out)["end"]["sum_received"]["bits_per_second"]
+        except (ValueError, KeyError):
+            print("iperf3 over %s gave no result: %s" % (name, out[-300:]))
+            bps = 0.0
+        self.t.stop(srv)
+        print("TCP over %s: %.2f Mbit/s" % (name, bps / 1e6), flush=True)
+        return bps
+
+    def ping(self, client, addr, count, parallel, interval, name):
+        """`parallel` ping processes in client of count/parallel echo requests each to addr, one
+        every `interval` seconds each (one ping keeps only a few requests in flight); returns the
+        fraction lost."""
+        per = count // parallel
+        procs = [subprocess.Popen(client.cmd(["ping", "-q", "-n", "-c", per, "-i", interval,
+                                              "-W", "1", addr]),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  preexec_fn=mptlib._child_setup) for _ in range(parallel)]
+        sent = got = 0
+        rtts = []
+        try:
+            for p in procs:
+                out = p.communicate(timeout=max(5, self.t.left() - 20))[0]
+                out = out.decode("utf-8", "replace")
+                m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+                if not m:
+                    raise Failed("ping gave no summary: %s" % out[-300:])
+                sent += int(m.group(1))
+                got += int(m.group(2))
+                rtt = re.search(r"= [\d.]+/([\d.]+)/", out)
+                if rtt:
+                    rtts.append(float(rtt.group(1)))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        print("ping over %s: %d sent, %d answered, average RTT %.1f ms"
+              % (name, sent, got, sum(rtts) / len(rtts) if rtts else -1), flush=True)
+        return 1 - got / sent
 
     def warm_up(self, h, to, timeout=10.0):
         t0 = time.monotonic()
