@@ -47,6 +47,7 @@ static void notify_ready(struct mpt_loop *loop, const char *cmd, const struct mp
 
 /* What SIGHUP reloads: the file the process was started with, read again whole. */
 struct reload {
+    struct mpt_loop *loop;
     const char *cmd;
     enum mpt_config_role role;
     struct mpt_client_drv *client;
@@ -122,6 +123,37 @@ static void on_reload(void *arg)
         mpt_server_drv_reload(r->server, cfg, on_reloaded, r);
 }
 
+/* The line `systemctl status' shows, every few seconds. */
+static void on_status_line(void *arg, char *buf, size_t len)
+{
+    struct reload *r = arg;
+
+    if (r->client) {
+        const struct mpt_client *c = mpt_client_drv_core(r->client);
+        uint64_t quiet = mpt_client_silence_us(c, mpt_loop_now_us(r->loop));
+        unsigned up = 0, off = 0;
+
+        for (unsigned i = 0; i < c->p.npaths; i++) {
+            up += c->paths[i].state == MPT_PATH_UP || c->paths[i].state == MPT_PATH_LOSSY;
+            off += c->paths[i].state == MPT_PATH_DISABLED;
+        }
+        if (c->state != MPT_CLIENT_ESTABLISHED || quiet >= 1000000)
+            snprintf(buf, len, "client: no answer for %llu s on %u path%s",
+                     (unsigned long long)(quiet / 1000000), c->p.npaths,
+                     c->p.npaths == 1 ? "" : "s");
+        else
+            snprintf(buf, len, "client: session up, %u of %u paths up%s%.0u%s, %u flows", up,
+                     c->p.npaths, off ? ", " : "", off, off ? " disabled" : "",
+                     mpt_client_flows(c));
+    } else {
+        const struct mpt_server *s = mpt_server_drv_core(r->server);
+
+        snprintf(buf, len, "server: %u session%s, %u flow%s", s->session_slots.used,
+                 s->session_slots.used == 1 ? "" : "s", s->flow_slots.used,
+                 s->flow_slots.used == 1 ? "" : "s");
+    }
+}
+
 int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_config_role role)
 {
     struct mpt_client_drv *client = NULL;
@@ -149,6 +181,7 @@ int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_c
         reload.cfg = mpt_secure_alloc(sizeof(*reload.cfg), NULL);
         if (reload.cfg) {
             *reload.cfg = *cfg;
+            reload.loop = loop;
             reload.cmd = cmd;
             reload.role = role;
             reload.client = client;
@@ -160,6 +193,10 @@ int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_c
             MPT_WARN("%s: out of memory: SIGHUP will not reload", cmd);
         }
         notify_ready(loop, cmd, cfg, client, server, &notify);
+        reload.loop = loop;
+        reload.client = client;
+        reload.server = server;
+        mpt_notify_watch_status(notify, on_status_line, &reload);
         if (mpt_loop_run(loop) != 0)
             status = MPT_EXIT_FAIL;
     }

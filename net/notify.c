@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -11,6 +12,11 @@ struct mpt_notify {
     struct mpt_driver drv;
     uv_timer_t timer;
     int timer_open;
+    uv_timer_t status_timer;
+    int status_open;
+    mpt_notify_status_cb status_cb;
+    void *status_arg;
+    char status[MPT_NOTIFY_STATUS_MAX]; /* the line sent last */
 };
 
 static void on_watchdog(uv_timer_t *t)
@@ -28,6 +34,39 @@ static void notify_stop(struct mpt_driver *drv)
         n->timer_open = 0;
         mpt_driver_close((uv_handle_t *)&n->timer);
     }
+    if (n->status_open) {
+        n->status_open = 0;
+        mpt_driver_close((uv_handle_t *)&n->status_timer);
+    }
+}
+
+static void on_status(uv_timer_t *t)
+{
+    struct mpt_notify *n = mpt_container_of(t, struct mpt_notify, status_timer);
+    char line[MPT_NOTIFY_STATUS_MAX];
+
+    line[0] = '\0';
+    n->status_cb(n->status_arg, line, sizeof(line));
+    if (line[0] && strcmp(line, n->status) != 0) {
+        memcpy(n->status, line, sizeof(line));
+        sd_notifyf(0, "STATUS=%s", line);
+    }
+}
+
+void mpt_notify_watch_status(struct mpt_notify *n, mpt_notify_status_cb cb, void *arg)
+{
+    const char *sock = getenv("NOTIFY_SOCKET");
+
+    if (!n || !sock || !*sock || n->status_open || mpt_driver_stopping(&n->drv))
+        return;
+    if (uv_timer_init(mpt_loop_uv(n->drv.loop), &n->status_timer) != 0)
+        return;
+    mpt_driver_own(&n->drv, (uv_handle_t *)&n->status_timer);
+    n->status_open = 1;
+    n->status_cb = cb;
+    n->status_arg = arg;
+    uv_unref((uv_handle_t *)&n->status_timer);
+    uv_timer_start(&n->status_timer, on_status, MPT_NOTIFY_STATUS_MS, MPT_NOTIFY_STATUS_MS);
 }
 
 static void notify_destroy(struct mpt_driver *drv)

@@ -5,9 +5,17 @@
 #ifndef MPT_NET_NOTIFY_H
 #define MPT_NET_NOTIFY_H
 
+#include <stddef.h>
+
 #include "net/loop.h"
 
 struct mpt_notify;
+
+#define MPT_NOTIFY_STATUS_MS 5000 /* how often the status line is looked at */
+#define MPT_NOTIFY_STATUS_MAX 160
+
+/* Writes a short status line into buf[len] ("" = nothing to say). */
+typedef void (*mpt_notify_status_cb)(void *arg, char *buf, size_t len);
 
 /* Starts the watchdog keep-alive on `loop` if the service manager expects one (WatchdogSec=, seen
  * as WATCHDOG_USEC): WATCHDOG=1 every half of that interval, from a timer of the loop, so a loop
@@ -19,6 +27,10 @@ int mpt_notify_start(struct mpt_loop *loop, struct mpt_notify **out);
 /* Stops the keep-alive and drops the caller's hold on n, after mpt_loop_run and before
  * mpt_loop_free (which completes the close). Accepts NULL. */
 void mpt_notify_free(struct mpt_notify *n);
+
+/* Under systemd (NOTIFY_SOCKET set): every MPT_NOTIFY_STATUS_MS, cb(arg) writes the status line,
+ * sent as STATUS= when it changed. Stops with n. Does nothing otherwise. */
+void mpt_notify_watch_status(struct mpt_notify *n, mpt_notify_status_cb cb, void *arg);
 
 /* READY=1 with a status line (may be NULL): the service is up (listening). Also ends a reload. */
 void mpt_notify_ready(const char *status);

@@ -3,7 +3,7 @@
 server, the client and a bridge each say READY=1 with a STATUS= line once their port is bound;
 with WATCHDOG_USEC set, WATCHDOG=1 comes every half interval (none without it); SIGHUP brings
 RELOADING=1 then READY=1 (the bridge, with no file, just survives it); SIGTERM brings STOPPING=1
-and exit status 0."""
+and exit status 0; every few seconds STATUS= tells the session, paths up and flows."""
 import os
 import signal
 import socket
@@ -149,6 +149,14 @@ def body(t):
             "==")
     t.check("bridge: WATCHDOG=1 in 0.5 s", nb.count("WATCHDOG", t0, t0 + 0.5), 3, ">=")
 
+    # Every 5 s the status line says how things are, when that changed.
+    t0 = time.monotonic()
+    for label, n, want in (("client", nc, "client: session up, 1 of 1 paths up, 0 flows"),
+                           ("server", ns, "server: 1 session, 0 flows")):
+        ts, st = n.wait("STATUS", want, timeout=8.0, since=t0)
+        t.expect(ts is not None, "%s: STATUS=%s within 8 s (last: %r)"
+                 % (label, want, [v for _, k, v in n.fields(t0) if k == "STATUS"][-1:]))
+
     # SIGHUP: RELOADING=1, then READY=1 once the file is applied; the bridge only survives it.
     for label, pr, n in (("server", server, ns), ("client", client, nc)):
         t0 = time.monotonic()
@@ -177,4 +185,4 @@ def body(t):
     tgt.close()
 
 
-mptlib.run(body, 40)
+mptlib.run(body, 60)
