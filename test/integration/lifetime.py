@@ -31,7 +31,7 @@ BRIDGE_IDLE = 1.0
 HELD_US = 2.0  # core/client.h MPT_CLIENT_HELD_US
 SLACK = 3.0  # the server timer's 1 s period, status latency on a loaded machine, sanitizers
 NAPPS = 20
-HELLO, REPLY = 1, 2
+HELLO = 1
 
 
 def body(t):
