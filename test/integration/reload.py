@@ -3,7 +3,9 @@
 changed in the file and the client told; traffic moves to the new relay at once (the old one sees
 nothing after the moment), no datagram is lost beyond that moment, the session and the process
 are the same, the control socket is still there. Then a bad file: the reload is refused with
-file:line in the log, and the old configuration runs on. The server survives SIGHUP too."""
+file:line in the log, and the old configuration runs on. The server survives SIGHUP too. Paths
+are added and removed. Last, a new secret in a secret_file, reloaded by both ends: a new session
+under it, and the flow goes on."""
 import json
 import os
 import signal
@@ -51,6 +53,10 @@ def config(t, secret, cport, sport, bport, tgt, paths=None):
 
 def reload(t, client, secret, cport, sport, tgt, paths):
     config(t, secret, cport, sport, None, tgt, paths)
+    return reload_signal(t, client)
+
+
+def reload_signal(t, client):
     n = len(client.log())
     client.signal(signal.SIGHUP)
     end = time.monotonic() + 3
@@ -148,9 +154,39 @@ def body(t):
     t.check("relay B: datagrams towards the server 0.3 s after path wan was removed",
             relay_b.count("to", t_rm + 0.3), 0, "==")
     t.expect(doc["session"]["id"] == sid, "same session after paths came and went")
-
     seqs = snd.sent_between(t_start, time.monotonic() - 0.3)
     t.check("datagrams lost in all", len(seqs) - snd.echoed(seqs), LOST_MAX + 2)
+
+    # A new secret, in a secret_file both ends read: the server first, then the client, which
+    # opens a new session under it; its flow goes on.
+    secret2 = t.genkey()
+    with open(t.path("secret.key"), "w") as f:
+        f.write(secret2 + "\n")
+    os.chmod(t.path("secret.key"), 0o600)
+    cfg, _ = config(t, secret, cport, sport, None, tgt, [("lte", aport)])
+    text = open(cfg).read().replace("secret = " + secret, "secret_file = secret.key")
+    with open(cfg, "w") as f:
+        f.write(text)
+    n = len(server.log())
+    server.signal(signal.SIGHUP)
+    t.wait_log(server, r"new secret", timeout=3)
+    t_key = reload_signal(t, client)
+    t.wait_log(client, r"new secret: opening a new session", timeout=3)
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        doc = status(t, ctl)
+        if doc["session"]["id"] != sid and doc["session"]["state"] == "established":
+            break
+        time.sleep(0.1)
+    t.expect(doc["session"]["id"] != sid, "a new session under the new secret (%s, was %s)"
+             % (doc["session"]["id"], sid))
+    t.check("sessions established after the new secret", doc["session"]["established"],
+            established + 1, "==")
+    time.sleep(1.0)
+    seqs = snd.sent_between(t_key + 0.5, time.monotonic() - 0.3)
+    t.check("datagrams lost from 0.5 s after the new secret", len(seqs) - snd.echoed(seqs), 2)
+    t.expect(server.log()[n:].count("failed authentication") == 0,
+             "the server saw no datagram fail authentication")
     snd.close()
     relay_a.close()
     relay_b.close()
