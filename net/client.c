@@ -67,10 +67,11 @@ struct mpt_client_drv {
     size_t frag_limit;           /* application datagrams up to this size fit every path */
     uint64_t frag_check_us;      /* when frag_limit is next read again from the MTUs */
     int frag_warned;
-    struct mpt_hostport listen_cfg;  /* listen as configured at start */
-    int reloading;                   /* a reload's lookups are under way */
-    struct mpt_hostport metrics_cfg; /* metrics as configured at start */
-    char control_cfg[256];           /* control as configured at start */
+    struct mpt_hostport listen_cfg;   /* listen as configured at start */
+    int reloading;                    /* a reload's lookups are under way */
+    struct mpt_udp_errors closed_err; /* send errors of path sockets a reload closed */
+    struct mpt_hostport metrics_cfg;  /* metrics as configured at start */
+    char control_cfg[256];            /* control as configured at start */
 };
 
 static struct mpt_udp *out_socket(struct mpt_client_drv *d, const struct mpt_out *o,
@@ -314,6 +315,7 @@ static void send_errors(void *arg, struct mpt_udp_errors *e)
     struct mpt_client_drv *d = arg;
 
     mpt_udp_errors_add(e, &d->listen.tx.err);
+    mpt_udp_errors_add(e, &d->closed_err);
     for (unsigned i = 0; i < DRV_SOCKS; i++)
         if (d->socks[i].open)
             mpt_udp_errors_add(e, &d->socks[i].udp.tx.err);
@@ -612,6 +614,8 @@ static int set_paths(struct mpt_client_drv *d, const struct mpt_config *cfg,
     /* Sockets no paths use any more: late replies on them no longer belong to a path. */
     for (unsigned s = 0; s < DRV_SOCKS; s++) {
         if (d->socks[s].open && !used[s]) {
+            /* Its send errors stay counted: totals never go back. */
+            mpt_udp_errors_add(&d->closed_err, &d->socks[s].udp.tx.err);
             d->socks[s].open = 0;
             d->socks[s].closing = 1;
             mpt_udp_close(&d->socks[s].udp, on_sock_closed);
