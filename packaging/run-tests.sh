@@ -162,6 +162,8 @@ run_fuzzers()
 
 echo "mptunnel tests in $root ($(nproc) CPUs; build parallelism $jobs)"
 pkgs=("${MPT_BUILD_DEPS[@]}" python3 iproute2 valgrind python3-prometheus-client)
+# core/noise is checked against an independent implementation and the published test vectors.
+pkgs+=(python3-dissononce golang-github-flynn-noise-dev)
 # packaging.deb builds the Debian package and runs lintian on it.
 pkgs+=(dpkg-dev lintian)
 [ "$quick" = 1 ] || pkgs+=(clang libclang-rt-dev)
