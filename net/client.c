@@ -372,28 +372,11 @@ static void start_control(struct mpt_client_drv *d, const struct mpt_config *cfg
 static int start_metrics(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
                          size_t errlen)
 {
-    const struct mpt_hostport *m = &cfg->client.metrics;
     struct mpt_status_client_info info;
-    struct mpt_addr addr;
-    char a[MPT_ADDR_STRLEN];
-    int rc;
 
-    if (!m->line)
-        return 0;
     status_info(d, cfg, &info);
-    rc = mpt_resolve(d->loop, m->host, m->port, 1, &addr);
-    if (rc) {
-        snprintf(err, errlen, "%s:%d: metrics: cannot resolve `%s': %s", cfg->file, m->line,
-                 m->host, mpt_strerror(rc));
-        return rc;
-    }
-    rc = mpt_status_client_metrics_start(d->loop, &info, &addr, &d->metrics);
-    if (rc)
-        snprintf(err, errlen, "%s:%d: metrics: cannot listen on %s: %s", cfg->file, m->line,
-                 mpt_addr_str(&addr, a, sizeof(a)), mpt_strerror(rc));
-    else
-        MPT_INFO("metrics on http://%s/metrics", mpt_addr_str(&addr, a, sizeof(a)));
-    return rc;
+    return mpt_status_client_metrics_start(d->loop, &info, cfg->file, &cfg->client.metrics,
+                                           &d->metrics, err, errlen);
 }
 
 static int bind_device(struct mpt_udp *u, const char *dev)

@@ -132,16 +132,20 @@ int mpt_status_client_start(struct mpt_loop *loop, const struct mpt_status_clien
 int mpt_status_server_start(struct mpt_loop *loop, const struct mpt_status_server_info *info,
                             struct mpt_control **out);
 
-/* Starts the metrics endpoint of a running client or server on `addr` (net/metrics.h), from
- * state of its own kept as for the control socket: info->core and the send-errors callback's
- * argument must outlive it (close it with mpt_metrics_close first). Returns 0, or a negative
- * code (the address could not be bound; nothing is left open). */
+/* Starts the metrics endpoint of a running client or server (net/metrics.h) where `metrics =`
+ * says (m, written in `file`; m->line 0: not configured, nothing started), from state of its
+ * own kept as for the control socket: info->core and the send-errors callback's argument must
+ * outlive it (close it with mpt_metrics_close first). Returns 0, or a negative code with
+ * `file:line: metrics: reason` in err (the name did not resolve, the address could not be
+ * bound; nothing is left open). */
 int mpt_status_client_metrics_start(struct mpt_loop *loop,
-                                    const struct mpt_status_client_info *info,
-                                    const struct mpt_addr *addr, struct mpt_metrics **out);
+                                    const struct mpt_status_client_info *info, const char *file,
+                                    const struct mpt_hostport *m, struct mpt_metrics **out,
+                                    char *err, size_t errlen);
 int mpt_status_server_metrics_start(struct mpt_loop *loop,
-                                    const struct mpt_status_server_info *info,
-                                    const struct mpt_addr *addr, struct mpt_metrics **out);
+                                    const struct mpt_status_server_info *info, const char *file,
+                                    const struct mpt_hostport *m, struct mpt_metrics **out,
+                                    char *err, size_t errlen);
 
 /* The writers behind them, for tests: `st` is the state made by mpt_status_*_new. */
 struct mpt_status_client;

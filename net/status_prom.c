@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "net/metrics.h"
+#include "net/resolve.h"
 #include "net/status.h"
 #include "net/status_state.h"
 
@@ -462,29 +463,74 @@ static void on_server_release(void *arg)
     mpt_status_server_free(arg);
 }
 
-static int start(struct mpt_loop *loop, const struct mpt_addr *addr,
-                 const struct mpt_metrics_ops *ops, void *st, struct mpt_metrics **out)
+/* Where `metrics =` (m, written in `file`) points. Returns 0, or a negative code with the
+ * message in err. */
+static int metrics_addr(struct mpt_loop *loop, const char *file, const struct mpt_hostport *m,
+                        struct mpt_addr *addr, char *err, size_t errlen)
 {
-    *out = NULL;
-    if (!st)
+    int rc = mpt_resolve(loop, m->host, m->port, 1, addr);
+
+    if (rc)
+        snprintf(err, errlen, "%s:%d: metrics: cannot resolve `%s': %s", file, m->line, m->host,
+                 mpt_strerror(rc));
+    return rc;
+}
+
+/* Starts the endpoint on addr with the state st (released on failure too), and says so. */
+static int start(struct mpt_loop *loop, const char *file, const struct mpt_hostport *m,
+                 const struct mpt_addr *addr, const struct mpt_metrics_ops *ops, void *st,
+                 struct mpt_metrics **out, char *err, size_t errlen)
+{
+    char a[MPT_ADDR_STRLEN];
+    int rc;
+
+    if (!st) {
+        snprintf(err, errlen, "%s:%d: metrics: out of memory", file, m->line);
         return -ENOMEM;
-    return mpt_metrics_start(loop, &addr->u.sa, ops, st, out);
+    }
+    rc = mpt_metrics_start(loop, &addr->u.sa, ops, st, out);
+    if (rc)
+        snprintf(err, errlen, "%s:%d: metrics: cannot listen on %s: %s", file, m->line,
+                 mpt_addr_str(addr, a, sizeof(a)), mpt_strerror(rc));
+    else
+        MPT_INFO("metrics on http://%s/metrics", mpt_addr_str(addr, a, sizeof(a)));
+    return rc;
 }
 
 int mpt_status_client_metrics_start(struct mpt_loop *loop,
-                                    const struct mpt_status_client_info *info,
-                                    const struct mpt_addr *addr, struct mpt_metrics **out)
+                                    const struct mpt_status_client_info *info, const char *file,
+                                    const struct mpt_hostport *m, struct mpt_metrics **out,
+                                    char *err, size_t errlen)
 {
     static const struct mpt_metrics_ops ops = {on_client_render, on_client_release};
+    struct mpt_addr addr;
+    int rc;
 
-    return start(loop, addr, &ops, mpt_status_client_new(info, mpt_loop_now_us(loop)), out);
+    *out = NULL;
+    if (!m->line)
+        return 0;
+    rc = metrics_addr(loop, file, m, &addr, err, errlen);
+    if (rc)
+        return rc;
+    return start(loop, file, m, &addr, &ops, mpt_status_client_new(info, mpt_loop_now_us(loop)),
+                 out, err, errlen);
 }
 
 int mpt_status_server_metrics_start(struct mpt_loop *loop,
-                                    const struct mpt_status_server_info *info,
-                                    const struct mpt_addr *addr, struct mpt_metrics **out)
+                                    const struct mpt_status_server_info *info, const char *file,
+                                    const struct mpt_hostport *m, struct mpt_metrics **out,
+                                    char *err, size_t errlen)
 {
     static const struct mpt_metrics_ops ops = {on_server_render, on_server_release};
+    struct mpt_addr addr;
+    int rc;
 
-    return start(loop, addr, &ops, mpt_status_server_new(info, mpt_loop_now_us(loop)), out);
+    *out = NULL;
+    if (!m->line)
+        return 0;
+    rc = metrics_addr(loop, file, m, &addr, err, errlen);
+    if (rc)
+        return rc;
+    return start(loop, file, m, &addr, &ops, mpt_status_server_new(info, mpt_loop_now_us(loop)),
+                 out, err, errlen);
 }
