@@ -42,6 +42,11 @@ void mpt_usage_path(FILE *out);
  * a syslog priority prefix and no timestamp. */
 void mpt_cmd_log_init(int level);
 
+/* The configuration file option at argv[*i]: `-c FILE', `--config FILE', `--config=FILE' or
+ * `-cFILE'. Returns 1 with *file set (and *i past FILE), 0 if argv[*i] is another argument, or -1
+ * after saying what is missing. */
+int mpt_cmd_config_opt(const char *cmd, int argc, char **argv, int *i, const char **file);
+
 /* Parses a subcommand's options (-c/--config FILE, required; -v, -q; -h prints `cmd`'s usage and
  * exits 0), loads FILE into *cfg for `role` and starts logging at the file's log_level (default
  * info) moved by -v/-q. argv[0] is the subcommand name. Returns 0 to go on, or the exit status

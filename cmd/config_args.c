@@ -20,6 +20,29 @@ static void print_usage(const char *cmd)
     }
 }
 
+int mpt_cmd_config_opt(const char *cmd, int argc, char **argv, int *i, const char **file)
+{
+    const char *a = argv[*i];
+
+    if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+        if (*i + 1 >= argc) {
+            mpt_cmd_error(cmd, "option `%s' needs a FILE", a);
+            return -1;
+        }
+        *file = argv[++*i];
+        return 1;
+    }
+    if (strncmp(a, "--config=", 9) == 0) {
+        *file = a + 9;
+        return 1;
+    }
+    if (strncmp(a, "-c", 2) == 0 && a[2]) {
+        *file = a + 2;
+        return 1;
+    }
+    return 0;
+}
+
 int mpt_cmd_load_config(const char *cmd, int argc, char **argv, enum mpt_config_role role,
                         struct mpt_config *cfg)
 {
@@ -29,21 +52,16 @@ int mpt_cmd_load_config(const char *cmd, int argc, char **argv, enum mpt_config_
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int opt;
 
         if (mpt_cmd_is_help(a)) {
             print_usage(cmd);
             exit(MPT_EXIT_OK);
-        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            if (i + 1 >= argc) {
-                mpt_cmd_error(cmd, "option `%s' needs a FILE", a);
+        } else if ((opt = mpt_cmd_config_opt(cmd, argc, argv, &i, &file)) != 0) {
+            if (opt < 0) {
                 usage_hint(cmd);
                 return MPT_EXIT_USAGE;
             }
-            file = argv[++i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            file = a + 9;
-        } else if (strncmp(a, "-c", 2) == 0) {
-            file = a + 2;
         } else if (strcmp(a, "--verbose") == 0) {
             verbosity++;
         } else if (strcmp(a, "--quiet") == 0) {

@@ -98,20 +98,14 @@ int mpt_cmd_path(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int opt;
 
         if (mpt_cmd_is_help(a)) {
             mpt_usage_path(stdout);
             return MPT_EXIT_OK;
-        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            if (i + 1 >= argc) {
-                mpt_cmd_error("path", "option `%s' needs a FILE", a);
+        } else if ((opt = mpt_cmd_config_opt("path", argc, argv, &i, &file)) != 0) {
+            if (opt < 0)
                 goto usage;
-            }
-            file = argv[++i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            file = a + 9;
-        } else if (strncmp(a, "-c", 2) == 0 && a[2]) {
-            file = a + 2;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             quiet = 1;
         } else if (a[0] == '-') {
