@@ -27,19 +27,11 @@ import netlab  # noqa: E402
 TUN_MTUS = {1340: 0.5, 1500: 0.25}
 TCP_SECS = 2
 TCP_ROUNDS = 3  # clean: rounds of (straight, through the tunnel); the best of each is kept
-LOSSY_TCP_SECS = 5
 # OpenVPN drops a datagram that comes more than --replay-window (default 64) datagrams late. The
 # first copy of a datagram lost on one path comes over another, and on a loaded machine a relay
 # process stalls for tens of milliseconds: at 2,000 datagrams/s that is over 64. The manual
 # advises a larger window where links reorder; the drops that remain are printed.
 REPLAY_WINDOW = 1024
-LOSSY_RATIO = 3.0
-PING_COUNT = 10000
-# 1,000 requests/s in all, from 10 ping processes.
-PING_PARALLEL = 10
-PING_INTERVAL = "0.01"
-PING_LIMIT = 0.02
-LOSSY = ["--loss", "0.2", "--delay", "20"]
 
 
 class Vpn:
@@ -74,10 +66,6 @@ class Vpn:
             t.stop(pr, timeout=3)
 
 
-def iperf(lab, client, server, vpn, secs, port):
-    return lab.iperf_tcp(client, server, vpn.saddr, secs, port, vpn.name)
-
-
 def body(t, lab):
     lab.need("openvpn", "iperf3", "ping")
     if not os.path.exists("/dev/net/tun"):
@@ -98,11 +86,8 @@ def body(t, lab):
         mpt = Vpn(lab, "mpt%d" % mtu, client, server, tun["listen"], 1195, key, mtu)
         base.ready()
         mpt.ready()
-        b = m = 0.0
-        for _ in range(TCP_ROUNDS):
-            b = max(b, iperf(lab, client, server, base, TCP_SECS, port))
-            m = max(m, iperf(lab, client, server, mpt, TCP_SECS, port + 1))
-            port += 2
+        b, m = lab.tcp_best(client, server, [base, mpt], TCP_SECS, TCP_ROUNDS, port)
+        port += 2 * TCP_ROUNDS
         print("clean, tun-mtu %d: OpenVPN straight %.1f Mbit/s, through the tunnel %.1f Mbit/s"
               % (mtu, b / 1e6, m / 1e6))
         lab.check_throughput("clean, tun-mtu %d: TCP through the tunnel / OpenVPN straight"
@@ -115,32 +100,16 @@ def body(t, lab):
     # Lossy: OpenVPN over one lossy path alone, and through the tunnel over three such paths.
     relay0, li0, lo0 = paths[0]
     lb = lab.bridge(relay0, "bridge-alone", "%s:4200" % li0.addr(relay0),
-                    "%s:1196" % lo0.addr(server), *(LOSSY + ["--seed", "51"]))
+                    "%s:1196" % lo0.addr(server), *(netlab.LOSSY + ["--seed", "51"]))
     base = Vpn(lab, "alone", client, server, "%s:4200" % li0.addr(relay0), 1196, key, 1340)
-    opts = [LOSSY + ["--seed", str(61 + i)] for i in range(3)]
+    opts = [netlab.LOSSY + ["--seed", str(61 + i)] for i in range(3)]
     tun = lab.tunnel(client, server, paths, bridge_opts=opts, target="127.0.0.1:1197",
                      client_port=3100, server_port=2100, bridge_port=4100, name="lossy")
     mpt = Vpn(lab, "lossy", client, server, tun["listen"], 1197, key, 1340)
     mpt.ready()
-    hosts = [client, server] + [p[0] for p in paths]
-    before = {h.role: lab.snmp(h) for h in hosts}
-    loss = lab.ping(client, mpt.saddr, PING_COUNT, PING_PARALLEL, PING_INTERVAL, mpt.name)
-    print("OpenVPN packets dropped as replays (out of order by more than its window): %d"
-          % mpt.replays())
-    lab.rcvbuf_drops(hosts, before, "the pings")
-    t.check("lossy: ping loss through the tunnel", loss, PING_LIMIT, fmt="%.4f")
-    m = iperf(lab, client, server, mpt, LOSSY_TCP_SECS, port)
-    try:
-        base.ready(timeout=10)
-        b = iperf(lab, client, server, base, LOSSY_TCP_SECS, port + 1)
-    except netlab.Failed as e:
-        print("OpenVPN over one lossy path did not come up: %s" % str(e)[:200])
-        b = 0.0
-    print("lossy: OpenVPN over one path %.2f Mbit/s, through the tunnel %.2f Mbit/s"
-          % (b / 1e6, m / 1e6))
-    t.check("lossy: TCP through the tunnel / OpenVPN over one such path",
-            m / b if b else float("inf"), LOSSY_RATIO, ">=", fmt="%.3f")
-    t.check("lossy: TCP through the tunnel (Mbit/s)", m / 1e6, 0.5, ">=", fmt="%.2f")
+    lab.lossy_figures("OpenVPN", client, server, paths, mpt, base, port,
+                      after_ping=lambda: print("OpenVPN packets dropped as replays (out of order "
+                                               "by more than its window): %d" % mpt.replays()))
     lab.bridge_counts(lb)
 
 

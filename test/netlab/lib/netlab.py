@@ -79,6 +79,14 @@ Real applications (iperf3 and ping between two hosts, e.g. across a VPN through 
   lab.rcvbuf_drops(hosts, before, what)
                                    prints the datagrams each host's full receive buffers dropped
                                    since `before` ({role: lab.snmp(h)})
+A VPN below is any object with .name, .saddr (its address in the server host) and
+.ready(timeout) (waits until it carries traffic or raises Failed):
+  lab.tcp_best(client, server, vpns, secs, rounds, port)
+                                   rounds of iperf_tcp over each VPN in turn; the best of each
+  lab.lossy_figures(app, client, server, paths, mpt, alone, port, ...)
+                                   the figures over lossy paths: pings through the tunnel (`mpt`)
+                                   and their loss checked; TCP through it checked against `alone`
+                                   (the application over one such path) and an absolute floor
 
 This file lives below lib/ so that the CMake glob of test/netlab/*.py does not make it a test.
 """
@@ -111,6 +119,13 @@ PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ss": "iproute2", "nft": "nftabl
 # TCP congestion control of every iperf3 run: Debian's default, whatever this host's is (BBR
 # ignores random loss, and its figures over a 20%-loss path vary tenfold from run to run).
 IPERF_CC = "cubic"
+# The lossy paths of the real applications' figures: `mptunnel bridge` options losing 20% and
+# delaying 20 ms each way; 10,000 pings through the tunnel at 1,000/s in all from 10 ping
+# processes lose at most 2% (expected 1.6%: 0.2^3 each way); 5 s of TCP through it.
+LOSSY = ["--loss", "0.2", "--delay", "20"]
+LOSSY_PING = (10000, 10, "0.01", 0.02)  # count, processes, interval of each (s), limit
+LOSSY_TCP_SECS = 5
+LOSSY_RATIO = 3.0
 
 _labs = []
 
@@ -565,6 +580,50 @@ class Lab:
         print("ping over %s: %d sent, %d answered, average RTT %.1f ms"
               % (name, sent, got, sum(rtts) / len(rtts) if rtts else -1), flush=True)
         return 1 - got / sent
+
+    def tcp_best(self, client, server, vpns, secs, rounds, port):
+        """`rounds` rounds of iperf_tcp for secs seconds over each of vpns in turn (alternating,
+        so that load from elsewhere hits each alike), on ports from `port` up; returns the best
+        bits per second of each VPN, in order."""
+        best = [0.0] * len(vpns)
+        for _ in range(rounds):
+            for i, vpn in enumerate(vpns):
+                best[i] = max(best[i], self.iperf_tcp(client, server, vpn.saddr, secs, port,
+                                                      vpn.name))
+                port += 1
+        return best
+
+    def lossy_figures(self, app, client, server, paths, mpt, alone, port, ping=LOSSY_PING,
+                      secs=LOSSY_TCP_SECS, ratio=LOSSY_RATIO, least_mbps=0.5, alone_timeout=10,
+                      after_ping=None):
+        """The figures of application `app` over lossy paths: ping = (count, parallel, interval,
+        limit) pings through the tunnel's VPN `mpt`, their loss checked against limit (with the
+        datagrams dropped by full receive buffers of client, server and the relays of `paths`
+        printed, and then after_ping() called if given); TCP for secs seconds through mpt, then
+        over `alone` (the application over one such path; 0 if it does not come up within
+        alone_timeout s), on ports port and port + 1; checks that TCP through the tunnel is at
+        least `ratio` times that over alone, and at least least_mbps Mbit/s."""
+        t = self.t
+        hosts = [client, server] + [p[0] for p in paths]
+        before = {h.role: self.snmp(h) for h in hosts}
+        count, parallel, interval, limit = ping
+        loss = self.ping(client, mpt.saddr, count, parallel, interval, mpt.name)
+        self.rcvbuf_drops(hosts, before, "the pings")
+        if after_ping:
+            after_ping()
+        t.check("lossy: ping loss through the tunnel", loss, limit, fmt="%.4f")
+        m = self.iperf_tcp(client, server, mpt.saddr, secs, port, mpt.name)
+        try:
+            alone.ready(timeout=alone_timeout)
+            b = self.iperf_tcp(client, server, alone.saddr, secs, port + 1, alone.name)
+        except Failed as e:
+            print("%s over one lossy path did not come up: %s" % (app, str(e)[:200]))
+            b = 0.0
+        print("lossy: %s over one path %.2f Mbit/s, through the tunnel %.2f Mbit/s"
+              % (app, b / 1e6, m / 1e6))
+        t.check("lossy: TCP through the tunnel / %s over one such path" % app,
+                m / b if b else float("inf"), ratio, ">=", fmt="%.3f")
+        t.check("lossy: TCP through the tunnel (Mbit/s)", m / 1e6, least_mbps, ">=", fmt="%.2f")
 
     def warm_up(self, h, to, timeout=10.0):
         t0 = time.monotonic()
