@@ -5,10 +5,15 @@
 # mpt_install_deps PACKAGE...
 #   Installs with `apt-get install -y` the packages dpkg does not report as installed; runs
 #   `apt-get update` once, and only if something is missing. Needs root (or sudo without a
-#   password) only when it has to install. Returns non-zero if installation fails.
+#   password) only when it has to install. Returns non-zero if installation fails. Packages of
+#   MPT_NO_RECOMMENDS are installed without the packages they recommend.
 
 MPT_BUILD_DEPS=(build-essential cmake ninja-build pkg-config libuv1-dev libinih-dev libsodium-dev
     libsystemd-dev libhttp-parser-dev)
+
+# wireguard-tools recommends a kernel image (for its module): the lab uses the running kernel's
+# module or wireguard-go.
+MPT_NO_RECOMMENDS=(wireguard-tools)
 
 mpt_pkg_installed()
 {
@@ -17,7 +22,7 @@ mpt_pkg_installed()
 
 mpt_install_deps()
 {
-    local missing=() p
+    local missing=() plain=() norec=() p
     local -a asroot=()
 
     if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -41,6 +46,19 @@ mpt_install_deps()
     fi
     echo "==> installing: ${missing[*]}"
     "${asroot[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null || return 1
-    "${asroot[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" \
-        </dev/null || return 1
+    for p in "${missing[@]}"; do
+        if [[ " ${MPT_NO_RECOMMENDS[*]} " == *" $p "* ]]; then
+            norec+=("$p")
+        else
+            plain+=("$p")
+        fi
+    done
+    if [ ${#plain[@]} -gt 0 ]; then
+        "${asroot[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${plain[@]}" \
+            </dev/null || return 1
+    fi
+    if [ ${#norec[@]} -gt 0 ]; then
+        "${asroot[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+            --no-install-recommends "${norec[@]}" </dev/null || return 1
+    fi
 }

@@ -169,7 +169,8 @@ pkgs+=(dpkg-dev lintian)
 [ "$quick" = 1 ] || pkgs+=(clang libclang-rt-dev)
 # The network lab (test/netlab/, ctest -L netlab) runs only as root; elsewhere it skips.
 if [ "$(id -u)" -eq 0 ]; then
-    pkgs+=(nftables conntrack dnsmasq-base dnsutils iperf3 openvpn iputils-ping)
+    pkgs+=(nftables conntrack dnsmasq-base dnsutils iperf3 openvpn iputils-ping wireguard-go
+        wireguard-tools)
 fi
 if ! step "dependencies" mpt_install_deps "${pkgs[@]}"; then
     echo "cannot install the build dependencies" >&2

@@ -115,7 +115,8 @@ V6_PREFIX = "fd6d:7074:0:%x::"
 # Debian package of each tool a test may need, for the skip message.
 PACKAGES = {"ip": "iproute2", "tc": "iproute2", "ss": "iproute2", "nft": "nftables",
             "conntrack": "conntrack", "dnsmasq": "dnsmasq", "dig": "dnsutils",
-            "iperf3": "iperf3", "openvpn": "openvpn", "ping": "iputils-ping"}
+            "iperf3": "iperf3", "openvpn": "openvpn", "ping": "iputils-ping",
+            "wg": "wireguard-tools", "wireguard-go": "wireguard-go"}
 # TCP congestion control of every iperf3 run: Debian's default, whatever this host's is (BBR
 # ignores random loss, and its figures over a 20%-loss path vary tenfold from run to run).
 IPERF_CC = "cubic"
