@@ -38,7 +38,7 @@ struct check {
     const char *file;
     FILE *out;           /* the report, kept until everything resolved */
     const char *section; /* the last section header printed */
-    char section_buf[MPT_CONFIG_NAME_MAX + 8];
+    char section_buf[MPT_CONFIG_NAME_MAX + 16];
     char err[MPT_CONFIG_ERR_MAX];
     int failed;
 };
@@ -60,6 +60,8 @@ static int resolve_item(struct check *c, const struct mpt_config_item *it, char 
         return -1;
     }
     mpt_addr_str(&addr, a, sizeof(a));
+    if (strcmp(it->key, "allow") == 0 && strrchr(a, ':'))
+        *strrchr(a, ':') = '\0'; /* the rule's ports are in its value */
     if (!hp->host[0])
         snprintf(note, len, "all addresses: %s", a);
     else if (strcmp(it->value, a) != 0)

@@ -36,6 +36,7 @@ enum section_kind {
     SEC_CLIENT,
     SEC_SERVER,
     SEC_PATH,
+    SEC_FORWARD,
 };
 
 struct config_ctx;
@@ -48,7 +49,7 @@ struct config_key {
 };
 
 static const struct config_key keys[];
-#define NKEYS 32
+#define NKEYS 40
 
 struct config_ctx {
     struct mpt_config *cfg;
@@ -58,7 +59,9 @@ struct config_ctx {
     int line;
     enum section_kind section;
     int section_line;
-    struct mpt_path_config *path; /* the [path NAME] being read */
+    struct mpt_path_config *path;       /* the [path NAME] being read */
+    struct mpt_forward_config *forward; /* the [forward NAME] being read */
+    int forward_key_line[MPT_CONFIG_MAX_FORWARDS][NKEYS];
     int path_line[MPT_CONFIG_MAX_PATHS];
     int key_line[SEC_PATH][NKEYS];                  /* where a key was first given, 0 = not yet */
     int path_key_line[MPT_CONFIG_MAX_PATHS][NKEYS]; /* the same per [path NAME] */
@@ -80,7 +83,7 @@ struct config_ctx {
     size_t errlen;
 };
 
-static const char *const section_names[] = {"", "tunnel", "client", "server", "path"};
+static const char *const section_names[] = {"", "tunnel", "client", "server", "path", "forward"};
 
 /* Records the first error only: `name:line: message', or `name: message' for line 0. */
 __attribute__((format(printf, 3, 4))) static int fail(struct config_ctx *c, int line,
@@ -549,6 +552,49 @@ static int set_server_metrics(struct config_ctx *c, const char *key, const char 
     return set_hostport(c, key, value, &c->cfg->server.metrics, 0);
 }
 
+static int set_client_socks(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_hostport(c, key, value, &c->cfg->client.socks, 1);
+}
+
+static int set_allow(struct config_ctx *c, const char *key, const char *value)
+{
+    struct mpt_server_config *sv = &c->cfg->server;
+    char reason[MPT_CONFIG_ERR_MAX], a[MPT_CONFIG_HOST_MAX + 32], b[sizeof(a)];
+    struct mpt_allow rule;
+
+    if (mpt_allow_parse(&rule, value, reason, sizeof(reason)) != 0)
+        return fail(c, c->line, "%s: %s", key, reason);
+    mpt_allow_format(&rule, a, sizeof(a));
+    for (unsigned i = 0; i < sv->nallow; i++)
+        if (strcmp(mpt_allow_format(&sv->allow[i], b, sizeof(b)), a) == 0)
+            return fail(c, c->line, "%s: `%s' already allowed at line %d", key, value,
+                        sv->allow[i].line);
+    if (sv->nallow >= MPT_CONFIG_MAX_ALLOW)
+        return fail(c, c->line, "%s: too many rules (max %d)", key, MPT_CONFIG_MAX_ALLOW);
+    rule.line = c->line;
+    rule.host.line = c->line;
+    sv->allow[sv->nallow++] = rule;
+    return 0;
+}
+
+static int set_forward_listen(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_hostport(c, key, value, &c->forward->listen, 1);
+}
+
+static int set_forward_target(struct config_ctx *c, const char *key, const char *value)
+{
+    if (set_hostport(c, key, value, &c->forward->target, 0) != 0)
+        return -1;
+    if (!mpt_hostname_valid(c->forward->target.host))
+        return fail(c, c->line,
+                    "%s: invalid host in `%s' (an address, or a name of at most %d characters in "
+                    "labels of 1-63 letters, digits, `-' and `_')",
+                    key, value, MPT_HOSTNAME_MAX);
+    return 0;
+}
+
 static int set_path_bridge(struct config_ctx *c, const char *key, const char *value)
 {
     return set_hostport(c, key, value, &c->path->bridge, 0);
@@ -608,8 +654,10 @@ static const struct config_key keys[] = {
     {SEC_CLIENT, "probe_interval", 0, set_probe_interval},
     {SEC_CLIENT, "control", 0, set_client_control},
     {SEC_CLIENT, "metrics", 0, set_client_metrics},
+    {SEC_CLIENT, "socks", 0, set_client_socks},
     {SEC_SERVER, "listen", 0, set_server_listen},
     {SEC_SERVER, "target", 0, set_server_target},
+    {SEC_SERVER, "allow", 1, set_allow},
     {SEC_SERVER, "max_sessions", 0, set_max_sessions},
     {SEC_SERVER, "max_flows", 0, set_server_max_flows},
     {SEC_SERVER, "flow_timeout", 0, set_server_flow_timeout},
@@ -621,6 +669,8 @@ static const struct config_key keys[] = {
     {SEC_PATH, "device", 0, set_path_device},
     {SEC_PATH, "priority", 0, set_path_priority},
     {SEC_PATH, "weight", 0, set_path_weight},
+    {SEC_FORWARD, "listen", 0, set_forward_listen},
+    {SEC_FORWARD, "target", 0, set_forward_target},
     {SEC_NONE, NULL, 0, NULL},
 };
 
@@ -648,11 +698,13 @@ int mpt_config_key_given(const struct mpt_config *cfg, const struct mpt_path_con
     return 0;
 }
 
-/* "[client]" or "[path NAME]", for messages. */
+/* "[client]", "[path NAME]" or "[forward NAME]", for messages. */
 static const char *section_label(struct config_ctx *c, char *buf, size_t len)
 {
     if (c->section == SEC_PATH)
         snprintf(buf, len, "[path %s]", c->path->name);
+    else if (c->section == SEC_FORWARD)
+        snprintf(buf, len, "[forward %s]", c->forward->name);
     else
         snprintf(buf, len, "[%s]", section_names[c->section]);
     return buf;
@@ -663,7 +715,9 @@ static const char *key_home(const char *name)
 {
     for (const struct config_key *k = keys; k->name; k++)
         if (strcmp(k->name, name) == 0)
-            return k->section == SEC_PATH ? "[path NAME]" : section_names[k->section];
+            return k->section == SEC_PATH      ? "[path NAME]"
+                   : k->section == SEC_FORWARD ? "[forward NAME]"
+                                               : section_names[k->section];
     return NULL;
 }
 
@@ -685,7 +739,7 @@ static int on_key(struct config_ctx *c, const char *name, const char *value)
     if (c->section == SEC_NONE)
         return fail(c, c->line,
                     "%s: key outside any section (put it under [tunnel], [client], "
-                    "[server] or [path NAME])",
+                    "[server], [path NAME] or [forward NAME])",
                     name);
     for (k = keys; k->name; k++)
         if (k->section == c->section && strcmp(k->name, name) == 0)
@@ -702,6 +756,8 @@ static int on_key(struct config_ctx *c, const char *name, const char *value)
         return fail(c, c->line, "%s: empty value", name);
     if (c->section == SEC_PATH)
         seen = &c->path_key_line[c->path - c->cfg->client.paths][k - keys];
+    else if (c->section == SEC_FORWARD)
+        seen = &c->forward_key_line[c->forward - c->cfg->client.forwards][k - keys];
     else
         seen = &c->key_line[c->section][k - keys];
     if (*seen && !k->repeatable)
@@ -744,6 +800,44 @@ static int end_section(struct config_ctx *c)
     if (c->section == SEC_PATH && !c->path->bridge.line)
         return fail(c, c->section_line, "[path %s]: no bridge (add `bridge = HOST:PORT')",
                     c->path->name);
+    if (c->section == SEC_FORWARD && !c->forward->listen.line)
+        return fail(c, c->section_line, "[forward %s]: no listen (add `listen = [HOST:]PORT')",
+                    c->forward->name);
+    if (c->section == SEC_FORWARD && !c->forward->target.line)
+        return fail(c, c->section_line, "[forward %s]: no target (add `target = HOST:PORT')",
+                    c->forward->name);
+    return 0;
+}
+
+/* 1 if two local addresses as written are the same socket (PORT alone is every address). */
+static int same_listen(const struct mpt_hostport *a, const struct mpt_hostport *b)
+{
+    return a->line && b->line && a->port == b->port &&
+           (!a->host[0] || !b->host[0] || strcmp(a->host, b->host) == 0);
+}
+
+/* The client's local sockets: `listen', `socks' and each forward's `listen' all differ. */
+static int check_listens(struct config_ctx *c)
+{
+    const struct mpt_client_config *cl = &c->cfg->client;
+    const struct mpt_hostport *all[MPT_CONFIG_MAX_FORWARDS + 2];
+    const char *what[MPT_CONFIG_MAX_FORWARDS + 2];
+    unsigned n = 0;
+    char a[MPT_CONFIG_HOST_MAX + 16];
+
+    all[n] = &cl->listen;
+    what[n++] = "listen";
+    all[n] = &cl->socks;
+    what[n++] = "socks";
+    for (unsigned i = 0; i < cl->nforwards; i++) {
+        all[n] = &cl->forwards[i].listen;
+        what[n++] = "listen";
+    }
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (same_listen(all[i], all[j]))
+                return fail(c, all[i]->line, "%s: `%s' is already used by `%s' at line %d", what[i],
+                            mpt_hostport_format(all[i], a, sizeof(a)), what[j], all[j]->line);
     return 0;
 }
 
@@ -786,6 +880,7 @@ static int on_section(struct config_ctx *c, char *line)
     *end = '\0';
     c->section_line = c->line;
     c->path = NULL;
+    c->forward = NULL;
     if (strcmp(name, "tunnel") == 0) {
         c->section = SEC_TUNNEL;
     } else if (strcmp(name, "client") == 0) {
@@ -820,6 +915,33 @@ static int on_section(struct config_ctx *c, char *line)
         strcpy(p->name, name);
         c->path = p;
         c->section = SEC_PATH;
+    } else if (strncmp(name, "forward", 7) == 0 && (!name[7] || isspace((unsigned char)name[7]))) {
+        struct mpt_client_config *cl = &c->cfg->client;
+        struct mpt_forward_config *f;
+
+        name += 7;
+        while (isspace((unsigned char)*name))
+            name++;
+        if (!*name)
+            return fail(c, c->line, "[forward]: no forward name (write [forward NAME])");
+        if (!valid_path_name(name))
+            return fail(c, c->line,
+                        "[forward %s]: invalid forward name (1-%d characters of A-Z a-z "
+                        "0-9 _ . -)",
+                        name, MPT_CONFIG_NAME_MAX - 1);
+        for (unsigned i = 0; i < cl->nforwards; i++)
+            if (strcmp(cl->forwards[i].name, name) == 0)
+                return fail(c, c->line, "[forward %s]: duplicate forward name (first at line %d)",
+                            name, cl->forwards[i].line);
+        if (cl->nforwards >= MPT_CONFIG_MAX_FORWARDS)
+            return fail(c, c->line, "[forward %s]: too many forwards (max %d)", name,
+                        MPT_CONFIG_MAX_FORWARDS);
+        f = &cl->forwards[cl->nforwards++];
+        memset(f, 0, sizeof(*f));
+        strcpy(f->name, name);
+        f->line = c->line;
+        c->forward = f;
+        c->section = SEC_FORWARD;
     } else {
         return fail(c, c->line, "[%s]: unknown section", name);
     }
@@ -1025,7 +1147,8 @@ static int load_buffer(struct mpt_config *cfg, const char *name, const char *tex
         fail(c, 0, "cannot parse (out of memory)");
         goto out;
     }
-    if (end_section(c) != 0 || check_role(c, role) != 0 || check_permissions(c) != 0)
+    if (end_section(c) != 0 || check_listens(c) != 0 || check_role(c, role) != 0 ||
+        check_permissions(c) != 0)
         goto out;
     rc = 0;
 out:

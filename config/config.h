@@ -16,6 +16,9 @@
 #define MPT_CONFIG_NAME_MAX 32    /* [path NAME] */
 #define MPT_CONFIG_ERR_MAX 512    /* size of the error text buffer */
 #define MPT_SECRET_LEN 32
+#define MPT_CONFIG_MAX_FORWARDS 64 /* [forward NAME] sections */
+#define MPT_CONFIG_MAX_ALLOW 256  /* allow lines of [server] */
+#define MPT_HOSTNAME_MAX 253      /* a DNS name as a target may carry it */
 
 /* "HOST:PORT", "[V6]:PORT" or "PORT" as written; host empty means all addresses. */
 struct mpt_hostport {
@@ -48,6 +51,26 @@ struct mpt_path_config {
     uint64_t given;                       /* keys the section gave (mpt_config_key_given) */
 };
 
+/* [forward NAME]: a local port whose flows go to `target`, a name or address the server resolves
+ * and checks against its `allow` list. */
+struct mpt_forward_config {
+    char name[MPT_CONFIG_NAME_MAX];
+    struct mpt_hostport listen;
+    struct mpt_hostport target;
+    int line;                             /* the section header */
+};
+
+/* One `allow` line of [server]: a host name, or an address block (an address alone is a /32 or a
+ * /128), and a port range. */
+struct mpt_allow {
+    struct mpt_hostport host;             /* host.host: the name, "" for a block; port: port_lo */
+    int family;                           /* AF_INET or AF_INET6 for a block, 0 for a name */
+    uint8_t addr[16];                     /* the block's first address, network order */
+    unsigned prefix;                      /* its prefix length */
+    uint16_t port_lo, port_hi;
+    int line;
+};
+
 struct mpt_client_config {
     int present;                          /* a [client] section was seen */
     struct mpt_hostport listen;
@@ -60,12 +83,17 @@ struct mpt_client_config {
     uint32_t probe_interval_ms;           /* default 200 ms */
     char control[256];                    /* control socket path, "" = default */
     struct mpt_hostport metrics;          /* Prometheus endpoint; line 0 = none */
+    struct mpt_hostport socks;            /* SOCKS5 front (UDP ASSOCIATE); line 0 = none */
+    struct mpt_forward_config forwards[MPT_CONFIG_MAX_FORWARDS];
+    unsigned nforwards;
 };
 
 struct mpt_server_config {
     int present;
     struct mpt_hostport listen;
-    struct mpt_hostport target;
+    struct mpt_hostport target;           /* the default target */
+    struct mpt_allow allow[MPT_CONFIG_MAX_ALLOW]; /* what flows may name besides `target` */
+    unsigned nallow;
     unsigned max_sessions;                /* default 64 */
     unsigned max_flows;                   /* total over all sessions, default 4096 */
     uint32_t flow_timeout_ms;             /* default 60 s */
@@ -116,6 +144,19 @@ int mpt_config_load_string(struct mpt_config *cfg, const char *name, const char 
 int mpt_hostport_parse(struct mpt_hostport *hp, const char *text, int allow_port_only, char *err,
                        size_t errlen);
 
+/* Parses an `allow` value: HOST:PORTS, V4/LEN:PORTS, [V6]:PORTS or [V6/LEN]:PORTS, where PORTS is
+ * PORT, LOW-HIGH or `*' (1-65535) and HOST a name or an address literal. A block with bits set
+ * past its prefix, a reversed range, a port 0 or an invalid name is refused. Returns 0 or -1
+ * with a reason in err (without file:line). */
+int mpt_allow_parse(struct mpt_allow *a, const char *text, char *err, size_t errlen);
+
+/* Writes an allow rule in the syntax mpt_allow_parse reads; returns buf. */
+const char *mpt_allow_format(const struct mpt_allow *a, char *buf, size_t len);
+
+/* 1 if `name` may be sent as a target's host: an IPv4 or IPv6 literal, or a DNS name of at most
+ * MPT_HOSTNAME_MAX characters in labels of 1-63 letters, digits, `-' and `_'. */
+int mpt_hostname_valid(const char *name);
+
 /* Writes "HOST:PORT" or "[V6]:PORT" into buf; returns buf. */
 const char *mpt_hostport_format(const struct mpt_hostport *hp, char *buf, size_t len);
 
@@ -140,7 +181,7 @@ int mpt_size_parse(uint32_t *bytes, const char *text);
 int mpt_config_control_path(const struct mpt_config *cfg, enum mpt_config_role role, char *buf,
                             size_t len);
 
-/* The schema: the section ("tunnel", "client", "server" or "path") and name of key i, in the
+/* The schema: the section ("tunnel", "client", "server", "path" or "forward") and name of key i, in the
  * order of the file's documentation; NULL past the last key. */
 const char *mpt_config_key(unsigned i, const char **section);
 

@@ -10,7 +10,7 @@ struct walk {
     const struct mpt_config *cfg;
     const struct mpt_path_config *path; /* the [path NAME] being told, or NULL */
     const char *schema;                 /* its section in the schema: "tunnel", "path", ... */
-    char section[MPT_CONFIG_NAME_MAX + 8];
+    char section[MPT_CONFIG_NAME_MAX + 16];
     int path_no;
     mpt_config_item_cb cb;
     void *arg;
@@ -184,6 +184,7 @@ static void walk_client(struct walk *w)
     emit_duration(w, "probe_interval", cl->probe_interval_ms);
     emit_control(w, MPT_ROLE_CLIENT);
     emit_hostport(w, "metrics", &cl->metrics, 1);
+    emit_hostport(w, "socks", &cl->socks, 1);
     for (unsigned i = 0; i < cl->npaths; i++) {
         const struct mpt_path_config *p = &cl->paths[i];
 
@@ -192,6 +193,17 @@ static void walk_client(struct walk *w)
         begin(w, "path", p, (int)i + 1);
         emit_hostport(w, "bridge", &p->bridge, 0);
         walk_path_keys(w, p);
+    }
+    for (unsigned i = 0; i < cl->nforwards; i++) {
+        const struct mpt_forward_config *f = &cl->forwards[i];
+        char tbuf[MPT_CONFIG_HOST_MAX + 16];
+
+        begin(w, "forward", NULL, 0);
+        snprintf(w->section, sizeof(w->section), "forward %s", f->name);
+        emit_hostport(w, "listen", &f->listen, 1);
+        /* Resolved by the server, which checks it against its `allow' list. */
+        hostport_text(&f->target, tbuf, sizeof(tbuf));
+        emit_addr(w, "target", tbuf, "resolved and checked by the server", NULL, NULL, 0);
     }
 }
 
@@ -202,6 +214,15 @@ static void walk_server(struct walk *w)
     begin(w, "server", NULL, 0);
     emit_hostport(w, "listen", &sv->listen, 1);
     emit_hostport(w, "target", &sv->target, 0);
+    for (unsigned i = 0; i < sv->nallow; i++) {
+        char buf[MPT_CONFIG_HOST_MAX + 32];
+        const struct mpt_allow *a = &sv->allow[i];
+
+        mpt_allow_format(a, buf, sizeof(buf));
+        emit_addr(w, "allow", buf, NULL, NULL, a->family ? NULL : &a->host, 0);
+    }
+    if (!sv->nallow)
+        emit(w, "allow", "", "not set: flows reach the default target only");
     emit_uint(w, "max_sessions", sv->max_sessions);
     emit_uint(w, "max_flows", sv->max_flows);
     emit_duration(w, "flow_timeout", sv->flow_timeout_ms);

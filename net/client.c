@@ -690,6 +690,8 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         goto fail;
     MPT_INFO("client listening on %s, %u path%s, mode %s", mpt_addr_str(&laddr, a, sizeof(a)),
              d->npaths, d->npaths == 1 ? "" : "s", mpt_mode_name(cc->mode));
+    if (cc->nforwards || cc->socks.line)
+        MPT_WARN("[forward] sections and `socks' are not served yet: only `listen' is open");
     run_timer(d);
     start_control(d, cfg);
     d->started = 1;

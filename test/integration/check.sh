@@ -59,12 +59,18 @@ bridge = 127.0.0.1:4000
 bridge = localhost:4001
 flow_timeout = 90s
 control = $dir/client.sock
+socks = 127.0.0.1:1080
 [path lte]
 bridge = [::1]:4002
 priority = 2
+[forward dns]
+listen = 127.0.0.1:5353
+target = dns.example.org:53
 [server]
 listen = 2000
 target = localhost:1194
+allow = localhost:53
+allow = 10.0.0.0/24:*
 control = $dir/server.sock
 INI
 
@@ -90,9 +96,15 @@ has out.txt '^session_timeout = 2m +; default$'
 has out.txt '^insecure_permissions = no +; default$'
 has out.txt "^control = $dir/server\\.sock\$"
 has out.txt '^metrics = +; not set$'
+has out.txt '^socks = 127\.0\.0\.1:1080$'
+has out.txt '^\[forward dns\]$'
+has out.txt '^listen = 127\.0\.0\.1:5353$'
+has out.txt '^target = dns\.example\.org:53 +; resolved and checked by the server$'
+has out.txt '^allow = localhost:53 +; localhost -> 127\.0\.0\.1$'
+has out.txt '^allow = 10\.0\.0\.0/24:\*$'
 # Every key of the schema, once per section (the unit test checks the schema's completeness).
 keys=$(grep -cE '^[a-z_]+ = ' out.txt)
-[ "$keys" -eq 30 ] || fail "good file: $keys keys printed, want 30"
+[ "$keys" -eq 35 ] || fail "good file: $keys keys printed, want 35"
 echo "good file: exit 0, $keys keys printed"
 [ ! -e client.sock ] && [ ! -e server.sock ] || fail "check made a control socket"
 

@@ -580,8 +580,8 @@ static void test_unknown(void)
     bad(TUNNEL "listen = 1\n", MPT_ROLE_ANY,
         "t.ini:3: listen: unknown key in [tunnel] (it belongs in [client])");
     bad("secret = " SECRET "\n", MPT_ROLE_ANY,
-        "t.ini:1: secret: key outside any section (put it under [tunnel], [client], [server] or "
-        "[path NAME])");
+        "t.ini:1: secret: key outside any section (put it under [tunnel], [client], [server], "
+        "[path NAME] or [forward NAME])");
     bad(TUNNEL "= 5\n", MPT_ROLE_ANY, "t.ini:3: syntax error: no key before `='");
 }
 

@@ -49,7 +49,8 @@ static const struct seen *find(const char *section, const char *key, int nth)
     for (int i = 0; i < nitems; i++) {
         const char *sec = items[i].section;
         int match = strcmp(sec, section) == 0 ||
-                    (strcmp(section, "path") == 0 && strncmp(sec, "path ", 5) == 0);
+                    (strcmp(section, "path") == 0 && strncmp(sec, "path ", 5) == 0) ||
+                    (strcmp(section, "forward") == 0 && strncmp(sec, "forward ", 8) == 0);
         if (match && strcmp(items[i].key, key) == 0 && nth-- == 0)
             return &items[i];
     }
@@ -67,7 +68,11 @@ static const char *both = "[tunnel]\n"
                           "priority = 2\n"
                           "[server]\n"
                           "listen = 2000\n"
-                          "target = 127.0.0.1:1194\n";
+                          "target = 127.0.0.1:1194\n"
+                          "allow = 10.0.0.0/24:53\n"
+                          "[forward dns]\n"
+                          "listen = 127.0.0.1:5353\n"
+                          "target = dns.example.org:53\n";
 
 /* A key added to config.c's table without a line in show.c fails here. */
 static void test_every_key(void)
@@ -119,6 +124,19 @@ static void test_values_and_notes(void)
     s = find("client", "mode", 0);
     ASSERT_STR_EQ(s->value, "redundant");
     ASSERT_STR_EQ(s->note, "default");
+    s = find("client", "socks", 0);
+    ASSERT_STR_EQ(s->value, "");
+    ASSERT_STR_EQ(s->note, "not set");
+    s = find("server", "allow", 0);
+    ASSERT_STR_EQ(s->value, "10.0.0.0/24:53");
+    ASSERT_EQ(s->addr, 0);
+    s = find("forward dns", "listen", 0);
+    ASSERT_STR_EQ(s->value, "127.0.0.1:5353");
+    ASSERT_EQ(s->addr, 1);
+    s = find("forward dns", "target", 0);
+    ASSERT_STR_EQ(s->value, "dns.example.org:53");
+    ASSERT_STR_EQ(s->note, "resolved and checked by the server");
+    ASSERT_EQ(s->addr, 0);
     s = find("tunnel", "sndbuf", 0);
     ASSERT_STR_EQ(s->value, "4M");
 }
