@@ -390,6 +390,15 @@ static int dh_token(struct mpt_noise_handshake *hs, enum token t)
     return rc;
 }
 
+/* 1 if the next message has a psk token but no psk was given. */
+static int psk_missing(const struct mpt_noise_handshake *hs)
+{
+    for (const enum token *t = patterns[hs->pattern].msgs[hs->msg]; *t != T_END; t++)
+        if (*t == T_PSK && !hs->has_psk)
+            return 1;
+    return 0;
+}
+
 static void finish_message(struct mpt_noise_handshake *hs)
 {
     hs->msg++;
@@ -404,7 +413,7 @@ int mpt_noise_handshake_write(struct mpt_noise_handshake *hs, const uint8_t *pay
     size_t need, off = 0;
     int rc;
 
-    if (!mpt_noise_handshake_writing(hs) || (payload_len && !payload))
+    if (!mpt_noise_handshake_writing(hs) || (payload_len && !payload) || psk_missing(hs))
         return -EINVAL;
     if (payload_len > MPT_NOISE_MAX_MSG)
         return -EMSGSIZE;
@@ -412,7 +421,7 @@ int mpt_noise_handshake_write(struct mpt_noise_handshake *hs, const uint8_t *pay
     if (need > MPT_NOISE_MAX_MSG || need > cap)
         return -EMSGSIZE;
     for (t = patterns[hs->pattern].msgs[hs->msg]; *t != T_END; t++) {
-        if ((*t == T_PSK && !hs->has_psk) || (*t == T_E && hs->has_e))
+        if (*t == T_E && hs->has_e)
             return fail(hs, -EINVAL);
         switch (*t) {
         case T_E:
@@ -454,7 +463,8 @@ int mpt_noise_handshake_read(struct mpt_noise_handshake *hs, const uint8_t *msg,
     size_t min, off = 0, slen;
     int rc;
 
-    if (hs->state != MPT_NOISE_HS_RUNNING || mpt_noise_handshake_writing(hs) || (len && !msg))
+    if (hs->state != MPT_NOISE_HS_RUNNING || mpt_noise_handshake_writing(hs) || (len && !msg) ||
+        psk_missing(hs))
         return -EINVAL;
     if (len > MPT_NOISE_MAX_MSG)
         return fail(hs, -EMSGSIZE);

@@ -95,7 +95,8 @@ int mpt_noise_handshake_writing(const struct mpt_noise_handshake *hs);
 size_t mpt_noise_handshake_msg_len(const struct mpt_noise_handshake *hs, size_t payload_len);
 
 /* Writes the next handshake message with `payload` into out (cap bytes; must not overlap the
- * payload). Returns its length, -EINVAL if not this side's turn, -EMSGSIZE if it would not fit in
+ * payload). Returns its length, -EINVAL if not this side's turn or the message needs a psk not
+ * yet given (both without changing hs), -EMSGSIZE if it would not fit in
  * cap or in MPT_NOISE_MAX_MSG (both without changing hs), or -EPROTO if a Diffie-Hellman result is
  * all zero (the peer's key has low order): the handshake has then failed and is wiped. */
 int mpt_noise_handshake_write(struct mpt_noise_handshake *hs, const uint8_t *payload,
@@ -103,10 +104,10 @@ int mpt_noise_handshake_write(struct mpt_noise_handshake *hs, const uint8_t *pay
 
 /* Reads the peer's next handshake message (len bytes, hostile) and writes its payload into out
  * (cap bytes; must not overlap msg). Returns the payload's length, -EINVAL if not this side's
- * turn, or — the handshake has then failed and is wiped — -EMSGSIZE if msg is longer than
- * MPT_NOISE_MAX_MSG or the payload longer than cap, -EBADMSG if msg is too short or does not
- * authenticate (wrong key, wrong prologue, altered bytes), -EPROTO for an all-zero
- * Diffie-Hellman result. */
+ * turn or the message needs a psk not yet given (hs unchanged), or — the handshake has then failed
+ * and is wiped — -EMSGSIZE if msg is longer than MPT_NOISE_MAX_MSG or the payload longer than cap,
+ * -EBADMSG if msg is too short or does not authenticate (wrong key, wrong prologue, altered bytes),
+ * -EPROTO for an all-zero Diffie-Hellman result. */
 int mpt_noise_handshake_read(struct mpt_noise_handshake *hs, const uint8_t *msg, size_t len,
                              uint8_t *out, size_t cap);
 

@@ -592,11 +592,23 @@ static void misuse(void)
     ASSERT(mpt_noise_handshake_hash(&p.i) == NULL);
     ASSERT_EQ(p.i.state, MPT_NOISE_HS_RUNNING);
 
-    /* No psk given: the psk token fails and wipes. */
+    /* No psk given: refused without harm, then given. */
     struct mpt_noise_params nopsk = {.pattern = MPT_NOISE_NNPSK0, .initiator = 1};
+    struct mpt_noise_handshake hr;
     ASSERT_EQ(mpt_noise_handshake_init(&hs, &nopsk), 0);
+    nopsk.initiator = 0;
+    ASSERT_EQ(mpt_noise_handshake_init(&hr, &nopsk), 0);
     ASSERT_EQ(mpt_noise_handshake_write(&hs, NULL, 0, m, sizeof(m)), -EINVAL);
-    ASSERT(wiped_failed(&hs));
+    ASSERT_EQ(hs.state, MPT_NOISE_HS_RUNNING);
+    ASSERT_EQ(mpt_noise_handshake_set_psk(&hs, key), 0);
+    ASSERT_EQ(mpt_noise_handshake_write(&hs, NULL, 0, m, sizeof(m)), 48);
+    ASSERT_EQ(mpt_noise_handshake_read(&hr, m, 48, out, sizeof(out)), -EINVAL);
+    ASSERT_EQ(hr.state, MPT_NOISE_HS_RUNNING);
+    ASSERT_EQ(mpt_noise_handshake_set_psk(&hr, key), 0);
+    ASSERT_EQ(mpt_noise_handshake_read(&hr, m, 48, out, sizeof(out)), 0);
+    mpt_noise_handshake_wipe(&hr);
+    /* A failed handshake takes nothing more. */
+    hs.state = MPT_NOISE_HS_FAILED;
     ASSERT_EQ(mpt_noise_handshake_set_psk(&hs, key), -EINVAL);
     ASSERT_EQ(mpt_noise_handshake_fix_ephemeral(&hs, key), -EINVAL);
 
