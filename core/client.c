@@ -364,6 +364,9 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
         c->paths[i].ack_seq = 0;
     c->sessions_established++;
     c->ctr.handshakes++;
+    /* A new session on the server may know none of the flows: targets travel again. */
+    for (unsigned i = 0; i < c->p.max_flows; i++)
+        c->flows[i].acked = 0;
     /* Probe every path at once, so the server learns them and we learn their RTT. */
     c->next_probe_us = now;
     c->wake = 1;
@@ -376,14 +379,28 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
     }
 }
 
+/* The key of a flow in flow_by_app: application, front and target. */
+static uint64_t flow_app_key(const struct mpt_client *c, const struct mpt_addr *app, uint16_t front,
+                             const char *host, uint16_t port)
+{
+    uint64_t h = 1469598103934665603ULL ^ ((uint64_t)front << 16 | port);
+
+    for (const char *p = host; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return mpt_addr_hash(app, c->hash_key ^ h);
+}
+
 static struct mpt_client_flow *flow_by_app(struct mpt_client *c, const struct mpt_addr *app,
+                                           uint16_t front, const char *host, uint16_t port,
                                            uint32_t *slot_out)
 {
-    uint64_t key = mpt_addr_hash(app, c->hash_key);
+    uint64_t key = flow_app_key(c, app, front, host, port);
 
     for (uint32_t s = mpt_index_find(&c->flow_by_app, key); s != MPT_NIL;
          s = mpt_index_next(&c->flow_by_app, s)) {
-        if (mpt_addr_equal(&c->flows[s].app, app)) {
+        const struct mpt_client_flow *f = &c->flows[s];
+        if (mpt_addr_equal(&f->app, app) && f->front == front && f->port == port &&
+            strcmp(f->host, host) == 0) {
             *slot_out = s;
             return &c->flows[s];
         }
@@ -416,7 +433,8 @@ static void expire_flows(struct mpt_client *c, uint64_t now)
 }
 
 static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
-                                         const struct mpt_addr *app, uint32_t *slot_out)
+                                         const struct mpt_addr *app, uint16_t front,
+                                         const char *host, uint16_t port, uint32_t *slot_out)
 {
     uint32_t slot = mpt_slots_alloc(&c->flow_slots);
     struct mpt_client_flow *f;
@@ -434,7 +452,12 @@ static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
         f->id = c->next_flow_id++;
     while (f->id == 0 || mpt_index_find(&c->flow_by_id, f->id) != MPT_NIL);
     f->last_us = now;
-    mpt_index_insert(&c->flow_by_app, slot, mpt_addr_hash(app, c->hash_key));
+    f->front = front;
+    f->port = port;
+    f->acked = 0;
+    f->refused = 0;
+    snprintf(f->host, sizeof(f->host), "%s", host);
+    mpt_index_insert(&c->flow_by_app, slot, flow_app_key(c, app, front, host, port));
     mpt_index_insert(&c->flow_by_id, slot, f->id);
     c->flows_opened++;
     if (MPT_LOG_ON(MPT_LOGL_DEBUG)) {
@@ -446,25 +469,34 @@ static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
     return f;
 }
 
-/* Encrypts one datagram of flow `id` once and queues it on the scheduled paths. */
-static void send_flow(struct mpt_client *c, uint32_t id, const uint8_t *buf, size_t len,
-                      struct mpt_outq *q)
+/* Encrypts one datagram of flow f once and queues it on the scheduled paths. A flow that names
+ * its target carries it until the server says the flow is open (§5). */
+static void send_flow(struct mpt_client *c, const struct mpt_client_flow *f, const uint8_t *buf,
+                      size_t len, struct mpt_outq *q)
 {
-    uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_FLOW_HDR_LEN + len), *inner;
+    size_t tlen = f->port && !f->acked ? 1 + strlen(f->host) + 2 : 0;
+    uint8_t *out, *inner;
     uint32_t mask;
     size_t n;
 
+    if (len + tlen > MPT_MAX_PAYLOAD) {
+        c->ctr.drops[MPT_DROP_LIMIT]++;
+        return;
+    }
+    out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_FLOW_HDR_LEN + tlen + len);
     if (!out) {
         c->ctr.drops[MPT_DROP_LIMIT]++;
         return;
     }
     inner = mpt_data_inner(out);
     inner[0] = MPT_INNER_FLOW;
-    inner[1] = 0;
+    inner[1] = f->port ? MPT_FLOW_F_NAMED | (tlen ? MPT_FLOW_F_TARGET : 0) : 0;
     mpt_put16(inner + 2, 0);
-    mpt_put32(inner + 4, id);
-    memcpy(inner + MPT_FLOW_HDR_LEN, buf, len);
-    n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_FLOW_HDR_LEN + len);
+    mpt_put32(inner + 4, f->id);
+    if (tlen)
+        mpt_target_encode(inner + MPT_FLOW_HDR_LEN, tlen, f->host, f->port);
+    memcpy(inner + MPT_FLOW_HDR_LEN + tlen, buf, len);
+    n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_FLOW_HDR_LEN + tlen + len);
     c->ctr.sealed++;
     if (c->sched_dirty)
         schedule(c);
@@ -522,15 +554,15 @@ static int release_held(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
 
     for (; c->held_next < c->nheld; c->held_next++) {
         const struct mpt_client_held *h = &c->held[c->held_next];
-        if (now - h->at_us > MPT_CLIENT_HELD_US ||
-            mpt_index_find(&c->flow_by_id, h->flow) == MPT_NIL) {
+        uint32_t slot = mpt_index_find(&c->flow_by_id, h->flow);
+        if (now - h->at_us > MPT_CLIENT_HELD_US || slot == MPT_NIL) {
             c->ctr.drops[MPT_DROP_NOSESSION]++;
             continue;
         }
         if (q->max - q->n < c->p.npaths + reserve ||
             q->cap - q->used < h->len + MPT_DATA_OVERHEAD + 64 + MPT_OUTQ_INPUT_BYTES)
             return 1;
-        send_flow(c, h->flow, c->held_buf + h->off, h->len, q);
+        send_flow(c, &c->flows[slot], c->held_buf + h->off, h->len, q);
     }
     c->nheld = 0;
     c->held_next = 0;
@@ -541,17 +573,28 @@ static int release_held(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
 void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr *app,
                        const uint8_t *buf, size_t len, struct mpt_outq *q)
 {
+    mpt_client_on_app_to(c, now, app, 0, NULL, 0, buf, len, q);
+}
+
+void mpt_client_on_app_to(struct mpt_client *c, uint64_t now, const struct mpt_addr *app,
+                          uint16_t front, const char *host, uint16_t port, const uint8_t *buf,
+                          size_t len, struct mpt_outq *q)
+{
     struct mpt_client_flow *f;
     uint32_t slot;
 
     c->ctr.app_rx++;
-    if (len > MPT_MAX_PAYLOAD) {
+    if (!host || !port) {
+        host = "";
+        port = 0;
+    }
+    if (len > MPT_MAX_PAYLOAD || (port && !mpt_target_host_valid(host, strlen(host)))) {
         c->ctr.drops[MPT_DROP_LIMIT]++;
         return;
     }
-    f = flow_by_app(c, app, &slot);
+    f = flow_by_app(c, app, front, host, port, &slot);
     if (!f) {
-        f = flow_open(c, now, app, &slot);
+        f = flow_open(c, now, app, front, host, port, &slot);
         if (!f) {
             c->ctr.drops[MPT_DROP_LIMIT]++;
             if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&c->warn_full_us, now, 60000000)) {
@@ -565,11 +608,55 @@ void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr
     }
     f->last_us = now;
     mpt_slots_touch(&c->flow_slots, slot);
+    if (f->refused) {
+        if (now - f->refused_us < MPT_CLIENT_REFUSED_US) {
+            c->refused_drops++;
+            return;
+        }
+        f->refused = 0; /* ask again: the server's allow list may have changed */
+        f->acked = 0;
+    }
     if (c->state != MPT_CLIENT_ESTABLISHED) {
         hold(c, now, f->id, buf, len);
         return;
     }
-    send_flow(c, f->id, buf, len, q);
+    send_flow(c, f, buf, len, q);
+}
+
+/* FLOW_STATUS (§5): the server opened a flow that names its target, refused it, or lost it. */
+static void on_flow_status(struct mpt_client *c, uint64_t now, const uint8_t *m)
+{
+    uint32_t slot = mpt_index_find(&c->flow_by_id, mpt_get32(m + 4));
+    struct mpt_client_flow *f;
+    uint8_t status = m[1];
+    uint64_t total = 0;
+
+    if (slot == MPT_NIL || status >= MPT_FLOW_STATUS_COUNT) {
+        c->ctr.drops[MPT_DROP_MALFORMED]++;
+        return;
+    }
+    f = &c->flows[slot];
+    if (status == MPT_FLOW_OPEN) {
+        f->acked = 1;
+        return;
+    }
+    f->acked = 0;
+    if (status == MPT_FLOW_UNKNOWN)
+        return; /* the next datagram carries the target again */
+    f->refused = status;
+    f->refused_us = now;
+    c->refused[status]++;
+    for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++)
+        total += c->refused[i];
+    if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&c->refuselog_us, now, MPT_CLIENT_REFUSELOG_US)) {
+        MPT_WARN("the server refused flow %u to %s%s%s:%u: %s (%llu refusals since the last line; "
+                 "at most one line per %u s)",
+                 f->id, strchr(f->host, ':') ? "[" : "", f->port ? f->host : "its default target",
+                 strchr(f->host, ':') ? "]" : "", (unsigned)f->port, mpt_flow_status_names[status],
+                 (unsigned long long)(total - c->refused_logged),
+                 (unsigned)(MPT_CLIENT_REFUSELOG_US / 1000000));
+        c->refused_logged = total;
+    }
 }
 
 static double loss_ewma(double cur, int known, double sample, uint64_t count)
@@ -712,13 +799,18 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         }
         f = &c->flows[slot];
         f->last_us = now;
+        f->acked = 1; /* a reply: the server has the flow open */
         mpt_slots_touch(&c->flow_slots, slot);
         o = mpt_outq_push(q, MPT_OUT_APP, plain + MPT_FLOW_HDR_LEN, (size_t)n - MPT_FLOW_HDR_LEN,
                           slot);
         if (o) {
             o->addr = f->app;
+            o->target = f->front;
             c->ctr.app_tx++;
         }
+    } else if (plain[0] == MPT_INNER_FLOW_STATUS && n >= MPT_FLOW_STATUS_LEN) {
+        q->used = mark;
+        on_flow_status(c, now, plain);
     } else if (plain[0] == MPT_INNER_PROBE_ACK) {
         q->used = mark;
         on_probe_ack(c, now, path, plain, (size_t)n);

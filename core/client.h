@@ -12,6 +12,7 @@
 #include "core/outq.h"
 #include "core/session.h"
 #include "core/table.h"
+#include "core/target.h"
 
 #define MPT_MAX_PATHS 16
 #define MPT_PATH_NAME_MAX                                                                          \
@@ -103,7 +104,17 @@ struct mpt_client_flow {
     struct mpt_addr app;
     uint32_t id;
     uint64_t last_us;
+    uint16_t front;  /* the local socket it came in on (0: `listen'), see mpt_client_on_app_to */
+    uint16_t port;   /* the target it names: 0 = the server's default target */
+    uint8_t acked;   /* the server has it open: the target need not travel again */
+    uint8_t refused; /* the server's last refusal (enum mpt_flow_status), 0 = none */
+    uint64_t refused_us; /* when: its datagrams are dropped for MPT_CLIENT_REFUSED_US */
+    char host[MPT_TARGET_HOST_MAX + 1];
 };
+
+/* A refused flow tries again after this long (the server's allow list may have changed). */
+#define MPT_CLIENT_REFUSED_US 5000000ULL
+#define MPT_CLIENT_REFUSELOG_US 10000000ULL
 
 enum mpt_client_state {
     MPT_CLIENT_IDLE = 0,    /* no session, no handshake under way */
@@ -173,6 +184,9 @@ struct mpt_client {
     struct mpt_counters ctr;
     unsigned sessions_established;
     uint64_t flows_opened, flows_closed;
+    uint64_t refused[MPT_FLOW_STATUS_COUNT]; /* refusals the server sent, by reason */
+    uint64_t refused_drops;                  /* datagrams of refused flows dropped */
+    uint64_t refuselog_us, refused_logged;
     uint64_t warn_full_us; /* the flow-table-full warning may come again from then */
 
     /* Counters every MPT_CLIENT_STATS_US (logged at debug level): their values at the last. */
@@ -188,6 +202,15 @@ void mpt_client_free(struct mpt_client *c);
 /* A datagram from the local application at `app`. */
 void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr *app,
                        const uint8_t *buf, size_t len, struct mpt_outq *q);
+
+/* A datagram from `app` that came in on local socket `front` (1, 2, ...: a forward or a SOCKS
+ * front; 0: `listen'), for target host:port (host NULL or port 0: the server's default target).
+ * Flows are told apart by application, front and target; replies come back as MPT_OUT_APP with
+ * `target` = front and `index` = the flow's slot (mpt_client_flow_at). The host must be one
+ * mpt_target_host_valid accepts, or the datagram is dropped. */
+void mpt_client_on_app_to(struct mpt_client *c, uint64_t now, const struct mpt_addr *app,
+                          uint16_t front, const char *host, uint16_t port, const uint8_t *buf,
+                          size_t len, struct mpt_outq *q);
 
 /* A datagram received on path `path`. */
 void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
@@ -216,6 +239,13 @@ int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params 
 /* How long nothing authenticated arrived on any path while trying (since the last authenticated
  * datagram, or since the first handshake began): 0 while the server answers. */
 uint64_t mpt_client_silence_us(const struct mpt_client *c, uint64_t now);
+
+/* The flow in slot `slot` (from an MPT_OUT_APP entry's index). */
+static inline const struct mpt_client_flow *mpt_client_flow_at(const struct mpt_client *c,
+                                                               uint32_t slot)
+{
+    return &c->flows[slot];
+}
 
 /* Number of flows in use. */
 static inline unsigned mpt_client_flows(const struct mpt_client *c)

@@ -13,7 +13,10 @@ enum mpt_out_kind {
     MPT_OUT_PATH,      /* client: send on path `index`; server: send to `addr` (a path) */
     MPT_OUT_APP,       /* client: send to the local application at `addr` */
     MPT_OUT_FLOW,      /* server: send on flow socket `index` (to its target) */
-    MPT_OUT_FLOW_OPEN, /* server: open a socket for flow `index` towards target `target` */
+    MPT_OUT_FLOW_OPEN, /* server: open a socket for flow `index` towards target `target`
+                          (MPT_TARGET_NAMED: towards `addr`) */
+    MPT_OUT_RESOLVE,   /* server: look up the host in `data` for flow `index`, port in `addr`,
+                          and answer with mpt_server_on_resolved(..., `gen`) */
 };
 
 struct mpt_out {
@@ -22,6 +25,7 @@ struct mpt_out {
     uint16_t kind;
     uint16_t target;
     uint32_t index;
+    uint32_t gen; /* MPT_OUT_RESOLVE: the lookup's number */
     struct mpt_addr addr;
     struct mpt_addr src; /* server, MPT_OUT_PATH: the local address to send from (family 0: any) */
 };

@@ -1,5 +1,6 @@
 #include "core/server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +29,15 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     int locked, table_locked = 0;
 
     memset(s, 0, sizeof(*s));
-    if (!p->secret || p->max_sessions < 1 || p->max_flows < 1 || p->ntargets < 1 ||
-        p->ntargets > 65535)
+    if (!p->secret || p->max_sessions < 1 || p->max_flows < 1 || p->ntargets > 65535 ||
+        (p->nallow && !p->allow))
         return -EINVAL;
     s->p = *p;
     s->p.secret = NULL;
+    s->p.allow = NULL;
+    s->p.nallow = 0;
+    if (!s->p.max_lookups)
+        s->p.max_lookups = 16;
     s->psk = mpt_secure_alloc(sizeof(*s->psk), &locked);
     if (!s->psk)
         return -ENOMEM;
@@ -51,7 +56,8 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
                      : "RLIMIT_MEMLOCK: raise LimitMEMLOCK=");
     s->flows = calloc(p->max_flows, sizeof(*s->flows));
     s->closed = calloc(p->max_flows, sizeof(*s->closed));
-    if (!s->sessions || !s->flows || !s->closed ||
+    s->allow = calloc(MPT_SERVER_MAX_ALLOW, sizeof(*s->allow));
+    if (!s->sessions || !s->flows || !s->closed || !s->allow ||
         mpt_slots_init(&s->session_slots, p->max_sessions) != 0 ||
         mpt_index_init(&s->session_by_sid, p->max_sessions, mpt_random64()) != 0 ||
         mpt_index_init(&s->session_by_prev, p->max_sessions, mpt_random64()) != 0 ||
@@ -62,6 +68,7 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     }
     for (unsigned i = 0; i < p->max_flows; i++)
         s->flows[i].session = MPT_NIL;
+    mpt_server_set_allow(s, p->allow, p->nallow);
     s->aes = !p->no_aes && mpt_cipher_aes_available();
     mpt_ratelimit_init(&s->ratelimit, HS_PER_SOURCE_RATE, HS_PER_SOURCE_BURST, HS_GLOBAL_RATE,
                        HS_GLOBAL_BURST);
@@ -84,6 +91,7 @@ void mpt_server_free(struct mpt_server *s)
     }
     free(s->flows);
     free(s->closed);
+    free(s->allow);
     mpt_slots_free(&s->session_slots);
     mpt_index_free(&s->session_by_sid);
     mpt_index_free(&s->session_by_prev);
@@ -192,6 +200,10 @@ static void flow_close(struct mpt_server *s, uint32_t slot, struct mpt_outq *q)
     mpt_slots_release(&s->flow_slots, slot);
     s->sessions[f->session].nflows--;
     s->flows_closed++;
+    if (f->pending) {
+        f->pending = 0;
+        s->lookups--;
+    }
     MPT_DEBUG("flow %u of session %016llx closed (%u flows in use)", f->id,
               (unsigned long long)s->sessions[f->session].sid, s->flow_slots.used);
     f->session = MPT_NIL;
@@ -509,55 +521,311 @@ static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,
     }
 }
 
+void mpt_server_set_allow(struct mpt_server *s, const struct mpt_allow_rule *allow, unsigned nallow)
+{
+    if (nallow > MPT_SERVER_MAX_ALLOW)
+        nallow = MPT_SERVER_MAX_ALLOW;
+    if (nallow)
+        memcpy(s->allow, allow, nallow * sizeof(*allow));
+    s->nallow = nallow;
+}
+
+static uint32_t return_paths(const struct mpt_server_session *ss, uint64_t now, int *best);
+
+/* Seals an inner message of `len` bytes, written at mpt_data_inner(out), and queues it on the
+ * session's return paths (§8). */
+static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint64_t now,
+                       uint8_t *out, size_t len, struct mpt_outq *q)
+{
+    uint32_t mask;
+    int best;
+    size_t n;
+
+    /* Until the client shows it has the new keys, it can only read the old ones. */
+    if (ss->prev_sid && now < ss->prev_until_us)
+        n = mpt_data_seal(&ss->prev_keys, ss->prev_sid, out, len);
+    else
+        n = mpt_data_seal(&ss->keys, ss->sid, out, len);
+    s->ctr.sealed++;
+    mask = return_paths(ss, now, &best);
+    if (!mask && best >= 0)
+        mask = 1u << best; /* every path silent for a while: still try the one heard last */
+    if (ss->mode == MPT_CLIENT_BALANCE && mask) {
+        unsigned w[MPT_MAX_PATHS];
+        for (unsigned i = 0; i < ss->npaths; i++)
+            w[i] = ss->paths[i].id < MPT_MAX_PATHS && ss->use[ss->paths[i].id]
+                       ? ss->use[ss->paths[i].id]
+                       : 1;
+        mask = 1u << mpt_wrr_pick(ss->wrr, w, mask, ss->npaths);
+    }
+    for (unsigned i = 0; i < ss->npaths; i++) {
+        struct mpt_server_path *p = &ss->paths[i];
+        struct mpt_out *o;
+        if (!(mask & (1u << i)))
+            continue;
+        o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
+        if (!o)
+            break;
+        o->addr = p->addr;
+        o->src = p->local;
+        p->tx_dgrams++;
+        p->tx_bytes += n;
+        s->ctr.tx_dgrams++;
+        s->ctr.tx_bytes += n;
+    }
+}
+
+/* FLOW_STATUS (§5) for flow `id`: open, or why not. */
+static void send_status(struct mpt_server *s, struct mpt_server_session *ss, uint64_t now,
+                        uint32_t id, enum mpt_flow_status status, struct mpt_outq *q)
+{
+    uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_FLOW_STATUS_LEN), *inner;
+
+    if (!out || ss->npaths == 0)
+        return;
+    inner = mpt_data_inner(out);
+    memset(inner, 0, MPT_FLOW_STATUS_LEN);
+    inner[0] = MPT_INNER_FLOW_STATUS;
+    inner[1] = (uint8_t)status;
+    mpt_put32(inner + 4, id);
+    send_inner(s, ss, now, out, MPT_FLOW_STATUS_LEN, q);
+}
+
+/* A flow refused: counted by reason, logged at most once per MPT_SERVER_REFUSELOG_US, told to
+ * the client. Nothing is ever sent towards the target. */
+static void refuse(struct mpt_server *s, uint32_t sslot, uint64_t now, uint32_t id,
+                   const char *host, uint16_t port, enum mpt_flow_status why, struct mpt_outq *q)
+{
+    struct mpt_server_session *ss = &s->sessions[sslot];
+    uint64_t total = 0;
+
+    s->refused[why]++;
+    for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++)
+        total += s->refused[i];
+    if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->refuselog_us, now, MPT_SERVER_REFUSELOG_US)) {
+        MPT_WARN("flow %u of session %016llx refused: target %s%s%s:%u %s (%llu refused since "
+                 "the last line; at most one line per %u s)",
+                 id, (unsigned long long)ss->sid, strchr(host, ':') ? "[" : "", host,
+                 strchr(host, ':') ? "]" : "", (unsigned)port, mpt_flow_status_names[why],
+                 (unsigned long long)(total - s->refused_logged),
+                 (unsigned)(MPT_SERVER_REFUSELOG_US / 1000000));
+        s->refused_logged = total;
+    }
+    send_status(s, ss, now, id, why, q);
+}
+
+/* A slot for a new flow, or MPT_NIL (counted, warned) when the table is full. */
+static uint32_t flow_alloc(struct mpt_server *s, uint64_t now, uint32_t sslot, struct mpt_outq *q)
+{
+    uint32_t slot = mpt_slots_alloc(&s->flow_slots);
+
+    if (slot == MPT_NIL) {
+        uint32_t old = mpt_slots_oldest(&s->flow_slots);
+        if (old != MPT_NIL &&
+            now - s->flows[old].last_us >= (uint64_t)s->p.flow_timeout_ms * 1000) {
+            flow_close(s, old, q);
+            slot = mpt_slots_alloc(&s->flow_slots);
+        }
+    }
+    if (slot == MPT_NIL) {
+        s->ctr.drops[MPT_DROP_LIMIT]++;
+        if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->warn_flows_us, now, 60000000))
+            MPT_WARN("flow table full (max_flows = %u, none idle for flow_timeout): a new flow "
+                     "of session %016llx refused (this warning at most once a minute)",
+                     s->p.max_flows, (unsigned long long)s->sessions[sslot].sid);
+    }
+    return slot;
+}
+
+static void flow_insert(struct mpt_server *s, uint32_t slot, uint32_t sslot, uint32_t id,
+                        uint16_t target, uint64_t now)
+{
+    struct mpt_server_flow *f = &s->flows[slot];
+
+    f->session = sslot;
+    f->id = id;
+    f->target = target;
+    f->pending = 0;
+    f->last_us = now;
+    mpt_index_insert(&s->flow_by_key, slot, flow_key(sslot, id));
+    s->sessions[sslot].nflows++;
+    s->flows_opened++;
+}
+
+/* A FLOW message that names its target (§5) and whose flow is not open: checked against the
+ * allow rules, resolved first if it is a name. 0 if the flow is open now (its datagram goes on),
+ * -1 if not (refused, or waiting for the lookup: the datagram is dropped, the client repeats the
+ * target until the flow is open). */
+static int open_named(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32_t id,
+                      const char *host, uint16_t port, uint32_t *slot_out, struct mpt_outq *q)
+{
+    struct mpt_addr addr;
+    struct mpt_out *o;
+    uint32_t slot;
+    size_t hlen = strlen(host);
+
+    if (mpt_target_literal(host, port, &addr) == 0) {
+        if (!mpt_allow_match(s->allow, s->nallow, &addr)) {
+            refuse(s, sslot, now, id, host, port, MPT_FLOW_NOT_ALLOWED, q);
+            return -1;
+        }
+        slot = flow_alloc(s, now, sslot, q);
+        if (slot == MPT_NIL) {
+            refuse(s, sslot, now, id, host, port, MPT_FLOW_BUSY, q);
+            return -1;
+        }
+        flow_insert(s, slot, sslot, id, MPT_TARGET_NAMED, now);
+        o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, slot);
+        if (o) {
+            o->target = MPT_TARGET_NAMED;
+            o->addr = addr;
+        }
+        MPT_DEBUG("flow %u of session %016llx opened towards %s:%u", id,
+                  (unsigned long long)s->sessions[sslot].sid, host, (unsigned)port);
+        send_status(s, &s->sessions[sslot], now, id, MPT_FLOW_OPEN, q);
+        *slot_out = slot;
+        return 0;
+    }
+    if (s->lookups >= s->p.max_lookups || !s->nallow) {
+        refuse(s, sslot, now, id, host, port, s->nallow ? MPT_FLOW_BUSY : MPT_FLOW_NOT_ALLOWED, q);
+        return -1;
+    }
+    slot = flow_alloc(s, now, sslot, q);
+    if (slot == MPT_NIL) {
+        refuse(s, sslot, now, id, host, port, MPT_FLOW_BUSY, q);
+        return -1;
+    }
+    o = mpt_outq_push(q, MPT_OUT_RESOLVE, (const uint8_t *)host, hlen, slot);
+    if (!o) {
+        mpt_slots_release(&s->flow_slots, slot);
+        s->ctr.drops[MPT_DROP_LIMIT]++;
+        return -1;
+    }
+    flow_insert(s, slot, sslot, id, MPT_TARGET_NAMED, now);
+    s->flows[slot].pending = 1;
+    s->flows[slot].port = port;
+    s->flows[slot].gen = ++s->lookup_gen;
+    s->lookups++;
+    o->gen = s->flows[slot].gen;
+    mpt_target_literal("0.0.0.0", port, &o->addr);
+    return -1;
+}
+
+void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, uint32_t gen,
+                            int status, const struct mpt_addr *addr, struct mpt_outq *q)
+{
+    struct mpt_server_flow *f;
+    struct mpt_addr a;
+    struct mpt_out *o;
+    char host[MPT_ADDR_STRLEN];
+
+    if (flow >= s->p.max_flows)
+        return;
+    f = &s->flows[flow];
+    if (f->session == MPT_NIL || !f->pending || f->gen != gen)
+        return;
+    f->pending = 0;
+    s->lookups--;
+    if (status == 0 && addr) {
+        a = *addr;
+        if (a.u.sa.sa_family == AF_INET)
+            a.u.in4.sin_port = htons(f->port);
+        else if (a.u.sa.sa_family == AF_INET6)
+            a.u.in6.sin6_port = htons(f->port);
+        else
+            status = -EAFNOSUPPORT;
+    }
+    if (status != 0 || !addr) {
+        snprintf(host, sizeof(host), "(a name)");
+        refuse(s, f->session, now, f->id, host, f->port, MPT_FLOW_UNRESOLVED, q);
+        flow_close(s, flow, q);
+        return;
+    }
+    if (!mpt_allow_match(s->allow, s->nallow, &a)) {
+        mpt_addr_str(&a, host, sizeof(host));
+        *strrchr(host, ':') = '\0';
+        if (host[0] == '[') {
+            memmove(host, host + 1, strlen(host));
+            host[strlen(host) - 1] = '\0';
+        }
+        refuse(s, f->session, now, f->id, host, f->port, MPT_FLOW_NOT_ALLOWED, q);
+        flow_close(s, flow, q);
+        return;
+    }
+    o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, flow);
+    if (o) {
+        o->target = MPT_TARGET_NAMED;
+        o->addr = a;
+    }
+    send_status(s, &s->sessions[f->session], now, f->id, MPT_FLOW_OPEN, q);
+}
+
 static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, const uint8_t *m,
                          size_t n, struct mpt_outq *q)
 {
     struct mpt_server_session *ss = &s->sessions[sslot];
-    uint16_t target = mpt_get16(m + 2);
+    uint8_t flags = m[1];
+    uint16_t target = mpt_get16(m + 2), port = 0;
     uint32_t id = mpt_get32(m + 4), slot;
+    size_t hdr = MPT_FLOW_HDR_LEN;
+    char host[MPT_TARGET_HOST_MAX + 1];
     struct mpt_server_flow *f;
     struct mpt_out *o;
 
-    if (target >= s->p.ntargets) {
+    if ((flags & ~(MPT_FLOW_F_TARGET | MPT_FLOW_F_NAMED)) ||
+        ((flags & MPT_FLOW_F_TARGET) && !(flags & MPT_FLOW_F_NAMED)) ||
+        ((flags & MPT_FLOW_F_NAMED) && target != 0)) {
         s->ctr.drops[MPT_DROP_MALFORMED]++;
         return;
     }
-    slot = mpt_index_find(&s->flow_by_key, flow_key(sslot, id));
-    if (slot == MPT_NIL) {
-        slot = mpt_slots_alloc(&s->flow_slots);
-        if (slot == MPT_NIL) {
-            uint32_t old = mpt_slots_oldest(&s->flow_slots);
-            if (old != MPT_NIL &&
-                now - s->flows[old].last_us >= (uint64_t)s->p.flow_timeout_ms * 1000) {
-                flow_close(s, old, q);
-                slot = mpt_slots_alloc(&s->flow_slots);
-            }
-        }
-        if (slot == MPT_NIL) {
-            s->ctr.drops[MPT_DROP_LIMIT]++;
-            if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->warn_flows_us, now, 60000000))
-                MPT_WARN("flow table full (max_flows = %u, none idle for flow_timeout): a new flow "
-                         "of session %016llx refused (this warning at most once a minute)",
-                         s->p.max_flows, (unsigned long long)ss->sid);
+    if (flags & MPT_FLOW_F_TARGET) {
+        int r = mpt_target_decode(m + hdr, n - hdr, host, &port);
+        if (r < 0) {
+            s->ctr.drops[MPT_DROP_MALFORMED]++;
+            snprintf(host, sizeof(host), "(malformed)");
+            refuse(s, sslot, now, id, host, 0, MPT_FLOW_BAD_TARGET, q);
             return;
         }
-        f = &s->flows[slot];
-        f->session = sslot;
-        f->id = id;
-        f->target = target;
-        mpt_index_insert(&s->flow_by_key, slot, flow_key(sslot, id));
-        ss->nflows++;
-        s->flows_opened++;
+        hdr += (size_t)r;
+    }
+    slot = mpt_index_find(&s->flow_by_key, flow_key(sslot, id));
+    if (slot == MPT_NIL && (flags & MPT_FLOW_F_NAMED)) {
+        if (!(flags & MPT_FLOW_F_TARGET)) {
+            /* Forgotten here (expired, or a new session): the client sends the target again. */
+            s->ctr.drops[MPT_DROP_SESSION]++;
+            send_status(s, ss, now, id, MPT_FLOW_UNKNOWN, q);
+            return;
+        }
+        if (open_named(s, now, sslot, id, host, port, &slot, q) != 0)
+            return;
+    } else if (slot == MPT_NIL) {
+        if (target >= s->p.ntargets) {
+            s->ctr.drops[MPT_DROP_MALFORMED]++;
+            if (s->p.ntargets == 0) {
+                snprintf(host, sizeof(host), "(the default)");
+                refuse(s, sslot, now, id, host, 0, MPT_FLOW_NOT_ALLOWED, q);
+            }
+            return;
+        }
+        slot = flow_alloc(s, now, sslot, q);
+        if (slot == MPT_NIL)
+            return;
+        flow_insert(s, slot, sslot, id, target, now);
         MPT_DEBUG("flow %u of session %016llx opened towards target %u (%u flows in use)", id,
                   (unsigned long long)ss->sid, target, s->flow_slots.used);
         o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, slot);
         if (o)
             o->target = target;
+    } else if (s->flows[slot].pending) {
+        s->ctr.drops[MPT_DROP_NOSESSION]++; /* its name is being resolved */
+        return;
+    } else if (flags & MPT_FLOW_F_TARGET) {
+        send_status(s, ss, now, id, MPT_FLOW_OPEN, q); /* the client has not heard yet */
     }
     f = &s->flows[slot];
     f->last_us = now;
     mpt_slots_touch(&s->flow_slots, slot);
-    if (mpt_outq_push(q, MPT_OUT_FLOW, m + MPT_FLOW_HDR_LEN, n - MPT_FLOW_HDR_LEN, slot))
+    if (mpt_outq_push(q, MPT_OUT_FLOW, m + hdr, n - hdr, slot))
         s->ctr.app_tx++;
 }
 
@@ -691,9 +959,6 @@ void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, con
     struct mpt_server_flow *f;
     struct mpt_server_session *ss;
     uint8_t *out, *inner;
-    uint32_t mask;
-    int best;
-    size_t n;
 
     if (flow >= s->p.max_flows || s->flows[flow].session == MPT_NIL)
         return;
@@ -714,41 +979,10 @@ void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, con
     inner = mpt_data_inner(out);
     inner[0] = MPT_INNER_FLOW;
     inner[1] = 0;
-    mpt_put16(inner + 2, f->target);
+    mpt_put16(inner + 2, f->target == MPT_TARGET_NAMED ? 0 : f->target);
     mpt_put32(inner + 4, f->id);
     memcpy(inner + MPT_FLOW_HDR_LEN, buf, len);
-    /* Until the client shows it has the new keys, it can only read the old ones. */
-    if (ss->prev_sid && now < ss->prev_until_us)
-        n = mpt_data_seal(&ss->prev_keys, ss->prev_sid, out, MPT_FLOW_HDR_LEN + len);
-    else
-        n = mpt_data_seal(&ss->keys, ss->sid, out, MPT_FLOW_HDR_LEN + len);
-    s->ctr.sealed++;
-    mask = return_paths(ss, now, &best);
-    if (!mask && best >= 0)
-        mask = 1u << best; /* every path silent for a while: still try the one heard last */
-    if (ss->mode == MPT_CLIENT_BALANCE && mask) {
-        unsigned w[MPT_MAX_PATHS];
-        for (unsigned i = 0; i < ss->npaths; i++)
-            w[i] = ss->paths[i].id < MPT_MAX_PATHS && ss->use[ss->paths[i].id]
-                       ? ss->use[ss->paths[i].id]
-                       : 1;
-        mask = 1u << mpt_wrr_pick(ss->wrr, w, mask, ss->npaths);
-    }
-    for (unsigned i = 0; i < ss->npaths; i++) {
-        struct mpt_server_path *p = &ss->paths[i];
-        struct mpt_out *o;
-        if (!(mask & (1u << i)))
-            continue;
-        o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
-        if (!o)
-            break;
-        o->addr = p->addr;
-        o->src = p->local;
-        p->tx_dgrams++;
-        p->tx_bytes += n;
-        s->ctr.tx_dgrams++;
-        s->ctr.tx_bytes += n;
-    }
+    send_inner(s, ss, now, out, MPT_FLOW_HDR_LEN + len, q);
 }
 
 static void forget_paths(struct mpt_server_session *ss, uint64_t now)

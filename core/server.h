@@ -13,6 +13,7 @@
 #include "core/ratelimit.h"
 #include "core/session.h"
 #include "core/table.h"
+#include "core/target.h"
 
 struct mpt_server_params {
     const uint8_t *secret;       /* 32 bytes */
@@ -20,9 +21,19 @@ struct mpt_server_params {
     unsigned max_flows;          /* > 0, over all sessions */
     uint32_t flow_timeout_ms;    /* idle flows are closed after this */
     uint32_t session_timeout_ms; /* idle sessions are forgotten after this */
-    unsigned ntargets;           /* targets a flow may name; >= 1 */
+    unsigned ntargets;           /* target indexes a flow may use (0: no default target) */
     int no_aes;                  /* never choose AES-256-GCM (ChaCha20-Poly1305 only) */
+    /* What a flow may name (§5), names resolved: a target outside is refused, never contacted. */
+    const struct mpt_allow_rule *allow;
+    unsigned nallow;
+    unsigned max_lookups; /* names being resolved at once, over all sessions; 0: 16 */
 };
+
+/* MPT_OUT_FLOW_OPEN's target for a flow that named its own: the address is in mpt_out.addr. */
+#define MPT_TARGET_NAMED 0xffff
+#define MPT_SERVER_MAX_ALLOW 4096 /* rules after resolution */
+/* Refusals logged at most once per this interval (with the count since the last line). */
+#define MPT_SERVER_REFUSELOG_US 10000000ULL
 
 #define MPT_PATH_ID_UNKNOWN 0xff
 
@@ -80,14 +91,17 @@ struct mpt_server_session {
 struct mpt_server_flow {
     uint32_t session; /* MPT_NIL = free */
     uint32_t id;
-    uint16_t target;
+    uint16_t target; /* index, or MPT_TARGET_NAMED */
+    uint8_t pending; /* its name is being resolved: no socket yet */
+    uint16_t port;   /* while pending: the port it named */
+    uint32_t gen;    /* while pending: the lookup's number (mpt_server_on_resolved) */
     uint64_t last_us;
 };
 
 struct mpt_server {
     struct mpt_server_params p;
     struct mpt_addr rx_local; /* during an input: the local address it arrived at (0: unknown) */
-    struct mpt_psk *psk;                 /* in mpt_secure_alloc memory */
+    struct mpt_psk *psk;      /* in mpt_secure_alloc memory */
     struct mpt_server_session *sessions; /* in mpt_secure_alloc memory: they hold the keys */
     struct mpt_slots session_slots;
     struct mpt_index session_by_sid;
@@ -102,6 +116,13 @@ struct mpt_server {
     uint64_t authlog_stamp_us;
     unsigned authlog_tokens;
     uint64_t flows_opened, flows_closed;
+    uint64_t refused[MPT_FLOW_STATUS_COUNT]; /* flows refused, by reason (index 0 unused) */
+    uint64_t refused_logged;                 /* refusals up to the last log line */
+    uint64_t refuselog_us;
+    struct mpt_allow_rule *allow; /* MPT_SERVER_MAX_ALLOW entries; p.allow is not kept */
+    unsigned nallow;
+    unsigned lookups; /* names being resolved now */
+    uint32_t lookup_gen;
     uint64_t warn_sessions_us, warn_flows_us; /* table-full warnings may come again from then */
     uint64_t stats_next_us; /* counters logged every MPT_CLIENT_STATS_US at debug level */
     struct mpt_counters stats_ctr;
@@ -131,6 +152,17 @@ void mpt_server_on_path_local(struct mpt_server *s, uint64_t now, const struct m
 /* A datagram the target sent to flow `flow`'s socket. */
 void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, const uint8_t *buf,
                           size_t len, struct mpt_outq *q);
+
+/* The driver's answer to an MPT_OUT_RESOLVE entry (its `index` and `gen`): status 0 and the
+ * address (its port is ignored), or a negative code. A flow closed meanwhile, or a stale `gen`,
+ * is ignored. */
+void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, uint32_t gen,
+                            int status, const struct mpt_addr *addr, struct mpt_outq *q);
+
+/* Replaces the allow rules (a reload; at most MPT_SERVER_MAX_ALLOW, the rest ignored): flows
+ * open already keep their targets. */
+void mpt_server_set_allow(struct mpt_server *s, const struct mpt_allow_rule *allow,
+                          unsigned nallow);
 
 /* Expiry of flows and sessions. Returns the next deadline (absolute, µs). */
 uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq *q);

@@ -48,10 +48,13 @@
 #define MPT_INNER_FLOW 1      /* a datagram of a flow */
 #define MPT_INNER_PROBE 2     /* per-path liveness probe, client -> server */
 #define MPT_INNER_PROBE_ACK 3 /* its answer, server -> client */
+#define MPT_INNER_FLOW_STATUS                                                                      \
+    4 /* a flow that named its target: open or refused, server -> client */
 
-#define MPT_FLOW_HDR_LEN 8   /* kind, flags, target (u16), flow id (u32) */
-#define MPT_PROBE_LEN 48     /* §5: see PROTOCOL.md for the fields */
-#define MPT_PROBE_ACK_LEN 24 /* §5 */
+#define MPT_FLOW_HDR_LEN 8    /* kind, flags, target (u16), flow id (u32) */
+#define MPT_FLOW_STATUS_LEN 8 /* kind, status, zero (2), flow id (u32) */
+#define MPT_PROBE_LEN 48      /* §5: see PROTOCOL.md for the fields */
+#define MPT_PROBE_ACK_LEN 24  /* §5 */
 #define MPT_PROBE_OFF_SEQ 4
 #define MPT_PROBE_OFF_TIME 8
 #define MPT_PROBE_OFF_RX 16

@@ -1,5 +1,6 @@
 /* The server driver: the listening socket all paths arrive on, one socket per flow connected to
  * its target (so the target sees each flow as its own peer, as behind a NAT), and one timer. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -37,6 +38,12 @@ struct mpt_server_drv {
     struct mpt_udp **dest; /* per queue entry: the socket it goes out on */
     struct mpt_udp_msg batch[MPT_UDP_BATCH];
     uint64_t flow_open_failures;
+    /* The allow rules' names as resolved at start (a reload keeps them for names it still has). */
+    struct allow_name {
+        char host[MPT_CONFIG_HOST_MAX];
+        struct mpt_addr addr;
+    } * names;
+    unsigned nnames;
     struct mpt_control *control;         /* status socket; NULL if it could not be made */
     int reloading;                       /* a reload's lookup is under way */
     struct mpt_metrics *metrics;         /* metrics endpoint; NULL if none */
@@ -53,6 +60,7 @@ static void drv_destroy(struct mpt_driver *base)
     mpt_outq_free(&d->q);
     free(d->flows);
     free(d->dest);
+    free(d->names);
     free(d);
 }
 
@@ -76,7 +84,7 @@ static void flow_close(struct mpt_server_drv *d, uint32_t slot)
 static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
                       const struct sockaddr *from);
 
-static void flow_open(struct mpt_server_drv *d, uint32_t slot)
+static void flow_open(struct mpt_server_drv *d, uint32_t slot, const struct mpt_addr *to)
 {
     struct drv_flow *f;
     char a[MPT_ADDR_STRLEN];
@@ -90,16 +98,16 @@ static void flow_open(struct mpt_server_drv *d, uint32_t slot)
     }
     f->drv = d;
     f->slot = slot;
-    rc = mpt_driver_udp_open(&d->base, &f->udp, d->target.u.sa.sa_family, NULL, d->sndbuf,
-                             d->rcvbuf, on_target, f);
+    rc = mpt_driver_udp_open(&d->base, &f->udp, to->u.sa.sa_family, NULL, d->sndbuf, d->rcvbuf,
+                             on_target, f);
     if (!rc)
-        rc = mpt_udp_connect(&f->udp, &d->target.u.sa);
+        rc = mpt_udp_connect(&f->udp, &to->u.sa);
     if (rc) {
         /* Logged at 1, 2, 4, 8... failures: a flow retries with each datagram. */
         d->flow_open_failures++;
         if ((d->flow_open_failures & (d->flow_open_failures - 1)) == 0)
             MPT_WARN("cannot open a socket towards %s for a flow: %s (%llu failures so far)",
-                     mpt_addr_str(&d->target, a, sizeof(a)), mpt_strerror(rc),
+                     mpt_addr_str(to, a, sizeof(a)), mpt_strerror(rc),
                      (unsigned long long)d->flow_open_failures);
         if (mpt_udp_is_closing(&f->udp)) {
             mpt_udp_close(&f->udp, on_flow_closed);
@@ -109,6 +117,60 @@ static void flow_open(struct mpt_server_drv *d, uint32_t slot)
         return;
     }
     d->flows[slot] = f;
+}
+
+/* A name a flow named, being resolved for core (MPT_OUT_RESOLVE). */
+static void flush(struct mpt_server_drv *d);
+
+struct lookup_job {
+    struct mpt_server_drv *d;
+    uint32_t slot, gen;
+};
+
+static void after_call(struct mpt_server_drv *d, unsigned from);
+
+static void on_lookup(void *arg, int status, const struct mpt_addr *addr)
+{
+    struct lookup_job *job = arg;
+    struct mpt_server_drv *d = job->d;
+    unsigned n;
+
+    if (!mpt_driver_stopping(&d->base)) {
+        if (mpt_outq_full(&d->q))
+            flush(d);
+        n = d->q.n;
+        mpt_server_on_resolved(&d->core, mpt_loop_now_us(d->loop), job->slot, job->gen, status,
+                               addr, &d->q);
+        after_call(d, n);
+    }
+    free(job);
+    mpt_driver_unref(&d->base);
+}
+
+/* Starts a lookup in the background; core's limit (max_lookups) bounds how many run at once. */
+static void lookup_start(struct mpt_server_drv *d, const struct mpt_out *o)
+{
+    char host[MPT_TARGET_HOST_MAX + 1];
+    struct lookup_job *job;
+    int rc;
+
+    if (o->len > MPT_TARGET_HOST_MAX)
+        return;
+    memcpy(host, o->data, o->len);
+    host[o->len] = '\0';
+    job = calloc(1, sizeof(*job));
+    if (!job) {
+        mpt_server_on_resolved(&d->core, mpt_loop_now_us(d->loop), o->index, o->gen, UV_ENOMEM,
+                               NULL, &d->q);
+        return;
+    }
+    job->d = d;
+    job->slot = o->index;
+    job->gen = o->gen;
+    mpt_driver_ref(&d->base);
+    rc = mpt_resolve_start(d->loop, host, mpt_addr_port(&o->addr), 0, on_lookup, job);
+    if (rc)
+        on_lookup(job, rc, NULL);
 }
 
 /* Carries out at once what the last core call asked of the sockets — closed flows first (their
@@ -127,15 +189,19 @@ static void after_call(struct mpt_server_drv *d, unsigned from)
             d->dest[i] = d->listen_open ? &d->listen : NULL;
             break;
         case MPT_OUT_FLOW_OPEN:
-            flow_open(d, o->index);
+            if (o->index < d->max_flows)
+                flow_open(d, o->index, o->target == MPT_TARGET_NAMED ? &o->addr : &d->target);
+            break;
+        case MPT_OUT_RESOLVE:
+            lookup_start(d, o);
             break;
         case MPT_OUT_FLOW:
             if (o->index >= d->max_flows)
                 break;
             /* A socket that could not be opened (descriptors or buffers short for a moment) is
              * tried again with the flow's next datagram, rather than the flow staying mute. */
-            if (!d->flows[o->index])
-                flow_open(d, o->index);
+            if (!d->flows[o->index] && d->core.flows[o->index].target != MPT_TARGET_NAMED)
+                flow_open(d, o->index, &d->target);
             if (d->flows[o->index])
                 d->dest[i] = &d->flows[o->index]->udp;
             break;
@@ -229,6 +295,71 @@ static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
     n = d->q.n;
     mpt_server_on_target(&d->core, mpt_loop_now_us(d->loop), f->slot, data, len, &d->q);
     after_call(d, n);
+}
+
+/* The allow rules for core: blocks as written, names as resolved (one address each). At start
+ * (names NULL in d) every name is resolved, blocking, and remembered; a reload must not wait for a
+ * name server, so it reuses those addresses and skips names new since the start (they take effect
+ * at the next start, and it says so). Returns the number of rules in out[MPT_CONFIG_MAX_ALLOW], or
+ * a negative code with err set. */
+static int allow_rules(struct mpt_server_drv *d, const struct mpt_config *cfg, int start,
+                       struct mpt_allow_rule *out, char *err, size_t errlen)
+{
+    const struct mpt_server_config *sc = &cfg->server;
+    unsigned n = 0, skipped = 0;
+
+    for (unsigned i = 0; i < sc->nallow; i++) {
+        const struct mpt_allow *a = &sc->allow[i];
+        struct mpt_allow_rule *r = &out[n];
+        struct mpt_addr addr;
+        int found = 0;
+
+        memset(r, 0, sizeof(*r));
+        r->port_lo = a->port_lo;
+        r->port_hi = a->port_hi;
+        if (a->family) {
+            r->family = (uint8_t)a->family;
+            r->prefix = (uint8_t)a->prefix;
+            memcpy(r->addr, a->addr, sizeof(r->addr));
+            n++;
+            continue;
+        }
+        for (unsigned k = 0; k < d->nnames && !found; k++)
+            if (strcmp(d->names[k].host, a->host.host) == 0) {
+                addr = d->names[k].addr;
+                found = 1;
+            }
+        if (!found && start) {
+            int rc = mpt_resolve(d->loop, a->host.host, a->port_lo, 0, &addr);
+            if (rc) {
+                snprintf(err, errlen, "%.300s:%d: allow: cannot resolve `%.100s': %s", cfg->file,
+                         a->line, a->host.host, mpt_strerror(rc));
+                return rc;
+            }
+            snprintf(d->names[d->nnames].host, sizeof(d->names[0].host), "%s", a->host.host);
+            d->names[d->nnames++].addr = addr;
+            found = 1;
+        }
+        if (!found) {
+            skipped++;
+            continue;
+        }
+        if (addr.u.sa.sa_family == AF_INET) {
+            r->family = AF_INET;
+            r->prefix = 32;
+            memcpy(r->addr, &addr.u.in4.sin_addr, 4);
+        } else {
+            r->family = AF_INET6;
+            r->prefix = 128;
+            memcpy(r->addr, &addr.u.in6.sin6_addr, 16);
+        }
+        n++;
+    }
+    if (skipped)
+        MPT_WARN(
+            "%s: [server] allow: %u host name%s new since the start: resolved at the next start",
+            cfg->file, skipped, skipped == 1 ? "" : "s");
+    return (int)n;
 }
 
 /* The control socket and the metrics endpoint are drivers of their own: ours stays until they
@@ -382,6 +513,21 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                  sc->target.host, mpt_strerror(rc));
         goto fail;
     }
+    {
+        struct mpt_allow_rule *rules = calloc(MPT_CONFIG_MAX_ALLOW, sizeof(*rules));
+
+        d->names = calloc(MPT_CONFIG_MAX_ALLOW, sizeof(*d->names));
+        rc = rules && d->names ? allow_rules(d, cfg, 1, rules, err, errlen) : UV_ENOMEM;
+        if (rc == UV_ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        if (rc >= 0)
+            mpt_server_set_allow(&d->core, rules, (unsigned)rc);
+        free(rules);
+        if (rc < 0)
+            goto fail;
+        if (rc)
+            MPT_INFO("%u allow rule%s", (unsigned)rc, rc == 1 ? "" : "s");
+    }
     rc = mpt_resolve(loop, sc->listen.host, sc->listen.port, 1, &laddr);
     if (rc) {
         snprintf(err, errlen, "%s:%d: listen: cannot resolve `%s': %s", cfg->file, sc->listen.line,
@@ -467,6 +613,16 @@ static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
     d->target = *target;
     d->core.p.flow_timeout_ms = sc->flow_timeout_ms;
     d->core.p.session_timeout_ms = sc->session_timeout_ms;
+    {
+        struct mpt_allow_rule *rules = calloc(MPT_CONFIG_MAX_ALLOW, sizeof(*rules));
+        int n = rules ? allow_rules(d, cfg, 0, rules, err, errlen) : UV_ENOMEM;
+
+        if (n >= 0)
+            mpt_server_set_allow(&d->core, rules, (unsigned)n);
+        else
+            MPT_WARN("allow rules unchanged: out of memory");
+        free(rules);
+    }
     if (sc->max_flows != d->core.p.max_flows || sc->max_sessions != d->core.p.max_sessions)
         MPT_WARN("%s: [server] max_flows, max_sessions: take effect at the next start", cfg->file);
     MPT_INFO("server reloaded");

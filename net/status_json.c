@@ -642,6 +642,11 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
     mpt_json_end(j);
     send_totals(j, st->send_errors, st->drv);
     rejected(j, &s->ctr);
+    /* Flows that named a target and were refused, by reason: nothing was sent towards them. */
+    mpt_json_obj(j, "refused");
+    for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++)
+        mpt_json_u64(j, mpt_flow_status_names[i], s->refused[i]);
+    mpt_json_end(j);
     /* The sources whose datagrams failed authentication lately (a client with another secret). */
     mpt_json_arr(j, "auth_failures");
     for (unsigned i = 0; i < MPT_SERVER_AUTHLOG_SLOTS; i++) {

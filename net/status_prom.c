@@ -439,6 +439,15 @@ void mpt_status_server_prom(struct mpt_status_server *st, struct mpt_prom *p, ui
         }
     }
     totals(p, &s->ctr, "the target", st->send_errors, st->drv);
+    mpt_prom_family(p, "mptunnel_refused_flows_total", "counter",
+                    "Flows naming a target that were refused, by reason (the target was never "
+                    "contacted)");
+    for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++) {
+        struct mpt_prom_labels why;
+        mpt_prom_labels_reset(&why);
+        mpt_prom_label(&why, "reason", mpt_flow_status_names[i]);
+        mpt_prom_u64(p, "mptunnel_refused_flows_total", &why, s->refused[i]);
+    }
 }
 
 /* ---- the endpoints ---- */

@@ -1,0 +1,675 @@
+/* Targets named inside the encryption (PROTOCOL.md §5): the target block, allow rules, and a client
+ * and a server core wired back to back: a flow opens towards what it names only when an allow rule
+ * covers it, a lost first datagram never misroutes it, names are resolved through the driver, and
+ * refusals are counted by reason and told to the client. Time is explicit; no network. */
+#include <arpa/inet.h>
+#include <errno.h>
+
+#include "core/client.h"
+#include "core/server.h"
+#include "task.h"
+
+#define NPATHS 3
+#define MAXPKT 256
+
+static const uint8_t secret[32] = {0x5e, 0xc7, 0xe7, 1, 2, 3};
+
+struct pkt {
+    unsigned path; /* client side: the path it travels on */
+    uint32_t flow; /* server side: the flow slot */
+    struct mpt_addr addr;
+    uint32_t len;
+    uint8_t data[1600];
+};
+
+struct list {
+    unsigned n;
+    struct pkt v[MAXPKT];
+};
+
+/* One client and one server; `paddr` are the source addresses the server sees for each path. */
+struct fx {
+    struct mpt_client c;
+    struct mpt_server s;
+    struct mpt_outq q;
+    uint64_t now;
+    struct mpt_addr paddr[NPATHS];
+    struct list up;      /* client -> server */
+    struct list down;    /* server -> client, on the path whose address it was sent to */
+    struct list stray;   /* server -> an address that is no path (an attacker's) */
+    struct list apps;    /* to local applications */
+    struct list targets; /* to the target, per flow */
+    struct list opens;   /* flow sockets opened (flow = slot, len = target, addr) */
+    struct list lookups; /* names to resolve (flow = slot, path = gen, data = name, addr = port) */
+    struct list closes;  /* flow sockets closed */
+};
+
+static struct fx fx;
+
+static struct mpt_addr addr4(uint32_t ip, uint16_t port)
+{
+    struct mpt_addr a;
+
+    memset(&a, 0, sizeof(a));
+    a.u.in4.sin_family = AF_INET;
+    a.u.in4.sin_addr.s_addr = htonl(ip);
+    a.u.in4.sin_port = htons(port);
+    return a;
+}
+
+static struct pkt *add(struct list *l, const uint8_t *data, size_t len)
+{
+    struct pkt *p;
+
+    ASSERT_LT(l->n, MAXPKT);
+    ASSERT_LE(len, sizeof(p->data));
+    p = &l->v[l->n++];
+    memset(p, 0, offsetof(struct pkt, data));
+    p->len = (uint32_t)len;
+    if (data)
+        memcpy(p->data, data, len);
+    return p;
+}
+
+static int path_of(const struct mpt_addr *a)
+{
+    for (int i = 0; i < NPATHS; i++)
+        if (mpt_addr_equal(a, &fx.paddr[i]))
+            return i;
+    return -1;
+}
+
+/* Carries the output queue of one side into the lists, then empties it. */
+static void collect(int from_server)
+{
+    for (unsigned i = 0; i < fx.q.n; i++) {
+        const struct mpt_out *o = &fx.q.v[i];
+        struct pkt *p;
+        switch (o->kind) {
+        case MPT_OUT_PATH:
+            if (!from_server) {
+                p = add(&fx.up, o->data, o->len);
+                p->path = o->index;
+            } else if (path_of(&o->addr) >= 0) {
+                p = add(&fx.down, o->data, o->len);
+                p->path = (unsigned)path_of(&o->addr);
+            } else {
+                p = add(&fx.stray, o->data, o->len);
+            }
+            p->addr = o->addr;
+            break;
+        case MPT_OUT_APP:
+            ASSERT(!from_server);
+            p = add(&fx.apps, o->data, o->len);
+            p->addr = o->addr;
+            p->path = o->target; /* the front */
+            break;
+        case MPT_OUT_FLOW:
+            ASSERT(from_server);
+            p = add(&fx.targets, o->data, o->len);
+            p->flow = o->index;
+            break;
+        case MPT_OUT_FLOW_OPEN:
+            ASSERT(from_server);
+            p = add(&fx.opens, NULL, 0);
+            p->flow = o->index;
+            p->len = o->target;
+            p->addr = o->addr;
+            break;
+        case MPT_OUT_RESOLVE:
+            ASSERT(from_server);
+            p = add(&fx.lookups, o->data, o->len);
+            p->flow = o->index;
+            p->path = o->gen;
+            p->addr = o->addr;
+            break;
+        default:
+            ASSERT(0);
+        }
+    }
+    mpt_outq_reset(&fx.q);
+    for (unsigned i = 0; i < fx.s.nclosed; i++)
+        add(&fx.closes, NULL, 0)->flow = fx.s.closed[i];
+    fx.s.nclosed = 0;
+}
+
+static void clear(struct list *l)
+{
+    l->n = 0;
+}
+
+static struct mpt_allow_rule rules[4];
+static unsigned nrules;
+
+static void setup_params(unsigned max_sessions, unsigned max_flows, unsigned client_flows)
+{
+    struct mpt_client_params cp = {
+        .secret = secret,
+        .npaths = NPATHS,
+        .max_flows = client_flows,
+        .flow_timeout_ms = 30000,
+        .probe_interval_ms = 200,
+    };
+    struct mpt_server_params sp = {
+        .secret = secret,
+        .max_sessions = max_sessions,
+        .max_flows = max_flows,
+        .flow_timeout_ms = 10000,
+        .session_timeout_ms = 60000,
+        .ntargets = 1,
+        .allow = rules,
+        .nallow = nrules,
+        .max_lookups = 2,
+    };
+
+    memset(&fx, 0, sizeof(fx));
+    ASSERT_EQ(mpt_outq_init(&fx.q, 1024, 1 << 20), 0);
+    ASSERT_EQ(mpt_client_init(&fx.c, &cp), 0);
+    ASSERT_EQ(mpt_server_init(&fx.s, &sp), 0);
+    for (int i = 0; i < NPATHS; i++)
+        fx.paddr[i] = addr4(0xc0a80001 + (uint32_t)i, (uint16_t)(40000 + i));
+    fx.now = 1000000;
+}
+
+static void setup(void)
+{
+    setup_params(4, 16, 16);
+}
+
+static void teardown(void)
+{
+    mpt_client_free(&fx.c);
+    mpt_server_free(&fx.s);
+    mpt_outq_free(&fx.q);
+}
+
+static uint64_t ctimer(void)
+{
+    uint64_t d = mpt_client_on_timer(&fx.c, fx.now, &fx.q);
+
+    collect(0);
+    return d;
+}
+
+static uint64_t stimer(void)
+{
+    uint64_t d = mpt_server_on_timer(&fx.s, fx.now, &fx.q);
+
+    collect(1);
+    return d;
+}
+
+static void target_send(uint32_t flow, const char *msg)
+{
+    mpt_server_on_target(&fx.s, fx.now, flow, (const uint8_t *)msg, strlen(msg), &fx.q);
+    collect(1);
+}
+
+static void server_rx(const struct mpt_addr *from, const uint8_t *buf, size_t len)
+{
+    mpt_server_on_path(&fx.s, fx.now, from, buf, len, &fx.q);
+    collect(1);
+}
+
+/* Hands every datagram in flight to the server (from its path's address), then empties `up`. */
+static void deliver_up(void)
+{
+    static struct list l;
+
+    l = fx.up;
+    clear(&fx.up);
+    for (unsigned i = 0; i < l.n; i++)
+        server_rx(&fx.paddr[l.v[i].path], l.v[i].data, l.v[i].len);
+}
+
+static void deliver_down(void)
+{
+    static struct list l;
+
+    l = fx.down;
+    clear(&fx.down);
+    for (unsigned i = 0; i < l.n; i++) {
+        mpt_client_on_path(&fx.c, fx.now, l.v[i].path, l.v[i].data, l.v[i].len, &fx.q);
+        collect(0);
+    }
+}
+
+/* Handshake, then one round of probes so that the server knows every path. */
+static void establish(void)
+{
+    ctimer();
+    ASSERT_EQ(fx.up.n, NPATHS);
+    for (unsigned i = 0; i < NPATHS; i++) {
+        ASSERT_EQ(fx.up.v[i].len, MPT_HELLO_LEN);
+        ASSERT_EQ(fx.up.v[i].path, i);
+    }
+    deliver_up();
+    /* One session, answered on each path the HELLO came from. */
+    ASSERT_EQ(fx.s.session_slots.used, 1);
+    ASSERT_EQ(fx.down.n, NPATHS);
+    deliver_down();
+    ASSERT_EQ(fx.c.state, MPT_CLIENT_ESTABLISHED);
+    ASSERT_EQ(fx.c.hs_sid, 0);
+    ctimer();
+    ASSERT_EQ(fx.up.n, NPATHS); /* probes */
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.s.sessions[fx.s.session_slots.head].npaths, NPATHS);
+}
+
+static int has_payload(const struct pkt *p, const char *msg)
+{
+    return p->len == strlen(msg) && memcmp(p->data, msg, p->len) == 0;
+}
+
+static struct mpt_addr addr6(const char *text, uint16_t port)
+{
+    struct mpt_addr a;
+
+    ASSERT_EQ(mpt_target_literal(text, port, &a), 0);
+    return a;
+}
+
+static void rule4(uint32_t ip, unsigned prefix, uint16_t lo, uint16_t hi)
+{
+    struct mpt_allow_rule *r = &rules[nrules++];
+
+    memset(r, 0, sizeof(*r));
+    r->family = AF_INET;
+    r->prefix = (uint8_t)prefix;
+    r->port_lo = lo;
+    r->port_hi = hi;
+    ip = htonl(ip);
+    memcpy(r->addr, &ip, 4);
+}
+
+static void send_to(const struct mpt_addr *app, uint16_t front, const char *host, uint16_t port,
+                    const char *msg)
+{
+    mpt_client_on_app_to(&fx.c, fx.now, app, front, host, port, (const uint8_t *)msg, strlen(msg),
+                         &fx.q);
+    collect(0);
+}
+
+static void block(void)
+{
+    uint8_t b[MPT_TARGET_BLOCK_MAX + 8];
+    char host[MPT_TARGET_HOST_MAX + 1], name[300];
+    uint16_t port;
+    int n;
+
+    n = mpt_target_encode(b, sizeof(b), "dns.example.org", 53);
+    ASSERT_EQ(n, 1 + 15 + 2);
+    ASSERT_EQ(b[0], 15);
+    ASSERT_EQ(mpt_target_decode(b, (size_t)n + 5, host, &port), n);
+    ASSERT_STR_EQ(host, "dns.example.org");
+    ASSERT_EQ(port, 53);
+    /* Every truncation is refused, never read past. */
+    for (int len = 0; len < n; len++)
+        ASSERT_EQ(mpt_target_decode(b, (size_t)len, host, &port), -EINVAL);
+    ASSERT_EQ(mpt_target_encode(b, (size_t)n - 1, "dns.example.org", 53), -ENOBUFS);
+    ASSERT_EQ(mpt_target_encode(b, sizeof(b), "dns.example.org", 0), -EINVAL);
+    ASSERT_EQ(mpt_target_encode(b, sizeof(b), "", 53), -EINVAL);
+    ASSERT_EQ(mpt_target_encode(b, sizeof(b), "a b", 53), -EINVAL);
+    ASSERT_EQ(mpt_target_encode(b, sizeof(b), "fd00::1", 53), 1 + 7 + 2);
+    memset(name, 'a', 253);
+    name[253] = '\0';
+    ASSERT_EQ(mpt_target_encode(b, sizeof(b), name, 1), 256);
+    name[253] = 'a';
+    name[254] = '\0';
+    ASSERT_EQ(mpt_target_encode(b, sizeof(b), name, 1), -EINVAL);
+    /* Hostile blocks: empty host, a control byte, a length of 254 or more, port 0. */
+    memcpy(b, "\x00\x00\x35", 3);
+    ASSERT_EQ(mpt_target_decode(b, 3, host, &port), -EINVAL);
+    memcpy(b, "\x01\x07\x00\x35", 4);
+    ASSERT_EQ(mpt_target_decode(b, 4, host, &port), -EINVAL);
+    memcpy(b, "\x01x\x00\x00", 4);
+    ASSERT_EQ(mpt_target_decode(b, 4, host, &port), -EINVAL);
+    b[0] = 254;
+    memset(b + 1, 'a', 256);
+    ASSERT_EQ(mpt_target_decode(b, 257, host, &port), -EINVAL);
+    for (unsigned v = 0; v < 256; v++) {
+        uint8_t x[4] = {1, (uint8_t)v, 0, 1};
+        int ok = (v >= 'a' && v <= 'z') || (v >= 'A' && v <= 'Z') || (v >= '0' && v <= '9') ||
+                 v == '-' || v == '_' || v == '.' || v == ':';
+        ASSERT_EQ(mpt_target_decode(x, 4, host, &port), ok ? 4 : -EINVAL);
+    }
+}
+
+static void allow_rules(void)
+{
+    struct mpt_allow_rule r[3];
+    struct mpt_addr a;
+
+    nrules = 0;
+    rule4(0x0a000000, 24, 53, 53);
+    rule4(0xc0a80000, 16, 1000, 2000);
+    memcpy(r, rules, 2 * sizeof(r[0]));
+    memset(&r[2], 0, sizeof(r[2]));
+    r[2].family = AF_INET6;
+    r[2].prefix = 64;
+    r[2].port_lo = 1;
+    r[2].port_hi = 65535;
+    inet_pton(AF_INET6, "fd00:1::", r[2].addr);
+    ASSERT_EQ(mpt_allow_match(r, 3, (a = addr4(0x0a0000fe, 53), &a)), 1);
+    ASSERT_EQ(mpt_allow_match(r, 3, (a = addr4(0x0a0001fe, 53), &a)), 0);
+    ASSERT_EQ(mpt_allow_match(r, 3, (a = addr4(0x0a0000fe, 54), &a)), 0);
+    ASSERT_EQ(mpt_allow_match(r, 3, (a = addr4(0xc0a8ffff, 1000), &a)), 1);
+    ASSERT_EQ(mpt_allow_match(r, 3, (a = addr4(0xc0a8ffff, 2001), &a)), 0);
+    ASSERT_EQ(mpt_allow_match(r, 3, (a = addr6("fd00:1::9", 7), &a)), 1);
+    ASSERT_EQ(mpt_allow_match(r, 3, (a = addr6("fd00:2::9", 7), &a)), 0);
+    /* An IPv4-mapped address is judged as IPv4, and matches no IPv6 rule by accident. */
+    ASSERT_EQ(mpt_allow_match(r, 3, (a = addr6("::ffff:10.0.0.1", 53), &a)), 1);
+    ASSERT_EQ(mpt_allow_match(r, 3, (a = addr6("::ffff:10.0.1.1", 53), &a)), 0);
+    ASSERT_EQ(mpt_allow_match(r, 0, (a = addr4(0x0a0000fe, 53), &a)), 0);
+    /* /0 covers every address of its family. */
+    r[0].prefix = 0;
+    memset(r[0].addr, 0, 4);
+    ASSERT_EQ(mpt_allow_match(r, 1, (a = addr4(0x01020304, 53), &a)), 1);
+    ASSERT_EQ(mpt_allow_match(r, 1, (a = addr6("fd00:1::9", 53), &a)), 0);
+    nrules = 0;
+}
+
+static void setup_rules(void)
+{
+    nrules = 0;
+    rule4(0x0a000000, 24, 53, 53); /* 10.0.0.0/24:53 */
+    setup();
+    establish();
+}
+
+static void named_literal(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001), want = addr4(0x0a000007, 53);
+    uint32_t len1, len2;
+
+    setup_rules();
+    send_to(&app, 1, "10.0.0.7", 53, "q1");
+    ASSERT_EQ(fx.up.n, NPATHS);
+    len1 = fx.up.v[0].len;
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.opens.v[0].len, MPT_TARGET_NAMED);
+    ASSERT(mpt_addr_equal(&fx.opens.v[0].addr, &want));
+    ASSERT_EQ(fx.targets.n, 1);
+    ASSERT(has_payload(&fx.targets.v[0], "q1"));
+    deliver_down(); /* FLOW_STATUS open */
+    ASSERT_EQ(fx.c.flows[fx.c.flow_slots.head].acked, 1);
+    send_to(&app, 1, "10.0.0.7", 53, "q2");
+    len2 = fx.up.v[0].len;
+    /* Once open, the target no longer travels: 11 bytes less (length, 8 characters, port). */
+    printf("target block %u bytes, then none\n", len1 - len2);
+    ASSERT_EQ(len1 - len2, 11);
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.targets.n, 2);
+    ASSERT(has_payload(&fx.targets.v[1], "q2"));
+    ASSERT_EQ(fx.targets.v[1].flow, fx.targets.v[0].flow);
+    target_send(fx.targets.v[0].flow, "a1");
+    deliver_down();
+    ASSERT_EQ(fx.apps.n, 1);
+    ASSERT(has_payload(&fx.apps.v[0], "a1"));
+    ASSERT_EQ(fx.apps.v[0].path, 1); /* back through its front */
+    ASSERT(mpt_addr_equal(&fx.apps.v[0].addr, &app));
+    teardown();
+}
+
+/* Every copy of a flow's first datagram lost: the next one still names the target. */
+static void first_lost(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001), want = addr4(0x0a000008, 53);
+
+    setup_rules();
+    send_to(&app, 2, "10.0.0.8", 53, "lost");
+    clear(&fx.up);
+    send_to(&app, 2, "10.0.0.8", 53, "q2");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.opens.v[0].len, MPT_TARGET_NAMED);
+    ASSERT(mpt_addr_equal(&fx.opens.v[0].addr, &want));
+    ASSERT(has_payload(&fx.targets.v[0], "q2"));
+    /* The status lost too: the target travels again, and is acknowledged again. */
+    clear(&fx.down);
+    send_to(&app, 2, "10.0.0.8", 53, "q3");
+    ASSERT_GT(fx.up.v[0].len, 0);
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.targets.n, 2);
+    ASSERT_GE(fx.down.n, 1);
+    deliver_down();
+    ASSERT_EQ(fx.c.flows[fx.c.flow_slots.head].acked, 1);
+    teardown();
+}
+
+static void refused(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+    uint64_t t0;
+
+    setup_rules();
+    send_to(&app, 1, "10.0.1.7", 53, "x"); /* outside the block */
+    send_to(&app, 1, "10.0.0.7", 54, "y"); /* outside the ports */
+    send_to(&app, 1, "fd00::1", 53, "z");  /* no IPv6 rule */
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 0);
+    ASSERT_EQ(fx.targets.n, 0);
+    ASSERT_EQ(fx.s.refused[MPT_FLOW_NOT_ALLOWED], 3); /* once each: duplicates stop first */
+    ASSERT_EQ(fx.s.flow_slots.used, 0);
+    deliver_down();
+    ASSERT_EQ(fx.c.refused[MPT_FLOW_NOT_ALLOWED], 3);
+    /* The client stops sending them for a while... */
+    t0 = fx.now;
+    send_to(&app, 1, "10.0.1.7", 53, "x2");
+    ASSERT_EQ(fx.up.n, 0);
+    ASSERT_EQ(fx.c.refused_drops, 1);
+    /* ...then asks again, target included, and is refused again. */
+    fx.now = t0 + MPT_CLIENT_REFUSED_US;
+    send_to(&app, 1, "10.0.1.7", 53, "x3");
+    ASSERT_EQ(fx.up.n, NPATHS);
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 0);
+    ASSERT_EQ(fx.targets.n, 0);
+    ASSERT_EQ(fx.s.refused[MPT_FLOW_NOT_ALLOWED], 4);
+    printf("refused: %llu not allowed, 0 contacted\n",
+           (unsigned long long)fx.s.refused[MPT_FLOW_NOT_ALLOWED]);
+    teardown();
+}
+
+static void no_default_target(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+
+    setup_rules();
+    fx.s.p.ntargets = 0;
+    send_to(&app, 0, NULL, 0, "plain");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 0);
+    ASSERT_EQ(fx.targets.n, 0);
+    ASSERT_EQ(fx.s.refused[MPT_FLOW_NOT_ALLOWED], 1);
+    teardown();
+}
+
+static void names(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001), got = addr4(0x0a000009, 1234);
+    struct mpt_addr want = addr4(0x0a000009, 53), bad = addr4(0x0b000009, 1);
+    uint32_t slot, gen;
+
+    setup_rules();
+    send_to(&app, 1, "dns.example", 53, "q1");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 0);
+    ASSERT_EQ(fx.lookups.n, 1);
+    ASSERT(has_payload(&fx.lookups.v[0], "dns.example"));
+    ASSERT_EQ(mpt_addr_port(&fx.lookups.v[0].addr), 53);
+    slot = fx.lookups.v[0].flow;
+    gen = fx.lookups.v[0].path;
+    /* While it resolves, more datagrams start no second lookup and reach no one. */
+    send_to(&app, 1, "dns.example", 53, "q2");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 1);
+    ASSERT_EQ(fx.targets.n, 0);
+    /* A stale answer is ignored; the right one opens the flow at the port named. */
+    mpt_server_on_resolved(&fx.s, fx.now, slot, gen + 1, 0, &got, &fx.q);
+    collect(1);
+    ASSERT_EQ(fx.opens.n, 0);
+    mpt_server_on_resolved(&fx.s, fx.now, slot, gen, 0, &got, &fx.q);
+    collect(1);
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT(mpt_addr_equal(&fx.opens.v[0].addr, &want));
+    ASSERT_EQ(fx.s.lookups, 0);
+    deliver_down();
+    send_to(&app, 1, "dns.example", 53, "q3");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 1);
+    ASSERT(has_payload(&fx.targets.v[0], "q3"));
+    /* A name that resolves outside the rules: refused, its slot freed, nothing opened. */
+    send_to(&app, 1, "evil.example", 53, "e1");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 2);
+    mpt_server_on_resolved(&fx.s, fx.now, fx.lookups.v[1].flow, fx.lookups.v[1].path, 0, &bad,
+                           &fx.q);
+    collect(1);
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.s.refused[MPT_FLOW_NOT_ALLOWED], 1);
+    ASSERT_EQ(fx.s.flow_slots.used, 1);
+    /* A name that does not resolve. */
+    send_to(&app, 1, "nosuch.example", 53, "n1");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 3);
+    mpt_server_on_resolved(&fx.s, fx.now, fx.lookups.v[2].flow, fx.lookups.v[2].path, -ENOENT, NULL,
+                           &fx.q);
+    collect(1);
+    ASSERT_EQ(fx.s.refused[MPT_FLOW_UNRESOLVED], 1);
+    ASSERT_EQ(fx.s.flow_slots.used, 1);
+    deliver_down();
+    ASSERT_EQ(fx.c.refused[MPT_FLOW_NOT_ALLOWED], 1);
+    ASSERT_EQ(fx.c.refused[MPT_FLOW_UNRESOLVED], 1);
+    ASSERT_EQ(fx.opens.n, 1);
+    teardown();
+}
+
+static void lookup_limit(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+    uint32_t slot, gen;
+
+    setup_rules(); /* max_lookups 2 */
+    send_to(&app, 1, "a.example", 53, "1");
+    send_to(&app, 1, "b.example", 53, "2");
+    send_to(&app, 1, "c.example", 53, "3");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 2);
+    ASSERT_EQ(fx.s.refused[MPT_FLOW_BUSY], 1);
+    ASSERT_EQ(fx.s.lookups, 2);
+    /* A pending flow that expires gives its lookup back; its late answer is ignored. */
+    slot = fx.lookups.v[0].flow;
+    gen = fx.lookups.v[0].path;
+    fx.now += 11000000;
+    stimer();
+    ASSERT_EQ(fx.s.lookups, 0);
+    ASSERT_EQ(fx.s.flow_slots.used, 0);
+    mpt_server_on_resolved(&fx.s, fx.now, slot, gen, 0, &app, &fx.q);
+    collect(1);
+    ASSERT_EQ(fx.opens.n, 0);
+    teardown();
+}
+
+/* The server forgot a flow (expired there first, or a new session): it says so, and the client
+ * names the target again. */
+static void unknown_flow(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+
+    setup_rules();
+    send_to(&app, 1, "10.0.0.7", 53, "q1");
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.opens.n, 1);
+    fx.now += 11000000; /* server flow_timeout 10 s, client 30 s */
+    stimer();
+    ASSERT_EQ(fx.s.flow_slots.used, 0);
+    ctimer();
+    deliver_up();
+    deliver_down();
+    clear(&fx.up);
+    /* The silence made a new session, which sends targets again anyway: pretend it did not. */
+    fx.c.flows[fx.c.flow_slots.head].acked = 1;
+    send_to(&app, 1, "10.0.0.7", 53, "q2"); /* without the target: dropped, answered */
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.targets.n, 1);
+    deliver_down();
+    ASSERT_EQ(fx.c.flows[fx.c.flow_slots.head].acked, 0);
+    send_to(&app, 1, "10.0.0.7", 53, "q3");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 2);
+    ASSERT_EQ(fx.opens.v[1].len, MPT_TARGET_NAMED);
+    ASSERT(has_payload(&fx.targets.v[1], "q3"));
+    teardown();
+}
+
+/* One application address, three destinations: three flows, each reply back to its own. */
+static void flows_apart(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+
+    setup_rules();
+    send_to(&app, 0, NULL, 0, "d");
+    send_to(&app, 1, "10.0.0.1", 53, "a");
+    send_to(&app, 2, "10.0.0.2", 53, "b");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 3);
+    ASSERT_EQ(fx.opens.v[0].len, 0);
+    ASSERT_EQ(fx.opens.v[1].len, MPT_TARGET_NAMED);
+    ASSERT_EQ(fx.targets.n, 3);
+    deliver_down();
+    for (unsigned i = 0; i < 3; i++) {
+        char r[8];
+        snprintf(r, sizeof(r), "r%u", i);
+        target_send(fx.targets.v[i].flow, r);
+    }
+    deliver_down();
+    ASSERT_EQ(fx.apps.n, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        ASSERT_EQ(fx.apps.v[i].path, i); /* front i gets reply i */
+        ASSERT_EQ(fx.apps.v[i].data[1], '0' + i);
+    }
+    teardown();
+}
+
+/* A hostile host reaching the client core is dropped, never sent. */
+static void bad_host(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+
+    setup_rules();
+    send_to(&app, 1, "a b", 53, "x");
+    send_to(&app, 1, "", 53, "x");
+    send_to(&app, 1, "a\x01", 53, "x");
+    ASSERT_EQ(fx.up.n, 0);
+    ASSERT_EQ(fx.c.ctr.drops[MPT_DROP_LIMIT], 3);
+    send_to(&app, 1, NULL, 53, "x"); /* no host: the default target */
+    ASSERT_EQ(fx.up.n, NPATHS);
+    teardown();
+}
+
+static const struct task_case cases[] = {
+    {"block", block},
+    {"allow_rules", allow_rules},
+    {"named_literal", named_literal},
+    {"first_lost", first_lost},
+    {"refused", refused},
+    {"no_default_target", no_default_target},
+    {"names", names},
+    {"lookup_limit", lookup_limit},
+    {"unknown_flow", unknown_flow},
+    {"flows_apart", flows_apart},
+    {"bad_host", bad_host},
+    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    return task_run(cases, argc, argv);
+}
