@@ -47,6 +47,16 @@ struct drv_path {
     unsigned mtu; /* route MTU as last read for the fragmentation warning; 0 unknown */
 };
 
+/* A [forward NAME]: its own local socket, whose flows name the forward's target. */
+struct drv_forward {
+    struct mpt_udp udp;
+    struct mpt_client_drv *drv;
+    uint16_t front; /* 1 + its index: MPT_OUT_APP's target */
+    int open;
+    char host[MPT_CONFIG_HOST_MAX];
+    uint16_t port;
+};
+
 struct mpt_client_drv {
     struct mpt_driver base; /* lifecycle: every handle below is counted there */
     struct mpt_loop *loop;
@@ -72,11 +82,19 @@ struct mpt_client_drv {
     struct mpt_udp_errors closed_err; /* send errors of path sockets a reload closed */
     struct mpt_hostport metrics_cfg;  /* metrics as configured at start */
     char control_cfg[256];            /* control as configured at start */
+    struct drv_forward *forwards;     /* [forward NAME] sections, as at start */
+    unsigned nforwards;
 };
 
 static struct mpt_udp *out_socket(struct mpt_client_drv *d, const struct mpt_out *o,
                                   const struct sockaddr **to)
 {
+    if (o->kind == MPT_OUT_APP && o->target) {
+        *to = &o->addr.u.sa;
+        if (o->target > d->nforwards || !d->forwards[o->target - 1].open)
+            return NULL;
+        return &d->forwards[o->target - 1].udp;
+    }
     if (o->kind == MPT_OUT_APP) {
         *to = &o->addr.u.sa;
         return d->listen_open ? &d->listen : NULL;
@@ -229,6 +247,68 @@ static void on_app(struct mpt_udp *u, const uint8_t *data, size_t len, const str
     mpt_client_on_app(&d->core, mpt_loop_now_us(d->loop), &app, data, len, &d->q);
 }
 
+static void on_forward(struct mpt_udp *u, const uint8_t *data, size_t len,
+                       const struct sockaddr *from)
+{
+    struct drv_forward *fw = u->owner;
+    struct mpt_client_drv *d = fw->drv;
+    struct mpt_addr app;
+
+    if (len > d->frag_limit && !d->frag_warned)
+        check_fragmenting(d, len);
+    if (mpt_addr_set(&app, from) != 0)
+        return;
+    if (mpt_outq_full(&d->q))
+        flush(d);
+    mpt_client_on_app_to(&d->core, mpt_loop_now_us(d->loop), &app, fw->front, fw->host, fw->port,
+                         data, len, &d->q);
+}
+
+/* Opens a socket per [forward NAME]. Returns 0 or a negative code with err set. */
+static int start_forwards(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
+                          size_t errlen)
+{
+    const struct mpt_client_config *cc = &cfg->client;
+    char a[MPT_ADDR_STRLEN], t[MPT_CONFIG_HOST_MAX + 16];
+    struct mpt_addr laddr;
+    int rc;
+
+    if (!cc->nforwards)
+        return 0;
+    d->forwards = calloc(cc->nforwards, sizeof(*d->forwards));
+    if (!d->forwards) {
+        snprintf(err, errlen, "out of memory");
+        return UV_ENOMEM;
+    }
+    d->nforwards = cc->nforwards;
+    for (unsigned i = 0; i < cc->nforwards; i++) {
+        const struct mpt_forward_config *fc = &cc->forwards[i];
+        struct drv_forward *fw = &d->forwards[i];
+
+        fw->drv = d;
+        fw->front = (uint16_t)(i + 1);
+        snprintf(fw->host, sizeof(fw->host), "%s", fc->target.host);
+        fw->port = fc->target.port;
+        rc = mpt_resolve(d->loop, fc->listen.host, fc->listen.port, 1, &laddr);
+        if (rc) {
+            snprintf(err, errlen, "%s:%d: listen: cannot resolve `%s': %s", cfg->file,
+                     fc->listen.line, fc->listen.host, mpt_strerror(rc));
+            return rc;
+        }
+        rc = mpt_driver_udp_open(&d->base, &fw->udp, 0, &laddr.u.sa, cfg->sndbuf, cfg->rcvbuf,
+                                 on_forward, fw);
+        if (rc) {
+            snprintf(err, errlen, "%s:%d: listen: cannot listen on %s: %s", cfg->file,
+                     fc->listen.line, mpt_addr_str(&laddr, a, sizeof(a)), mpt_strerror(rc));
+            return rc;
+        }
+        fw->open = 1;
+        MPT_INFO("forward %s: %s -> %s", fc->name, mpt_addr_str(&laddr, a, sizeof(a)),
+                 mpt_hostport_format(&fc->target, t, sizeof(t)));
+    }
+    return 0;
+}
+
 static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const struct sockaddr *from)
 {
     struct drv_sock *sk = u->owner;
@@ -259,6 +339,7 @@ static void drv_destroy(struct mpt_driver *base)
 
     mpt_client_free(&d->core);
     mpt_outq_free(&d->q);
+    free(d->forwards);
     free(d);
 }
 
@@ -300,6 +381,12 @@ static void drv_stop(struct mpt_driver *base)
         d->listen_open = 0;
         mpt_udp_close(&d->listen, NULL);
     }
+    for (unsigned i = 0; i < d->nforwards; i++) {
+        if (d->forwards[i].open) {
+            d->forwards[i].open = 0;
+            mpt_udp_close(&d->forwards[i].udp, NULL);
+        }
+    }
     for (unsigned i = 0; i < DRV_SOCKS; i++) {
         if (d->socks[i].open) {
             d->socks[i].open = 0;
@@ -316,6 +403,9 @@ static void send_errors(void *arg, struct mpt_udp_errors *e)
 
     mpt_udp_errors_add(e, &d->listen.tx.err);
     mpt_udp_errors_add(e, &d->closed_err);
+    for (unsigned i = 0; i < d->nforwards; i++)
+        if (d->forwards[i].open)
+            mpt_udp_errors_add(e, &d->forwards[i].udp.tx.err);
     for (unsigned i = 0; i < DRV_SOCKS; i++)
         if (d->socks[i].open)
             mpt_udp_errors_add(e, &d->socks[i].udp.tx.err);
@@ -666,6 +756,9 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     }
     d->listen_open = 1;
     d->listen_cfg = cc->listen;
+    rc = start_forwards(d, cfg, err, errlen);
+    if (rc)
+        goto fail;
     {
         struct mpt_addr remote[MPT_MAX_PATHS];
 
@@ -690,8 +783,8 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         goto fail;
     MPT_INFO("client listening on %s, %u path%s, mode %s", mpt_addr_str(&laddr, a, sizeof(a)),
              d->npaths, d->npaths == 1 ? "" : "s", mpt_mode_name(cc->mode));
-    if (cc->nforwards || cc->socks.line)
-        MPT_WARN("[forward] sections and `socks' are not served yet: only `listen' is open");
+    if (cc->socks.line)
+        MPT_WARN("%s:%d: socks: the SOCKS5 front is not served yet", cfg->file, cc->socks.line);
     run_timer(d);
     start_control(d, cfg);
     d->started = 1;
