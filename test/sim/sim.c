@@ -265,6 +265,9 @@ static void on_target_rx(struct sim *w, uint32_t flow, const uint8_t *buf, size_
         w->flow_app[flow] = (int32_t)app;
     else if (w->flow_app[flow] != (int32_t)app)
         w->crossed_flows++;
+    if (w->cfg.named && (w->flow_to[flow].u.in4.sin_addr.s_addr != htonl(0x0a000100 + app) ||
+                         mpt_addr_port(&w->flow_to[flow]) != 53))
+        w->misrouted++;
     if (w->apps[app].up_seen[seq]) {
         w->dup_up++;
         return;
@@ -305,6 +308,9 @@ static void server_drain(struct sim *w)
             w->flow_opens++;
             w->flow_gen[o->index]++;
             w->flow_app[o->index] = -1;
+            memset(&w->flow_to[o->index], 0, sizeof(w->flow_to[0]));
+            if (o->target == MPT_TARGET_NAMED)
+                w->flow_to[o->index] = o->addr;
             break;
         case MPT_OUT_FLOW:
             on_target_rx(w, o->index, o->data, o->len);
@@ -391,6 +397,7 @@ void sim_init(struct sim *w, const struct sim_cfg *cfg)
     ASSERT_EQ(mpt_outq_init(&w->q, 4096, 4 << 20), 0);
     w->flow_gen = calloc(cfg->sp.max_flows, sizeof(*w->flow_gen));
     w->flow_app = calloc(cfg->sp.max_flows, sizeof(*w->flow_app));
+    w->flow_to = calloc(cfg->sp.max_flows, sizeof(*w->flow_to));
     ASSERT(w->flow_gen && w->flow_app);
     for (unsigned p = 0; p < cfg->npaths; p++) {
         ASSERT_EQ(mpt_impair_init(&w->up[p], &cfg->up[p], cfg->seed, 2 * p), 0);
@@ -421,6 +428,7 @@ void sim_free(struct sim *w)
     }
     free(w->flow_gen);
     free(w->flow_app);
+    free(w->flow_to);
     mpt_client_free(&w->c);
     mpt_server_free(&w->s);
     mpt_outq_free(&w->q);
@@ -455,7 +463,13 @@ static void app_send(struct sim *w, uint32_t a)
     ap->sent_at[ap->sent] = w->now;
     ap->sent++;
     w->sent_up++;
-    mpt_client_on_app(&w->c, w->now, &ap->addr, buf, len, &w->q);
+    if (w->cfg.named) {
+        char host[16];
+        snprintf(host, sizeof(host), "10.0.1.%u", (unsigned)a);
+        mpt_client_on_app_to(&w->c, w->now, &ap->addr, 1, host, 53, buf, len, &w->q);
+    } else {
+        mpt_client_on_app(&w->c, w->now, &ap->addr, buf, len, &w->q);
+    }
     count_data(w, 0);
     client_drain(w);
     if (ap->sent < w->cfg.count) {
@@ -868,6 +882,43 @@ static void many_flows(void)
     sim_free(&w);
 }
 
+/* 20 applications each naming its own target over three paths losing 20%: every flow opens towards
+ * what it named, whichever datagram arrived first; none reaches another target. */
+static void named_targets(void)
+{
+    struct sim_cfg cfg;
+    struct mpt_allow_rule rule = {.family = AF_INET, .prefix = 24, .port_lo = 53, .port_hi = 53};
+    uint32_t min_replies = UINT32_MAX;
+
+    rule.addr[0] = 10;
+    rule.addr[2] = 1;
+    cfg_defaults(&cfg, 11);
+    set_all(&cfg, 0.20, 0.02, 0.05);
+    cfg.napps = 20;
+    cfg.count = 200;
+    cfg.interval_us = 20 * MS;
+    cfg.end_us = 8 * SEC;
+    cfg.named = 1;
+    cfg.sp.allow = &rule;
+    cfg.sp.nallow = 1;
+    sim_init(&w, &cfg);
+    sim_run(&w);
+    check_integrity(&w);
+    for (unsigned a = 0; a < cfg.napps; a++) {
+        if (w.apps[a].replies < min_replies)
+            min_replies = w.apps[a].replies;
+        ASSERT_GE(w.apps[a].replies, 185);
+    }
+    printf("20 applications naming 20 targets, 20%% loss per path: %llu flows opened, fewest "
+           "replies %u (limit 185), misrouted %llu (must be 0), refused %llu (must be 0)\n",
+           (unsigned long long)w.flow_opens, min_replies, (unsigned long long)w.misrouted,
+           (unsigned long long)w.s.refused[MPT_FLOW_NOT_ALLOWED]);
+    ASSERT_EQ(w.misrouted, 0);
+    ASSERT_EQ(w.flow_opens, 20);
+    ASSERT_EQ(w.s.refused[MPT_FLOW_NOT_ALLOWED], 0);
+    sim_free(&w);
+}
+
 /* Random worlds: impairments, blackouts and restarts at random; the invariants must hold. */
 static struct mpt_rng soak_rng;
 
@@ -990,11 +1041,17 @@ static void determinism(void)
 }
 
 static const struct task_case cases[] = {
-    {"redundant_loss", redundant_loss}, {"reorder_dup", reorder_dup},
-    {"path_failover", path_failover},   {"server_restart", server_restart},
-    {"client_restart", client_restart}, {"idle_keepalive", idle_keepalive},
-    {"many_flows", many_flows},         {"seeds", seeds},
-    {"determinism", determinism},       {NULL, NULL},
+    {"redundant_loss", redundant_loss},
+    {"reorder_dup", reorder_dup},
+    {"path_failover", path_failover},
+    {"server_restart", server_restart},
+    {"client_restart", client_restart},
+    {"idle_keepalive", idle_keepalive},
+    {"many_flows", many_flows},
+    {"seeds", seeds},
+    {"determinism", determinism},
+    {"named_targets", named_targets},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)

@@ -28,6 +28,7 @@ struct sim_cfg {
     uint64_t target_delay_us;
     uint64_t start_us; /* applications start this long after the session is first up */
     uint64_t end_us;   /* virtual time the run stops */
+    int named;         /* application a names target 10.0.1.a:53 (sp.allow must cover it) */
     struct mpt_client_params cp;
     struct mpt_server_params sp;
 };
@@ -65,6 +66,7 @@ struct sim {
     struct app apps[SIM_MAX_APPS];
     uint32_t *flow_gen;
     int32_t *flow_app; /* the application whose datagrams a flow socket carries; -1 none yet */
+    struct mpt_addr *flow_to; /* where the server opened each flow socket (named targets) */
 
     sim_control_cb control;
     sim_step_cb step;
@@ -76,6 +78,7 @@ struct sim {
     uint64_t echo_sent, recv_down, dup_down, corrupt_down, misdelivered, crossed_flows;
     uint64_t max_sessions_used, max_flows_used, max_client_flows;
     uint64_t flow_opens; /* flow sockets the server opened */
+    uint64_t misrouted;  /* named targets: a datagram on a flow opened towards another target */
     uint64_t events;
     /* Per path, each way (index 0 = client -> server, 1 = server -> client): datagrams and bytes
      * handed to the path (probes and handshakes included), copies of flow datagrams among them,
