@@ -566,6 +566,34 @@ static void print_rejected(const struct jdoc *d, int root)
     printf("%s\n", first ? " none" : "");
 }
 
+/* Datagrams sent as pieces and rebuilt, when there were any. */
+static void print_split(const struct jdoc *d, int root)
+{
+    int r = jpath(d, root, "split.dropped");
+    double sent = jnum(d, jpath(d, root, "split.packets"));
+    double rebuilt = jnum(d, jpath(d, root, "split.reassembled"));
+
+    if (!(sent > 0) && !(rebuilt > 0) && !(jnum(d, jpath(d, root, "split.pieces_received")) > 0))
+        return;
+    printf("split: %.0f datagrams sent as %.0f pieces, %.0f rebuilt from %.0f pieces", sent,
+           jnum(d, jpath(d, root, "split.pieces_sent")), rebuilt,
+           jnum(d, jpath(d, root, "split.pieces_received")));
+    if (r >= 0 && d->v[r].t == J_OBJ) {
+        int first = 1;
+        for (int i = r + 1; i < d->v[r].next;) {
+            char key[64];
+            int val = d->v[i].next;
+            jstr(d, i, key, sizeof(key), "?");
+            if (jnum(d, val) > 0) {
+                printf("%s %.0f %s", first ? "; dropped:" : ",", jnum(d, val), key);
+                first = 0;
+            }
+            i = d->v[val].next;
+        }
+    }
+    printf("\n");
+}
+
 static void print_header(const struct jdoc *d, int root, const char *role)
 {
     char file[600], listen[128], extra[160], up[32];
@@ -642,6 +670,7 @@ static void print_client(const struct jdoc *d, int root, int wide)
         print_mtus(d, root);
     print_send_errors(d, root);
     print_rejected(d, root);
+    print_split(d, root);
 }
 
 static void print_server(const struct jdoc *d, int root, int wide)
@@ -691,6 +720,7 @@ static void print_server(const struct jdoc *d, int root, int wide)
     }
     print_send_errors(d, root);
     print_rejected(d, root);
+    print_split(d, root);
     {
         int af = jget(d, root, "auth_failures");
         if (af >= 0 && d->v[af].t == J_ARR) {

@@ -85,7 +85,8 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
     c->held_buf = malloc(MPT_CLIENT_HELD_BYTES);
     if (!c->flows || !c->held_buf || mpt_slots_init(&c->flow_slots, p->max_flows) != 0 ||
         mpt_index_init(&c->flow_by_app, p->max_flows, mpt_random64()) != 0 ||
-        mpt_index_init(&c->flow_by_id, p->max_flows, mpt_random64()) != 0) {
+        mpt_index_init(&c->flow_by_id, p->max_flows, mpt_random64()) != 0 ||
+        mpt_split_init(&c->split) != 0) {
         mpt_client_free(c);
         return -ENOMEM;
     }
@@ -98,6 +99,7 @@ void mpt_client_free(struct mpt_client *c)
         return;
     free(c->flows);
     free(c->held_buf);
+    mpt_split_free(&c->split);
     mpt_slots_free(&c->flow_slots);
     mpt_index_free(&c->flow_by_app);
     mpt_index_free(&c->flow_by_id);
@@ -469,6 +471,50 @@ static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
     return f;
 }
 
+/* A FLOW message of `len` bytes at mpt_data_inner(out), the last allocation in q, that the paths
+ * of mask do not carry whole: sent instead as pieces that fit, each sealed once and queued on
+ * those paths (PROTOCOL.md §5 PIECE), if the queue has room for all of them. Returns 0 if the
+ * message is to go whole (it fits, a path's size is unknown, or no room). */
+static int send_pieces(struct mpt_client *c, uint8_t *out, size_t len, uint32_t mask,
+                       struct mpt_outq *q)
+{
+    const uint8_t *inner = mpt_data_inner(out);
+    size_t base = (size_t)(out - q->arena);
+    unsigned max = 0, copies = 0, k;
+    uint32_t msg;
+
+    mask &= ~c->disabled;
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        if (!c->paths[i].max_dgram)
+            return 0;
+        if (!max || c->paths[i].max_dgram < max)
+            max = c->paths[i].max_dgram;
+        copies++;
+    }
+    k = mpt_split_count(len, max);
+    if (!k || q->max - q->n < k * copies || q->cap - base < len + k * (MPT_PIECE_OVERHEAD + 16))
+        return 0;
+    /* The pieces take the message's place in the queue's arena. */
+    memcpy(c->split.scratch, inner, len);
+    q->used = base;
+    msg = mpt_split_next_msg(&c->split);
+    for (unsigned i = 0; i < k; i++) {
+        uint8_t *p = mpt_outq_alloc(q, MPT_PIECE_OVERHEAD + mpt_split_piece_len(len, k, i));
+        size_t n = mpt_split_write(mpt_data_inner(p), mpt_get32(c->split.scratch + 4), msg, i, k,
+                                   c->split.scratch, len);
+        n = mpt_data_seal(&c->sec->keys, c->sid, p, n);
+        c->ctr.sealed++;
+        copies = send_paths(c, p, n, mask, 1, q);
+    }
+    c->split.st.split++;
+    c->split.st.pieces_tx += k;
+    c->data_dgrams++;
+    c->data_copies += copies;
+    return 1;
+}
+
 /* Encrypts one datagram of flow f once and queues it on the scheduled paths. A flow that names
  * its target carries it until the server says the flow is open (§5). */
 static void send_flow(struct mpt_client *c, const struct mpt_client_flow *f, const uint8_t *buf,
@@ -496,13 +542,15 @@ static void send_flow(struct mpt_client *c, const struct mpt_client_flow *f, con
     if (tlen)
         mpt_target_encode(inner + MPT_FLOW_HDR_LEN, tlen, f->host, f->port);
     memcpy(inner + MPT_FLOW_HDR_LEN + tlen, buf, len);
-    n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_FLOW_HDR_LEN + tlen + len);
-    c->ctr.sealed++;
     if (c->sched_dirty)
         schedule(c);
     mask = c->send_mask;
     if (c->p.mode == MPT_CLIENT_BALANCE)
         mask = 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
+    if (send_pieces(c, out, MPT_FLOW_HDR_LEN + tlen + len, mask, q))
+        return;
+    n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_FLOW_HDR_LEN + tlen + len);
+    c->ctr.sealed++;
     c->data_dgrams++;
     c->data_copies += send_paths(c, out, n, mask, 1, q);
 }
@@ -724,6 +772,12 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
     path_set_state(c, path, path_eval(c, p, now), now);
 }
 
+void mpt_client_set_path_mtu(struct mpt_client *c, unsigned path, unsigned max_dgram)
+{
+    if (path < c->p.npaths)
+        c->paths[path].max_dgram = max_dgram;
+}
+
 void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
                         size_t len, struct mpt_outq *q)
 {
@@ -791,6 +845,20 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         path_set_state(c, path, path_eval(c, &c->paths[path], now), now);
     c->ctr.rx_dgrams++;
     c->ctr.rx_bytes += len;
+    if (plain[0] == MPT_INNER_PIECE) {
+        /* The last piece of a FLOW message: handled as the message would be, had it come whole. */
+        const uint8_t *m;
+        q->used = mark;
+        n = (int)mpt_split_add(&c->split, now, mpt_data_sid(buf), plain, (size_t)n, &m);
+        if (!n)
+            return;
+        plain = mpt_outq_alloc(q, (size_t)n);
+        if (!plain) {
+            c->ctr.drops[MPT_DROP_LIMIT]++;
+            return;
+        }
+        memcpy(plain, m, (size_t)n);
+    }
     if (plain[0] == MPT_INNER_FLOW && n >= MPT_FLOW_HDR_LEN) {
         slot = mpt_index_find(&c->flow_by_id, mpt_get32(plain + 4));
         if (slot == MPT_NIL) {

@@ -11,6 +11,7 @@
 #include "core/addr.h"
 #include "core/outq.h"
 #include "core/session.h"
+#include "core/split.h"
 #include "core/table.h"
 #include "core/target.h"
 
@@ -87,6 +88,7 @@ struct mpt_client_path {
      * doubling intervals; quiet_ref is the silence (since when) being reported on. */
     uint64_t quiet_ref_us, quiet_next_us, quiet_step_us;
     uint32_t quiet_probes; /* probes_sent when that silence began */
+    unsigned max_dgram;    /* UDP payload it carries whole (mpt_client_set_path_mtu); 0 unknown */
 };
 
 /* Datagrams held while the first session is being opened (sent once it is). */
@@ -182,6 +184,7 @@ struct mpt_client {
     uint32_t next_flow_id;
 
     struct mpt_counters ctr;
+    struct mpt_split split; /* FLOW messages too large for the paths, both ways (PROTOCOL.md §5) */
     unsigned sessions_established;
     uint64_t flows_opened, flows_closed;
     uint64_t refused[MPT_FLOW_STATUS_COUNT]; /* refusals the server sent, by reason */
@@ -235,6 +238,11 @@ int mpt_client_set_enabled(struct mpt_client *c, unsigned path, int enabled, uin
  * Returns 0, or -EINVAL (nothing changed) if p is not valid. */
 int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params *p,
                            const int from[MPT_MAX_PATHS], uint64_t now);
+
+/* The largest UDP payload path `path` carries whole (route MTU less IP and UDP headers; 0 =
+ * unknown). A FLOW message whose DATA datagram would exceed the smallest of these among the paths
+ * it goes on is sent as pieces that fit (PROTOCOL.md §5 PIECE); with any of them unknown, whole. */
+void mpt_client_set_path_mtu(struct mpt_client *c, unsigned path, unsigned max_dgram);
 
 /* How long nothing authenticated arrived on any path while trying (since the last authenticated
  * datagram, or since the first handshake began): 0 while the server answers. */

@@ -37,10 +37,12 @@ struct mpt_outq {
     size_t used, cap;
 };
 
-/* Room a single input may need: one datagram of the largest size plus small control messages. */
-#define MPT_OUTQ_INPUT_BYTES (MPT_OUTQ_ONE_DGRAM + 4096)
+/* Room a single input may need: one datagram of the largest size plus small control messages,
+ * or the same datagram as up to 64 pieces (their headers, tags and alignment) on up to 4 paths;
+ * with fewer entries free, a datagram goes whole rather than in pieces (PROTOCOL.md §5). */
+#define MPT_OUTQ_INPUT_BYTES (MPT_OUTQ_ONE_DGRAM + 8192)
 #define MPT_OUTQ_ONE_DGRAM 65536
-#define MPT_OUTQ_INPUT_ENTRIES 64
+#define MPT_OUTQ_INPUT_ENTRIES 256
 
 /* Allocates a queue of `max` entries and `cap` arena bytes. Returns 0 or -ENOMEM. */
 int mpt_outq_init(struct mpt_outq *q, unsigned max, size_t cap);

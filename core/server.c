@@ -62,7 +62,8 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
         mpt_index_init(&s->session_by_sid, p->max_sessions, mpt_random64()) != 0 ||
         mpt_index_init(&s->session_by_prev, p->max_sessions, mpt_random64()) != 0 ||
         mpt_slots_init(&s->flow_slots, p->max_flows) != 0 ||
-        mpt_index_init(&s->flow_by_key, p->max_flows, mpt_random64()) != 0) {
+        mpt_index_init(&s->flow_by_key, p->max_flows, mpt_random64()) != 0 ||
+        mpt_split_init(&s->split) != 0) {
         mpt_server_free(s);
         return -ENOMEM;
     }
@@ -91,6 +92,7 @@ void mpt_server_free(struct mpt_server *s)
     }
     free(s->flows);
     free(s->closed);
+    mpt_split_free(&s->split);
     free(s->allow);
     mpt_slots_free(&s->session_slots);
     mpt_index_free(&s->session_by_sid);
@@ -406,8 +408,8 @@ static struct mpt_server_path *path_find(struct mpt_server_session *ss, const st
 
 /* The path of a session that `from` belongs to, learning it if new. `id` is the client's path
  * index when known (probes carry it), which lets a path's address change (NAT rebinding). */
-static struct mpt_server_path *path_update(struct mpt_server_session *ss, uint64_t now,
-                                           const struct mpt_addr *from, unsigned id)
+static struct mpt_server_path *path_update(struct mpt_server *s, struct mpt_server_session *ss,
+                                           uint64_t now, const struct mpt_addr *from, unsigned id)
 {
     struct mpt_server_path *p = NULL;
     unsigned i;
@@ -434,6 +436,8 @@ static struct mpt_server_path *path_update(struct mpt_server_session *ss, uint64
                              mpt_addr_str(&o->addr, b, sizeof(b)));
                 }
                 o->addr = *from;
+                o->max_dgram = 0;
+                s->mtu_dirty = 1;
                 p = o;
             }
             break;
@@ -451,6 +455,7 @@ static struct mpt_server_path *path_update(struct mpt_server_session *ss, uint64
         memset(p, 0, sizeof(*p));
         p->addr = *from;
         p->id = MPT_PATH_ID_UNKNOWN;
+        s->mtu_dirty = 1;
         if (MPT_LOG_ON(MPT_LOGL_DEBUG)) {
             char a[MPT_ADDR_STRLEN];
             MPT_DEBUG("session %016llx: a path from %s (%u known)", (unsigned long long)ss->sid,
@@ -532,32 +537,22 @@ void mpt_server_set_allow(struct mpt_server *s, const struct mpt_allow_rule *all
 
 static uint32_t return_paths(const struct mpt_server_session *ss, uint64_t now, int *best);
 
-/* Seals an inner message of `len` bytes, written at mpt_data_inner(out), and queues it on the
- * session's return paths (§8). */
-static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint64_t now,
-                       uint8_t *out, size_t len, struct mpt_outq *q)
+/* Seals an inner message of `len` bytes written at mpt_data_inner(out); returns the datagram's
+ * length. */
+static size_t seal(struct mpt_server *s, struct mpt_server_session *ss, uint64_t now, uint8_t *out,
+                   size_t len)
 {
-    uint32_t mask;
-    int best;
-    size_t n;
-
+    s->ctr.sealed++;
     /* Until the client shows it has the new keys, it can only read the old ones. */
     if (ss->prev_sid && now < ss->prev_until_us)
-        n = mpt_data_seal(&ss->prev_keys, ss->prev_sid, out, len);
-    else
-        n = mpt_data_seal(&ss->keys, ss->sid, out, len);
-    s->ctr.sealed++;
-    mask = return_paths(ss, now, &best);
-    if (!mask && best >= 0)
-        mask = 1u << best; /* every path silent for a while: still try the one heard last */
-    if (ss->mode == MPT_CLIENT_BALANCE && mask) {
-        unsigned w[MPT_MAX_PATHS];
-        for (unsigned i = 0; i < ss->npaths; i++)
-            w[i] = ss->paths[i].id < MPT_MAX_PATHS && ss->use[ss->paths[i].id]
-                       ? ss->use[ss->paths[i].id]
-                       : 1;
-        mask = 1u << mpt_wrr_pick(ss->wrr, w, mask, ss->npaths);
-    }
+        return mpt_data_seal(&ss->prev_keys, ss->prev_sid, out, len);
+    return mpt_data_seal(&ss->keys, ss->sid, out, len);
+}
+
+/* Queues one sealed datagram on the session's paths of mask. */
+static void push_paths(struct mpt_server *s, struct mpt_server_session *ss, const uint8_t *out,
+                       size_t n, uint32_t mask, struct mpt_outq *q)
+{
     for (unsigned i = 0; i < ss->npaths; i++) {
         struct mpt_server_path *p = &ss->paths[i];
         struct mpt_out *o;
@@ -573,6 +568,84 @@ static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint
         s->ctr.tx_dgrams++;
         s->ctr.tx_bytes += n;
     }
+}
+
+/* A FLOW message of `len` bytes at mpt_data_inner(out), the last allocation in q, that the paths
+ * of mask do not carry whole: sent instead as pieces that fit, each sealed once and queued on
+ * those paths (PROTOCOL.md §5 PIECE), if the queue has room for all of them. Returns 0 if the
+ * message is to go whole (it fits, a path's size is unknown, or no room). */
+static int send_pieces(struct mpt_server *s, struct mpt_server_session *ss, uint64_t now,
+                       uint8_t *out, size_t len, uint32_t mask, struct mpt_outq *q)
+{
+    size_t base = (size_t)(out - q->arena);
+    unsigned max = 0, copies = 0, k;
+    uint32_t msg;
+
+    for (unsigned i = 0; i < ss->npaths; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        if (!ss->paths[i].max_dgram)
+            return 0;
+        if (!max || ss->paths[i].max_dgram < max)
+            max = ss->paths[i].max_dgram;
+        copies++;
+    }
+    k = mpt_split_count(len, max);
+    if (!k || q->max - q->n < k * copies || q->cap - base < len + k * (MPT_PIECE_OVERHEAD + 16))
+        return 0;
+    /* The pieces take the message's place in the queue's arena. */
+    memcpy(s->split.scratch, mpt_data_inner(out), len);
+    q->used = base;
+    msg = mpt_split_next_msg(&s->split);
+    for (unsigned i = 0; i < k; i++) {
+        uint8_t *p = mpt_outq_alloc(q, MPT_PIECE_OVERHEAD + mpt_split_piece_len(len, k, i));
+        size_t n = mpt_split_write(mpt_data_inner(p), mpt_get32(s->split.scratch + 4), msg, i, k,
+                                   s->split.scratch, len);
+        push_paths(s, ss, p, seal(s, ss, now, p, n), mask, q);
+    }
+    s->split.st.split++;
+    s->split.st.pieces_tx += k;
+    return 1;
+}
+
+void mpt_server_set_path_mtus(struct mpt_server *s, int all,
+                              unsigned (*mtu)(void *arg, const struct mpt_addr *to), void *arg)
+{
+    s->mtu_dirty = 0;
+    for (unsigned i = 0; i < s->p.max_sessions; i++) {
+        struct mpt_server_session *ss = &s->sessions[i];
+        if (!ss->sid)
+            continue;
+        for (unsigned j = 0; j < ss->npaths; j++)
+            if (all || !ss->paths[j].max_dgram)
+                ss->paths[j].max_dgram = mtu(arg, &ss->paths[j].addr);
+    }
+}
+
+/* Seals an inner message of `len` bytes, written at mpt_data_inner(out), and queues it on the
+ * session's return paths (§8), as pieces if it is a FLOW message they do not carry whole. */
+static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint64_t now,
+                       uint8_t *out, size_t len, struct mpt_outq *q)
+{
+    uint32_t mask;
+    int best;
+    size_t n;
+
+    mask = return_paths(ss, now, &best);
+    if (!mask && best >= 0)
+        mask = 1u << best; /* every path silent for a while: still try the one heard last */
+    if (ss->mode == MPT_CLIENT_BALANCE && mask) {
+        unsigned w[MPT_MAX_PATHS];
+        for (unsigned i = 0; i < ss->npaths; i++)
+            w[i] = ss->paths[i].id < MPT_MAX_PATHS && ss->use[ss->paths[i].id]
+                       ? ss->use[ss->paths[i].id]
+                       : 1;
+        mask = 1u << mpt_wrr_pick(ss->wrr, w, mask, ss->npaths);
+    }
+    if (mpt_data_inner(out)[0] == MPT_INNER_FLOW && send_pieces(s, ss, now, out, len, mask, q))
+        return;
+    n = seal(s, ss, now, out, len);
+    push_paths(s, ss, out, n, mask, q);
 }
 
 /* FLOW_STATUS (§5) for flow `id`: open, or why not. */
@@ -912,7 +985,7 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
     s->ctr.rx_dgrams++;
     s->ctr.rx_bytes += len;
     if (plain[0] == MPT_INNER_PROBE && n >= MPT_PROBE_LEN && plain[1] < MPT_MAX_PATHS) {
-        p = path_update(ss, now, from, plain[1]);
+        p = path_update(s, ss, now, from, plain[1]);
         p->local = s->rx_local;
         p->rx_dgrams++;
         p->rx_bytes += len;
@@ -920,10 +993,24 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
         send_probe_ack(s, ss, p, plain, q, k == &ss->keys ? ss->sid : ss->prev_sid, k);
         return;
     }
-    p = path_update(ss, now, from, MPT_PATH_ID_UNKNOWN);
+    p = path_update(s, ss, now, from, MPT_PATH_ID_UNKNOWN);
     p->local = s->rx_local;
     p->rx_dgrams++;
     p->rx_bytes += len;
+    if (plain[0] == MPT_INNER_PIECE) {
+        /* The last piece of a FLOW message: handled as the message would be, had it come whole. */
+        const uint8_t *m;
+        q->used = mark;
+        n = (int)mpt_split_add(&s->split, now, sid, plain, (size_t)n, &m);
+        if (!n)
+            return;
+        plain = mpt_outq_alloc(q, (size_t)n);
+        if (!plain) {
+            s->ctr.drops[MPT_DROP_LIMIT]++;
+            return;
+        }
+        memcpy(plain, m, (size_t)n);
+    }
     if (plain[0] == MPT_INNER_FLOW && n >= MPT_FLOW_HDR_LEN) {
         on_flow_data(s, now, slot, plain, (size_t)n, q);
         return;

@@ -12,6 +12,7 @@
 #include "core/outq.h"
 #include "core/ratelimit.h"
 #include "core/session.h"
+#include "core/split.h"
 #include "core/table.h"
 #include "core/target.h"
 
@@ -59,11 +60,12 @@ struct mpt_server_path {
     uint64_t rx_dgrams, rx_bytes; /* copies received, duplicates of other paths included */
     uint64_t tx_dgrams, tx_bytes; /* copies sent */
     /* What the client's last probe on this path said (PROTOCOL.md §5). */
-    uint8_t state;    /* enum mpt_path_state, the client's view */
-    uint16_t use;     /* the client's share for the return direction: 0 = do not use */
-    double loss_up;   /* client -> server */
-    double loss_down; /* server -> client */
-    uint64_t srtt_us; /* the client's smoothed RTT of this path */
+    uint8_t state;      /* enum mpt_path_state, the client's view */
+    uint16_t use;       /* the client's share for the return direction: 0 = do not use */
+    double loss_up;     /* client -> server */
+    double loss_down;   /* server -> client */
+    uint64_t srtt_us;   /* the client's smoothed RTT of this path */
+    unsigned max_dgram; /* UDP payload it carries whole, set by the driver; 0 unknown */
 };
 
 struct mpt_server_session {
@@ -112,6 +114,8 @@ struct mpt_server {
     struct mpt_ratelimit ratelimit;
     int aes; /* AES-256-GCM may be chosen: hardware support and not disabled */
     struct mpt_counters ctr;
+    struct mpt_split split; /* FLOW messages too large for the paths, both ways (§5) */
+    int mtu_dirty;          /* a path came or moved: call mpt_server_set_path_mtus */
     struct mpt_server_authfail authfail[MPT_SERVER_AUTHLOG_SLOTS];
     uint64_t authlog_stamp_us;
     unsigned authlog_tokens;
@@ -163,6 +167,15 @@ void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, u
  * open already keep their targets. */
 void mpt_server_set_allow(struct mpt_server *s, const struct mpt_allow_rule *allow,
                           unsigned nallow);
+
+/* Sets the paths' max_dgram (the largest UDP payload each carries whole; 0 unknown) from
+ * mtu(arg, address): of every path if `all`, else of those not known yet, and clears mtu_dirty.
+ * The driver calls it whenever mtu_dirty is set (a path came or moved) and every
+ * MPT_UDP_MTU_REFRESH_MS or so with all. A FLOW message whose DATA datagram exceeds the smallest
+ * max_dgram of the paths it goes on is sent as pieces that fit (PROTOCOL.md §5 PIECE); with any of
+ * them unknown, whole. */
+void mpt_server_set_path_mtus(struct mpt_server *s, int all,
+                              unsigned (*mtu)(void *arg, const struct mpt_addr *to), void *arg);
 
 /* Expiry of flows and sessions. Returns the next deadline (absolute, µs). */
 uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq *q);

@@ -48,6 +48,7 @@
 #define MPT_INNER_FLOW 1      /* a datagram of a flow */
 #define MPT_INNER_PROBE 2     /* per-path liveness probe, client -> server */
 #define MPT_INNER_PROBE_ACK 3 /* its answer, server -> client */
+#define MPT_INNER_PIECE 5     /* a piece of a FLOW message too large for its paths (split.h) */
 #define MPT_INNER_FLOW_STATUS                                                                      \
     4 /* a flow that named its target: open or refused, server -> client */
 

@@ -77,6 +77,7 @@ struct mpt_client_drv {
     size_t frag_limit;           /* application datagrams up to this size fit every path */
     uint64_t frag_check_us;      /* when frag_limit is next read again from the MTUs */
     int frag_warned;
+    uint64_t split_mtu_us; /* when the core is next told the paths' MTUs (splitting, §5) */
     struct mpt_hostport listen_cfg;   /* listen as configured at start */
     int reloading;                    /* a reload's lookups are under way */
     struct mpt_udp_errors closed_err; /* send errors of path sockets a reload closed */
@@ -168,9 +169,25 @@ static void on_flush(uv_check_t *h)
 
 static void on_timer(uv_timer_t *t);
 
+/* Tells the core what each path carries whole, every second: datagrams larger go as pieces. */
+static void refresh_path_mtus(struct mpt_client_drv *d, uint64_t now)
+{
+    if (now < d->split_mtu_us)
+        return;
+    d->split_mtu_us = now + 1000000;
+    for (unsigned i = 0; i < d->npaths; i++) {
+        struct drv_path *p = &d->paths[i];
+        unsigned mtu = mpt_udp_mtu(&d->socks[p->sock].udp, &p->remote.u.sa);
+        unsigned hdr = mpt_udp_addr_headers(&p->remote.u.sa);
+        mpt_client_set_path_mtu(&d->core, i, mtu > hdr ? mtu - hdr : 0);
+    }
+}
+
 static void run_timer(struct mpt_client_drv *d)
 {
     uint64_t next;
+
+    refresh_path_mtus(d, mpt_loop_now_us(d->loop));
 
     /* Timers may queue a lot at once (probes, handshakes, held datagrams): start empty. */
     if (d->q.n)
@@ -218,7 +235,10 @@ static void check_fragmenting(struct mpt_client_drv *d, size_t len)
         unsigned over = mpt_status_overhead(&p->remote);
         size_t max = p->mtu > over ? p->mtu - over : 0;
 
-        if (!p->mtu || len <= max)
+        /* Larger ones are sent as pieces that fit (up to MPT_SPLIT_MAX_PIECES of them). */
+        if (!p->mtu || len <= max ||
+            mpt_split_count(MPT_FLOW_HDR_LEN + len,
+                            p->mtu - (over - MPT_DATA_OVERHEAD - MPT_FLOW_HDR_LEN)))
             continue;
         d->frag_warned = 1;
         MPT_WARN("path %u%s%s%s to %s: applications send datagrams of %zu bytes, which with the "

@@ -49,6 +49,7 @@ struct mpt_server_drv {
     struct mpt_metrics *metrics;         /* metrics endpoint; NULL if none */
     struct mpt_udp_errors closed_tx_err; /* send errors of flow sockets since closed */
     int started;                         /* mpt_server_drv_start succeeded */
+    uint64_t mtu_next_us;                /* when the paths' MTUs are next read again */
 };
 
 /* The last reference is gone: the driver has stopped and every handle has closed. */
@@ -176,8 +177,12 @@ static void lookup_start(struct mpt_server_drv *d, const struct mpt_out *o)
 /* Carries out at once what the last core call asked of the sockets — closed flows first (their
  * slots may be opened again in the queue), then the queue's new entries in order — and notes the
  * socket each new datagram goes out on; the datagrams themselves wait for flush(). */
+static unsigned path_max_dgram(void *arg, const struct mpt_addr *to);
+
 static void after_call(struct mpt_server_drv *d, unsigned from)
 {
+    if (d->core.mtu_dirty)
+        mpt_server_set_path_mtus(&d->core, 0, path_max_dgram, d);
     for (uint32_t i = 0; i < d->core.nclosed; i++)
         flow_close(d, d->core.closed[i]);
     d->core.nclosed = 0;
@@ -249,11 +254,28 @@ static void on_flush(uv_check_t *h)
         flush(d);
 }
 
+/* What the path to `to` carries whole: its route MTU less IP and UDP headers (0: unknown). */
+static unsigned path_max_dgram(void *arg, const struct mpt_addr *to)
+{
+    struct mpt_server_drv *d = arg;
+    unsigned mtu = d->listen_open ? mpt_udp_mtu(&d->listen, &to->u.sa) : 0;
+    unsigned hdr = mpt_udp_addr_headers(&to->u.sa);
+
+    return mtu > hdr ? mtu - hdr : 0;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct mpt_server_drv *d = mpt_container_of(t, struct mpt_server_drv, timer);
     uint64_t now = mpt_loop_now_us(d->loop), next;
     unsigned from;
+
+    /* The paths' MTUs, read again from the socket's cache, so that replies too large for them
+     * go as pieces (PROTOCOL.md §5); new paths are read as they come (after_call). */
+    if (now >= d->mtu_next_us) {
+        d->mtu_next_us = now + (uint64_t)MPT_UDP_MTU_REFRESH_MS * 1000;
+        mpt_server_set_path_mtus(&d->core, 1, path_max_dgram, d);
+    }
 
     if (d->q.n)
         flush(d);

@@ -257,6 +257,21 @@ static void counters(struct mpt_json *j, const struct mpt_counters *c)
     mpt_json_u64(j, "duplicates", c->duplicates);
 }
 
+/* Datagrams too large for their paths, sent as pieces and rebuilt from them (PROTOCOL.md §5). */
+static void split_stats(struct mpt_json *j, const struct mpt_split_stats *st)
+{
+    mpt_json_obj(j, "split");
+    mpt_json_u64(j, "packets", st->split);
+    mpt_json_u64(j, "pieces_sent", st->pieces_tx);
+    mpt_json_u64(j, "pieces_received", st->pieces_rx);
+    mpt_json_u64(j, "reassembled", st->reassembled);
+    mpt_json_obj(j, "dropped");
+    for (int i = 0; i < MPT_SPLIT_DROP_COUNT; i++)
+        mpt_json_u64(j, mpt_split_drop_names[i], st->drops[i]);
+    mpt_json_end(j);
+    mpt_json_end(j);
+}
+
 static void rejected(struct mpt_json *j, const struct mpt_counters *c)
 {
     uint64_t total = 0;
@@ -499,6 +514,7 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
     mpt_json_end(j);
     send_totals(j, st->send_errors, st->drv);
     rejected(j, &c->ctr);
+    split_stats(j, &c->split.st);
     mpt_json_end(j);
 }
 
@@ -647,6 +663,7 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
     for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++)
         mpt_json_u64(j, mpt_flow_status_names[i], s->refused[i]);
     mpt_json_end(j);
+    split_stats(j, &s->split.st);
     /* The sources whose datagrams failed authentication lately (a client with another secret). */
     mpt_json_arr(j, "auth_failures");
     for (unsigned i = 0; i < MPT_SERVER_AUTHLOG_SLOTS; i++) {

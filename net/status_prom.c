@@ -237,6 +237,29 @@ static void totals(struct mpt_prom *p, const struct mpt_counters *c, const char 
         e.gso_resent);
 }
 
+/* Datagrams too large for their paths, sent as pieces and rebuilt from them. */
+static void split_totals(struct mpt_prom *p, const struct mpt_split_stats *st)
+{
+    struct mpt_prom_labels l;
+
+    one(p, "mptunnel_split_packets_total", "counter",
+        "Datagrams too large for their paths whole, sent as pieces that fit", st->split);
+    one(p, "mptunnel_split_pieces_sent_total", "counter",
+        "Pieces sent (each once, whatever the copies)", st->pieces_tx);
+    one(p, "mptunnel_split_pieces_received_total", "counter",
+        "Pieces received, authenticated and new", st->pieces_rx);
+    one(p, "mptunnel_reassembled_packets_total", "counter", "Datagrams rebuilt from their pieces",
+        st->reassembled);
+    mpt_prom_family(p, "mptunnel_reassembly_drops_total", "counter",
+                    "Pieces or partial datagrams dropped, by reason: bad (impossible or "
+                    "inconsistent), duplicate, expired (over 1 s), evicted (table full)");
+    for (int i = 0; i < MPT_SPLIT_DROP_COUNT; i++) {
+        mpt_prom_labels_reset(&l);
+        mpt_prom_label(&l, "reason", mpt_split_drop_names[i]);
+        mpt_prom_u64(p, "mptunnel_reassembly_drops_total", &l, st->drops[i]);
+    }
+}
+
 static void path_labels(struct mpt_prom_labels *l, const struct mpt_prom_labels *base,
                         const char *key, const char *val)
 {
@@ -338,6 +361,7 @@ void mpt_status_client_prom(struct mpt_status_client *st, struct mpt_prom *p, ui
     one(p, "mptunnel_data_copies_total", "counter", "Copies those datagrams took over all paths",
         c->data_copies);
     totals(p, &c->ctr, "applications", st->send_errors, st->drv);
+    split_totals(p, &c->split.st);
 }
 
 /* ---- server ---- */
@@ -448,6 +472,7 @@ void mpt_status_server_prom(struct mpt_status_server *st, struct mpt_prom *p, ui
         mpt_prom_label(&why, "reason", mpt_flow_status_names[i]);
         mpt_prom_u64(p, "mptunnel_refused_flows_total", &why, s->refused[i]);
     }
+    split_totals(p, &s->split.st);
 }
 
 /* ---- the endpoints ---- */

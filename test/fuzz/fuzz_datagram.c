@@ -1,7 +1,8 @@
 /* core/: any bytes as a datagram at the server (from one of a few addresses) or at the client (on
  * one of its paths), against live sessions; with a selector byte, the bytes are instead the inner
  * message of a DATA datagram sealed with a live session's keys, so the parsers behind the AEAD are
- * reached too. Checks the limits and that nothing answers what failed authentication. */
+ * reached too (PIECE messages among them, against reassembly tables in use). Checks the limits and
+ * that nothing answers what failed authentication. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +62,16 @@ static void pump(void)
     s.nclosed = 0;
 }
 
+static unsigned path_max(void *arg, const struct mpt_addr *to)
+{
+    (void)arg;
+    (void)to;
+    return 1500 - 28;
+}
+
 static void setup(void)
 {
+    static uint8_t big[5000];
     struct mpt_client_params cp;
     struct mpt_server_params sp;
     uint8_t secret[32];
@@ -91,6 +100,16 @@ static void setup(void)
     mpt_client_on_app(&c, now, &app, (const uint8_t *)"hello", 5, &q);
     pump();
     if (c.state != MPT_CLIENT_ESTABLISHED || s.session_slots.used != 1)
+        abort();
+    /* Paths of MTU 1500: a datagram too large for them goes as PIECE messages both ways (the
+     * target echoes), so that the fuzzed pieces meet a reassembly table in use. */
+    for (unsigned i = 0; i < NPATHS; i++)
+        mpt_client_set_path_mtu(&c, i, 1500 - 28);
+    mpt_server_set_path_mtus(&s, 1, path_max, NULL);
+    memset(big, 0xa5, sizeof(big));
+    mpt_client_on_app(&c, now, &app, big, sizeof(big), &q);
+    pump();
+    if (s.split.st.reassembled != 1 || c.split.st.reassembled != 1)
         abort();
 }
 
@@ -155,6 +174,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     for (unsigned i = 0; i < q.n; i++)
         if (q.v[i].len > MPT_MAX_DGRAM)
+            abort();
+    /* A rebuilt datagram is never larger than the largest a flow carries. */
+    for (unsigned i = 0; i < q.n; i++)
+        if ((q.v[i].kind == MPT_OUT_FLOW || q.v[i].kind == MPT_OUT_APP) &&
+            q.v[i].len > MPT_MAX_PAYLOAD)
             abort();
     mpt_outq_reset(&q);
     s.nclosed = 0;

@@ -6,12 +6,14 @@
   refused by the kernel (before the sender learned route MTUs, every GSO batch of them was
   refused and dropped);
 - datagrams of every size from 1 to 65,000 bytes: at most 0.2% lost each way, none corrupted or
-  duplicated (the IP layer fragments what the paths cannot carry whole);
+  duplicated;
+- what the paths cannot carry whole travels as the tunnel's pieces, both ways, not as IP
+  fragments: the client's status counts the datagrams split and rebuilt, no host reassembles an
+  IP datagram;
 - the client's status: each path's route MTU (1500, 1500, 1280) and the largest datagram it
   carries whole (1428, 1428, 1188), no datagram refused by the kernel on any path;
 - the bridges relayed every datagram (none refused by the kernel);
-- the client warned once, with the numbers, that applications send datagrams that must be
-  fragmented."""
+- the client did not warn about fragmented datagrams (there are none)."""
 import json
 import os
 import subprocess
@@ -49,6 +51,7 @@ def kernel_drops(lab, h):
     print("%s: UDP receive buffer overflows %s, IP reassembly failures %s, reassembled %s"
           % (h.role, c.get("Udp:RcvbufErrors"), c.get("Ip:ReasmFails"), c.get("Ip:ReasmOKs")),
           flush=True)
+    return int(c.get("Ip:ReasmOKs", 0)) + int(c.get("Ip:ReasmFails", 0))
 
 
 def body(t, lab):
@@ -76,8 +79,11 @@ def body(t, lab):
     print(text, flush=True)
 
     st = lab.stop_echo(tun["echo"])
+    frag = 0
     for h in [client, server] + [p[0] for p in paths]:
-        kernel_drops(lab, h)
+        frag += kernel_drops(lab, h)
+    # IPv6 reassembly is counted in /proc/net/snmp6: the IPv4 hosts' figure is the one checked.
+    t.check("IPv4 datagrams reassembled from IP fragments, all hosts", frag, 0, "==")
     fwd, rev = unique_delivered(r1500, st)
     t.check("1,500-byte datagrams at 1,000/s: forward loss", fwd, LIMIT)
     t.check("1,500-byte datagrams at 1,000/s: reverse loss", rev, LIMIT)
@@ -104,13 +110,18 @@ def body(t, lab):
             t.check("bridge %d (%s): datagrams the kernel refused to relay (too big: %d)"
                     % (i, d, c[d].get("too_big", -1)), c[d].get("send_errors", -1), 0, "==")
 
+    # Datagrams too large for a path whole went as pieces that fit, both ways, rather than as
+    # IP fragments: nothing to warn about.
+    sp = doc.get("split", {})
+    big = 3000  # the 1,500-byte ones, at least
+    t.check("datagrams the client sent as pieces", sp.get("packets", 0), big, ">=")
+    t.check("datagrams the client rebuilt from the server's pieces", sp.get("reassembled", 0),
+            big, ">=")
+    t.check("partial datagrams the client dropped",
+            sum(sp.get("dropped", {"?": -1}).values()), 0, "==")
     log = tun["client"].log()
     warnings = [ln for ln in log.splitlines() if "exceed the path MTU" in ln]
-    t.check("warnings about fragmented datagrams", len(warnings), 1, "==")
-    t.expect(bool(warnings) and "of 1500 bytes" in warnings[0] and "within 1428 bytes" in warnings[0]
-             and "mssfix" in warnings[0] and "MTU = 1396" in warnings[0],
-             "the warning names the size, the MTU and how to avoid it: %s"
-             % (warnings[0] if warnings else None))
+    t.check("warnings about fragmented datagrams", len(warnings), 0, "==")
 
 
 netlab.run(body, budget=120)

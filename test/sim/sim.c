@@ -1070,6 +1070,8 @@ int main(int argc, char **argv)
         all[n++] = *c;
     for (const struct task_case *c = sim_lifetime_cases; c->name; c++)
         all[n++] = *c;
+    for (const struct task_case *c = sim_split_cases; c->name; c++)
+        all[n++] = *c;
     all[n] = (struct task_case){NULL, NULL};
     return task_run(all, argc, argv);
 }

@@ -116,5 +116,7 @@ void check_integrity(const struct sim *w);
 extern const struct task_case sim_mode_cases[];
 /* The cases of sim_lifetime.c: tables expiring and coming back. */
 extern const struct task_case sim_lifetime_cases[];
+/* The cases of sim_split.c: datagrams sent as pieces. */
+extern const struct task_case sim_split_cases[];
 
 #endif

@@ -244,6 +244,11 @@ static void test_client_doc(void)
     c.paths[0].tx_bytes = 20000;
     c.data_dgrams = 100;
     c.data_copies = 200;
+    c.split.st.split = 5;
+    c.split.st.pieces_tx = 15;
+    c.split.st.pieces_rx = 9;
+    c.split.st.reassembled = 3;
+    c.split.st.drops[MPT_SPLIT_DROP_EXPIRED] = 2;
     c.ctr.drops[MPT_DROP_AUTH] = 7;
     mpt_status_client_sample(st, 2000000);
     mpt_json_init(&j, buf, sizeof(buf));
@@ -269,7 +274,9 @@ static void test_client_doc(void)
     ASSERT(strstr(buf, "\"state\":\"down\",\"state_ms\":null,\"rtt_ms\":null,\"rttvar_ms\":null"));
     ASSERT(strstr(buf, "\"copies_per_packet\":2}"));
     ASSERT(strstr(buf, "\"auth_failed\":7,"));
-    ASSERT(strstr(buf, "\"total\":7}}"));
+    ASSERT(strstr(buf, "\"total\":7},\"split\":{\"packets\":5,\"pieces_sent\":15,"
+                       "\"pieces_received\":9,\"reassembled\":3,\"dropped\":{\"bad\":0,"
+                       "\"duplicate\":0,\"expired\":2,\"evicted\":0}}}"));
     mpt_status_client_free(st);
     mpt_client_free(&c);
 }
