@@ -1080,7 +1080,7 @@ static int check_role(struct config_ctx *c, enum mpt_config_role role)
             return fail(c, 0, "no [server] section (it needs `listen =' and `target =')");
         if (!cfg->server.listen.line)
             return fail(c, 0, "[server]: no listen (add `listen = [HOST:]PORT')");
-        if (!cfg->server.target.line)
+        if (!cfg->server.target.port && !cfg->server.nallow)
             return fail(c, 0, "[server]: no target (add `target = HOST:PORT')");
     }
     return 0;

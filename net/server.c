@@ -505,7 +505,7 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     params.max_flows = sc->max_flows;
     params.flow_timeout_ms = sc->flow_timeout_ms;
     params.session_timeout_ms = sc->session_timeout_ms;
-    params.ntargets = 1;
+    params.ntargets = sc->target.port ? 1 : 0; /* none: only what forwards name and allow covers */
     params.no_aes = cfg->no_aes;
     d->flows = calloc(sc->max_flows, sizeof(*d->flows));
     rc = d->flows ? mpt_server_init(&d->core, &params) : UV_ENOMEM;
@@ -529,7 +529,7 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     mpt_driver_own(&d->base, (uv_handle_t *)&d->flusher);
     uv_check_start(&d->flusher, on_flush);
 
-    rc = mpt_resolve(loop, sc->target.host, sc->target.port, 0, &d->target);
+    rc = sc->target.port ? mpt_resolve(loop, sc->target.host, sc->target.port, 0, &d->target) : 0;
     if (rc) {
         snprintf(err, errlen, "%s:%d: target: cannot resolve `%s': %s", cfg->file, sc->target.line,
                  sc->target.host, mpt_strerror(rc));
@@ -574,7 +574,7 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     if (rc)
         goto fail;
     MPT_INFO("server listening on %s, target %s", mpt_addr_str(&laddr, a, sizeof(a)),
-             mpt_addr_str(&d->target, b, sizeof(b)));
+             sc->target.port ? mpt_addr_str(&d->target, b, sizeof(b)) : "none");
     uv_timer_start(&d->timer, on_timer, 1000, 0);
     status_info(d, cfg, &info);
     mpt_status_server_start(loop, &info, &d->control);
@@ -631,8 +631,9 @@ static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
     mpt_psk_wipe(&psk);
     if (!mpt_addr_equal(target, &d->target))
         MPT_INFO("target is now %s (new flows; open ones keep theirs)",
-                 mpt_addr_str(target, a, sizeof(a)));
+                 target->u.sa.sa_family ? mpt_addr_str(target, a, sizeof(a)) : "none");
     d->target = *target;
+    d->core.p.ntargets = target->u.sa.sa_family ? 1 : 0;
     d->core.p.flow_timeout_ms = sc->flow_timeout_ms;
     d->core.p.session_timeout_ms = sc->session_timeout_ms;
     {
@@ -692,6 +693,11 @@ void mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cf
     job->arg = arg;
     d->reloading = 1;
     mpt_driver_ref(&d->base); /* until the lookup is done */
+    if (!sc->target.port) {
+        static const struct mpt_addr none;
+        on_target_resolved(job, 0, &none);
+        return;
+    }
     rc = mpt_resolve_start(d->loop, sc->target.host, sc->target.port, 0, on_target_resolved, job);
     if (rc)
         on_target_resolved(job, rc, NULL);

@@ -158,6 +158,11 @@ static void test_allow(void)
     /* Nothing allowed but the default target when there is no rule. */
     ok(TUNNEL SERVER, MPT_ROLE_SERVER);
     ASSERT_EQ(cfg.server.nallow, 0);
+    /* The default target is optional when rules say what may be reached. */
+    ok(TUNNEL "[server]\nlisten = 2000\nallow = 10.0.0.0/8:53\n", MPT_ROLE_SERVER);
+    ASSERT_EQ(cfg.server.target.line, 0);
+    bad(TUNNEL "[server]\nlisten = 2000\n", MPT_ROLE_SERVER,
+        "t.ini: [server]: no target (add `target = HOST:PORT')");
 }
 
 static void test_allow_errors(void)
