@@ -496,12 +496,15 @@ class Lab:
         return json.loads(out.strip().splitlines()[-1])
 
     def check_throughput(self, label, value, limit, op=">=", fmt="%.3f"):
-        """t.check for a throughput ratio, asserted only if the host was not loaded by others
-        when the lab started (1-minute load average at most LOADED_PER_CPU per CPU; later
-        readings include the test's own processes); otherwise the figure is printed with its
-        limit and marked as not asserted."""
+        """t.check for a throughput ratio, asserted in CI (CI=true, not a sanitized build) and
+        wherever the host was not loaded by others when the lab started (1-minute load average at
+        most LOADED_PER_CPU per CPU; later readings include the test's own processes); otherwise
+        the figure is printed with its limit and marked as not asserted."""
         cpus = os.cpu_count() or 1
-        if self.load_at_start <= LOADED_PER_CPU * cpus:
+        # In CI nothing else runs and ctest runs these tests alone (RUN_SERIAL): always asserted
+        # there, except in the sanitized build, whose figures say nothing of the tunnel's speed.
+        ci = os.environ.get("CI") == "true" and "ASAN_OPTIONS" not in os.environ
+        if ci or self.load_at_start <= LOADED_PER_CPU * cpus:
             return self.t.check(label, value, limit, op, fmt)
         print("%s %s (%s %s; not asserted: host load average %.1f on %d CPUs at the start)"
               % (label, fmt % value, "at least" if op == ">=" else "limit", fmt % limit,
