@@ -434,6 +434,18 @@ static void expire_flows(struct mpt_client *c, uint64_t now)
         flow_release(c, s, now);
 }
 
+void mpt_client_close_front(struct mpt_client *c, uint16_t front, uint64_t now)
+{
+    uint32_t s = mpt_slots_oldest(&c->flow_slots);
+
+    while (s != MPT_NIL) {
+        uint32_t newer = c->flow_slots.prev[s];
+        if (c->flows[s].front == front)
+            flow_release(c, s, now);
+        s = newer;
+    }
+}
+
 static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
                                          const struct mpt_addr *app, uint16_t front,
                                          const char *host, uint16_t port, uint32_t *slot_out)

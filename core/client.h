@@ -215,6 +215,10 @@ void mpt_client_on_app_to(struct mpt_client *c, uint64_t now, const struct mpt_a
                           uint16_t front, const char *host, uint16_t port, const uint8_t *buf,
                           size_t len, struct mpt_outq *q);
 
+/* Forgets every flow that came in on local socket `front' (a SOCKS association that ended): their
+ * late replies are dropped, and the front may be used again for new flows. */
+void mpt_client_close_front(struct mpt_client *c, uint16_t front, uint64_t now);
+
 /* A datagram received on path `path`. */
 void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
                         size_t len, struct mpt_outq *q);

@@ -14,6 +14,7 @@
 #include "net/metrics.h"
 #include "net/driver.h"
 #include "net/resolve.h"
+#include "net/socks.h"
 #include "net/status.h"
 #include "net/tunnel.h"
 #include "net/udp.h"
@@ -85,11 +86,15 @@ struct mpt_client_drv {
     char control_cfg[256];            /* control as configured at start */
     struct drv_forward *forwards;     /* [forward NAME] sections, as at start */
     unsigned nforwards;
+    struct mpt_socks *front;       /* the SOCKS5 front ([client] socks), NULL if none */
+    struct mpt_hostport socks_cfg; /* socks as configured at start */
 };
 
 static struct mpt_udp *out_socket(struct mpt_client_drv *d, const struct mpt_out *o,
                                   const struct sockaddr **to)
 {
+    if (o->kind == MPT_OUT_APP && mpt_socks_owns(d->front, o->target))
+        return NULL; /* sent by the SOCKS front, with its header */
     if (o->kind == MPT_OUT_APP && o->target) {
         *to = &o->addr.u.sa;
         if (o->target > d->nforwards || !d->forwards[o->target - 1].open)
@@ -128,9 +133,17 @@ static void flush(struct mpt_client_drv *d)
     unsigned nsocks = 0, idx[MPT_UDP_BATCH];
 
     for (unsigned i = 0; i < d->q.n; i++) {
+        const struct mpt_out *o = &d->q.v[i];
         const struct sockaddr *to;
-        struct mpt_udp *u = out_socket(d, &d->q.v[i], &to);
+        struct mpt_udp *u;
         unsigned s = 0;
+
+        if (o->kind == MPT_OUT_APP && mpt_socks_owns(d->front, o->target)) {
+            const struct mpt_client_flow *f = mpt_client_flow_at(&d->core, o->index);
+            mpt_socks_send(d->front, o->target, f->host, f->port, o->data, o->len);
+            continue;
+        }
+        u = out_socket(d, o, &to);
 
         while (s < nsocks && socks[s] != u)
             s++;
@@ -284,6 +297,66 @@ static void on_forward(struct mpt_udp *u, const uint8_t *data, size_t len,
                          data, len, &d->q);
 }
 
+static void on_socks_dgram(void *arg, const struct mpt_addr *app, uint16_t front, const char *host,
+                           uint16_t port, const uint8_t *data, size_t len)
+{
+    struct mpt_client_drv *d = arg;
+
+    if (len > d->frag_limit && !d->frag_warned)
+        check_fragmenting(d, len);
+    if (mpt_outq_full(&d->q))
+        flush(d);
+    mpt_client_on_app_to(&d->core, mpt_loop_now_us(d->loop), app, front, host, port, data, len,
+                         &d->q);
+}
+
+/* A SOCKS association has ended: its flows go with it. */
+static void on_socks_closed(void *arg, uint16_t front)
+{
+    struct mpt_client_drv *d = arg;
+
+    /* What core queued may name the flows' slots. */
+    if (d->q.n)
+        flush(d);
+    mpt_client_close_front(&d->core, front, mpt_loop_now_us(d->loop));
+}
+
+/* The SOCKS5 front, if configured. Returns 0 or a negative code with err set. */
+static int start_socks(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
+                       size_t errlen)
+{
+    const struct mpt_client_config *cc = &cfg->client;
+    struct mpt_socks_params sp;
+    struct mpt_addr laddr;
+    char a[MPT_ADDR_STRLEN];
+    int rc;
+
+    if (!cc->socks.line)
+        return 0;
+    rc = mpt_resolve(d->loop, cc->socks.host, cc->socks.port, 1, &laddr);
+    if (rc) {
+        snprintf(err, errlen, "%s:%d: socks: cannot resolve `%s': %s", cfg->file, cc->socks.line,
+                 cc->socks.host, mpt_strerror(rc));
+        return rc;
+    }
+    memset(&sp, 0, sizeof(sp));
+    sp.listen = &laddr;
+    sp.front_base = (uint16_t)(d->nforwards + 1);
+    sp.dest_idle_ms = cc->flow_timeout_ms;
+    sp.on_dgram = on_socks_dgram;
+    sp.on_closed = on_socks_closed;
+    sp.arg = d;
+    rc = mpt_socks_start(&d->base, &sp, &d->front);
+    if (rc) {
+        snprintf(err, errlen, "%s:%d: socks: cannot listen on %s: %s", cfg->file, cc->socks.line,
+                 mpt_addr_str(&laddr, a, sizeof(a)), mpt_strerror(rc));
+        return rc;
+    }
+    MPT_INFO("socks5 front on %s (UDP ASSOCIATE, no authentication)",
+             mpt_socks_stats(d->front)->listen);
+    return 0;
+}
+
 /* Opens a socket per [forward NAME]. Returns 0 or a negative code with err set. */
 static int start_forwards(struct mpt_client_drv *d, const struct mpt_config *cfg, char *err,
                           size_t errlen)
@@ -360,6 +433,7 @@ static void drv_destroy(struct mpt_driver *base)
     mpt_client_free(&d->core);
     mpt_outq_free(&d->q);
     free(d->forwards);
+    mpt_socks_free(d->front);
     free(d);
 }
 
@@ -407,6 +481,7 @@ static void drv_stop(struct mpt_driver *base)
             mpt_udp_close(&d->forwards[i].udp, NULL);
         }
     }
+    mpt_socks_stop(d->front);
     for (unsigned i = 0; i < DRV_SOCKS; i++) {
         if (d->socks[i].open) {
             d->socks[i].open = 0;
@@ -467,6 +542,7 @@ static void status_info(struct mpt_client_drv *d, const struct mpt_config *cfg,
     mpt_client_drv_local(d, &info->listen);
     info->command = on_command;
     info->command_arg = d;
+    info->socks = mpt_socks_stats(d->front);
 }
 
 /* The status socket; failing to make it is only a warning. */
@@ -776,7 +852,10 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     }
     d->listen_open = 1;
     d->listen_cfg = cc->listen;
+    d->socks_cfg = cc->socks;
     rc = start_forwards(d, cfg, err, errlen);
+    if (!rc)
+        rc = start_socks(d, cfg, err, errlen);
     if (rc)
         goto fail;
     {
@@ -803,8 +882,6 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         goto fail;
     MPT_INFO("client listening on %s, %u path%s, mode %s", mpt_addr_str(&laddr, a, sizeof(a)),
              d->npaths, d->npaths == 1 ? "" : "s", mpt_mode_name(cc->mode));
-    if (cc->socks.line)
-        MPT_WARN("%s:%d: socks: the SOCKS5 front is not served yet", cfg->file, cc->socks.line);
     run_timer(d);
     start_control(d, cfg);
     d->started = 1;
@@ -900,6 +977,9 @@ static void reload_apply(struct reload_job *job)
         strcmp(cc->metrics.host, d->metrics_cfg.host) != 0 ||
         cc->metrics.port != d->metrics_cfg.port)
         MPT_WARN("%s: [client] metrics: takes effect at the next start", cfg->file);
+    if ((cc->socks.line != 0) != (d->socks_cfg.line != 0) ||
+        strcmp(cc->socks.host, d->socks_cfg.host) != 0 || cc->socks.port != d->socks_cfg.port)
+        MPT_WARN("%s: [client] socks: takes effect at the next start", cfg->file);
     if (strcmp(cc->control, d->control_cfg) != 0)
         MPT_WARN("%s: [client] control: takes effect at the next start", cfg->file);
     if (d->control) {

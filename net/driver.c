@@ -77,6 +77,11 @@ void mpt_driver_close(uv_handle_t *h)
         uv_close(h, on_owned_closed);
 }
 
+void mpt_driver_closed(uv_handle_t *h)
+{
+    handle_released(h->data);
+}
+
 void mpt_driver_udp_closed(struct mpt_driver *d)
 {
     handle_released(d);

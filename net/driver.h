@@ -60,6 +60,11 @@ void mpt_driver_own(struct mpt_driver *d, uv_handle_t *h);
  * goes when libuv has closed it. */
 void mpt_driver_close(uv_handle_t *h);
 
+/* For a handle taken with mpt_driver_own whose owner must learn when its close completes: the
+ * owner closes it with uv_close(h, cb) itself, and cb calls this last (the handle's reference
+ * goes, and with it perhaps the driver). */
+void mpt_driver_closed(uv_handle_t *h);
+
 /* mpt_udp_open on the driver's loop, the socket counted as the driver's handle: it holds a
  * reference until its close completes (after the on_close callback given to mpt_udp_close,
  * which may free u). Returns what mpt_udp_open returns; on failure a socket that is closing

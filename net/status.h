@@ -10,6 +10,7 @@
 #include "core/client.h"
 #include "core/server.h"
 #include "net/loop.h"
+#include "net/socks.h"
 #include "net/udp_tx.h"
 
 #define MPT_STATUS_SCHEMA "mptunnel-status/2"
@@ -104,6 +105,7 @@ struct mpt_status_client_info {
     /* Commands read on the control socket ("path disable N"), or NULL. */
     void (*command)(void *arg, const char *line);
     void *command_arg;
+    const struct mpt_socks_stats *socks; /* the SOCKS5 front's figures, NULL if none */
 };
 
 struct mpt_status_server_info {

@@ -369,6 +369,7 @@ struct mpt_status_client *mpt_status_client_new(const struct mpt_status_client_i
     st->drv = info->drv;
     st->command = info->command;
     st->command_arg = info->command_arg;
+    st->socks = info->socks;
     snprintf(st->file, sizeof(st->file), "%s", info->cfg->file);
     mpt_addr_str(&info->listen, st->listen, sizeof(st->listen));
     st->max_flows = info->cfg->client.max_flows;
@@ -415,6 +416,40 @@ static const char *client_state_name(enum mpt_client_state s)
     return "unknown";
 }
 
+/* The SOCKS5 front's figures ([client] socks), or null without one. */
+static void socks_stats(struct mpt_json *j, const struct mpt_socks_stats *s)
+{
+    if (!s) {
+        mpt_json_null(j, "socks");
+        return;
+    }
+    mpt_json_obj(j, "socks");
+    mpt_json_str(j, "listen", s->listen);
+    mpt_json_obj(j, "connections");
+    mpt_json_u64(j, "total", s->connections);
+    mpt_json_u64(j, "refused", s->connections_refused);
+    mpt_json_u64(j, "handshake_failed", s->handshake_failed);
+    mpt_json_u64(j, "handshake_timeouts", s->handshake_timeouts);
+    mpt_json_u64(j, "unsupported_command", s->unsupported);
+    mpt_json_end(j);
+    mpt_json_obj(j, "associations");
+    mpt_json_u64(j, "open", s->assoc_open);
+    mpt_json_u64(j, "max", s->max_assoc);
+    mpt_json_u64(j, "total", s->assoc_total);
+    mpt_json_u64(j, "refused", s->assoc_refused);
+    mpt_json_u64(j, "max_destinations", s->max_dests);
+    mpt_json_end(j);
+    mpt_json_obj(j, "datagrams");
+    mpt_json_u64(j, "in", s->dgrams_in);
+    mpt_json_u64(j, "out", s->dgrams_out);
+    mpt_json_obj(j, "dropped");
+    for (int i = 0; i < MPT_SOCKS_DROP_COUNT; i++)
+        mpt_json_u64(j, mpt_socks_drop_names[i], s->drops[i]);
+    mpt_json_end(j);
+    mpt_json_end(j);
+    mpt_json_end(j);
+}
+
 void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, uint64_t now)
 {
     const struct mpt_client *c = st->core;
@@ -450,6 +485,13 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
     mpt_json_u64(j, "used", mpt_client_flows(c));
     mpt_json_u64(j, "max", st->max_flows);
     mpt_json_end(j);
+    /* Flows the server refused, by reason, and their datagrams dropped here meanwhile. */
+    mpt_json_obj(j, "refused");
+    for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++)
+        mpt_json_u64(j, mpt_flow_status_names[i], c->refused[i]);
+    mpt_json_u64(j, "dropped", c->refused_drops);
+    mpt_json_end(j);
+    socks_stats(j, st->socks);
 
     mpt_json_arr(j, "paths");
     for (unsigned i = 0; i < st->npaths; i++) {

@@ -267,6 +267,70 @@ static void path_labels(struct mpt_prom_labels *l, const struct mpt_prom_labels 
     mpt_prom_label(l, key, val);
 }
 
+/* Flows naming a target that the server refused, by reason (on the client: as the server said). */
+static void refused_totals(struct mpt_prom *p, const uint64_t *refused)
+{
+    mpt_prom_family(p, "mptunnel_refused_flows_total", "counter",
+                    "Flows naming a target that were refused, by reason (the target was never "
+                    "contacted)");
+    for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++) {
+        struct mpt_prom_labels why;
+        mpt_prom_labels_reset(&why);
+        mpt_prom_label(&why, "reason", mpt_flow_status_names[i]);
+        mpt_prom_u64(p, "mptunnel_refused_flows_total", &why, refused[i]);
+    }
+}
+
+/* The SOCKS5 front's figures, if there is one. */
+static void socks_totals(struct mpt_prom *p, const struct mpt_socks_stats *s)
+{
+    struct mpt_prom_labels l;
+
+    if (!s)
+        return;
+    one(p, "mptunnel_socks_connections_total", "counter", "SOCKS control connections accepted",
+        s->connections);
+    one(p, "mptunnel_socks_connections_refused_total", "counter",
+        "SOCKS control connections over the limit, closed at once", s->connections_refused);
+    mpt_prom_family(p, "mptunnel_socks_handshake_errors_total", "counter",
+                    "SOCKS control connections ended in their handshake, by reason: failed "
+                    "(malformed, no acceptable method, wrong password), timeout, unsupported "
+                    "(CONNECT, BIND: reply 7)");
+    mpt_prom_labels_reset(&l);
+    mpt_prom_label(&l, "reason", "failed");
+    mpt_prom_u64(p, "mptunnel_socks_handshake_errors_total", &l, s->handshake_failed);
+    mpt_prom_labels_reset(&l);
+    mpt_prom_label(&l, "reason", "timeout");
+    mpt_prom_u64(p, "mptunnel_socks_handshake_errors_total", &l, s->handshake_timeouts);
+    mpt_prom_labels_reset(&l);
+    mpt_prom_label(&l, "reason", "unsupported");
+    mpt_prom_u64(p, "mptunnel_socks_handshake_errors_total", &l, s->unsupported);
+    one(p, "mptunnel_socks_associations", "gauge", "SOCKS UDP associations open", s->assoc_open);
+    one(p, "mptunnel_socks_associations_max", "gauge", "SOCKS UDP associations allowed at once",
+        s->max_assoc);
+    one(p, "mptunnel_socks_associations_total", "counter", "SOCKS UDP associations made",
+        s->assoc_total);
+    one(p, "mptunnel_socks_associations_refused_total", "counter",
+        "SOCKS UDP ASSOCIATE requests over the limit of associations", s->assoc_refused);
+    mpt_prom_family(p, "mptunnel_socks_datagrams_total", "counter",
+                    "Datagrams of SOCKS clients (in) and replies to them (out)");
+    mpt_prom_labels_reset(&l);
+    mpt_prom_label(&l, "direction", "in");
+    mpt_prom_u64(p, "mptunnel_socks_datagrams_total", &l, s->dgrams_in);
+    mpt_prom_labels_reset(&l);
+    mpt_prom_label(&l, "direction", "out");
+    mpt_prom_u64(p, "mptunnel_socks_datagrams_total", &l, s->dgrams_out);
+    mpt_prom_family(p, "mptunnel_socks_dropped_total", "counter",
+                    "Datagrams of SOCKS clients dropped, by reason: fragment (FRAG not 0), "
+                    "malformed header, source (not the client's announced address), "
+                    "destinations (over the limit per association)");
+    for (int i = 0; i < MPT_SOCKS_DROP_COUNT; i++) {
+        mpt_prom_labels_reset(&l);
+        mpt_prom_label(&l, "reason", mpt_socks_drop_names[i]);
+        mpt_prom_u64(p, "mptunnel_socks_dropped_total", &l, s->drops[i]);
+    }
+}
+
 /* ---- client ---- */
 
 void mpt_status_client_prom(struct mpt_status_client *st, struct mpt_prom *p, uint64_t now)
@@ -361,7 +425,12 @@ void mpt_status_client_prom(struct mpt_status_client *st, struct mpt_prom *p, ui
     one(p, "mptunnel_data_copies_total", "counter", "Copies those datagrams took over all paths",
         c->data_copies);
     totals(p, &c->ctr, "applications", st->send_errors, st->drv);
+    refused_totals(p, c->refused);
+    one(p, "mptunnel_refused_flow_drops_total", "counter",
+        "Datagrams of flows the server refused, dropped by the client until it asks again",
+        c->refused_drops);
     split_totals(p, &c->split.st);
+    socks_totals(p, st->socks);
 }
 
 /* ---- server ---- */
@@ -463,15 +532,7 @@ void mpt_status_server_prom(struct mpt_status_server *st, struct mpt_prom *p, ui
         }
     }
     totals(p, &s->ctr, "the target", st->send_errors, st->drv);
-    mpt_prom_family(p, "mptunnel_refused_flows_total", "counter",
-                    "Flows naming a target that were refused, by reason (the target was never "
-                    "contacted)");
-    for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++) {
-        struct mpt_prom_labels why;
-        mpt_prom_labels_reset(&why);
-        mpt_prom_label(&why, "reason", mpt_flow_status_names[i]);
-        mpt_prom_u64(p, "mptunnel_refused_flows_total", &why, s->refused[i]);
-    }
+    refused_totals(p, s->refused);
     split_totals(p, &s->split.st);
 }
 

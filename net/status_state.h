@@ -28,6 +28,7 @@ struct mpt_status_client {
     struct status_client_path paths[MPT_MAX_PATHS];
     void (*command)(void *arg, const char *line); /* control socket commands, or NULL */
     void *command_arg;
+    const struct mpt_socks_stats *socks; /* NULL if no SOCKS5 front */
 };
 
 struct status_server_session {

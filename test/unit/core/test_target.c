@@ -638,6 +638,35 @@ static void flows_apart(void)
     teardown();
 }
 
+/* A SOCKS association ends: the flows of its front go, the others stay, and a late reply to one
+ * of its flows reaches nobody. */
+static void close_front(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+    uint64_t closed;
+
+    setup_rules();
+    send_to(&app, 3, "10.0.0.1", 53, "a");
+    send_to(&app, 3, "10.0.0.2", 53, "b");
+    send_to(&app, 4, "10.0.0.1", 53, "c");
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.targets.n, 3);
+    ASSERT_EQ(mpt_client_flows(&fx.c), 3);
+    closed = fx.c.flows_closed;
+    mpt_client_close_front(&fx.c, 3, fx.now);
+    ASSERT_EQ(mpt_client_flows(&fx.c), 1);
+    ASSERT_EQ(fx.c.flows_closed, closed + 2);
+    mpt_client_close_front(&fx.c, 3, fx.now); /* none left: nothing happens */
+    ASSERT_EQ(mpt_client_flows(&fx.c), 1);
+    for (unsigned i = 0; i < 3; i++)
+        target_send(fx.targets.v[i].flow, "r");
+    deliver_down();
+    ASSERT_EQ(fx.apps.n, 1);
+    ASSERT_EQ(fx.apps.v[0].path, 4);
+    teardown();
+}
+
 /* A hostile host reaching the client core is dropped, never sent. */
 static void bad_host(void)
 {
@@ -666,6 +695,7 @@ static const struct task_case cases[] = {
     {"unknown_flow", unknown_flow},
     {"flows_apart", flows_apart},
     {"bad_host", bad_host},
+    {"close_front", close_front},
     {NULL, NULL},
 };
 
