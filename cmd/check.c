@@ -38,7 +38,7 @@ struct check {
     const char *file;
     FILE *out;           /* the report, kept until everything resolved */
     const char *section; /* the last section header printed */
-    char section_buf[MPT_CONFIG_NAME_MAX + 16];
+    char section_buf[MPT_CONFIG_PEER_NAME_MAX + 16];
     char err[MPT_CONFIG_ERR_MAX];
     int failed;
 };
@@ -175,7 +175,7 @@ int mpt_cmd_check(int argc, char **argv)
     walk_role = nroles == 2 ? MPT_ROLE_ANY : roles[0];
     if (!c.err[0])
         mpt_config_walk(&cfg, walk_role, on_item, &c);
-    sodium_memzero(cfg.secret, sizeof(cfg.secret));
+    mpt_config_wipe(&cfg);
     fclose(c.out);
     c.out = NULL;
     if (c.err[0]) {
@@ -191,7 +191,7 @@ out:
     mpt_loop_free(c.loop);
     return status;
 config_error:
-    sodium_memzero(cfg.secret, sizeof(cfg.secret));
+    mpt_config_wipe(&cfg);
     mpt_cmd_error("check", "%s", c.err);
     return MPT_EXIT_USAGE;
 usage:

@@ -37,6 +37,7 @@ enum section_kind {
     SEC_SERVER,
     SEC_PATH,
     SEC_FORWARD,
+    SEC_PEER,
 };
 
 struct config_ctx;
@@ -49,7 +50,7 @@ struct config_key {
 };
 
 static const struct config_key keys[];
-#define NKEYS 40
+#define NKEYS 48
 
 struct config_ctx {
     struct mpt_config *cfg;
@@ -61,29 +62,31 @@ struct config_ctx {
     int section_line;
     struct mpt_path_config *path;       /* the [path NAME] being read */
     struct mpt_forward_config *forward; /* the [forward NAME] being read */
+    struct mpt_config_peer *peer;       /* the [peer NAME] being read */
+    int peer_key_line[NKEYS];           /* its keys; a name is never read twice */
     int forward_key_line[MPT_CONFIG_MAX_FORWARDS][NKEYS];
     int path_line[MPT_CONFIG_MAX_PATHS];
     int key_line[SEC_PATH][NKEYS];                  /* where a key was first given, 0 = not yet */
     int path_key_line[MPT_CONFIG_MAX_PATHS][NKEYS]; /* the same per [path NAME] */
-    int secret_key_line;                            /* `secret' or `secret_file' */
-    const char *secret_key;
-    int file_mode_known; /* file_mode is the config file's */
+    int file_mode_known;                            /* file_mode is the config file's */
     mode_t file_mode;
     mode_t file_access; /* what others may do (others_access) */
     int file_acl;
-    char secret_path[PATH_MAX]; /* secret_file as opened, and its mode */
-    mode_t secret_mode;
-    mode_t secret_access;
-    int secret_acl;
-    int secret_file_line;
-    int inline_secret_line; /* first key holding key material */
+    char exposed_path[PATH_MAX]; /* the first key file others may read or write, and its mode */
+    mode_t exposed_mode;
+    mode_t exposed_access;
+    int exposed_acl;
+    int exposed_line;
+    const char *exposed_key; /* `secret_file', `private_key_file' */
+    int inline_secret_line;  /* first key holding key material */
     const char *inline_secret_key;
     int failed;
     char *err;
     size_t errlen;
 };
 
-static const char *const section_names[] = {"", "tunnel", "client", "server", "path", "forward"};
+static const char *const section_names[] = {"",     "tunnel",  "client", "server",
+                                            "path", "forward", "peer"};
 
 /* Records the first error only: `name:line: message', or `name: message' for line 0. */
 __attribute__((format(printf, 3, 4))) static int fail(struct config_ctx *c, int line,
@@ -116,6 +119,14 @@ out:
 static int secret_key_name(const char *name)
 {
     return strstr(name, "secret") || strstr(name, "private") || strcmp(name, "psk") == 0;
+}
+
+/* Keys whose value names a file (`secret_file'): a path, which messages may quote. */
+static int file_key_name(const char *name)
+{
+    size_t len = strlen(name);
+
+    return len > 5 && strcmp(name + len - 5, "_file") == 0;
 }
 
 /* 1 if `s' has the shape of a key: a run of 40 or more base64 characters (32 bytes are 43) with
@@ -284,22 +295,10 @@ static struct mpt_path_config *add_path(struct config_ctx *c, const char *what)
     return p;
 }
 
-static int use_secret_key(struct config_ctx *c, const char *key)
-{
-    if (c->secret_key && strcmp(c->secret_key, key) != 0)
-        return fail(c, c->line, "%s: `%s' already given at line %d (use one of them)", key,
-                    c->secret_key, c->secret_key_line);
-    c->secret_key = key;
-    c->secret_key_line = c->line;
-    return 0;
-}
-
 static int set_secret(struct config_ctx *c, const char *key, const char *value)
 {
     char reason[MPT_CONFIG_ERR_MAX];
 
-    if (use_secret_key(c, key) != 0)
-        return -1;
     if (mpt_secret_parse(c->cfg->secret, value, reason, sizeof(reason)) != 0)
         return fail(c, c->line, "%s: %s", key, reason);
     c->cfg->have_secret = 1;
@@ -320,16 +319,20 @@ static int resolve_relative(char *out, size_t outlen, const char *base, const ch
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-static int set_secret_file(struct config_ctx *c, const char *key, const char *value)
+/* A key in a file of its own (`secret_file', `private_key_file'): read, as mpt_key_parse() does
+ * with `what' and `hint', into out, the path as opened into opened[opened_len]. The first such file
+ * that others may read or write is kept for check_permissions(). */
+static int read_key_file(struct config_ctx *c, const char *key, const char *value,
+                         uint8_t out[MPT_KEY_LEN], const char *what, const char *hint, char *opened,
+                         size_t opened_len)
 {
     char path[PATH_MAX], text[SECRET_FILE_MAX + 1], reason[MPT_CONFIG_ERR_MAX];
     struct stat st;
     ssize_t n;
     size_t len = 0;
-    int fd = -1, rc = -1;
+    mode_t access;
+    int fd = -1, rc = -1, acl;
 
-    if (use_secret_key(c, key) != 0)
-        return -1;
     if (resolve_relative(path, sizeof(path), c->name, value) != 0) {
         fail(c, c->line, "%s: path `%.40s...' too long", key, value);
         goto out;
@@ -344,10 +347,15 @@ static int set_secret_file(struct config_ctx *c, const char *key, const char *va
         fail(c, c->line, "%s: `%s' is not a regular file", key, path);
         goto out;
     }
-    strcpy(c->secret_path, path);
-    c->secret_mode = st.st_mode;
-    c->secret_access = others_access(fd, st.st_mode, st.st_uid, &c->secret_acl);
-    c->secret_file_line = c->line;
+    access = others_access(fd, st.st_mode, st.st_uid, &acl);
+    if (access && !c->exposed_path[0]) {
+        strcpy(c->exposed_path, path);
+        c->exposed_mode = st.st_mode;
+        c->exposed_access = access;
+        c->exposed_acl = acl;
+        c->exposed_line = c->line;
+        c->exposed_key = key;
+    }
     for (;;) {
         n = read(fd, text + len, sizeof(text) - 1 - len);
         if (n < 0 && errno == EINTR)
@@ -360,32 +368,123 @@ static int set_secret_file(struct config_ctx *c, const char *key, const char *va
             break;
         len += (size_t)n;
         if (len == sizeof(text) - 1) {
-            fail(c, c->line, "%s: `%s' is too large for a secret (max %d bytes)", key, path,
+            fail(c, c->line, "%s: `%s' is too large for a %s (max %d bytes)", key, path, what,
                  SECRET_FILE_MAX - 1);
             goto out;
         }
     }
     text[len] = '\0';
     if (memchr(text, '\0', len)) {
-        fail(c, c->line, "%s: `%s': secret is not valid base64", key, path);
+        fail(c, c->line, "%s: `%s': %s is not valid base64", key, path, what);
         goto out;
     }
-    if (mpt_secret_parse(c->cfg->secret, text, reason, sizeof(reason)) != 0) {
+    if (mpt_key_parse(out, text, what, hint, reason, sizeof(reason)) != 0) {
         fail(c, c->line, "%s: `%s': %s", key, path, reason);
         goto out;
     }
-    c->cfg->have_secret = 1;
-    c->cfg->secret_line = c->line;
-    if (strlen(path) < sizeof(c->cfg->secret_file))
-        strcpy(c->cfg->secret_file, path);
+    if (strlen(path) < opened_len)
+        strcpy(opened, path);
     else
-        snprintf(c->cfg->secret_file, sizeof(c->cfg->secret_file), "%.500s...", path);
+        snprintf(opened, opened_len, "%.*s...", (int)opened_len - 4, path);
     rc = 0;
 out:
     if (fd >= 0)
         close(fd);
     sodium_memzero(text, sizeof(text));
     return rc;
+}
+
+#define GENKEY_HINT "make one with `mptunnel genkey'"
+#define PUBKEY_HINT "`mptunnel pubkey < private.key' prints it"
+
+static int set_secret_file(struct config_ctx *c, const char *key, const char *value)
+{
+    if (read_key_file(c, key, value, c->cfg->secret, "secret", GENKEY_HINT, c->cfg->secret_file,
+                      sizeof(c->cfg->secret_file)) != 0)
+        return -1;
+    c->cfg->have_secret = 1;
+    c->cfg->secret_line = c->line;
+    return 0;
+}
+
+/* This side's private key is good, and its public key known. */
+static int own_key_done(struct config_ctx *c, const char *key, struct mpt_key_config *k)
+{
+    if (mpt_key_public(k->public_key, k->private_key) != 0) {
+        sodium_memzero(k->private_key, sizeof(k->private_key));
+        return fail(c, c->line, "%s: private key is all zero bytes (%s)", key, GENKEY_HINT);
+    }
+    k->have_private_key = 1;
+    k->line = c->line;
+    return 0;
+}
+
+static int set_private_key(struct config_ctx *c, const char *key, const char *value,
+                           struct mpt_key_config *k)
+{
+    char reason[MPT_CONFIG_ERR_MAX];
+
+    if (mpt_key_parse(k->private_key, value, "private key", GENKEY_HINT, reason, sizeof(reason)) !=
+        0)
+        return fail(c, c->line, "%s: %s", key, reason);
+    return own_key_done(c, key, k);
+}
+
+static int set_private_key_file(struct config_ctx *c, const char *key, const char *value,
+                                struct mpt_key_config *k)
+{
+    if (read_key_file(c, key, value, k->private_key, "private key", GENKEY_HINT, k->file,
+                      sizeof(k->file)) != 0)
+        return -1;
+    return own_key_done(c, key, k);
+}
+
+static int set_client_private_key(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_private_key(c, key, value, &c->cfg->client.key);
+}
+
+static int set_client_private_key_file(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_private_key_file(c, key, value, &c->cfg->client.key);
+}
+
+static int set_server_private_key(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_private_key(c, key, value, &c->cfg->server.key);
+}
+
+static int set_server_private_key_file(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_private_key_file(c, key, value, &c->cfg->server.key);
+}
+
+/* A public key: 32 bytes of base64 that are a point of large order. */
+static int parse_public_key(struct config_ctx *c, const char *key, const char *value,
+                            uint8_t out[MPT_KEY_LEN])
+{
+    char reason[MPT_CONFIG_ERR_MAX];
+
+    if (mpt_key_parse(out, value, "public key", PUBKEY_HINT, reason, sizeof(reason)) != 0)
+        return fail(c, c->line, "%s: %s", key, reason);
+    if (sodium_is_zero(out, MPT_KEY_LEN))
+        return fail(c, c->line, "%s: public key is all zero bytes (%s)", key, PUBKEY_HINT);
+    if (mpt_key_low_order(out))
+        return fail(c, c->line,
+                    "%s: public key is a point of small order, which no private key has (%s)", key,
+                    PUBKEY_HINT);
+    return 0;
+}
+
+static int set_server_public_key(struct config_ctx *c, const char *key, const char *value)
+{
+    struct mpt_client_config *cl = &c->cfg->client;
+
+    if (parse_public_key(c, key, value, cl->server_public_key) != 0)
+        return -1;
+    cl->have_server_public_key = 1;
+    cl->server_public_key_line = c->line;
+    return 0;
 }
 
 static int set_insecure_permissions(struct config_ctx *c, const char *key, const char *value)
@@ -557,25 +656,97 @@ static int set_client_socks(struct config_ctx *c, const char *key, const char *v
     return set_hostport(c, key, value, &c->cfg->client.socks, 1);
 }
 
-static int set_allow(struct config_ctx *c, const char *key, const char *value)
+/* An `allow' line added to a list: rules[*n] ([server]'s, or a peer's within the shared table),
+ * where *used of `max' places are taken; `limit' says which limit a full table breaks. */
+static int add_allow(struct config_ctx *c, const char *key, const char *value,
+                     struct mpt_allow *rules, unsigned *n, unsigned *used, unsigned max,
+                     const char *limit)
 {
-    struct mpt_server_config *sv = &c->cfg->server;
     char reason[MPT_CONFIG_ERR_MAX], a[MPT_CONFIG_HOST_MAX + 32], b[sizeof(a)];
     struct mpt_allow rule;
 
     if (mpt_allow_parse(&rule, value, reason, sizeof(reason)) != 0)
         return fail(c, c->line, "%s: %s", key, reason);
     mpt_allow_format(&rule, a, sizeof(a));
-    for (unsigned i = 0; i < sv->nallow; i++)
-        if (strcmp(mpt_allow_format(&sv->allow[i], b, sizeof(b)), a) == 0)
+    for (unsigned i = 0; i < *n; i++)
+        if (strcmp(mpt_allow_format(&rules[i], b, sizeof(b)), a) == 0)
             return fail(c, c->line, "%s: `%s' already allowed at line %d", key, value,
-                        sv->allow[i].line);
-    if (sv->nallow >= MPT_CONFIG_MAX_ALLOW)
-        return fail(c, c->line, "%s: too many rules (max %d)", key, MPT_CONFIG_MAX_ALLOW);
+                        rules[i].line);
+    if (*used >= max)
+        return fail(c, c->line, "%s: too many rules (%s)", key, limit);
     rule.line = c->line;
     rule.host.line = c->line;
-    sv->allow[sv->nallow++] = rule;
+    rules[*n] = rule;
+    (*n)++;
+    if (used != n)
+        (*used)++;
     return 0;
+}
+
+static int set_allow(struct config_ctx *c, const char *key, const char *value)
+{
+    struct mpt_server_config *sv = &c->cfg->server;
+    char limit[32];
+
+    snprintf(limit, sizeof(limit), "max %d", MPT_CONFIG_MAX_ALLOW);
+    return add_allow(c, key, value, sv->allow, &sv->nallow, &sv->nallow, MPT_CONFIG_MAX_ALLOW,
+                     limit);
+}
+
+static int set_peer_public_key(struct config_ctx *c, const char *key, const char *value)
+{
+    const struct mpt_server_config *sv = &c->cfg->server;
+    struct mpt_config_peer *p = c->peer;
+
+    if (parse_public_key(c, key, value, p->public_key) != 0)
+        return -1;
+    for (const struct mpt_config_peer *q = sv->peers; q < p; q++)
+        if (sodium_memcmp(q->public_key, p->public_key, MPT_KEY_LEN) == 0)
+            return fail(c, c->line,
+                        "%s: the same key as [peer %s] at line %d (each client needs a key pair "
+                        "of its own)",
+                        key, q->name, q->public_key_line);
+    p->public_key_line = c->line;
+    return 0;
+}
+
+static int set_peer_secret(struct config_ctx *c, const char *key, const char *value)
+{
+    char reason[MPT_CONFIG_ERR_MAX];
+
+    if (mpt_secret_parse(c->peer->secret, value, reason, sizeof(reason)) != 0)
+        return fail(c, c->line, "%s: %s", key, reason);
+    c->peer->have_secret = 1;
+    c->peer->secret_line = c->line;
+    return 0;
+}
+
+static int set_peer_secret_file(struct config_ctx *c, const char *key, const char *value)
+{
+    struct mpt_config_peer *p = c->peer;
+
+    if (read_key_file(c, key, value, p->secret, "secret", GENKEY_HINT, p->secret_file,
+                      sizeof(p->secret_file)) != 0)
+        return -1;
+    p->have_secret = 1;
+    p->secret_line = c->line;
+    return 0;
+}
+
+static int set_peer_allow(struct config_ctx *c, const char *key, const char *value)
+{
+    struct mpt_server_config *sv = &c->cfg->server;
+    struct mpt_config_peer *p = c->peer;
+    char limit[64];
+
+    snprintf(limit, sizeof(limit), "max %d in all [peer] sections", MPT_CONFIG_MAX_PEER_ALLOW);
+    return add_allow(c, key, value, &sv->peer_allow[p->allow_first], &p->nallow, &sv->npeer_allow,
+                     MPT_CONFIG_MAX_PEER_ALLOW, limit);
+}
+
+static int set_peer_target(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_hostport(c, key, value, &c->peer->target, 0);
 }
 
 static int set_forward_listen(struct config_ctx *c, const char *key, const char *value)
@@ -655,6 +826,9 @@ static const struct config_key keys[] = {
     {SEC_CLIENT, "control", 0, set_client_control},
     {SEC_CLIENT, "metrics", 0, set_client_metrics},
     {SEC_CLIENT, "socks", 0, set_client_socks},
+    {SEC_CLIENT, "private_key", 0, set_client_private_key},
+    {SEC_CLIENT, "private_key_file", 0, set_client_private_key_file},
+    {SEC_CLIENT, "server_public_key", 0, set_server_public_key},
     {SEC_SERVER, "listen", 0, set_server_listen},
     {SEC_SERVER, "target", 0, set_server_target},
     {SEC_SERVER, "allow", 1, set_allow},
@@ -664,6 +838,8 @@ static const struct config_key keys[] = {
     {SEC_SERVER, "session_timeout", 0, set_session_timeout},
     {SEC_SERVER, "control", 0, set_server_control},
     {SEC_SERVER, "metrics", 0, set_server_metrics},
+    {SEC_SERVER, "private_key", 0, set_server_private_key},
+    {SEC_SERVER, "private_key_file", 0, set_server_private_key_file},
     {SEC_PATH, "bridge", 0, set_path_bridge},
     {SEC_PATH, "bind", 0, set_path_bind},
     {SEC_PATH, "device", 0, set_path_device},
@@ -671,6 +847,11 @@ static const struct config_key keys[] = {
     {SEC_PATH, "weight", 0, set_path_weight},
     {SEC_FORWARD, "listen", 0, set_forward_listen},
     {SEC_FORWARD, "target", 0, set_forward_target},
+    {SEC_PEER, "public_key", 0, set_peer_public_key},
+    {SEC_PEER, "secret", 0, set_peer_secret},
+    {SEC_PEER, "secret_file", 0, set_peer_secret_file},
+    {SEC_PEER, "allow", 1, set_peer_allow},
+    {SEC_PEER, "target", 0, set_peer_target},
     {SEC_NONE, NULL, 0, NULL},
 };
 
@@ -705,6 +886,8 @@ static const char *section_label(struct config_ctx *c, char *buf, size_t len)
         snprintf(buf, len, "[path %s]", c->path->name);
     else if (c->section == SEC_FORWARD)
         snprintf(buf, len, "[forward %s]", c->forward->name);
+    else if (c->section == SEC_PEER)
+        snprintf(buf, len, "[peer %s]", c->peer->name);
     else
         snprintf(buf, len, "[%s]", section_names[c->section]);
     return buf;
@@ -717,16 +900,46 @@ static const char *key_home(const char *name)
         if (strcmp(k->name, name) == 0)
             return k->section == SEC_PATH      ? "[path NAME]"
                    : k->section == SEC_FORWARD ? "[forward NAME]"
+                   : k->section == SEC_PEER    ? "[peer NAME]"
                                                : section_names[k->section];
     return NULL;
+}
+
+/* The lines where each key of the section being read was first given (0: not yet). */
+static int *section_key_lines(struct config_ctx *c)
+{
+    if (c->section == SEC_PATH)
+        return c->path_key_line[c->path - c->cfg->client.paths];
+    if (c->section == SEC_FORWARD)
+        return c->forward_key_line[c->forward - c->cfg->client.forwards];
+    if (c->section == SEC_PEER)
+        return c->peer_key_line;
+    return c->key_line[c->section];
+}
+
+/* `secret' and `secret_file', `private_key' and `private_key_file': one of the two per section.
+ * Returns the other one's index in keys[] if this section has it, else -1. */
+static int sibling_key(const struct config_key *k)
+{
+    char name[64];
+    size_t len = strlen(k->name);
+
+    if (file_key_name(k->name))
+        snprintf(name, sizeof(name), "%.*s", (int)(len - 5), k->name);
+    else
+        snprintf(name, sizeof(name), "%s_file", k->name);
+    for (const struct config_key *o = keys; o->name; o++)
+        if (o->section == k->section && strcmp(o->name, name) == 0)
+            return (int)(o - keys);
+    return -1;
 }
 
 static int on_key(struct config_ctx *c, const char *name, const char *value)
 {
     const struct config_key *k;
-    char label[64];
+    char label[MPT_CONFIG_PEER_NAME_MAX + 16];
     const char *home;
-    int *seen;
+    int *seen, *lines, sibling;
 
     if (c->failed)
         return -1;
@@ -739,7 +952,7 @@ static int on_key(struct config_ctx *c, const char *name, const char *value)
     if (c->section == SEC_NONE)
         return fail(c, c->line,
                     "%s: key outside any section (put it under [tunnel], [client], "
-                    "[server], [path NAME] or [forward NAME])",
+                    "[server], [path NAME], [forward NAME] or [peer NAME])",
                     name);
     for (k = keys; k->name; k++)
         if (k->section == c->section && strcmp(k->name, name) == 0)
@@ -754,21 +967,21 @@ static int on_key(struct config_ctx *c, const char *name, const char *value)
     }
     if (!*value)
         return fail(c, c->line, "%s: empty value", name);
-    if (c->section == SEC_PATH)
-        seen = &c->path_key_line[c->path - c->cfg->client.paths][k - keys];
-    else if (c->section == SEC_FORWARD)
-        seen = &c->forward_key_line[c->forward - c->cfg->client.forwards][k - keys];
-    else
-        seen = &c->key_line[c->section][k - keys];
+    lines = section_key_lines(c);
+    seen = &lines[k - keys];
     if (*seen && !k->repeatable)
         return fail(c, c->line, "%s: duplicate key (first given at line %d)", name, *seen);
+    sibling = sibling_key(k);
+    if (sibling >= 0 && lines[sibling])
+        return fail(c, c->line, "%s: `%s' already given at line %d (use one of them)", name,
+                    keys[sibling].name, lines[sibling]);
     if (!*seen)
         *seen = c->line;
     if (c->section == SEC_PATH)
         c->path->given |= 1ull << (k - keys);
-    else
+    else if (c->section != SEC_PEER)
         c->cfg->given |= 1ull << (k - keys);
-    if (secret_key_name(k->name) && strcmp(k->name, "secret_file") != 0 && !c->inline_secret_line) {
+    if (secret_key_name(k->name) && !file_key_name(k->name) && !c->inline_secret_line) {
         c->inline_secret_line = c->line;
         c->inline_secret_key = k->name;
     }
@@ -777,7 +990,7 @@ static int on_key(struct config_ctx *c, const char *name, const char *value)
         return 0;
     /* Whatever a handler wrote, a message never carries key material: a secret_file's path is
      * quoted unless it looks like a key itself. */
-    if ((looks_like_key(value) || (secret_key_name(k->name) && strcmp(k->name, "secret_file"))) &&
+    if ((looks_like_key(value) || (secret_key_name(k->name) && !file_key_name(k->name))) &&
         quotes(c->err, value))
         snprintf(c->err, c->errlen, "%s:%d: %s: invalid value (not shown: it may hold a secret)",
                  c->name, c->line, k->name);
@@ -806,6 +1019,11 @@ static int end_section(struct config_ctx *c)
     if (c->section == SEC_FORWARD && !c->forward->target.line)
         return fail(c, c->section_line, "[forward %s]: no target (add `target = HOST:PORT')",
                     c->forward->name);
+    if (c->section == SEC_PEER && !c->peer->public_key_line)
+        return fail(c, c->section_line,
+                    "[peer %s]: no public_key (add `public_key = BASE64'; " PUBKEY_HINT
+                    " from the client's private key)",
+                    c->peer->name);
     return 0;
 }
 
@@ -841,11 +1059,12 @@ static int check_listens(struct config_ctx *c)
     return 0;
 }
 
-static int valid_path_name(const char *name)
+/* 1 if `name' is 1 to max - 1 characters of A-Z a-z 0-9 _ . - */
+static int valid_path_name(const char *name, size_t max)
 {
     size_t len = strlen(name);
 
-    if (len == 0 || len >= MPT_CONFIG_NAME_MAX)
+    if (len == 0 || len >= max)
         return 0;
     for (const char *p = name; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
@@ -881,6 +1100,7 @@ static int on_section(struct config_ctx *c, char *line)
     c->section_line = c->line;
     c->path = NULL;
     c->forward = NULL;
+    c->peer = NULL;
     if (strcmp(name, "tunnel") == 0) {
         c->section = SEC_TUNNEL;
     } else if (strcmp(name, "client") == 0) {
@@ -895,7 +1115,7 @@ static int on_section(struct config_ctx *c, char *line)
             name++;
         if (!*name)
             return fail(c, c->line, "[path]: no path name (write [path NAME])");
-        if (!valid_path_name(name))
+        if (!valid_path_name(name, MPT_CONFIG_NAME_MAX))
             return fail(c, c->line,
                         "[path %s]: invalid path name (1-%d characters of A-Z a-z "
                         "0-9 _ . -)",
@@ -924,7 +1144,7 @@ static int on_section(struct config_ctx *c, char *line)
             name++;
         if (!*name)
             return fail(c, c->line, "[forward]: no forward name (write [forward NAME])");
-        if (!valid_path_name(name))
+        if (!valid_path_name(name, MPT_CONFIG_NAME_MAX))
             return fail(c, c->line,
                         "[forward %s]: invalid forward name (1-%d characters of A-Z a-z "
                         "0-9 _ . -)",
@@ -942,6 +1162,34 @@ static int on_section(struct config_ctx *c, char *line)
         f->line = c->line;
         c->forward = f;
         c->section = SEC_FORWARD;
+    } else if (strncmp(name, "peer", 4) == 0 && (!name[4] || isspace((unsigned char)name[4]))) {
+        struct mpt_server_config *sv = &c->cfg->server;
+        struct mpt_config_peer *pe;
+
+        name += 4;
+        while (isspace((unsigned char)*name))
+            name++;
+        if (!*name)
+            return fail(c, c->line, "[peer]: no peer name (write [peer NAME])");
+        if (!valid_path_name(name, MPT_CONFIG_PEER_NAME_MAX))
+            return fail(c, c->line,
+                        "[peer %s]: invalid peer name (1-%d characters of A-Z a-z 0-9 _ . -)", name,
+                        MPT_CONFIG_PEER_NAME_MAX - 1);
+        for (unsigned i = 0; i < sv->npeers; i++)
+            if (strcmp(sv->peers[i].name, name) == 0)
+                return fail(c, c->line, "[peer %s]: duplicate peer name (first at line %d)", name,
+                            sv->peers[i].line);
+        if (sv->npeers >= MPT_CONFIG_MAX_PEERS)
+            return fail(c, c->line, "[peer %s]: too many peers (max %d)", name,
+                        MPT_CONFIG_MAX_PEERS);
+        pe = &sv->peers[sv->npeers++];
+        memset(pe, 0, sizeof(*pe));
+        strcpy(pe->name, name);
+        pe->line = c->line;
+        pe->allow_first = sv->npeer_allow;
+        memset(c->peer_key_line, 0, sizeof(c->peer_key_line));
+        c->peer = pe;
+        c->section = SEC_PEER;
     } else {
         return fail(c, c->line, "[%s]: unknown section", name);
     }
@@ -1028,13 +1276,13 @@ static const char *exposure(mode_t access, mode_t mode, int acl, char *buf, size
 static int check_permissions(struct config_ctx *c)
 {
     char who[80], fix[2 * PATH_MAX + 40];
-    const char *path = c->secret_path;
-    mode_t access = c->secret_access, mode = c->secret_mode;
-    int acl = c->secret_acl;
+    const char *path = c->exposed_path;
+    mode_t access = c->exposed_access, mode = c->exposed_mode;
+    int acl = c->exposed_acl;
 
     if (c->cfg->insecure_permissions)
         return 0;
-    if (!(c->secret_path[0] && access)) {
+    if (!c->exposed_path[0]) {
         if (!(c->inline_secret_line && c->file_mode_known && c->file_access))
             return 0;
         path = c->name;
@@ -1047,15 +1295,81 @@ static int check_permissions(struct config_ctx *c)
         snprintf(fix, sizeof(fix), "setfacl -b %s && chmod 600 %s", path, path);
     else
         snprintf(fix, sizeof(fix), "chmod 600 %s", path);
-    if (path == c->secret_path)
-        return fail(c, c->secret_file_line,
-                    "secret_file: `%s' can be %s: run `%s' (or set `insecure_permissions = yes' "
-                    "in [tunnel] to accept it)",
-                    path, who, fix);
+    if (path == c->exposed_path)
+        return fail(c, c->exposed_line,
+                    "%s: `%s' can be %s: run `%s' (or set `insecure_permissions = yes' in "
+                    "[tunnel] to accept it)",
+                    c->exposed_key, path, who, fix);
     return fail(c, c->inline_secret_line,
-                "%s: this file holds a secret and can be %s: run `%s' (or set "
+                "%s: this file holds %s and can be %s: run `%s' (or set "
                 "`insecure_permissions = yes' in [tunnel] to accept it)",
-                c->inline_secret_key, who, fix);
+                c->inline_secret_key,
+                strstr(c->inline_secret_key, "private") ? "a private key" : "a secret", who, fix);
+}
+
+/* Key mode, side by side: what one key needs of another, wherever in the file each was given. */
+static int check_keys(struct config_ctx *c)
+{
+    const struct mpt_client_config *cl = &c->cfg->client;
+    const struct mpt_server_config *sv = &c->cfg->server;
+
+    if (cl->key.have_private_key && !cl->have_server_public_key)
+        return fail(c, cl->key.line,
+                    "%s: no server_public_key in [client] (key mode needs the server's public key "
+                    "too: add `server_public_key = BASE64')",
+                    cl->key.file[0] ? "private_key_file" : "private_key");
+    if (cl->have_server_public_key && !cl->key.have_private_key)
+        return fail(c, cl->server_public_key_line,
+                    "server_public_key: no private_key in [client] (key mode needs this side's "
+                    "own key too: add `private_key = BASE64'; " GENKEY_HINT ")");
+    if (cl->key.have_private_key &&
+        sodium_memcmp(cl->server_public_key, cl->key.public_key, MPT_KEY_LEN) == 0)
+        return fail(c, cl->server_public_key_line,
+                    "server_public_key: the public key of this side's own private_key (line %d); "
+                    "the client needs a key pair of its own",
+                    cl->key.line);
+    if (sv->npeers && !sv->key.have_private_key)
+        return fail(
+            c, sv->peers[0].line,
+            "[peer %s]: no private_key in [server] (peers are the clients of a server in "
+            "key mode, which needs a key of its own: add `private_key = BASE64'; " GENKEY_HINT ")",
+            sv->peers[0].name);
+    if (sv->key.have_private_key && !sv->npeers)
+        return fail(c, sv->key.line,
+                    "%s: no [peer NAME] section (a server in key mode lets in only the clients "
+                    "it lists, each with `public_key = BASE64')",
+                    sv->key.file[0] ? "private_key_file" : "private_key");
+    for (unsigned i = 0; i < sv->npeers; i++)
+        if (sodium_memcmp(sv->peers[i].public_key, sv->key.public_key, MPT_KEY_LEN) == 0)
+            return fail(c, sv->peers[i].public_key_line,
+                        "public_key: the server's own public key (of private_key at line %d); "
+                        "each client needs a key pair of its own",
+                        sv->key.line);
+    return 0;
+}
+
+/* A side in key mode needs no [tunnel] secret. */
+static int needs_secret(const struct mpt_config *cfg, enum mpt_config_role role)
+{
+    return !mpt_config_key_mode(cfg, role);
+}
+
+/* Where flows may go: [server] target or allow, or (key mode) each peer's own. */
+static int check_targets(struct config_ctx *c)
+{
+    const struct mpt_server_config *sv = &c->cfg->server;
+
+    if (sv->target.port || sv->nallow)
+        return 0;
+    if (!sv->npeers)
+        return fail(c, 0, "[server]: no target (add `target = HOST:PORT')");
+    for (unsigned i = 0; i < sv->npeers; i++)
+        if (!sv->peers[i].target.line && !sv->peers[i].nallow)
+            return fail(c, sv->peers[i].line,
+                        "[peer %s]: no target (add `target = HOST:PORT' or `allow = ...' to it, "
+                        "or to [server] for every peer)",
+                        sv->peers[i].name);
+    return 0;
 }
 
 static int check_role(struct config_ctx *c, enum mpt_config_role role)
@@ -1064,7 +1378,7 @@ static int check_role(struct config_ctx *c, enum mpt_config_role role)
 
     if (role == MPT_ROLE_ANY)
         return 0;
-    if (!cfg->have_secret)
+    if (!cfg->have_secret && needs_secret(cfg, role))
         return fail(c, 0,
                     "[tunnel]: no secret (add `secret = BASE64' or `secret_file = PATH'; "
                     "`mptunnel genkey' makes one)");
@@ -1080,8 +1394,8 @@ static int check_role(struct config_ctx *c, enum mpt_config_role role)
             return fail(c, 0, "no [server] section (it needs `listen =' and `target =')");
         if (!cfg->server.listen.line)
             return fail(c, 0, "[server]: no listen (add `listen = [HOST:]PORT')");
-        if (!cfg->server.target.port && !cfg->server.nallow)
-            return fail(c, 0, "[server]: no target (add `target = HOST:PORT')");
+        if (check_targets(c) != 0)
+            return -1;
     }
     return 0;
 }
@@ -1147,17 +1461,51 @@ static int load_buffer(struct mpt_config *cfg, const char *name, const char *tex
         fail(c, 0, "cannot parse (out of memory)");
         goto out;
     }
-    if (end_section(c) != 0 || check_listens(c) != 0 || check_role(c, role) != 0 ||
-        check_permissions(c) != 0)
+    if (end_section(c) != 0 || check_listens(c) != 0 || check_keys(c) != 0 ||
+        check_role(c, role) != 0 || check_permissions(c) != 0)
         goto out;
     rc = 0;
 out:
     free(c);
-    if (rc != 0) {
-        sodium_memzero(cfg->secret, sizeof(cfg->secret));
-        cfg->have_secret = 0;
-    }
+    if (rc != 0)
+        mpt_config_wipe(cfg);
     return rc;
+}
+
+int mpt_config_key_mode(const struct mpt_config *cfg, enum mpt_config_role role)
+{
+    if (role == MPT_ROLE_CLIENT)
+        return cfg->client.key.have_private_key;
+    if (role == MPT_ROLE_SERVER)
+        return cfg->server.key.have_private_key;
+    return 0;
+}
+
+void mpt_config_peer_psk(const struct mpt_config *cfg, const struct mpt_config_peer *peer,
+                         uint8_t psk[MPT_KEY_LEN])
+{
+    if (peer && peer->have_secret)
+        memcpy(psk, peer->secret, MPT_KEY_LEN);
+    else if (cfg->have_secret)
+        memcpy(psk, cfg->secret, MPT_KEY_LEN);
+    else
+        memset(psk, 0, MPT_KEY_LEN);
+}
+
+void mpt_config_wipe(struct mpt_config *cfg)
+{
+    struct mpt_key_config *own[] = {&cfg->client.key, &cfg->server.key};
+
+    sodium_memzero(cfg->secret, sizeof(cfg->secret));
+    cfg->have_secret = 0;
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+        sodium_memzero(own[i]->private_key, sizeof(own[i]->private_key));
+        own[i]->have_private_key = 0;
+    }
+    for (unsigned i = 0; i < cfg->server.npeers && i < MPT_CONFIG_MAX_PEERS; i++) {
+        sodium_memzero(cfg->server.peers[i].secret, sizeof(cfg->server.peers[i].secret));
+        cfg->server.peers[i].have_secret = 0;
+    }
 }
 
 void mpt_config_defaults(struct mpt_config *cfg)

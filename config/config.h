@@ -1,6 +1,7 @@
 /* config: the INI file (inih) turned into a validated struct mpt_config.
  *
- * One file may hold both sides: [tunnel] (shared), [client], [server] and [path NAME] sections.
+ * One file may hold both sides: [tunnel] (shared), [client], [server], [path NAME], [forward NAME]
+ * and [peer NAME] sections.
  * Every section and key of the whole file is checked, whichever command reads it; unknown keys and
  * sections are errors. Errors carry `file:line: key: reason`, quoting the bad value.
  * No libuv here: host names are kept as text and resolved by net/.
@@ -16,6 +17,10 @@
 #define MPT_CONFIG_NAME_MAX 32    /* [path NAME] */
 #define MPT_CONFIG_ERR_MAX 512    /* size of the error text buffer */
 #define MPT_SECRET_LEN 32
+#define MPT_KEY_LEN 32            /* an X25519 private or public key */
+#define MPT_CONFIG_MAX_PEERS 1024 /* [peer NAME] sections */
+#define MPT_CONFIG_PEER_NAME_MAX 64 /* [peer NAME], NUL included */
+#define MPT_CONFIG_MAX_PEER_ALLOW 2048 /* allow lines of all [peer NAME] sections together */
 #define MPT_CONFIG_MAX_FORWARDS 64 /* [forward NAME] sections */
 #define MPT_CONFIG_MAX_ALLOW 256  /* allow lines of [server] */
 #define MPT_HOSTNAME_MAX 253      /* a DNS name as a target may carry it */
@@ -71,6 +76,30 @@ struct mpt_allow {
     int line;
 };
 
+/* Key mode: this side's own key pair, from `private_key' or `private_key_file'. */
+struct mpt_key_config {
+    uint8_t private_key[MPT_KEY_LEN];     /* X25519, as given (X25519 clamps it when used) */
+    uint8_t public_key[MPT_KEY_LEN];      /* its public key (crypto_scalarmult_base) */
+    int have_private_key;                 /* 1: this side is in key mode */
+    int line;                             /* where private_key or private_key_file was given */
+    char file[512];                       /* private_key_file as opened, "" if not used */
+};
+
+/* [peer NAME]: a client that a server in key mode lets in. A peer with `allow' or `target' lines
+ * gets exactly those; one with neither gets [server]'s `target' and `allow'. */
+struct mpt_config_peer {
+    char name[MPT_CONFIG_PEER_NAME_MAX];
+    int line;                             /* the section header */
+    uint8_t public_key[MPT_KEY_LEN];      /* the client's X25519 public key */
+    int public_key_line;
+    uint8_t secret[MPT_KEY_LEN];          /* its own psk (`secret' or `secret_file') */
+    int have_secret;                      /* 0: mpt_config_peer_psk() says which psk applies */
+    int secret_line;
+    char secret_file[256];                /* secret_file as opened, "" if not used */
+    unsigned allow_first, nallow;         /* its rules: server.peer_allow[allow_first ...] */
+    struct mpt_hostport target;           /* its default target; line 0 = none */
+};
+
 struct mpt_client_config {
     int present;                          /* a [client] section was seen */
     struct mpt_hostport listen;
@@ -86,6 +115,10 @@ struct mpt_client_config {
     struct mpt_hostport socks;            /* SOCKS5 front (UDP ASSOCIATE); line 0 = none */
     struct mpt_forward_config forwards[MPT_CONFIG_MAX_FORWARDS];
     unsigned nforwards;
+    struct mpt_key_config key;            /* key mode: private_key or private_key_file */
+    uint8_t server_public_key[MPT_KEY_LEN];
+    int have_server_public_key;
+    int server_public_key_line;
 };
 
 struct mpt_server_config {
@@ -100,6 +133,11 @@ struct mpt_server_config {
     uint32_t session_timeout_ms;          /* default 120 s */
     char control[256];
     struct mpt_hostport metrics;          /* Prometheus endpoint; line 0 = none */
+    struct mpt_key_config key;            /* key mode: private_key or private_key_file */
+    struct mpt_config_peer peers[MPT_CONFIG_MAX_PEERS]; /* key mode: the clients, in file order */
+    unsigned npeers;
+    struct mpt_allow peer_allow[MPT_CONFIG_MAX_PEER_ALLOW]; /* the peers' allow rules */
+    unsigned npeer_allow;
 };
 
 struct mpt_config {
@@ -129,6 +167,19 @@ enum mpt_config_role {
 
 /* Fills *cfg with defaults. */
 void mpt_config_defaults(struct mpt_config *cfg);
+
+/* 1 if the side `role' (MPT_ROLE_CLIENT or MPT_ROLE_SERVER) of cfg is in key mode: it has a
+ * private_key (a server then has [peer] sections, a client a server_public_key). */
+int mpt_config_key_mode(const struct mpt_config *cfg, enum mpt_config_role role);
+
+/* The pre-shared key of a key-mode handshake with `peer' (a server's [peer NAME]; NULL for a
+ * client's handshake with its server): the peer's own `secret', else [tunnel] secret, else 32
+ * zero bytes. */
+void mpt_config_peer_psk(const struct mpt_config *cfg, const struct mpt_config_peer *peer,
+                         uint8_t psk[MPT_KEY_LEN]);
+
+/* Wipes every key of cfg (secrets, private keys) and marks them not set. */
+void mpt_config_wipe(struct mpt_config *cfg);
 
 /* Reads and validates `path` for `role`. Returns 0, or -1 with a one-line message
  * `file:line: key: reason` (or `file: reason` where no line applies) in err[errlen]. */
@@ -168,6 +219,18 @@ const char *mpt_path_label(const struct mpt_path_config *pc, char *buf, size_t l
  * whitespace ignored). Returns 0 or -1 with a reason. */
 int mpt_secret_parse(uint8_t out[MPT_SECRET_LEN], const char *text, char *err, size_t errlen);
 
+/* The same for any 32-byte key: reasons name it `what' ("private key") and end with `hint' ("make
+ * one with `mptunnel genkey'"). The text is never quoted in a reason. Returns 0 or -1. */
+int mpt_key_parse(uint8_t out[MPT_KEY_LEN], const char *text, const char *what, const char *hint,
+                  char *err, size_t errlen);
+
+/* The X25519 public key of a private key. Returns 0, or -1 for an all-zero private key. */
+int mpt_key_public(uint8_t pub[MPT_KEY_LEN], const uint8_t priv[MPT_KEY_LEN]);
+
+/* 1 if `pub' is a point of small order (all zero among them), which no private key has and with
+ * which a Diffie-Hellman result would be known to anyone; 0 for a usable public key. */
+int mpt_key_low_order(const uint8_t pub[MPT_KEY_LEN]);
+
 /* "250ms", "2s", "1m", "60" (seconds). Returns 0 or -1. */
 int mpt_duration_parse(uint32_t *ms, const char *text);
 
@@ -181,8 +244,8 @@ int mpt_size_parse(uint32_t *bytes, const char *text);
 int mpt_config_control_path(const struct mpt_config *cfg, enum mpt_config_role role, char *buf,
                             size_t len);
 
-/* The schema: the section ("tunnel", "client", "server", "path" or "forward") and name of key i, in the
- * order of the file's documentation; NULL past the last key. */
+/* The schema: the section ("tunnel", "client", "server", "path", "forward" or "peer") and name of
+ * key i, in the order of the file's documentation; NULL past the last key. */
 const char *mpt_config_key(unsigned i, const char **section);
 
 /* 1 if the file gave `key` in `section` ("path" for a [path NAME] section, then `path` names which
@@ -192,9 +255,9 @@ int mpt_config_key_given(const struct mpt_config *cfg, const struct mpt_path_con
 
 /* One key with its effective value, as `mptunnel check` prints it. */
 struct mpt_config_item {
-    const char *section;             /* "tunnel", "client", "server" or "path NAME" */
+    const char *section;             /* "tunnel", "client", "server", "path NAME", ... */
     const char *key;
-    const char *value;               /* in the file's syntax; a secret is never given */
+    const char *value;               /* in the file's syntax; a secret or private key never */
     const char *note;                /* NULL, or a remark ("default", "not set", ...) */
     const struct mpt_hostport *addr; /* an address to resolve, or NULL */
     int passive;                     /* addr is a local one (PORT alone = all addresses) */
@@ -204,9 +267,10 @@ struct mpt_config_item {
 typedef void (*mpt_config_item_cb)(void *arg, const struct mpt_config_item *item);
 
 /* Calls cb for every key of [tunnel] and, as `role` says, of [client] and its paths (plain
- * `bridge =' lines in [client], then each [path NAME]) and of [server] (MPT_ROLE_ANY: every side
- * the file has a section for), with its value after defaults. Keys that are not set still come,
- * with an empty value and a note. Secrets never come, only whether one is set. */
+ * `bridge =' lines in [client], then each [path NAME]) and of [server] and its [peer NAME]
+ * sections (MPT_ROLE_ANY: every side the file has a section for), with its value after defaults.
+ * Keys that are not set still come, with an empty value and a note. Secrets and private keys never
+ * come, only whether one is set (a private key's public key comes in the note). */
 void mpt_config_walk(const struct mpt_config *cfg, enum mpt_config_role role,
                      mpt_config_item_cb cb, void *arg);
 /* Checks the directory that holds the control socket `sock_path`: it must be a directory (not a

@@ -1,6 +1,7 @@
 /* A loaded configuration told back key by key, defaults filled in: what `mptunnel check` prints.
  * Every key of the schema (config.c's table) has its line here; test/unit/config/test_show.c
  * fails when one is missing. */
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@ struct walk {
     const struct mpt_config *cfg;
     const struct mpt_path_config *path; /* the [path NAME] being told, or NULL */
     const char *schema;                 /* its section in the schema: "tunnel", "path", ... */
-    char section[MPT_CONFIG_NAME_MAX + 16];
+    char section[MPT_CONFIG_PEER_NAME_MAX + 16];
     int path_no;
     mpt_config_item_cb cb;
     void *arg;
@@ -150,6 +151,34 @@ static void walk_tunnel(struct walk *w)
     emit(w, "insecure_permissions", cfg->insecure_permissions ? "yes" : "no", "default");
 }
 
+static void key_text(const uint8_t key[MPT_KEY_LEN], char *buf, size_t len)
+{
+    sodium_bin2base64(buf, len, key, MPT_KEY_LEN, sodium_base64_VARIANT_ORIGINAL);
+}
+
+/* private_key and private_key_file: never the key, only its public key. */
+static void emit_own_key(struct walk *w, const struct mpt_key_config *k)
+{
+    char pub[sodium_base64_ENCODED_LEN(MPT_KEY_LEN, sodium_base64_VARIANT_ORIGINAL)];
+    char note[sizeof(pub) + 64];
+
+    key_text(k->public_key, pub, sizeof(pub));
+    if (!k->have_private_key) {
+        emit(w, "private_key", "", "not set: shared-secret mode");
+        emit(w, "private_key_file", "", "not set");
+        return;
+    }
+    snprintf(note, sizeof(note), "%s, public key %s", k->file[0] ? "from private_key_file" : "set",
+             pub);
+    if (k->file[0]) {
+        emit_addr(w, "private_key", "", note, NULL, NULL, 0);
+        emit_addr(w, "private_key_file", k->file, "read; the key is not shown", NULL, NULL, 0);
+    } else {
+        emit_addr(w, "private_key", "(not shown)", note, NULL, NULL, 0);
+        emit(w, "private_key_file", "", "not set");
+    }
+}
+
 static void walk_path_keys(struct walk *w, const struct mpt_path_config *p)
 {
     emit(w, "bind", p->bind, "not set: any address");
@@ -185,6 +214,15 @@ static void walk_client(struct walk *w)
     emit_control(w, MPT_ROLE_CLIENT);
     emit_hostport(w, "metrics", &cl->metrics, 1);
     emit_hostport(w, "socks", &cl->socks, 1);
+    emit_own_key(w, &cl->key);
+    if (cl->have_server_public_key) {
+        char pub[sodium_base64_ENCODED_LEN(MPT_KEY_LEN, sodium_base64_VARIANT_ORIGINAL)];
+
+        key_text(cl->server_public_key, pub, sizeof(pub));
+        emit(w, "server_public_key", pub, NULL);
+    } else {
+        emit(w, "server_public_key", "", "not set");
+    }
     for (unsigned i = 0; i < cl->npaths; i++) {
         const struct mpt_path_config *p = &cl->paths[i];
 
@@ -207,6 +245,50 @@ static void walk_client(struct walk *w)
     }
 }
 
+static void emit_allow(struct walk *w, const struct mpt_allow *a)
+{
+    char buf[MPT_CONFIG_HOST_MAX + 32];
+
+    mpt_allow_format(a, buf, sizeof(buf));
+    emit_addr(w, "allow", buf, NULL, NULL, a->family ? NULL : &a->host, 0);
+}
+
+static void walk_peer(struct walk *w, const struct mpt_config_peer *p)
+{
+    const struct mpt_server_config *sv = &w->cfg->server;
+    char pub[sodium_base64_ENCODED_LEN(MPT_KEY_LEN, sodium_base64_VARIANT_ORIGINAL)];
+    int own = p->nallow || p->target.line;
+
+    begin(w, "peer", NULL, 0);
+    snprintf(w->section, sizeof(w->section), "peer %s", p->name);
+    key_text(p->public_key, pub, sizeof(pub));
+    emit(w, "public_key", pub, NULL);
+    if (p->secret_file[0]) {
+        emit_addr(w, "secret", "", "from secret_file", NULL, NULL, 0);
+        emit_addr(w, "secret_file", p->secret_file, "read; the secret is not shown", NULL, NULL, 0);
+    } else {
+        if (p->have_secret)
+            emit_addr(w, "secret", "(not shown)", "set", NULL, NULL, 0);
+        else
+            emit_addr(w, "secret", "",
+                      w->cfg->have_secret ? "not set: [tunnel] secret" : "not set: none", NULL,
+                      NULL, 0);
+        emit_addr(w, "secret_file", "", "not set", NULL, NULL, 0);
+    }
+    for (unsigned i = 0; i < p->nallow; i++)
+        emit_allow(w, &sv->peer_allow[p->allow_first + i]);
+    if (!p->nallow)
+        emit_addr(w, "allow", "",
+                  own ? "not set: its target only" : "not set: [server] target and allow", NULL,
+                  NULL, 0);
+    if (p->target.line)
+        emit_hostport(w, "target", &p->target, 0);
+    else
+        emit_addr(w, "target", "",
+                  own ? "not set: its allow rules only" : "not set: [server] target and allow",
+                  NULL, NULL, 0);
+}
+
 static void walk_server(struct walk *w)
 {
     const struct mpt_server_config *sv = &w->cfg->server;
@@ -214,13 +296,8 @@ static void walk_server(struct walk *w)
     begin(w, "server", NULL, 0);
     emit_hostport(w, "listen", &sv->listen, 1);
     emit_hostport(w, "target", &sv->target, 0);
-    for (unsigned i = 0; i < sv->nallow; i++) {
-        char buf[MPT_CONFIG_HOST_MAX + 32];
-        const struct mpt_allow *a = &sv->allow[i];
-
-        mpt_allow_format(a, buf, sizeof(buf));
-        emit_addr(w, "allow", buf, NULL, NULL, a->family ? NULL : &a->host, 0);
-    }
+    for (unsigned i = 0; i < sv->nallow; i++)
+        emit_allow(w, &sv->allow[i]);
     if (!sv->nallow)
         emit(w, "allow", "", "not set: flows reach the default target only");
     emit_uint(w, "max_sessions", sv->max_sessions);
@@ -229,6 +306,9 @@ static void walk_server(struct walk *w)
     emit_duration(w, "session_timeout", sv->session_timeout_ms);
     emit_control(w, MPT_ROLE_SERVER);
     emit_hostport(w, "metrics", &sv->metrics, 1);
+    emit_own_key(w, &sv->key);
+    for (unsigned i = 0; i < sv->npeers; i++)
+        walk_peer(w, &sv->peers[i]);
 }
 
 void mpt_config_walk(const struct mpt_config *cfg, enum mpt_config_role role, mpt_config_item_cb cb,

@@ -27,6 +27,20 @@ static void check(const struct mpt_config *cfg, int rc, const char *err)
             p->weight > 1000)
             abort();
     }
+    /* Key mode: both keys or neither; a server's peers with it and only with it, each named,
+     * each with a public key, their rules within the shared table. */
+    if (cfg->client.key.have_private_key != cfg->client.have_server_public_key ||
+        (cfg->server.npeers > 0) != cfg->server.key.have_private_key ||
+        cfg->server.npeers > MPT_CONFIG_MAX_PEERS ||
+        cfg->server.npeer_allow > MPT_CONFIG_MAX_PEER_ALLOW)
+        abort();
+    for (unsigned i = 0; i < cfg->server.npeers; i++) {
+        const struct mpt_config_peer *p = &cfg->server.peers[i];
+        if (!p->name[0] || !memchr(p->name, 0, sizeof(p->name)) || p->public_key_line <= 0 ||
+            mpt_key_low_order(p->public_key) ||
+            p->allow_first + p->nallow > cfg->server.npeer_allow)
+            abort();
+    }
     if (cfg->client.target_loss <= 0 || cfg->client.target_loss >= 1 || cfg->client.max_flows < 1 ||
         cfg->client.probe_interval_ms < 20 || cfg->server.max_sessions < 1 ||
         cfg->sndbuf > (1u << 30) || cfg->rcvbuf > (1u << 30))
@@ -50,10 +64,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                     sizeof(err));
         check(&cfg, rc, err);
         if (role == MPT_ROLE_CLIENT && rc == 0 &&
-            (!cfg.have_secret || cfg.client.npaths == 0 || cfg.client.listen.line == 0))
+            ((!cfg.have_secret && !mpt_config_key_mode(&cfg, MPT_ROLE_CLIENT)) ||
+             cfg.client.npaths == 0 || cfg.client.listen.line == 0))
             abort();
         if (role == MPT_ROLE_SERVER && rc == 0 &&
-            (!cfg.have_secret || cfg.server.target.port == 0 || cfg.server.listen.line == 0))
+            ((!cfg.have_secret && !mpt_config_key_mode(&cfg, MPT_ROLE_SERVER)) ||
+             (cfg.server.target.port == 0 && cfg.server.nallow == 0 && cfg.server.npeers == 0) ||
+             cfg.server.listen.line == 0))
             abort();
     }
     free(text);

@@ -7,38 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config/config.h"
-#include "task.h"
+#include "fixture.h"
 
-#define SECRET "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 #define SECRET16 "AAECAwQFBgcICQoLDA0ODw=="
-#define TUNNEL "[tunnel]\nsecret = " SECRET "\n"
-#define CLIENT "[client]\nlisten = 3000\nbridge = 1.1.1.1:4000\n"
-#define SERVER "[server]\nlisten = 2000\ntarget = 127.0.0.1:1194\n"
-
-static struct mpt_config cfg;
-static char err[MPT_CONFIG_ERR_MAX];
-
-static int load(const char *text, enum mpt_config_role role)
-{
-    memset(err, 0, sizeof(err));
-    return mpt_config_load_string(&cfg, "t.ini", text, role, err, sizeof(err));
-}
-
-static void ok(const char *text, enum mpt_config_role role)
-{
-    int rc = load(text, role);
-    if (rc != 0)
-        fprintf(stderr, "unexpected error: %s\n", err);
-    ASSERT_EQ(rc, 0);
-    ASSERT_STR_EQ(err, "");
-}
-
-static void bad(const char *text, enum mpt_config_role role, const char *msg)
-{
-    ASSERT_EQ(load(text, role), -1);
-    ASSERT_STR_EQ(err, msg);
-}
 
 static void test_defaults(void)
 {
@@ -581,7 +552,7 @@ static void test_unknown(void)
         "t.ini:3: listen: unknown key in [tunnel] (it belongs in [client])");
     bad("secret = " SECRET "\n", MPT_ROLE_ANY,
         "t.ini:1: secret: key outside any section (put it under [tunnel], [client], [server], "
-        "[path NAME] or [forward NAME])");
+        "[path NAME], [forward NAME] or [peer NAME])");
     bad(TUNNEL "= 5\n", MPT_ROLE_ANY, "t.ini:3: syntax error: no key before `='");
 }
 

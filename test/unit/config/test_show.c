@@ -6,6 +6,11 @@
 #include "task.h"
 
 #define SECRET "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+/* RFC 7748 section 6.1: Alice's and Bob's keys. */
+#define ALICE_PRIV "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo="
+#define ALICE_PUB "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+#define BOB_PRIV "XasIfmJKikt54X+Lg4AO5m87sSkmGLb9HC+LJ/+I4Os="
+#define BOB_PUB "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08="
 
 #define MAX_ITEMS 256
 
@@ -50,7 +55,8 @@ static const struct seen *find(const char *section, const char *key, int nth)
         const char *sec = items[i].section;
         int match = strcmp(sec, section) == 0 ||
                     (strcmp(section, "path") == 0 && strncmp(sec, "path ", 5) == 0) ||
-                    (strcmp(section, "forward") == 0 && strncmp(sec, "forward ", 8) == 0);
+                    (strcmp(section, "forward") == 0 && strncmp(sec, "forward ", 8) == 0) ||
+                    (strcmp(section, "peer") == 0 && strncmp(sec, "peer ", 5) == 0);
         if (match && strcmp(items[i].key, key) == 0 && nth-- == 0)
             return &items[i];
     }
@@ -70,6 +76,9 @@ static const char *both = "[tunnel]\n"
                           "listen = 2000\n"
                           "target = 127.0.0.1:1194\n"
                           "allow = 10.0.0.0/24:53\n"
+                          "private_key = " BOB_PRIV "\n"
+                          "[peer laptop]\n"
+                          "public_key = " ALICE_PUB "\n"
                           "[forward dns]\n"
                           "listen = 127.0.0.1:5353\n"
                           "target = dns.example.org:53\n";
@@ -151,6 +160,71 @@ static void test_no_secret(void)
     ASSERT_STR_EQ(find("tunnel", "secret", 0)->value, "(not shown)");
 }
 
+/* Key mode: private keys never told, only their public keys; a peer's keys and rules. */
+static void test_keys(void)
+{
+    static const char text[] = "[client]\n"
+                               "listen = 3000\n"
+                               "bridge = 127.0.0.1:4000\n"
+                               "private_key = " ALICE_PRIV "\n"
+                               "server_public_key = " BOB_PUB "\n"
+                               "[server]\n"
+                               "listen = 2000\n"
+                               "target = 127.0.0.1:1194\n"
+                               "private_key = " BOB_PRIV "\n"
+                               "[peer laptop]\n"
+                               "public_key = " ALICE_PUB "\n"
+                               "secret = " SECRET "\n"
+                               "[peer phone]\n"
+                               "public_key = eaYx7t4b+cmPEgMs3q3Q56B5OY/HhriMyEbsia+FpRo=\n"
+                               "allow = 10.0.0.0/24:53\n"
+                               "allow = dns.internal:53\n"
+                               "target = 10.0.0.1:1194\n";
+    const struct seen *s;
+
+    walk(text, MPT_ROLE_ANY);
+    for (int i = 0; i < nitems; i++) {
+        ASSERT(strstr(items[i].value, "dwdtCnMY") == NULL);
+        ASSERT(strstr(items[i].note, "dwdtCnMY") == NULL);
+        ASSERT(strstr(items[i].value, "XasIfmJK") == NULL);
+        ASSERT(strstr(items[i].note, "XasIfmJK") == NULL);
+        ASSERT(strstr(items[i].value, "AAECAwQF") == NULL);
+        ASSERT(strstr(items[i].note, "AAECAwQF") == NULL);
+    }
+    s = find("client", "private_key", 0);
+    ASSERT_STR_EQ(s->value, "(not shown)");
+    ASSERT_STR_EQ(s->note, "set, public key " ALICE_PUB);
+    ASSERT_STR_EQ(find("client", "private_key_file", 0)->note, "not set");
+    ASSERT_STR_EQ(find("client", "server_public_key", 0)->value, BOB_PUB);
+    s = find("server", "private_key", 0);
+    ASSERT_STR_EQ(s->value, "(not shown)");
+    ASSERT_STR_EQ(s->note, "set, public key " BOB_PUB);
+    ASSERT_STR_EQ(find("peer laptop", "public_key", 0)->value, ALICE_PUB);
+    s = find("peer laptop", "secret", 0);
+    ASSERT_STR_EQ(s->value, "(not shown)");
+    ASSERT_STR_EQ(s->note, "set");
+    ASSERT_STR_EQ(find("peer laptop", "allow", 0)->note, "not set: [server] target and allow");
+    ASSERT_STR_EQ(find("peer laptop", "target", 0)->note, "not set: [server] target and allow");
+    s = find("peer phone", "secret", 0);
+    ASSERT_STR_EQ(s->value, "");
+    ASSERT_STR_EQ(s->note, "not set: none");
+    s = find("peer phone", "allow", 0);
+    ASSERT_STR_EQ(s->value, "10.0.0.0/24:53");
+    ASSERT_EQ(s->addr, 0);
+    s = find("peer phone", "allow", 1);
+    ASSERT_STR_EQ(s->value, "dns.internal:53");
+    ASSERT_EQ(s->addr, 1);
+    s = find("peer phone", "target", 0);
+    ASSERT_STR_EQ(s->value, "10.0.0.1:1194");
+    ASSERT_EQ(s->addr, 1);
+    /* Shared-secret mode says so. */
+    walk(both, MPT_ROLE_CLIENT);
+    s = find("client", "private_key", 0);
+    ASSERT_STR_EQ(s->value, "");
+    ASSERT_STR_EQ(s->note, "not set: shared-secret mode");
+    ASSERT_STR_EQ(find("client", "server_public_key", 0)->note, "not set");
+}
+
 static void test_role(void)
 {
     walk(both, MPT_ROLE_SERVER);
@@ -171,9 +245,13 @@ static void test_sizes(void)
 }
 
 static const struct task_case cases[] = {
-    {"every_key", test_every_key}, {"values_and_notes", test_values_and_notes},
-    {"no_secret", test_no_secret}, {"role", test_role},
-    {"sizes", test_sizes},         {NULL, NULL},
+    {"every_key", test_every_key},
+    {"values_and_notes", test_values_and_notes},
+    {"no_secret", test_no_secret},
+    {"role", test_role},
+    {"sizes", test_sizes},
+    {"keys", test_keys},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)
