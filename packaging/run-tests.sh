@@ -164,8 +164,9 @@ echo "mptunnel tests in $root ($(nproc) CPUs; build parallelism $jobs)"
 pkgs=("${MPT_BUILD_DEPS[@]}" python3 iproute2 valgrind python3-prometheus-client)
 # core/noise is checked against an independent implementation and the published test vectors.
 pkgs+=(python3-dissononce golang-github-flynn-noise-dev)
-# The SOCKS5 front is tested with real SOCKS clients: PySocks, and Dante's socksify running dig.
-pkgs+=(python3-socks dante-client dnsutils)
+# The SOCKS5 front is tested with real SOCKS clients: PySocks, and Dante's socksify running drill
+# (dig cannot be carried by socksify: see test/integration/socks_dante.py).
+pkgs+=(python3-socks dante-client dnsutils ldnsutils)
 # packaging.deb builds the Debian package and runs lintian on it.
 pkgs+=(dpkg-dev lintian)
 [ "$quick" = 1 ] || pkgs+=(clang libclang-rt-dev)
