@@ -19,7 +19,9 @@ void mpt_usage_check(FILE *out)
             "Reads FILE as `mptunnel client' and `mptunnel server' would, resolves its host\n"
             "names, and prints the effective settings: every key of the sections checked with\n"
             "its value after defaults, a note saying which are defaults, and the address each\n"
-            "host name resolved to. Nothing is bound or sent; secrets are never printed. The\n"
+            "host name resolved to. Nothing is bound or sent; secrets and private keys are never\n"
+            "printed (a private key's public key is). The first lines say which mode each side\n"
+            "is in: shared-secret mode, or key mode and how many peers a server lists. The\n"
             "output is in the file's own syntax, paths numbered from 1 as `status' and\n"
             "`mptunnel path' number them.\n"
             "\n"
@@ -106,6 +108,20 @@ static void on_item(void *arg, const struct mpt_config_item *it)
     fputc('\n', c->out);
 }
 
+/* "; server: key mode, 3 peers", "; client: shared-secret mode". */
+static void print_mode(FILE *out, const struct mpt_config *cfg, enum mpt_config_role role)
+{
+    const char *side = role == MPT_ROLE_CLIENT ? "client" : "server";
+    unsigned n = cfg->server.npeers;
+
+    if (!mpt_config_key_mode(cfg, role))
+        fprintf(out, "; %s: shared-secret mode\n", side);
+    else if (role == MPT_ROLE_CLIENT)
+        fprintf(out, "; %s: key mode\n", side);
+    else
+        fprintf(out, "; %s: key mode, %u peer%s\n", side, n, n == 1 ? "" : "s");
+}
+
 int mpt_cmd_check(int argc, char **argv)
 {
     struct check c = {0};
@@ -173,6 +189,8 @@ int mpt_cmd_check(int argc, char **argv)
     for (int r = 0; r < nroles && !c.err[0]; r++)
         mpt_config_load(&cfg, file, roles[r], c.err, sizeof(c.err));
     walk_role = nroles == 2 ? MPT_ROLE_ANY : roles[0];
+    for (int r = 0; r < nroles && !c.err[0]; r++)
+        print_mode(c.out, &cfg, roles[r]);
     if (!c.err[0])
         mpt_config_walk(&cfg, walk_role, on_item, &c);
     mpt_config_wipe(&cfg);

@@ -5,12 +5,18 @@
 
 void mpt_usage_genkey(FILE *out)
 {
-    fprintf(out, "Usage: mptunnel genkey\n"
-                 "\n"
-                 "Prints a new secret: the base64 of 32 random bytes, for `secret =` in [tunnel]\n"
-                 "or for a file named by `secret_file =`. Both ends need the same secret.\n"
-                 "\n"
-                 "  mptunnel genkey > /etc/mptunnel/secret && chmod 600 /etc/mptunnel/secret\n");
+    fprintf(out,
+            "Usage: mptunnel genkey\n"
+            "\n"
+            "Prints 32 random bytes in base64. They serve as a secret, for `secret =` in\n"
+            "[tunnel] (or a file named by `secret_file =`), which both ends need alike; or as a\n"
+            "private key in key mode, for `private_key =` in [client] or [server] (or a file\n"
+            "named by `private_key_file =`), one for each side, whose public key `mptunnel\n"
+            "pubkey` prints.\n"
+            "\n"
+            "  (umask 077; mptunnel genkey > /etc/mptunnel/secret)\n"
+            "  (umask 077; mptunnel genkey > /etc/mptunnel/private.key)\n"
+            "  mptunnel pubkey < /etc/mptunnel/private.key\n");
 }
 
 int mpt_cmd_genkey(int argc, char **argv)

@@ -66,11 +66,11 @@ refuse()
     echo "ok: \`$line' does not offer $*"
 }
 
-expect "mptunnel " client server bridge genkey demo status check path help
+expect "mptunnel " client server bridge genkey pubkey demo status check path help
 expect "mptunnel st" status
 refuse "mptunnel st" client
 expect "mptunnel -" --version --help
-expect "mptunnel help " client server bridge check path
+expect "mptunnel help " client server bridge check path pubkey
 expect "mptunnel client -" -c --config -v -q --help
 expect "mptunnel server --c" --config
 expect "mptunnel check -" -c --config
@@ -80,6 +80,8 @@ refuse "mptunnel bridge --lo" --listen
 expect "mptunnel demo --" --paths --loss --rate --duration
 expect "mptunnel status --" --config --json --watch --wide --client --server
 expect "mptunnel genkey -" --help
+expect "mptunnel pub" pubkey
+expect "mptunnel pubkey -" --help
 
 touch tunnel.ini other.conf
 expect "mptunnel client -c tu" tunnel.ini

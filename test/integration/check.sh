@@ -125,6 +125,55 @@ has out.txt '^secret_file = secret\.key +; read; the secret is not shown$'
 has out.txt '^secret = +; from secret_file$'
 cat out.txt err.txt | grep -q AAECAwQF && fail "the secret was printed"
 
+# The mode of each side: shared-secret above; key mode here, private keys never printed, their
+# public keys told (RFC 7748 section 6.1 keys), a peer's own rules resolved like the server's.
+has out.txt '^; client: shared-secret mode$'
+has out.txt '^; server: shared-secret mode$'
+ALICE_PRIV=dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=
+ALICE_PUB=hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=
+BOB_PRIV=XasIfmJKikt54X+Lg4AO5m87sSkmGLb9HC+LJ/+I4Os=
+BOB_PUB=3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=
+BOB_PUB_RE=${BOB_PUB//+/\\+}
+echo "$ALICE_PRIV" >client.key
+cat >keys.ini <<INI
+[client]
+listen = 3000
+bridge = 127.0.0.1:4000
+private_key_file = client.key
+server_public_key = $BOB_PUB
+[server]
+listen = 2000
+private_key = $BOB_PRIV
+[peer laptop]
+public_key = $ALICE_PUB
+target = localhost:1194
+[peer phone]
+public_key = E75P6uryBMf9M1j8nAByGIHRdCeBKCJ+xnTzf3/pe20=
+secret = $SECRET
+allow = 10.0.0.0/24:53
+[peer tablet]
+public_key = NYBy1jZYgNGu6jKa35EhODhR7SGijjt16WXQ0s0WYlQ=
+allow = localhost:*
+INI
+run -c keys.ini
+[ "$status" -eq 0 ] || fail "key mode: exit status $status; $(cat err.txt)"
+has out.txt '^; keys.ini: good for client and server$'
+has out.txt '^; client: key mode$'
+has out.txt '^; server: key mode, 3 peers$'
+has out.txt "^private_key = +; from private_key_file, public key $ALICE_PUB\$"
+has out.txt '^private_key_file = client\.key +; read; the key is not shown$'
+has out.txt "^server_public_key = $BOB_PUB_RE\$"
+has out.txt "^private_key = \(not shown\) +; set, public key $BOB_PUB_RE\$"
+has out.txt '^\[peer phone\]$'
+has out.txt '^secret = \(not shown\) +; set$'
+has out.txt '^target = localhost:1194 +; localhost -> 127\.0\.0\.1:1194$'
+has out.txt '^allow = localhost:\* +; localhost -> 127\.0\.0\.1$'
+cat out.txt err.txt | grep -qE "AAECAwQF|dwdtCnMY|XasIfmJK" && fail "key mode: a secret or private key was printed"
+run -c keys.ini --server
+has out.txt '^; server: key mode, 3 peers$'
+grep -q '^; client' out.txt && fail "--server told the client's mode"
+echo "key mode: exit 0, modes and public keys told, no private key printed"
+
 # bad NAME WANT_TEXT [ARGS...] < file: exit status 2 and WANT_TEXT on stderr, nothing on stdout.
 bad() {
     local name=$1 want=$2
