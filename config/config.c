@@ -118,7 +118,8 @@ out:
 /* Keys whose value is key material. */
 static int secret_key_name(const char *name)
 {
-    return strstr(name, "secret") || strstr(name, "private") || strcmp(name, "psk") == 0;
+    return strstr(name, "secret") || strstr(name, "private") || strstr(name, "password") ||
+           strcmp(name, "psk") == 0;
 }
 
 /* Keys whose value names a file (`secret_file'): a path, which messages may quote. */
@@ -319,21 +320,21 @@ static int resolve_relative(char *out, size_t outlen, const char *base, const ch
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-/* A key in a file of its own (`secret_file', `private_key_file'): read, as mpt_key_parse() does
- * with `what' and `hint', into out, the path as opened into opened[opened_len]. The first such file
- * that others may read or write is kept for check_permissions(). */
-static int read_key_file(struct config_ctx *c, const char *key, const char *value,
-                         uint8_t out[MPT_KEY_LEN], const char *what, const char *hint, char *opened,
-                         size_t opened_len)
+/* A secret's file (`secret_file', `private_key_file', `socks_password_file') read whole into
+ * text[SECRET_FILE_MAX + 1], NUL-terminated, and *lenp the bytes read (a NUL inside is the
+ * caller's to refuse), its path as opened into path[PATH_MAX]. The first such file that others
+ * may read or write is kept for check_permissions(). Returns 0, or -1 with the error recorded;
+ * text is the caller's to wipe. */
+static int read_secret_file(struct config_ctx *c, const char *key, const char *value,
+                            const char *what, char *text, size_t *lenp, char *path)
 {
-    char path[PATH_MAX], text[SECRET_FILE_MAX + 1], reason[MPT_CONFIG_ERR_MAX];
     struct stat st;
     ssize_t n;
     size_t len = 0;
     mode_t access;
     int fd = -1, rc = -1, acl;
 
-    if (resolve_relative(path, sizeof(path), c->name, value) != 0) {
+    if (resolve_relative(path, PATH_MAX, c->name, value) != 0) {
         fail(c, c->line, "%s: path `%.40s...' too long", key, value);
         goto out;
     }
@@ -357,7 +358,7 @@ static int read_key_file(struct config_ctx *c, const char *key, const char *valu
         c->exposed_key = key;
     }
     for (;;) {
-        n = read(fd, text + len, sizeof(text) - 1 - len);
+        n = read(fd, text + len, SECRET_FILE_MAX - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -367,13 +368,42 @@ static int read_key_file(struct config_ctx *c, const char *key, const char *valu
         if (n == 0)
             break;
         len += (size_t)n;
-        if (len == sizeof(text) - 1) {
+        if (len == SECRET_FILE_MAX) {
             fail(c, c->line, "%s: `%s' is too large for a %s (max %d bytes)", key, path, what,
                  SECRET_FILE_MAX - 1);
             goto out;
         }
     }
     text[len] = '\0';
+    *lenp = len;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Where a secret's file was opened, for messages (cut short with `...' if need be). */
+static void keep_path(char *opened, size_t opened_len, const char *path)
+{
+    if (strlen(path) < opened_len)
+        strcpy(opened, path);
+    else
+        snprintf(opened, opened_len, "%.*s...", (int)opened_len - 4, path);
+}
+
+/* A key in a file of its own (`secret_file', `private_key_file'): read, as mpt_key_parse() does
+ * with `what' and `hint', into out, the path as opened into opened[opened_len]. */
+static int read_key_file(struct config_ctx *c, const char *key, const char *value,
+                         uint8_t out[MPT_KEY_LEN], const char *what, const char *hint, char *opened,
+                         size_t opened_len)
+{
+    char path[PATH_MAX], text[SECRET_FILE_MAX + 1], reason[MPT_CONFIG_ERR_MAX];
+    size_t len;
+    int rc = -1;
+
+    if (read_secret_file(c, key, value, what, text, &len, path) != 0)
+        goto out;
     if (memchr(text, '\0', len)) {
         fail(c, c->line, "%s: `%s': %s is not valid base64", key, path, what);
         goto out;
@@ -382,14 +412,9 @@ static int read_key_file(struct config_ctx *c, const char *key, const char *valu
         fail(c, c->line, "%s: `%s': %s", key, path, reason);
         goto out;
     }
-    if (strlen(path) < opened_len)
-        strcpy(opened, path);
-    else
-        snprintf(opened, opened_len, "%.*s...", (int)opened_len - 4, path);
+    keep_path(opened, opened_len, path);
     rc = 0;
 out:
-    if (fd >= 0)
-        close(fd);
     sodium_memzero(text, sizeof(text));
     return rc;
 }
@@ -656,6 +681,75 @@ static int set_client_socks(struct config_ctx *c, const char *key, const char *v
     return set_hostport(c, key, value, &c->cfg->client.socks, 1);
 }
 
+/* RFC 1929 carries a name or password of 1-255 bytes; these are printable, without spaces at
+ * either end (inih would have dropped them). */
+static const char *socks_credential_invalid(const char *v)
+{
+    size_t len = strlen(v);
+
+    if (len == 0)
+        return "empty";
+    if (len > MPT_CONFIG_SOCKS_CRED_MAX)
+        return "longer than 255 bytes (RFC 1929)";
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            return "a control character";
+    if (v[0] == ' ' || v[len - 1] == ' ')
+        return "a space at either end";
+    return NULL;
+}
+
+static int set_socks_user(struct config_ctx *c, const char *key, const char *value)
+{
+    const char *why = socks_credential_invalid(value);
+
+    if (why)
+        return fail(c, c->line, "%s: invalid user name `%s' (%s)", key, value, why);
+    strcpy(c->cfg->client.socks_user, value);
+    c->cfg->client.socks_user_line = c->line;
+    return 0;
+}
+
+static int set_socks_password(struct config_ctx *c, const char *key, const char *value)
+{
+    const char *why = socks_credential_invalid(value);
+
+    if (why)
+        return fail(c, c->line, "%s: invalid password (%s)", key, why);
+    strcpy(c->cfg->client.socks_password, value);
+    c->cfg->client.socks_password_line = c->line;
+    return 0;
+}
+
+/* The password is the file's first line (its end of line not included). */
+static int set_socks_password_file(struct config_ctx *c, const char *key, const char *value)
+{
+    struct mpt_client_config *cl = &c->cfg->client;
+    char path[PATH_MAX], text[SECRET_FILE_MAX + 1];
+    const char *why;
+    size_t len, first;
+    int rc = -1;
+
+    if (read_secret_file(c, key, value, "password", text, &len, path) != 0)
+        goto out;
+    first = strcspn(text, "\r\n"); /* stops at a NUL too */
+    why = text[first] == '\0' && first < len ? "a NUL byte" : NULL;
+    text[first] = '\0';
+    if (!why)
+        why = socks_credential_invalid(text);
+    if (why) {
+        fail(c, c->line, "%s: `%s': invalid password (%s)", key, path, why);
+        goto out;
+    }
+    strcpy(cl->socks_password, text);
+    cl->socks_password_line = c->line;
+    keep_path(cl->socks_password_file, sizeof(cl->socks_password_file), path);
+    rc = 0;
+out:
+    sodium_memzero(text, sizeof(text));
+    return rc;
+}
+
 /* An `allow' line added to a list: rules[*n] ([server]'s, or a peer's within the shared table),
  * where *used of `max' places are taken; `limit' says which limit a full table breaks. */
 static int add_allow(struct config_ctx *c, const char *key, const char *value,
@@ -826,6 +920,9 @@ static const struct config_key keys[] = {
     {SEC_CLIENT, "control", 0, set_client_control},
     {SEC_CLIENT, "metrics", 0, set_client_metrics},
     {SEC_CLIENT, "socks", 0, set_client_socks},
+    {SEC_CLIENT, "socks_user", 0, set_socks_user},
+    {SEC_CLIENT, "socks_password", 0, set_socks_password},
+    {SEC_CLIENT, "socks_password_file", 0, set_socks_password_file},
     {SEC_CLIENT, "private_key", 0, set_client_private_key},
     {SEC_CLIENT, "private_key_file", 0, set_client_private_key_file},
     {SEC_CLIENT, "server_public_key", 0, set_server_public_key},
@@ -1308,6 +1405,24 @@ static int check_permissions(struct config_ctx *c)
 }
 
 /* Key mode, side by side: what one key needs of another, wherever in the file each was given. */
+/* socks_user and a password come together, and with `socks'. */
+static int check_socks(struct config_ctx *c)
+{
+    const struct mpt_client_config *cl = &c->cfg->client;
+    const char *pw = cl->socks_password_file[0] ? "socks_password_file" : "socks_password";
+
+    if (cl->socks_user_line && !cl->socks_password_line)
+        return fail(c, cl->socks_user_line,
+                    "socks_user: no password (add `socks_password = ...' or "
+                    "`socks_password_file = PATH')");
+    if (cl->socks_password_line && !cl->socks_user_line)
+        return fail(c, cl->socks_password_line, "%s: no socks_user (add `socks_user = NAME')", pw);
+    if (cl->socks_user_line && !cl->socks.line)
+        return fail(c, cl->socks_user_line,
+                    "socks_user: no SOCKS5 front to protect (add `socks = [HOST:]PORT')");
+    return 0;
+}
+
 static int check_keys(struct config_ctx *c)
 {
     const struct mpt_client_config *cl = &c->cfg->client;
@@ -1461,7 +1576,7 @@ static int load_buffer(struct mpt_config *cfg, const char *name, const char *tex
         fail(c, 0, "cannot parse (out of memory)");
         goto out;
     }
-    if (end_section(c) != 0 || check_listens(c) != 0 || check_keys(c) != 0 ||
+    if (end_section(c) != 0 || check_listens(c) != 0 || check_socks(c) != 0 || check_keys(c) != 0 ||
         check_role(c, role) != 0 || check_permissions(c) != 0)
         goto out;
     rc = 0;
@@ -1498,6 +1613,7 @@ void mpt_config_wipe(struct mpt_config *cfg)
 
     sodium_memzero(cfg->secret, sizeof(cfg->secret));
     cfg->have_secret = 0;
+    sodium_memzero(cfg->client.socks_password, sizeof(cfg->client.socks_password));
     for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
         sodium_memzero(own[i]->private_key, sizeof(own[i]->private_key));
         own[i]->have_private_key = 0;

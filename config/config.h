@@ -24,6 +24,7 @@
 #define MPT_CONFIG_MAX_FORWARDS 64 /* [forward NAME] sections */
 #define MPT_CONFIG_MAX_ALLOW 256  /* allow lines of [server] */
 #define MPT_HOSTNAME_MAX 253      /* a DNS name as a target may carry it */
+#define MPT_CONFIG_SOCKS_CRED_MAX 255 /* socks_user, socks_password (RFC 1929) */
 
 /* "HOST:PORT", "[V6]:PORT" or "PORT" as written; host empty means all addresses. */
 struct mpt_hostport {
@@ -113,6 +114,11 @@ struct mpt_client_config {
     char control[256];                    /* control socket path, "" = default */
     struct mpt_hostport metrics;          /* Prometheus endpoint; line 0 = none */
     struct mpt_hostport socks;            /* SOCKS5 front (UDP ASSOCIATE); line 0 = none */
+    /* RFC 1929 username/password the front requires; "" (line 0) = no authentication. */
+    char socks_user[MPT_CONFIG_SOCKS_CRED_MAX + 1];
+    char socks_password[MPT_CONFIG_SOCKS_CRED_MAX + 1];
+    char socks_password_file[512];        /* socks_password_file as opened, "" if not used */
+    int socks_user_line, socks_password_line;
     struct mpt_forward_config forwards[MPT_CONFIG_MAX_FORWARDS];
     unsigned nforwards;
     struct mpt_key_config key;            /* key mode: private_key or private_key_file */

@@ -214,6 +214,16 @@ static void walk_client(struct walk *w)
     emit_control(w, MPT_ROLE_CLIENT);
     emit_hostport(w, "metrics", &cl->metrics, 1);
     emit_hostport(w, "socks", &cl->socks, 1);
+    emit(w, "socks_user", cl->socks_user, "not set: no authentication");
+    if (cl->socks_password_file[0]) {
+        emit_addr(w, "socks_password", "", "from socks_password_file", NULL, NULL, 0);
+        emit_addr(w, "socks_password_file", cl->socks_password_file,
+                  "read; the password is not shown", NULL, NULL, 0);
+    } else {
+        emit_addr(w, "socks_password", cl->socks_password_line ? "(not shown)" : "",
+                  cl->socks_password_line ? "set" : "not set", NULL, NULL, 0);
+        emit(w, "socks_password_file", "", "not set");
+    }
     emit_own_key(w, &cl->key);
     if (cl->have_server_public_key) {
         char pub[sodium_base64_ENCODED_LEN(MPT_KEY_LEN, sodium_base64_VARIANT_ORIGINAL)];

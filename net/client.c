@@ -343,6 +343,10 @@ static int start_socks(struct mpt_client_drv *d, const struct mpt_config *cfg, c
     sp.listen = &laddr;
     sp.front_base = (uint16_t)(d->nforwards + 1);
     sp.dest_idle_ms = cc->flow_timeout_ms;
+    if (cc->socks_user[0]) {
+        sp.user = cc->socks_user;
+        sp.pass = cc->socks_password;
+    }
     sp.on_dgram = on_socks_dgram;
     sp.on_closed = on_socks_closed;
     sp.arg = d;
@@ -352,8 +356,8 @@ static int start_socks(struct mpt_client_drv *d, const struct mpt_config *cfg, c
                  mpt_addr_str(&laddr, a, sizeof(a)), mpt_strerror(rc));
         return rc;
     }
-    MPT_INFO("socks5 front on %s (UDP ASSOCIATE, no authentication)",
-             mpt_socks_stats(d->front)->listen);
+    MPT_INFO("socks5 front on %s (UDP ASSOCIATE, %s)", mpt_socks_stats(d->front)->listen,
+             cc->socks_user[0] ? "username/password" : "no authentication");
     return 0;
 }
 
@@ -978,7 +982,9 @@ static void reload_apply(struct reload_job *job)
         cc->metrics.port != d->metrics_cfg.port)
         MPT_WARN("%s: [client] metrics: takes effect at the next start", cfg->file);
     if ((cc->socks.line != 0) != (d->socks_cfg.line != 0) ||
-        strcmp(cc->socks.host, d->socks_cfg.host) != 0 || cc->socks.port != d->socks_cfg.port)
+        strcmp(cc->socks.host, d->socks_cfg.host) != 0 || cc->socks.port != d->socks_cfg.port ||
+        mpt_socks_credentials_differ(d->front, cc->socks_user[0] ? cc->socks_user : NULL,
+                                     cc->socks_password))
         MPT_WARN("%s: [client] socks: takes effect at the next start", cfg->file);
     if (strcmp(cc->control, d->control_cfg) != 0)
         MPT_WARN("%s: [client] control: takes effect at the next start", cfg->file);

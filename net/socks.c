@@ -651,3 +651,12 @@ const struct mpt_socks_stats *mpt_socks_stats(const struct mpt_socks *s)
 {
     return s ? &s->st : NULL;
 }
+
+int mpt_socks_credentials_differ(const struct mpt_socks *s, const char *user, const char *pass)
+{
+    if (!s)
+        return user != NULL;
+    if (!user)
+        return s->want_auth;
+    return !s->want_auth || strcmp(s->user, user) != 0 || !equal_secret(s->pass, pass ? pass : "");
+}

@@ -97,6 +97,7 @@ has out.txt '^insecure_permissions = no +; default$'
 has out.txt "^control = $dir/server\\.sock\$"
 has out.txt '^metrics = +; not set$'
 has out.txt '^socks = 127\.0\.0\.1:1080$'
+has out.txt '^socks_user = +; not set: no authentication$'
 has out.txt '^\[forward dns\]$'
 has out.txt '^listen = 127\.0\.0\.1:5353$'
 has out.txt '^target = dns\.example\.org:53 +; resolved and checked by the server$'
@@ -104,7 +105,7 @@ has out.txt '^allow = localhost:53 +; localhost -> 127\.0\.0\.1$'
 has out.txt '^allow = 10\.0\.0\.0/24:\*$'
 # Every key of the schema, once per section (the unit test checks the schema's completeness).
 keys=$(grep -cE '^[a-z_]+ = ' out.txt)
-[ "$keys" -eq 40 ] || fail "good file: $keys keys printed, want 40"
+[ "$keys" -eq 43 ] || fail "good file: $keys keys printed, want 43"
 echo "good file: exit 0, $keys keys printed"
 [ ! -e client.sock ] && [ ! -e server.sock ] || fail "check made a control socket"
 

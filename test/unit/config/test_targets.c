@@ -2,7 +2,10 @@
  * each error with its file:line and quoted value, hostile values. */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fixture.h"
 
@@ -68,6 +71,75 @@ static void test_forward_errors(void)
        MPT_ROLE_CLIENT);
     bad(TUNNEL CLIENT "socks = 1.2.3.4\n", MPT_ROLE_CLIENT,
         "t.ini:6: socks: invalid address `1.2.3.4' (expected HOST:PORT, [IPV6]:PORT or PORT)");
+}
+
+/* RFC 1929 username/password for the SOCKS5 front: inline or from a file, never shown. */
+static void test_socks_auth(void)
+{
+    char dir[] = "/tmp/mpt-socks-auth-XXXXXX", pw[64], text[512], want[600];
+    FILE *f;
+
+    ok(TUNNEL CLIENT "socks = 1080\nsocks_user = alice\nsocks_password = s3cr3t pass\n",
+       MPT_ROLE_CLIENT);
+    ASSERT_STR_EQ(cfg.client.socks_user, "alice");
+    ASSERT_STR_EQ(cfg.client.socks_password, "s3cr3t pass");
+    ASSERT_EQ(cfg.client.socks_user_line, 7);
+    ok(TUNNEL CLIENT "socks = 1080\n", MPT_ROLE_CLIENT);
+    ASSERT_STR_EQ(cfg.client.socks_user, "");
+    bad(TUNNEL CLIENT "socks = 1080\nsocks_user = alice\n", MPT_ROLE_CLIENT,
+        "t.ini:7: socks_user: no password (add `socks_password = ...' or "
+        "`socks_password_file = PATH')");
+    bad(TUNNEL CLIENT "socks = 1080\nsocks_password = x\n", MPT_ROLE_CLIENT,
+        "t.ini:7: socks_password: no socks_user (add `socks_user = NAME')");
+    bad(TUNNEL CLIENT "socks_user = a\nsocks_password = x\n", MPT_ROLE_CLIENT,
+        "t.ini:6: socks_user: no SOCKS5 front to protect (add `socks = [HOST:]PORT')");
+    bad(TUNNEL CLIENT "socks = 1080\nsocks_user = a\x01"
+                      "b\n",
+        MPT_ROLE_CLIENT, "t.ini:7: socks_user: invalid user name `a?b' (a control character)");
+    bad(TUNNEL SERVER "[client]\nlisten = 1\nbridge = 1.1.1.1:4\nsocks_password = x\n"
+                      "socks_password_file = /x\n",
+        MPT_ROLE_ANY,
+        "t.ini:10: socks_password_file: `socks_password' already given at line 9 (use one of "
+        "them)");
+
+    ASSERT(mkdtemp(dir) != NULL);
+    snprintf(pw, sizeof(pw), "%s/pw", dir);
+    f = fopen(pw, "w");
+    ASSERT(f != NULL);
+    fputs("from a file\r\nsecond line ignored\n", f);
+    fclose(f);
+    ASSERT_EQ(chmod(pw, 0600), 0);
+    snprintf(text, sizeof(text),
+             TUNNEL CLIENT "socks = 1080\nsocks_user = bob\nsocks_password_file = %s\n", pw);
+    ok(text, MPT_ROLE_CLIENT);
+    ASSERT_STR_EQ(cfg.client.socks_password, "from a file");
+    ASSERT_STR_EQ(cfg.client.socks_password_file, pw);
+    f = fopen(pw, "w");
+    ASSERT(f != NULL);
+    for (int i = 0; i < 256; i++)
+        fputc('p', f);
+    fclose(f);
+    snprintf(want, sizeof(want),
+             "t.ini:8: socks_password_file: `%s': invalid password (longer than 255 bytes (RFC "
+             "1929))",
+             pw);
+    bad(text, MPT_ROLE_CLIENT, want);
+    f = fopen(pw, "w");
+    ASSERT(f != NULL);
+    fputs("\n", f);
+    fclose(f);
+    snprintf(want, sizeof(want), "t.ini:8: socks_password_file: `%s': invalid password (empty)",
+             pw);
+    bad(text, MPT_ROLE_CLIENT, want);
+    f = fopen(pw, "w");
+    ASSERT(f != NULL);
+    fwrite("ab\0cd\n", 1, 6, f);
+    fclose(f);
+    snprintf(want, sizeof(want),
+             "t.ini:8: socks_password_file: `%s': invalid password (a NUL byte)", pw);
+    bad(text, MPT_ROLE_CLIENT, want);
+    unlink(pw);
+    rmdir(dir);
 }
 
 static void test_too_many_forwards(void)
@@ -241,6 +313,7 @@ static const struct task_case cases[] = {
     {"forwards", test_forwards},
     {"forward_errors", test_forward_errors},
     {"too_many_forwards", test_too_many_forwards},
+    {"socks_auth", test_socks_auth},
     {"allow", test_allow},
     {"allow_errors", test_allow_errors},
     {"hostile_names", test_hostile_names},
