@@ -83,7 +83,9 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
     c->next_flow_id = 1;
     c->flows = calloc(p->max_flows, sizeof(*c->flows));
     c->held_buf = malloc(MPT_CLIENT_HELD_BYTES);
-    if (!c->flows || !c->held_buf || mpt_slots_init(&c->flow_slots, p->max_flows) != 0 ||
+    c->copies = calloc(2, sizeof(*c->copies));
+    if (!c->flows || !c->held_buf || !c->copies ||
+        mpt_slots_init(&c->flow_slots, p->max_flows) != 0 ||
         mpt_index_init(&c->flow_by_app, p->max_flows, mpt_random64()) != 0 ||
         mpt_index_init(&c->flow_by_id, p->max_flows, mpt_random64()) != 0 ||
         mpt_split_init(&c->split) != 0) {
@@ -99,6 +101,7 @@ void mpt_client_free(struct mpt_client *c)
         return;
     free(c->flows);
     free(c->held_buf);
+    free(c->copies);
     mpt_split_free(&c->split);
     mpt_slots_free(&c->flow_slots);
     mpt_index_free(&c->flow_by_app);
@@ -176,33 +179,53 @@ static uint32_t adaptive_pick(const struct mpt_client *c, uint32_t live, int dow
     return mask;
 }
 
+/* Backup mode, one direction: the usable paths of the best priority; and, so that their
+ * recovery is measured on data rather than on probes alone, a copy on the live paths of a better
+ * priority that are unusable now. */
+static uint32_t backup_pick(const struct mpt_client *c, uint32_t live, uint32_t usable)
+{
+    unsigned best = UINT32_MAX;
+    uint32_t mask = 0;
+
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        if ((usable & (1u << i)) && c->p.priority[i] < best)
+            best = c->p.priority[i];
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        if ((usable & (1u << i)) ? c->p.priority[i] == best
+                                 : (live & (1u << i)) && c->p.priority[i] < best)
+            mask |= 1u << i;
+    return mask;
+}
+
 /* Recomputes which paths carry datagrams each way (PROTOCOL.md §8). */
 static void schedule(struct mpt_client *c)
 {
-    uint32_t live = 0, send = 0, back = 0;
-    unsigned best = UINT32_MAX;
+    uint32_t live = 0, send = 0, back = 0, usable[2] = {0, 0};
 
     for (unsigned i = 0; i < c->p.npaths; i++)
         if (path_live(&c->paths[i]))
             live |= 1u << i;
     if (!live)
         live = all_paths(c); /* nothing known alive: try them all */
+    for (unsigned d = 0; d < 2; d++) {
+        for (unsigned i = 0; i < c->p.npaths; i++)
+            if ((live & (1u << i)) && !c->paths[i].unusable[d])
+                usable[d] |= 1u << i;
+        if (!usable[d])
+            usable[d] = live; /* every one unusable: the least bad is still some chance */
+    }
     switch (c->p.mode) {
     case MPT_CLIENT_BACKUP:
-        for (unsigned i = 0; i < c->p.npaths; i++)
-            if ((live & (1u << i)) && c->p.priority[i] < best)
-                best = c->p.priority[i];
-        for (unsigned i = 0; i < c->p.npaths; i++)
-            if ((live & (1u << i)) && c->p.priority[i] == best)
-                send |= 1u << i;
-        back = send;
+        send = backup_pick(c, live, usable[0]);
+        back = backup_pick(c, live, usable[1]);
         break;
     case MPT_CLIENT_ADAPTIVE:
-        send = adaptive_pick(c, live, 0);
-        back = adaptive_pick(c, live, 1);
+        send = adaptive_pick(c, usable[0], 0);
+        back = adaptive_pick(c, usable[1], 1);
         break;
     case MPT_CLIENT_BALANCE: /* one of them per datagram */
-        send = back = live;
+        send = usable[0];
+        back = usable[1];
         break;
     default:
         /* Redundant: every path, live or not. A copy on a dead path costs little, and a path
@@ -254,6 +277,9 @@ static void path_set_state(struct mpt_client *c, unsigned i, enum mpt_path_state
         else
             MPT_INFO("path %u %s%s", i + 1, sn, n);
     }
+    /* Back from silence: the next loss sample starts now, not across the outage. */
+    if (p->state == MPT_PATH_DOWN)
+        p->ack_seq = 0;
     p->state = st;
     p->state_since_us = now;
     c->sched_dirty = 1;
@@ -727,6 +753,44 @@ static double loss_ewma(double cur, int known, double sample, uint64_t count)
     return known ? cur + w * (sample - cur) : sample;
 }
 
+/* One loss sample of path `path` in direction d (0 up, 1 down): `sent` datagrams, `got` of them
+ * received. Makes the direction unusable, or usable again (PROTOCOL.md §8). */
+static void judge(struct mpt_client *c, uint64_t now, unsigned path, unsigned d, uint64_t sent,
+                  uint64_t got)
+{
+    struct mpt_client_path *p = &c->paths[path];
+    double loss = 1.0 - (double)got / (double)sent;
+    const char *way = d ? "<-" : "->";
+    char l[LABEL_MAX];
+
+    if (loss > MPT_UNUSABLE_LOSS) {
+        p->since_sent[d] = p->since_got[d] = 0;
+        if (p->unusable[d] || sent < MPT_UNUSABLE_MIN)
+            return;
+        p->unusable[d] = 1;
+        MPT_INFO("%s unusable %s: %.0f%% of %llu datagrams lost (over %.0f%%)",
+                 path_label(c, path, l, sizeof(l)), way, 100 * loss, (unsigned long long)sent,
+                 100 * MPT_UNUSABLE_LOSS);
+    } else {
+        if (!p->unusable[d])
+            return;
+        p->since_sent[d] += sent;
+        p->since_got[d] += got;
+        if (p->since_sent[d] < MPT_USABLE_MIN ||
+            1.0 - (double)p->since_got[d] / (double)p->since_sent[d] > MPT_USABLE_LOSS)
+            return;
+        p->unusable[d] = 0;
+        MPT_INFO("%s usable %s again: %.0f%% of %llu datagrams lost",
+                 path_label(c, path, l, sizeof(l)), way,
+                 100 * (1.0 - (double)p->since_got[d] / (double)p->since_sent[d]),
+                 (unsigned long long)p->since_sent[d]);
+    }
+    c->sched_dirty = 1;
+    /* The server learns at once which paths to answer on. */
+    c->next_probe_us = now;
+    c->wake = 1;
+}
+
 static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *m,
                          size_t len)
 {
@@ -773,6 +837,8 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
                 p->loss_known = 1;
                 if (c->p.mode == MPT_CLIENT_ADAPTIVE)
                     c->sched_dirty = 1;
+                judge(c, now, path, 0, dtx, drx < dtx ? drx : dtx);
+                judge(c, now, path, 1, dptx, dmy < dptx ? dmy : dptx);
             }
         }
         p->ack_seq = seq;
@@ -782,6 +848,56 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
         p->ack_rx = p->rx_dgrams;
     }
     path_set_state(c, path, path_eval(c, p, now), now);
+}
+
+/* The ring of copies for the keys of session id `sid`; with `claim`, the ring of keys no longer
+ * in use is given to them if they have none. NULL if none. */
+static struct mpt_copies *copies_for(struct mpt_client *c, uint64_t sid, int claim)
+{
+    struct mpt_copies *r = c->copies;
+
+    if (r[0].sid == sid)
+        return &r[0];
+    if (r[1].sid == sid)
+        return &r[1];
+    if (!claim)
+        return NULL;
+    r += r[0].sid == c->sid || (r[0].sid && r[0].sid == c->prev_sid);
+    mpt_copies_reset(r, sid);
+    return r;
+}
+
+/* PATH_CHALLENGE (§5): the server asks whether we are at the address it received path `path`'s
+ * datagrams from. The echo goes back on that path, under the session's keys. */
+static void on_challenge(struct mpt_client *c, unsigned path, const uint8_t *m, size_t mark,
+                         struct mpt_outq *q)
+{
+    uint8_t chal[MPT_CHALLENGE_LEN], *out, *r;
+    struct mpt_client_path *p = &c->paths[path];
+    size_t n;
+
+    memcpy(chal, m + MPT_CHALLENGE_OFF, MPT_CHALLENGE_LEN);
+    q->used = mark;
+    if (c->disabled & (1u << path))
+        return;
+    out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_PATH_CHALLENGE_LEN);
+    if (!out)
+        return;
+    r = mpt_data_inner(out);
+    memset(r, 0, MPT_PATH_CHALLENGE_LEN);
+    r[0] = MPT_INNER_PATH_RESPONSE;
+    memcpy(r + MPT_CHALLENGE_OFF, chal, MPT_CHALLENGE_LEN);
+    n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_PATH_CHALLENGE_LEN);
+    c->ctr.sealed++;
+    if (!mpt_outq_push(q, MPT_OUT_PATH, out, n, path)) {
+        c->ctr.queue_full++;
+        return;
+    }
+    c->challenges++;
+    p->tx_dgrams++;
+    p->tx_bytes += n;
+    c->ctr.tx_dgrams++;
+    c->ctr.tx_bytes += n;
 }
 
 void mpt_client_set_path_mtu(struct mpt_client *c, unsigned path, unsigned max_dgram)
@@ -837,18 +953,24 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
     n = mpt_data_open(k, buf, len, plain);
     if (n < 0) {
         q->used = mark;
-        if (n == MPT_OPEN_DUPLICATE)
+        if (n == MPT_OPEN_DUPLICATE) {
+            /* A copy another path delivered first still arrived on this one: it counts for the
+             * path's loss figures if it is the accepted datagram's copy and the path's first
+             * (§5); it cannot refresh the path's liveness, being unauthenticated. */
+            struct mpt_copies *r = copies_for(c, mpt_data_sid(buf), 0);
             c->ctr.duplicates++;
-        else
+            if (r && mpt_copies_dup(r, &k->rx_window, mpt_get64(buf + MPT_DATA_OFF_CTR),
+                                    buf + len - MPT_TAG_LEN, path)) {
+                c->paths[path].rx_dgrams++;
+                c->paths[path].rx_bytes += len;
+            }
+        } else {
             c->ctr.drops[-n]++;
-        /* A copy another path delivered first still arrived on this one: count it for the
-         * path's loss figures (it cannot refresh the path's liveness, being unauthenticated). */
-        if (n == MPT_OPEN_DUPLICATE || n == -MPT_DROP_REPLAY) {
-            c->paths[path].rx_dgrams++;
-            c->paths[path].rx_bytes += len;
         }
         return;
     }
+    mpt_copies_accept(copies_for(c, mpt_data_sid(buf), 1), &k->rx_window,
+                      mpt_get64(buf + MPT_DATA_OFF_CTR), buf + len - MPT_TAG_LEN, path);
     c->last_auth_us = now;
     c->paths[path].last_rx_us = now;
     c->paths[path].rx_dgrams++;
@@ -894,6 +1016,8 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
     } else if (plain[0] == MPT_INNER_PROBE_ACK) {
         q->used = mark;
         on_probe_ack(c, now, path, plain, (size_t)n);
+    } else if (plain[0] == MPT_INNER_PATH_CHALLENGE && n >= MPT_PATH_CHALLENGE_LEN) {
+        on_challenge(c, path, plain, mark, q);
     } else {
         q->used = mark;
         c->ctr.drops[MPT_DROP_MALFORMED]++;
@@ -968,6 +1092,7 @@ int mpt_client_set_enabled(struct mpt_client *c, unsigned path, int enabled, uin
         p->last_rx_us = 0;
         p->loss_known = 0;
         p->ack_seq = 0;
+        memset(p->unusable, 0, sizeof(p->unusable));
     } else {
         c->disabled |= bit;
         MPT_INFO("path %u disabled%s%s%s: out of service until enabled", path + 1,

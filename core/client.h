@@ -35,6 +35,15 @@ enum mpt_path_state {
 
 #define MPT_LOSSY_THRESHOLD 0.05
 
+/* A direction of a path that loses more than MPT_UNUSABLE_LOSS of a loss sample of at least
+ * MPT_UNUSABLE_MIN datagrams is unusable at once for the backup, adaptive and balance modes
+ * (PROTOCOL.md §8), until the samples since, MPT_USABLE_MIN datagrams at least, lost at most
+ * MPT_USABLE_LOSS of them. */
+#define MPT_UNUSABLE_LOSS 0.5
+#define MPT_UNUSABLE_MIN 10
+#define MPT_USABLE_LOSS 0.25
+#define MPT_USABLE_MIN 20
+
 /* Scheduling modes (PROTOCOL.md §8); the values travel in HELLO and PROBE. */
 enum mpt_client_mode {
     MPT_CLIENT_REDUNDANT = 0, /* a copy on every live path */
@@ -89,6 +98,10 @@ struct mpt_client_path {
     uint64_t quiet_ref_us, quiet_next_us, quiet_step_us;
     uint32_t quiet_probes; /* probes_sent when that silence began */
     unsigned max_dgram;    /* UDP payload it carries whole (mpt_client_set_path_mtu); 0 unknown */
+    /* Unusable each way (index 0 client -> server, 1 back), and the datagrams sent and received
+     * since it became so (PROTOCOL.md §8). */
+    uint8_t unusable[2];
+    uint64_t since_sent[2], since_got[2];
 };
 
 /* Datagrams held while the first session is being opened (sent once it is). */
@@ -185,6 +198,10 @@ struct mpt_client {
 
     struct mpt_counters ctr;
     struct mpt_split split; /* FLOW messages too large for the paths, both ways (PROTOCOL.md §5) */
+    /* The paths that delivered each recent counter, for the session and the one before (§5):
+     * each counter counts once per path in the loss figures. */
+    struct mpt_copies *copies;
+    uint64_t challenges; /* PATH_CHALLENGE answered */
     unsigned sessions_established;
     uint64_t flows_opened, flows_closed;
     uint64_t refused[MPT_FLOW_STATUS_COUNT]; /* refusals the server sent, by reason */

@@ -18,6 +18,7 @@
 #define HS_PER_SOURCE_BURST 40
 #define HS_GLOBAL_RATE 2000
 #define HS_GLOBAL_BURST 4000
+#define CHALLENGE_RETRY_US 200000ULL /* a challenge not echoed is sent again after this */
 
 static size_t sessions_bytes(unsigned n)
 {
@@ -55,9 +56,10 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
                      ? "max_sessions makes the table larger than 16 MiB"
                      : "RLIMIT_MEMLOCK: raise LimitMEMLOCK=");
     s->flows = calloc(p->max_flows, sizeof(*s->flows));
+    s->copies = calloc(2 * (size_t)p->max_sessions, sizeof(*s->copies));
     s->closed = calloc(p->max_flows, sizeof(*s->closed));
     s->allow = calloc(MPT_SERVER_MAX_ALLOW, sizeof(*s->allow));
-    if (!s->sessions || !s->flows || !s->closed || !s->allow ||
+    if (!s->sessions || !s->flows || !s->copies || !s->closed || !s->allow ||
         mpt_slots_init(&s->session_slots, p->max_sessions) != 0 ||
         mpt_index_init(&s->session_by_sid, p->max_sessions, mpt_random64()) != 0 ||
         mpt_index_init(&s->session_by_prev, p->max_sessions, mpt_random64()) != 0 ||
@@ -91,6 +93,7 @@ void mpt_server_free(struct mpt_server *s)
         mpt_secure_free(s->sessions, sessions_bytes(s->p.max_sessions));
     }
     free(s->flows);
+    free(s->copies);
     free(s->closed);
     mpt_split_free(&s->split);
     free(s->allow);
@@ -406,8 +409,38 @@ static struct mpt_server_path *path_find(struct mpt_server_session *ss, const st
     return NULL;
 }
 
+/* A slot for a new path: a free one, else the least recently heard of those not validated (so
+ * that addresses nobody vouched for never push out those that answered), else of all. */
+static struct mpt_server_path *path_slot(struct mpt_server_session *ss)
+{
+    struct mpt_server_path *p = NULL;
+
+    if (ss->npaths < MPT_MAX_PATHS)
+        return &ss->paths[ss->npaths++];
+    for (unsigned i = 0; i < ss->npaths; i++) {
+        struct mpt_server_path *x = &ss->paths[i];
+        if (!p || (!x->validated && p->validated) ||
+            (x->validated == p->validated && x->last_rx_us < p->last_rx_us))
+            p = x;
+    }
+    return p;
+}
+
+/* A return address not validated yet: a fresh challenge value and an empty budget. */
+static void path_unvalidated(struct mpt_server *s, struct mpt_server_path *p)
+{
+    p->validated = 0;
+    mpt_random(p->challenge, MPT_CHALLENGE_LEN);
+    p->challenge_us = 0;
+    p->amp_rx = p->amp_tx = 0;
+    p->max_dgram = 0;
+    s->mtu_dirty = 1;
+}
+
 /* The path of a session that `from` belongs to, learning it if new. `id` is the client's path
- * index when known (probes carry it), which lets a path's address change (NAT rebinding). */
+ * index when known (probes carry it), which lets a path's address change (NAT rebinding). A new
+ * address is never trusted for the return direction before it is validated (§7): while it is not,
+ * the path keeps its validated address, if it has one, beside it. */
 static struct mpt_server_path *path_update(struct mpt_server *s, struct mpt_server_session *ss,
                                            uint64_t now, const struct mpt_addr *from, unsigned id)
 {
@@ -425,8 +458,10 @@ static struct mpt_server_path *path_update(struct mpt_server *s, struct mpt_serv
             if (o->id != id || o == p)
                 continue;
             if (p) {
-                /* The id moved to another address: the older entry is stale. */
-                o->id = MPT_PATH_ID_UNKNOWN;
+                /* The id moved to another address: once that one is validated, the older entry
+                 * is stale. */
+                if (p->validated)
+                    o->id = MPT_PATH_ID_UNKNOWN;
             } else {
                 if (MPT_LOG_ON(MPT_LOGL_INFO)) {
                     char a[MPT_ADDR_STRLEN], b[MPT_ADDR_STRLEN];
@@ -435,37 +470,72 @@ static struct mpt_server_path *path_update(struct mpt_server *s, struct mpt_serv
                              (unsigned long long)ss->sid, id + 1, mpt_addr_str(from, a, sizeof(a)),
                              mpt_addr_str(&o->addr, b, sizeof(b)));
                 }
-                o->addr = *from;
-                o->max_dgram = 0;
-                s->mtu_dirty = 1;
-                p = o;
+                if (!o->validated) {
+                    /* Nothing was sent there but challenges: move it. */
+                    o->addr = *from;
+                    path_unvalidated(s, o);
+                    p = o;
+                }
             }
             break;
         }
     }
     if (!p) {
-        if (ss->npaths < MPT_MAX_PATHS) {
-            p = &ss->paths[ss->npaths++];
-        } else {
-            p = &ss->paths[0];
-            for (i = 1; i < ss->npaths; i++)
-                if (ss->paths[i].last_rx_us < p->last_rx_us)
-                    p = &ss->paths[i];
-        }
+        p = path_slot(ss);
         memset(p, 0, sizeof(*p));
         p->addr = *from;
         p->id = MPT_PATH_ID_UNKNOWN;
-        s->mtu_dirty = 1;
+        path_unvalidated(s, p);
         if (MPT_LOG_ON(MPT_LOGL_DEBUG)) {
             char a[MPT_ADDR_STRLEN];
-            MPT_DEBUG("session %016llx: a path from %s (%u known)", (unsigned long long)ss->sid,
-                      mpt_addr_str(from, a, sizeof(a)), ss->npaths);
+            MPT_DEBUG("session %016llx: a path from %s (%u known), to be validated",
+                      (unsigned long long)ss->sid, mpt_addr_str(from, a, sizeof(a)), ss->npaths);
         }
     }
     if (id != MPT_PATH_ID_UNKNOWN)
         p->id = (uint8_t)id;
     p->last_rx_us = now;
     return p;
+}
+
+/* The client echoed the challenge of `p`, from its address: the address is validated (§7). */
+static void on_path_response(struct mpt_server *s, struct mpt_server_session *ss,
+                             struct mpt_server_path *p, const uint8_t *m)
+{
+    if (p->validated || !p->challenge_us ||
+        sodium_memcmp(m + MPT_CHALLENGE_OFF, p->challenge, MPT_CHALLENGE_LEN) != 0) {
+        s->ctr.drops[MPT_DROP_AUTH]++;
+        return;
+    }
+    p->validated = 1;
+    s->validations++;
+    if (p->id != MPT_PATH_ID_UNKNOWN)
+        for (unsigned i = 0; i < ss->npaths; i++)
+            if (&ss->paths[i] != p && ss->paths[i].id == p->id)
+                ss->paths[i].id = MPT_PATH_ID_UNKNOWN;
+    if (MPT_LOG_ON(MPT_LOGL_DEBUG)) {
+        char a[MPT_ADDR_STRLEN];
+        MPT_DEBUG("session %016llx: path from %s validated", (unsigned long long)ss->sid,
+                  mpt_addr_str(&p->addr, a, sizeof(a)));
+    }
+}
+
+/* The ring of copies for the keys of session id `sid` in session slot `slot`; with `claim`, the
+ * ring of keys no longer in use is given to them if they have none. NULL if none. */
+static struct mpt_copies *copies_for(struct mpt_server *s, uint32_t slot, uint64_t sid, int claim)
+{
+    struct mpt_copies *r = &s->copies[2 * (size_t)slot];
+    const struct mpt_server_session *ss = &s->sessions[slot];
+
+    if (r[0].sid == sid)
+        return &r[0];
+    if (r[1].sid == sid)
+        return &r[1];
+    if (!claim)
+        return NULL;
+    r += r[0].sid == ss->sid || (r[0].sid && r[0].sid == ss->prev_sid);
+    mpt_copies_reset(r, sid);
+    return r;
 }
 
 static double loss_dq(uint16_t v)
@@ -549,7 +619,8 @@ static size_t seal(struct mpt_server *s, struct mpt_server_session *ss, uint64_t
     return mpt_data_seal(&ss->keys, ss->sid, out, len);
 }
 
-/* Queues one sealed datagram on the session's paths of mask. */
+/* Queues one sealed datagram on the session's paths of mask; one not validated only within its
+ * budget (§7). */
 static void push_paths(struct mpt_server *s, struct mpt_server_session *ss, const uint8_t *out,
                        size_t n, uint32_t mask, struct mpt_outq *q)
 {
@@ -558,9 +629,15 @@ static void push_paths(struct mpt_server *s, struct mpt_server_session *ss, cons
         struct mpt_out *o;
         if (!(mask & (1u << i)))
             continue;
+        if (!p->validated && p->amp_tx + n > MPT_SERVER_AMP_FACTOR * p->amp_rx) {
+            s->amp_refused++;
+            continue;
+        }
         o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
         if (!o)
             break;
+        if (!p->validated)
+            p->amp_tx += n;
         o->addr = p->addr;
         o->src = p->local;
         p->tx_dgrams++;
@@ -634,6 +711,13 @@ static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint
     mask = return_paths(ss, now, &best);
     if (!mask && best >= 0)
         mask = 1u << best; /* every path silent for a while: still try the one heard last */
+    if (!mask) {
+        /* No address validated yet (the session's first round trip): as a QUIC server does,
+         * those heard lately get what their budget allows, so a first reply need not wait. */
+        for (unsigned i = 0; i < ss->npaths; i++)
+            if (now - ss->paths[i].last_rx_us < PATH_ACTIVE_US)
+                mask |= 1u << i;
+    }
     if (ss->mode == MPT_CLIENT_BALANCE && mask) {
         unsigned w[MPT_MAX_PATHS];
         for (unsigned i = 0; i < ss->npaths; i++)
@@ -914,6 +998,105 @@ void mpt_server_on_path_local(struct mpt_server *s, uint64_t now, const struct m
     memset(&s->rx_local, 0, sizeof(s->rx_local));
 }
 
+/* Sends `p` (not validated) its challenge, within its budget, unless one went out lately. */
+static void send_challenge(struct mpt_server *s, struct mpt_server_session *ss,
+                           struct mpt_server_path *p, uint64_t now, struct mpt_outq *q)
+{
+    const size_t need = MPT_DATA_OVERHEAD + MPT_PATH_CHALLENGE_LEN;
+    uint8_t *out, *m;
+    struct mpt_out *o;
+    size_t n;
+
+    if (p->challenge_us && now - p->challenge_us < CHALLENGE_RETRY_US)
+        return;
+    if (p->amp_tx + need > MPT_SERVER_AMP_FACTOR * p->amp_rx) {
+        s->amp_refused++;
+        return;
+    }
+    out = mpt_outq_alloc(q, need);
+    if (!out)
+        return;
+    m = mpt_data_inner(out);
+    memset(m, 0, MPT_PATH_CHALLENGE_LEN);
+    m[0] = MPT_INNER_PATH_CHALLENGE;
+    memcpy(m + MPT_CHALLENGE_OFF, p->challenge, MPT_CHALLENGE_LEN);
+    n = seal(s, ss, now, out, MPT_PATH_CHALLENGE_LEN);
+    o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
+    if (!o)
+        return;
+    o->addr = p->addr;
+    o->src = p->local;
+    p->challenge_us = now ? now : 1;
+    p->amp_tx += n;
+    p->tx_dgrams++;
+    p->tx_bytes += n;
+    s->challenges++;
+    s->ctr.tx_dgrams++;
+    s->ctr.tx_bytes += n;
+}
+
+/* An authenticated, fresh DATA datagram of session slot `slot` under keys k: its path learned,
+ * its copy counted (§5), its inner message handled. Returns the path if it is to be challenged
+ * (after everything else this input queues: the arena below it may be reused until then). */
+static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint32_t slot,
+                                       struct mpt_keys *k, const struct mpt_addr *from,
+                                       const uint8_t *buf, size_t len, uint8_t *plain, int n,
+                                       size_t mark, struct mpt_outq *q)
+{
+    struct mpt_server_session *ss = &s->sessions[slot];
+    uint64_t sid = mpt_data_sid(buf);
+    int probe = plain[0] == MPT_INNER_PROBE && n >= MPT_PROBE_LEN && plain[1] < MPT_MAX_PATHS;
+    struct mpt_server_path *p, *challenge;
+    struct mpt_copies *r;
+
+    p = path_update(s, ss, now, from, probe ? plain[1] : MPT_PATH_ID_UNKNOWN);
+    p->local = s->rx_local;
+    p->rx_dgrams++;
+    p->rx_bytes += len;
+    r = copies_for(s, slot, sid, 1);
+    mpt_copies_accept(r, &k->rx_window, mpt_get64(buf + MPT_DATA_OFF_CTR), buf + len - MPT_TAG_LEN,
+                      (unsigned)(p - ss->paths));
+    if (!p->validated)
+        p->amp_rx += len;
+    challenge = p->validated ? NULL : p;
+    if (plain[0] == MPT_INNER_PATH_RESPONSE) {
+        q->used = mark;
+        if (n >= MPT_PATH_CHALLENGE_LEN)
+            on_path_response(s, ss, p, plain);
+        else
+            s->ctr.drops[MPT_DROP_MALFORMED]++;
+        return p->validated ? NULL : challenge;
+    }
+    if (probe) {
+        on_probe(ss, p, plain);
+        /* An address not validated gets nothing but its challenge. */
+        if (p->validated)
+            send_probe_ack(s, ss, p, plain, q, k == &ss->keys ? ss->sid : ss->prev_sid, k);
+        return challenge;
+    }
+    if (plain[0] == MPT_INNER_PIECE) {
+        /* The last piece of a FLOW message: handled as the message would be, had it come whole. */
+        const uint8_t *m;
+        q->used = mark;
+        n = (int)mpt_split_add(&s->split, now, sid, plain, (size_t)n, &m);
+        if (!n)
+            return challenge;
+        plain = mpt_outq_alloc(q, (size_t)n);
+        if (!plain) {
+            s->ctr.drops[MPT_DROP_LIMIT]++;
+            return challenge;
+        }
+        memcpy(plain, m, (size_t)n);
+    }
+    if (plain[0] == MPT_INNER_FLOW && n >= MPT_FLOW_HDR_LEN) {
+        on_flow_data(s, now, slot, plain, (size_t)n, q);
+        return challenge;
+    }
+    q->used = mark;
+    s->ctr.drops[MPT_DROP_MALFORMED]++;
+    return challenge;
+}
+
 void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
                         const uint8_t *buf, size_t len, struct mpt_outq *q)
 {
@@ -960,19 +1143,22 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
     n = mpt_data_open(k, buf, len, plain);
     if (n < 0) {
         q->used = mark;
-        if (n == MPT_OPEN_DUPLICATE)
+        if (n == MPT_OPEN_DUPLICATE) {
+            /* A copy another path delivered first: it counts on its own path for the loss
+             * figures only if it is the accepted datagram's copy and that path's first (§5). */
+            struct mpt_copies *r = copies_for(s, slot, sid, 0);
             s->ctr.duplicates++;
-        else if (n == -MPT_DROP_AUTH)
-            auth_failed(s, now, from, "a datagram of a known session");
-        else
-            s->ctr.drops[-n]++;
-        /* A copy another path delivered first: count it on its path for the loss figures. */
-        if (n == MPT_OPEN_DUPLICATE || n == -MPT_DROP_REPLAY) {
             p = path_find(ss, from);
-            if (p) {
+            if (p && r &&
+                mpt_copies_dup(r, &k->rx_window, mpt_get64(buf + MPT_DATA_OFF_CTR),
+                               buf + len - MPT_TAG_LEN, (unsigned)(p - ss->paths))) {
                 p->rx_dgrams++;
                 p->rx_bytes += len;
             }
+        } else if (n == -MPT_DROP_AUTH) {
+            auth_failed(s, now, from, "a datagram of a known session");
+        } else {
+            s->ctr.drops[-n]++;
         }
         return;
     }
@@ -984,43 +1170,14 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
     mpt_slots_touch(&s->session_slots, slot);
     s->ctr.rx_dgrams++;
     s->ctr.rx_bytes += len;
-    if (plain[0] == MPT_INNER_PROBE && n >= MPT_PROBE_LEN && plain[1] < MPT_MAX_PATHS) {
-        p = path_update(s, ss, now, from, plain[1]);
-        p->local = s->rx_local;
-        p->rx_dgrams++;
-        p->rx_bytes += len;
-        on_probe(ss, p, plain);
-        send_probe_ack(s, ss, p, plain, q, k == &ss->keys ? ss->sid : ss->prev_sid, k);
-        return;
-    }
-    p = path_update(s, ss, now, from, MPT_PATH_ID_UNKNOWN);
-    p->local = s->rx_local;
-    p->rx_dgrams++;
-    p->rx_bytes += len;
-    if (plain[0] == MPT_INNER_PIECE) {
-        /* The last piece of a FLOW message: handled as the message would be, had it come whole. */
-        const uint8_t *m;
-        q->used = mark;
-        n = (int)mpt_split_add(&s->split, now, sid, plain, (size_t)n, &m);
-        if (!n)
-            return;
-        plain = mpt_outq_alloc(q, (size_t)n);
-        if (!plain) {
-            s->ctr.drops[MPT_DROP_LIMIT]++;
-            return;
-        }
-        memcpy(plain, m, (size_t)n);
-    }
-    if (plain[0] == MPT_INNER_FLOW && n >= MPT_FLOW_HDR_LEN) {
-        on_flow_data(s, now, slot, plain, (size_t)n, q);
-        return;
-    }
-    q->used = mark;
-    s->ctr.drops[MPT_DROP_MALFORMED]++;
+    p = on_data(s, now, slot, k, from, buf, len, plain, n, mark, q);
+    if (p)
+        send_challenge(s, ss, p, now, q);
 }
 
-/* The paths that carry a reply, by slot: those the client's probes ask for (§8) that were heard
- * lately; before any probe, every path heard lately. *best is the path heard last, or -1. */
+/* The paths that carry a reply, by slot: those validated (§7) that the client's probes ask for
+ * (§8) and that were heard lately; before any probe, every validated path heard lately. *best is
+ * the validated path heard last, or -1. */
 static uint32_t return_paths(const struct mpt_server_session *ss, uint64_t now, int *best)
 {
     uint32_t mask = 0;
@@ -1028,6 +1185,8 @@ static uint32_t return_paths(const struct mpt_server_session *ss, uint64_t now, 
     *best = -1;
     for (unsigned i = 0; i < ss->npaths; i++) {
         const struct mpt_server_path *p = &ss->paths[i];
+        if (!p->validated)
+            continue;
         if (*best < 0 || p->last_rx_us > ss->paths[*best].last_rx_us)
             *best = (int)i;
         if (now - p->last_rx_us >= PATH_ACTIVE_US)

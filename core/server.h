@@ -66,7 +66,16 @@ struct mpt_server_path {
     double loss_down;   /* server -> client */
     uint64_t srtt_us;   /* the client's smoothed RTT of this path */
     unsigned max_dgram; /* UDP payload it carries whole, set by the driver; 0 unknown */
+    /* Validation of the return address (PROTOCOL.md §5 PATH_CHALLENGE, §7): until the client
+     * echoes the challenge from it, it is sent nothing but challenges, and at most
+     * MPT_SERVER_AMP_FACTOR times the bytes that came from it. */
+    uint8_t validated;
+    uint8_t challenge[MPT_CHALLENGE_LEN];
+    uint64_t challenge_us;   /* the last challenge sent; 0 = none yet */
+    uint64_t amp_rx, amp_tx; /* bytes authenticated from it, and sent to it, before validation */
 };
+
+#define MPT_SERVER_AMP_FACTOR 3
 
 struct mpt_server_session {
     uint64_t sid; /* 0 = free slot */
@@ -108,6 +117,12 @@ struct mpt_server {
     struct mpt_slots session_slots;
     struct mpt_index session_by_sid;
     struct mpt_index session_by_prev; /* key: prev_sid */
+    /* Per session slot, two rings of the paths that delivered each recent counter (for the keys
+     * in use and those before a re-key), so that each counter counts once per path (§5). */
+    struct mpt_copies *copies;
+    uint64_t challenges;  /* PATH_CHALLENGE datagrams sent */
+    uint64_t validations; /* return addresses validated */
+    uint64_t amp_refused; /* datagrams not sent to an unvalidated address: over its budget */
     struct mpt_server_flow *flows;
     struct mpt_slots flow_slots;
     struct mpt_index flow_by_key; /* key: session slot << 32 | flow id */

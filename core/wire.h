@@ -51,6 +51,8 @@
 #define MPT_INNER_PIECE 5     /* a piece of a FLOW message too large for its paths (split.h) */
 #define MPT_INNER_FLOW_STATUS                                                                      \
     4 /* a flow that named its target: open or refused, server -> client */
+#define MPT_INNER_PATH_CHALLENGE 6 /* proof asked of a new return address, server -> client */
+#define MPT_INNER_PATH_RESPONSE 7  /* its echo, client -> server, on the path it came on */
 
 #define MPT_FLOW_HDR_LEN 8    /* kind, flags, target (u16), flow id (u32) */
 #define MPT_FLOW_STATUS_LEN 8 /* kind, status, zero (2), flow id (u32) */
@@ -65,6 +67,9 @@
 #define MPT_PROBE_OFF_NPATHS 28
 #define MPT_PROBE_OFF_USE 32 /* 16 bytes: per client path index, 0 = do not use, else a weight */
 #define MPT_PROBE_OFF_TX 20  /* in PROBE_ACK: the server's copies sent on this path */
+#define MPT_PATH_CHALLENGE_LEN 24 /* §5: kind, zero (7), 16 random bytes; PATH_RESPONSE alike */
+#define MPT_CHALLENGE_OFF 8
+#define MPT_CHALLENGE_LEN 16
 
 /* The largest UDP payload over IPv4, and so the largest application datagram we carry. */
 #define MPT_MAX_DGRAM 65507

@@ -134,6 +134,8 @@ static void path_send(struct sim *w, int to_server, unsigned path, const uint8_t
 
     w->path_dgrams[!to_server][path]++;
     w->path_bytes[!to_server][path] += len;
+    if (w->filter && !w->filter(w, to_server, path, &data, &len))
+        return;
     mpt_impair_decide(im, w->now, len, &v);
     for (unsigned i = 0; i < v.ncopies; i++) {
         struct ev e = {.at = v.copy[i].send_at_us,
@@ -699,7 +701,10 @@ static void path_failover(void)
         cfg.end_us = 13 * SEC;
         sim_init(&w, &cfg);
         w.control = failover_control;
-        sim_schedule_control(&w, 0, 0);
+        /* Every path is known (and its return address validated, §7) before the rotation
+         * begins: a path never heard before carries replies one round trip after its first
+         * datagram, which sim_modes' new_path case measures. */
+        sim_schedule_control(&w, 1 * SEC, 0);
         sim_run(&w);
         check_integrity(&w);
         worst_up = fmax(worst_up, loss_up(&w));

@@ -48,6 +48,11 @@ typedef void (*sim_step_cb)(struct sim *w);
 /* A datagram delivered for the first time (to the target if !down, else to its application),
  * by a copy that came over `path`. */
 typedef void (*sim_deliver_cb)(struct sim *w, int down, unsigned path, uint32_t app, uint32_t seq);
+/* A relay on a path: called for each datagram handed to it (to_server: client -> server); returns
+ * 0 to drop it, else 1 to let it go on — or what it put in its place, if it set *data and *len
+ * (memory of its own that lives until the next call). */
+typedef int (*sim_filter_cb)(struct sim *w, int to_server, unsigned path, const uint8_t **data,
+                             size_t *len);
 
 struct sim {
     struct sim_cfg cfg;
@@ -71,6 +76,7 @@ struct sim {
     sim_control_cb control;
     sim_step_cb step;
     sim_deliver_cb deliver;
+    sim_filter_cb filter;
     void *user;
 
     /* Figures. */

@@ -681,7 +681,149 @@ static void balance_skew(void)
     sim_free(&w);
 }
 
+/* ---- a selective relay on path 0 (PROTOCOL.md §5 "copies received", §8) ---- */
+
+/* With datagrams of 100 bytes or more, DATA datagrams this long are data; shorter ones are probes,
+ * acks, challenges and their echoes, and handshakes, which the relay forwards. */
+#define RELAY_DATA_MIN 144
+#define RELAY_POOL 100
+
+static struct relay {
+    int stale; /* 0: drop the data; 1: send a stale copy of one forwarded before in its place */
+    uint8_t pool[2][RELAY_POOL][512];
+    size_t len[2][RELAY_POOL];
+    unsigned n[2], turn[2];
+    uint64_t dropped[2];
+    uint64_t first_echo;
+} rl;
+
+static int relay_filter(struct sim *s, int to_server, unsigned path, const uint8_t **data,
+                        size_t *len)
+{
+    unsigned d = !to_server, i;
+
+    (void)s;
+    if (path != 0 || *len < RELAY_DATA_MIN || (*data)[1] != MPT_TYPE_DATA)
+        return 1;
+    if (!rl.stale) {
+        rl.dropped[d]++;
+        return 0;
+    }
+    if (rl.n[d] < RELAY_POOL) {
+        ASSERT_LE(*len, sizeof(rl.pool[0][0]));
+        memcpy(rl.pool[d][rl.n[d]], *data, *len);
+        rl.len[d][rl.n[d]++] = *len;
+        return 1;
+    }
+    rl.dropped[d]++;
+    i = rl.turn[d]++ % RELAY_POOL;
+    *data = rl.pool[d][i];
+    *len = rl.len[d][i];
+    return 1;
+}
+
+static void relay_deliver(struct sim *s, int down, unsigned path, uint32_t app, uint32_t seq)
+{
+    (void)path;
+    (void)app;
+    (void)seq;
+    if (down && !rl.first_echo)
+        rl.first_echo = s->now;
+}
+
+/* Two paths, the relay on path 0; returns the round-trip loss of what was sent from 1 s after the
+ * application's start on, and the time from its start to the first echo. */
+static void relay_run(uint64_t seed, uint8_t mode, int stale, double *loss, uint64_t *first)
+{
+    struct sim_cfg cfg;
+    uint64_t start;
+    double up, down;
+
+    cfg_defaults(&cfg, seed);
+    cfg.npaths = 2;
+    cfg.cp.mode = mode;
+    cfg.cp.priority[0] = 1;
+    cfg.cp.priority[1] = 2;
+    cfg.min_len = 100;
+    cfg.max_len = 400;
+    cfg.count = 4000;
+    cfg.start_us = 1 * SEC;
+    cfg.end_us = 7 * SEC;
+    if (stale) /* the healthy path is the slower one: the relay's lies would make it lose */
+        cfg.up[1].delay_us = cfg.down[1].delay_us = 35 * MS;
+    memset(&rl, 0, sizeof(rl));
+    rl.stale = stale;
+    sim_init(&w, &cfg);
+    w.filter = relay_filter;
+    w.deliver = relay_deliver;
+    sim_run(&w);
+    check_integrity(&w);
+    start = w.apps[0].sent_at[0];
+    ASSERT(rl.first_echo);
+    *first = rl.first_echo - start;
+    window_loss(&w, start + 1 * SEC, start + 4 * SEC, &up, &down);
+    *loss = 1.0 - (1.0 - up) * (1.0 - down);
+    printf("seed %llu: round-trip loss %.4f, first echo %.3f s; relay dropped %llu up, %llu "
+           "down; path 0 loss %.3f -> / %.3f <-, unusable %d / %d\n",
+           (unsigned long long)seed, *loss, (double)*first / SEC, (unsigned long long)rl.dropped[0],
+           (unsigned long long)rl.dropped[1], w.c.paths[0].loss_up, w.c.paths[0].loss_down,
+           w.c.paths[0].unusable[0], w.c.paths[0].unusable[1]);
+    /* Path 0 never passes for a healthy path; in backup mode, where it would carry everything,
+     * it is unusable both ways. */
+    ASSERT_DBL_GE(w.c.paths[0].loss_up, 0.25);
+    ASSERT_DBL_GE(w.c.paths[0].loss_down, 0.25);
+    if (mode == MPT_CLIENT_BACKUP)
+        ASSERT(w.c.paths[0].unusable[0] && w.c.paths[0].unusable[1]);
+    ASSERT(!w.c.paths[1].unusable[0] && !w.c.paths[1].unusable[1]);
+    ASSERT_GT(rl.dropped[0], 100);
+    ASSERT_GT(rl.dropped[1], 100);
+    sim_free(&w);
+}
+
+/* Backup mode, the relay forwarding only what is not data: the path looks alive (its probes are
+ * answered) but loses every datagram, and must be given up within 1 s. */
+static void relay_backup(void)
+{
+    enum { SEEDS = 5 };
+    uint64_t worst_first = 0, first;
+    double worst = 0, loss;
+
+    for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+        relay_run(seed, MPT_CLIENT_BACKUP, 0, &loss, &first);
+        worst = fmax(worst, loss);
+        worst_first = first > worst_first ? first : worst_first;
+    }
+    printf("backup, path 0 (priority 1) carries probes but no data, 1000 datagrams/s, %d seeds\n",
+           SEEDS);
+    printf("first echo after %.3f s (worst; limit 1 s); round-trip loss from 1 s on %.4f "
+           "(limit 0.01)\n",
+           (double)worst_first / SEC, worst);
+    ASSERT_LE(worst_first, 1 * SEC);
+    ASSERT_DBL_LE(worst, 0.01);
+}
+
+/* Adaptive mode, the relay dropping the data and re-sending stale copies of data it forwarded
+ * before, both ways: it must not pass for a loss-free path. */
+static void relay_stale(void)
+{
+    enum { SEEDS = 5 };
+    uint64_t first;
+    double worst = 0, loss;
+
+    for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+        relay_run(seed, MPT_CLIENT_ADAPTIVE, 1, &loss, &first);
+        worst = fmax(worst, loss);
+    }
+    printf("adaptive, path 0 re-sends stale copies instead of data, path 1 30 ms slower, %d "
+           "seeds\n",
+           SEEDS);
+    printf("round-trip loss from 1 s on %.4f (worst; limit 0.01)\n", worst);
+    ASSERT_DBL_LE(worst, 0.01);
+}
+
 const struct task_case sim_mode_cases[] = {
+    {"relay_backup", relay_backup},
+    {"relay_stale", relay_stale},
     {"down_idle", down_idle},
     {"down_busy", down_busy},
     {"adaptive", adaptive},

@@ -242,8 +242,15 @@ static void establish(void)
     ctimer();
     ASSERT_EQ(fx.up.n, NPATHS); /* probes */
     deliver_up();
+    /* Each new return address is challenged, and validated by the client's echo. */
+    ASSERT_EQ(fx.down.n, NPATHS);
     deliver_down();
+    ASSERT_EQ(fx.up.n, NPATHS);
+    deliver_up();
+    ASSERT_EQ(fx.down.n, 0);
     ASSERT_EQ(fx.s.sessions[fx.s.session_slots.head].npaths, NPATHS);
+    for (unsigned i = 0; i < NPATHS; i++)
+        ASSERT(fx.s.sessions[fx.s.session_slots.head].paths[i].validated);
 }
 
 static int has_payload(const struct pkt *p, const char *msg)
@@ -732,6 +739,7 @@ static void session_limit(void)
     mpt_outq_reset(&fx.q);
     server_rx(&a3, buf, n);
     ASSERT_EQ(fx.targets.n, 1);
+    ASSERT_EQ(fx.stray.n, 3); /* the challenge to c3's return address, not validated yet */
     /* Both sessions now confirmed and alive: c2 is refused, silently, and allocates nothing. */
     app_send(&app, "c1");
     deliver_up();
@@ -741,7 +749,7 @@ static void session_limit(void)
     n = other_client_timer(&c2, buf);
     ASSERT_EQ(n, MPT_HELLO_LEN);
     server_rx(&a2, buf, n);
-    ASSERT_EQ(fx.stray.n, 2);
+    ASSERT_EQ(fx.stray.n, 3);
     ASSERT_EQ(fx.s.session_slots.used, 2);
     ASSERT_EQ(fx.s.ctr.drops[MPT_DROP_LIMIT], limit_drops + 1);
     mpt_client_free(&c2);

@@ -194,7 +194,71 @@ static void permutation(void)
     permutation_run(3 * 100000); /* a full shuffle: many too old, none twice */
 }
 
+/* The ring of copies (PROTOCOL.md §5 "copies received"): each accepted counter counts once per
+ * path, on the first copy of each path that carries the accepted copy's tag bits. */
+static struct mpt_window cw;
+static struct mpt_copies cr;
+
+static void copy_accept(uint64_t ctr, const uint8_t *tag, unsigned path)
+{
+    ASSERT_EQ(mpt_window_check(&cw, ctr), 0);
+    mpt_window_update(&cw, ctr);
+    mpt_copies_accept(&cr, &cw, ctr, tag, path);
+}
+
+static void copies_once_per_path(void)
+{
+    const uint8_t tag[2] = {0xa5, 0x3c}, other[2] = {0xa5, 0x3d};
+
+    mpt_window_init(&cw);
+    mpt_copies_reset(&cr, 7);
+    ASSERT_EQ(cr.sid, 7);
+    copy_accept(1, tag, 0);
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, 1, tag, 0), 0);   /* path 0 delivered it */
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, 1, tag, 1), 1);   /* path 1's first copy */
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, 1, tag, 1), 0);   /* its second */
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, 1, other, 2), 0); /* not the accepted copy */
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, 1, tag, 2), 1);   /* the forgery took nothing */
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, 1, tag, 16), 0);  /* no such path */
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, 2, tag, 1), 0);   /* never accepted */
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, 0, tag, 1), 0);
+    for (unsigned p = 3; p < MPT_COPIES_MAX_PATHS; p++)
+        ASSERT_EQ(mpt_copies_dup(&cr, &cw, 1, tag, p), 1);
+}
+
+/* Stale copies count nothing: those older than the ring, and those of a counter whose slot a
+ * newer one took; late ones accepted far behind the top are not recorded either. */
+static void copies_stale(void)
+{
+    uint8_t tag[2];
+
+    mpt_window_init(&cw);
+    mpt_copies_reset(&cr, 1);
+    for (uint64_t c = 1; c <= 3 * MPT_COPIES_SLOTS; c++) {
+        tag[0] = (uint8_t)c;
+        tag[1] = (uint8_t)(c >> 8);
+        copy_accept(c, tag, 0);
+    }
+    for (uint64_t c = 1; c <= 3 * MPT_COPIES_SLOTS; c++) {
+        tag[0] = (uint8_t)c;
+        tag[1] = (uint8_t)(c >> 8);
+        ASSERT_EQ(mpt_copies_dup(&cr, &cw, c, tag, 1), c > 2 * MPT_COPIES_SLOTS);
+    }
+    /* A counter accepted out of order beyond the ring's reach: its slot is not touched. */
+    mpt_window_init(&cw);
+    mpt_copies_reset(&cr, 2);
+    tag[0] = 1;
+    tag[1] = 2;
+    copy_accept(MPT_COPIES_SLOTS + 5, tag, 0);
+    copy_accept(5, tag, 0);
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, 5, tag, 1), 0);
+    ASSERT_EQ(mpt_copies_dup(&cr, &cw, MPT_COPIES_SLOTS + 5, tag, 1), 1);
+    printf("ring of %u counters, %zu bytes\n", MPT_COPIES_SLOTS, sizeof(struct mpt_copies));
+}
+
 static const struct task_case cases[] = {
+    {"copies_once_per_path", copies_once_per_path},
+    {"copies_stale", copies_stale},
     {"in_order", in_order},
     {"out_of_order", out_of_order},
     {"edge", edge},

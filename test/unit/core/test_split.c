@@ -535,6 +535,7 @@ static void wsetup(unsigned max)
     wcollect(0);
     wdeliver(&w.up, 1, 0);
     wdeliver(&w.down, 0, 0);
+    wdeliver(&w.up, 1, 0);       /* the echoes that validate each return address */
     ASSERT_EQ(w.s.mtu_dirty, 1); /* paths came: the driver is asked for their MTUs */
     mpt_server_set_path_mtus(&w.s, 0, server_mtu, NULL);
     ASSERT_EQ(w.s.mtu_dirty, 0);

@@ -253,8 +253,15 @@ static void establish(void)
     ctimer();
     ASSERT_EQ(fx.up.n, NPATHS); /* probes */
     deliver_up();
+    /* Each new return address is challenged, and validated by the client's echo. */
+    ASSERT_EQ(fx.down.n, NPATHS);
     deliver_down();
+    ASSERT_EQ(fx.up.n, NPATHS);
+    deliver_up();
+    ASSERT_EQ(fx.down.n, 0);
     ASSERT_EQ(fx.s.sessions[fx.s.session_slots.head].npaths, NPATHS);
+    for (unsigned i = 0; i < NPATHS; i++)
+        ASSERT(fx.s.sessions[fx.s.session_slots.head].paths[i].validated);
 }
 
 static int has_payload(const struct pkt *p, const char *msg)
