@@ -20,7 +20,7 @@
 #define MPT_KEY_LEN 32            /* an X25519 private or public key */
 #define MPT_CONFIG_MAX_PEERS 1024 /* [peer NAME] sections */
 #define MPT_CONFIG_PEER_NAME_MAX 64 /* [peer NAME], NUL included */
-#define MPT_CONFIG_MAX_PEER_ALLOW 2048 /* allow lines of all [peer NAME] sections together */
+#define MPT_CONFIG_MAX_PEER_ALLOW 1024 /* allow lines of all [peer NAME] sections together */
 #define MPT_CONFIG_MAX_FORWARDS 64 /* [forward NAME] sections */
 #define MPT_CONFIG_MAX_ALLOW 256  /* allow lines of [server] */
 #define MPT_HOSTNAME_MAX 253      /* a DNS name as a target may carry it */
@@ -96,7 +96,7 @@ struct mpt_config_peer {
     uint8_t secret[MPT_KEY_LEN];          /* its own psk (`secret' or `secret_file') */
     int have_secret;                      /* 0: mpt_config_peer_psk() says which psk applies */
     int secret_line;
-    char secret_file[256];                /* secret_file as opened, "" if not used */
+    char secret_file[128];                /* secret_file as opened (cut short with ...), or "" */
     unsigned allow_first, nallow;         /* its rules: server.peer_allow[allow_first ...] */
     struct mpt_hostport target;           /* its default target; line 0 = none */
 };
