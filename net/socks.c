@@ -527,6 +527,9 @@ static void on_connection(uv_stream_t *server, int status)
     }
     unmap(&c->peer);
     uv_tcp_nodelay(&c->tcp, 1);
+    /* An association lives as long as its control connection: a peer that vanished without a
+     * word (a crash behind a NAT) must not hold its place for ever. */
+    uv_tcp_keepalive(&c->tcp, 1, MPT_SOCKS_KEEPALIVE_S);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         conn_close(c, 0);
 }

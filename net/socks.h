@@ -19,6 +19,7 @@
 #define MPT_SOCKS_MAX_DESTS 32      /* destinations per association */
 #define MPT_SOCKS_HANDSHAKE_MS 5000 /* a control connection must have asked by then */
 #define MPT_SOCKS_LINGER_MS 2000    /* after a refusal, for the peer to read it and close */
+#define MPT_SOCKS_KEEPALIVE_S 60    /* TCP keepalive of control connections, from this idle time */
 
 /* Why a datagram from a SOCKS client was dropped. */
 enum mpt_socks_drop {

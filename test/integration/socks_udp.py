@@ -9,10 +9,12 @@ contacted: the test listens there. Closing the association's control connection 
 flows: the client's status shows them gone."""
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -52,7 +54,7 @@ def wait_status(t, cfg, role, cond, timeout):
 
 def body(t):
     secret = t.genkey()
-    cport, sport, xport = t.port(), t.port(), t.port()
+    cport, sport, xport, mport = t.port(), t.port(), t.port(), t.port()
     bports = [t.port() for _ in range(3)]
     tags = [0x2001, 0x2002, 0x2003]
     targets = [mptlib.Target(tags={tags[i]}) for i in range(3)]
@@ -67,7 +69,8 @@ def body(t):
     cfg = t.write_config(
         "t.ini", secret, client_listen="127.0.0.1:%d" % cport,
         bridges=["127.0.0.1:%d" % p for p in bports], server_listen=sport, target=default.addr,
-        extra_client=["socks = 127.0.0.1:%d" % xport, "control = " + t.path("c.sock")],
+        extra_client=["socks = 127.0.0.1:%d" % xport, "control = " + t.path("c.sock"),
+                      "metrics = 127.0.0.1:%d" % mport],
         extra_server=["allow = 127.0.0.1:%d" % targets[0].port,
                       "allow = 127.0.0.1:%d" % targets[1].port,
                       "allow = 127.0.0.1:%d" % targets[2].port,
@@ -151,6 +154,19 @@ def body(t):
     t.check("flows open for the association", st["flows"]["used"], 4, "==")
     t.check("datagrams dropped by the front", sum(st["socks"]["datagrams"]["dropped"].values()),
             0, "==")
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read().decode()
+
+    def metric(name, labels=""):
+        m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+        return float(m.group(1)) if m else -1
+
+    t.check("metrics: mptunnel_socks_associations", metric("mptunnel_socks_associations"), 1, "==")
+    t.check("metrics: SOCKS datagrams in", metric("mptunnel_socks_datagrams_total",
+                                                  '{direction="in"}'), 3 * COUNT, ">=")
+    t.check("metrics: client's refused flows (not_allowed)",
+            metric("mptunnel_refused_flows_total", '{reason="not_allowed"}'), 1, ">=")
+    t.check("metrics: SOCKS fragments dropped",
+            metric("mptunnel_socks_dropped_total", '{reason="fragment"}'), 0, "==")
     sst = status(t, cfg, "server")
     t.check("refused not_allowed in the server's status",
             sst["refused"]["not_allowed"] if sst else -1, 1, ">=")
