@@ -502,11 +502,11 @@ static struct mpt_server_path *path_update(struct mpt_server *s, struct mpt_serv
 static void on_path_response(struct mpt_server *s, struct mpt_server_session *ss,
                              struct mpt_server_path *p, const uint8_t *m)
 {
+    /* An answer to a challenge sent again, or to another address's (a relay re-sending it from
+     * elsewhere): authenticated, so no failure, but it proves nothing about this address. */
     if (p->validated || !p->challenge_us ||
-        sodium_memcmp(m + MPT_CHALLENGE_OFF, p->challenge, MPT_CHALLENGE_LEN) != 0) {
-        s->ctr.drops[MPT_DROP_AUTH]++;
+        sodium_memcmp(m + MPT_CHALLENGE_OFF, p->challenge, MPT_CHALLENGE_LEN) != 0)
         return;
-    }
     p->validated = 1;
     s->validations++;
     if (p->id != MPT_PATH_ID_UNKNOWN)

@@ -517,6 +517,8 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
         mpt_json_num(j, "up", cp->loss_up);
         mpt_json_num(j, "down", cp->loss_down);
         mpt_json_bool(j, "known", cp->loss_known);
+        mpt_json_bool(j, "unusable_up", cp->unusable[0]);
+        mpt_json_bool(j, "unusable_down", cp->unusable[1]);
         mpt_json_end(j);
         mpt_json_obj(j, "probes");
         mpt_json_u64(j, "sent", cp->probes_sent);
@@ -666,6 +668,7 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
             else
                 mpt_json_u64(j, "client_path", sp->id);
             mpt_json_str(j, "remote", mpt_addr_str(&sp->addr, a, sizeof(a)));
+            mpt_json_bool(j, "validated", sp->validated);
             mpt_json_str(j, "state", state_name(sp->state));
             ms_value(j, "rtt_ms", sp->srtt_us);
             mpt_json_obj(j, "loss");
