@@ -1008,6 +1008,7 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         if (o) {
             o->addr = f->app;
             o->target = f->front;
+            o->gen = f->id; /* the slot may hold another flow by the time this is sent */
             c->ctr.app_tx++;
         }
     } else if (plain[0] == MPT_INNER_FLOW_STATUS && n >= MPT_FLOW_STATUS_LEN) {

@@ -269,7 +269,8 @@ void mpt_client_set_path_mtu(struct mpt_client *c, unsigned path, unsigned max_d
  * datagram, or since the first handshake began): 0 while the server answers. */
 uint64_t mpt_client_silence_us(const struct mpt_client *c, uint64_t now);
 
-/* The flow in slot `slot` (from an MPT_OUT_APP entry's index). */
+/* The flow in slot `slot` (from an MPT_OUT_APP entry's index; it is still the entry's flow if
+ * its id is the entry's `gen`). */
 static inline const struct mpt_client_flow *mpt_client_flow_at(const struct mpt_client *c,
                                                                uint32_t slot)
 {

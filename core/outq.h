@@ -25,7 +25,7 @@ struct mpt_out {
     uint16_t kind;
     uint16_t target;
     uint32_t index;
-    uint32_t gen; /* MPT_OUT_RESOLVE: the lookup's number */
+    uint32_t gen; /* MPT_OUT_RESOLVE: the lookup's number; client MPT_OUT_APP: the flow's id */
     struct mpt_addr addr;
     struct mpt_addr src; /* server, MPT_OUT_PATH: the local address to send from (family 0: any) */
 };

@@ -140,7 +140,9 @@ static void flush(struct mpt_client_drv *d)
 
         if (o->kind == MPT_OUT_APP && mpt_socks_owns(d->front, o->target)) {
             const struct mpt_client_flow *f = mpt_client_flow_at(&d->core, o->index);
-            mpt_socks_send(d->front, o->target, f->host, f->port, o->data, o->len);
+            /* The header names the flow's destination: only while the slot is still its. */
+            if (f->id == o->gen && f->front == o->target)
+                mpt_socks_send(d->front, o->target, f->host, f->port, o->data, o->len);
             continue;
         }
         u = out_socket(d, o, &to);
