@@ -504,6 +504,7 @@ static void send_errors(void *arg, struct mpt_udp_errors *e)
 
     mpt_udp_errors_add(e, &d->listen.tx.err);
     mpt_udp_errors_add(e, &d->closed_err);
+    mpt_socks_send_errors(d->front, e);
     for (unsigned i = 0; i < d->nforwards; i++)
         if (d->forwards[i].open)
             mpt_udp_errors_add(e, &d->forwards[i].udp.tx.err);

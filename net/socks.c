@@ -68,6 +68,7 @@ struct mpt_socks {
     uv_timer_t timer;
     int stopped;
     struct mpt_socks_stats st;
+    struct mpt_udp_errors closed_err; /* send errors of relay sockets closed since */
     struct conn conns[NSLOTS];
     uint8_t scratch[MPT_SOCKS_UDP_HDR_MAX + 65536];
 };
@@ -132,6 +133,7 @@ static void on_udp_closed(struct mpt_udp *u)
 {
     struct conn *c = u->owner;
 
+    mpt_udp_errors_add(&c->s->closed_err, &u->tx.err);
     c->udp_live = 0;
     slot_release(c);
 }
@@ -653,6 +655,16 @@ int mpt_socks_send(struct mpt_socks *s, uint16_t front, const char *host, uint16
 const struct mpt_socks_stats *mpt_socks_stats(const struct mpt_socks *s)
 {
     return s ? &s->st : NULL;
+}
+
+void mpt_socks_send_errors(const struct mpt_socks *s, struct mpt_udp_errors *e)
+{
+    if (!s)
+        return;
+    mpt_udp_errors_add(e, &s->closed_err);
+    for (unsigned i = 0; i < NSLOTS; i++)
+        if (s->conns[i].udp_live)
+            mpt_udp_errors_add(e, &s->conns[i].udp.tx.err);
 }
 
 int mpt_socks_credentials_differ(const struct mpt_socks *s, const char *user, const char *pass)

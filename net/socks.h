@@ -90,6 +90,11 @@ int mpt_socks_send(struct mpt_socks *s, uint16_t front, const char *host, uint16
 
 const struct mpt_socks_stats *mpt_socks_stats(const struct mpt_socks *s);
 
+struct mpt_udp_errors;
+
+/* Adds to *e the replies the kernel refused to send on relay sockets since start, by kind. */
+void mpt_socks_send_errors(const struct mpt_socks *s, struct mpt_udp_errors *e);
+
 /* 1 if user/pass (user NULL: no authentication) are not what the front was started with. */
 int mpt_socks_credentials_differ(const struct mpt_socks *s, const char *user, const char *pass);
 

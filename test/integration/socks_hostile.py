@@ -23,6 +23,7 @@ MAX_ASSOC = 64
 MAX_DESTS = 32
 MAX_CONNS = 80
 HANDSHAKE_S = 5.0
+IDLE_S = 2  # the client's flow_timeout here
 
 
 def status(cfg):
@@ -102,11 +103,13 @@ def body(t):
     secret = t.genkey()
     cport, sport, xport = t.port(), t.port(), t.port()
     echo = mptlib.Target(tags={0x3001})
+    echo2 = mptlib.Target(tags={0x3002})
     cfg = t.write_config(
         "t.ini", secret, client_listen="127.0.0.1:%d" % cport, bridges=["127.0.0.1:%d" % sport],
         server_listen=sport, target=echo.addr,
-        extra_client=["socks = 127.0.0.1:%d" % xport, "control = " + t.path("c.sock")],
-        extra_server=["allow = 127.0.0.1:%d" % echo.port])
+        extra_client=["socks = 127.0.0.1:%d" % xport, "control = " + t.path("c.sock"),
+                      "flow_timeout = %ds" % IDLE_S],
+        extra_server=["allow = 127.0.0.1:%d" % echo.port, "allow = 127.0.0.1:%d" % echo2.port])
     t.server(cfg)
     client = t.client(cfg)
     t.wait_log(client, r"socks5 front on", timeout=5)
@@ -195,6 +198,19 @@ def body(t):
     st = wait_status(cfg, lambda s: s["datagrams"]["dropped"]["destinations"] >= 2, 3)
     t.check("dropped over %d destinations" % MAX_DESTS, st["datagrams"]["dropped"]["destinations"],
             2, "==")
+    # Idle for flow_timeout, a destination gives its place to a new one.
+    time.sleep(IDLE_S + 0.5)
+    app.sendto(udp_hdr("127.0.0.1", echo2.port) + mptlib.make_payload(0x3002, 1, 40), to)
+    ok = False
+    end = time.monotonic() + 2
+    while not ok and time.monotonic() < end:  # the echo of the first destination came before
+        try:
+            data, _ = app.recvfrom(2048)
+        except socket.timeout:
+            break
+        ok = (data[:10] == udp_hdr("127.0.0.1", echo2.port) and
+              mptlib.parse_payload(data[10:]) == (0x3002, 1))
+    t.expect(ok, "a new destination in the place of an idle one: echoed")
     ctl.close()
     app.close()
     other.close()
@@ -286,6 +302,7 @@ def body(t):
     ctl.close()
     app.close()
     echo.close()
+    echo2.close()
 
 
 mptlib.run(body, budget=90)
