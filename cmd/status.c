@@ -42,9 +42,10 @@ void mpt_usage_status(FILE *out)
             "heard), the client's paths' route MTUs (a column with --wide) and the largest\n"
             "datagram each carries whole, the datagrams the kernel refused to send by kind\n"
             "(congestion, too big, unreachable, other) and the datagrams rejected, by\n"
-            "reason. Duplicate copies (multipath sends them on purpose) are counted apart,\n"
-            "not as rejected. `->' is client to server, `<-' server to client. Bytes in\n"
-            "KiB/MiB/GiB, rates in kb/s, Mb/s, Gb/s.\n"
+            "reason; on a client, the flows its server refused, and the SOCKS5 front's\n"
+            "associations and dropped datagrams. Duplicate copies (multipath sends them\n"
+            "on purpose) are counted apart, not as rejected. `->' is client to server,\n"
+            "`<-' server to client. Bytes in KiB/MiB/GiB, rates in kb/s, Mb/s, Gb/s.\n"
             "\n"
             "Exit status: 0 if a side answered, 1 if none did, 2 on usage or configuration\n"
             "errors.\n"
@@ -594,6 +595,48 @@ static void print_split(const struct jdoc *d, int root)
     printf("\n");
 }
 
+/* The members of object `path' under root that are above zero, as " N key, N key" after
+ * `lead'; nothing if none is. Returns 1 if it printed. */
+static int print_nonzero(const struct jdoc *d, int root, const char *path, const char *lead)
+{
+    int r = jpath(d, root, path), first = 1;
+
+    if (r < 0 || d->v[r].t != J_OBJ)
+        return 0;
+    for (int i = r + 1; i < d->v[r].next;) {
+        char key[64];
+        int val = d->v[i].next;
+        jstr(d, i, key, sizeof(key), "?");
+        if (d->v[val].t != J_OBJ && jnum(d, val) > 0) {
+            printf("%s %.0f %s", first ? lead : ",", jnum(d, val), key);
+            first = 0;
+        }
+        i = d->v[val].next;
+    }
+    return !first;
+}
+
+/* Flows the server refused (client), and the SOCKS5 front's figures when it has one. */
+static void print_refused_socks(const struct jdoc *d, int root)
+{
+    char listen[128];
+    int s = jget(d, root, "socks");
+
+    if (print_nonzero(d, root, "refused", "refused by the server:"))
+        printf("\n");
+    if (s < 0 || d->v[s].t != J_OBJ)
+        return;
+    jstr(d, jget(d, s, "listen"), listen, sizeof(listen), "?");
+    printf("socks %s: %.0f/%.0f associations, %.0f made, %.0f refused; datagrams %.0f in, %.0f out",
+           listen, jnum(d, jpath(d, s, "associations.open")),
+           jnum(d, jpath(d, s, "associations.max")), jnum(d, jpath(d, s, "associations.total")),
+           jnum(d, jpath(d, s, "associations.refused")), jnum(d, jpath(d, s, "datagrams.in")),
+           jnum(d, jpath(d, s, "datagrams.out")));
+    print_nonzero(d, s, "datagrams.dropped", "; dropped:");
+    print_nonzero(d, s, "connections", "; connections:");
+    printf("\n");
+}
+
 static void print_header(const struct jdoc *d, int root, const char *role)
 {
     char file[600], listen[128], extra[160], up[32];
@@ -671,6 +714,7 @@ static void print_client(const struct jdoc *d, int root, int wide)
     print_send_errors(d, root);
     print_rejected(d, root);
     print_split(d, root);
+    print_refused_socks(d, root);
 }
 
 static void print_server(const struct jdoc *d, int root, int wide)

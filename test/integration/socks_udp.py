@@ -167,6 +167,15 @@ def body(t):
             metric("mptunnel_refused_flows_total", '{reason="not_allowed"}'), 1, ">=")
     t.check("metrics: SOCKS fragments dropped",
             metric("mptunnel_socks_dropped_total", '{reason="fragment"}'), 0, "==")
+    human = subprocess.run([mptlib.MPTUNNEL, "status", "-c", cfg, "--client"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=10).stdout.decode()
+    print("\n".join(x for x in human.splitlines() if x.startswith(("socks", "refused"))))
+    t.expect(re.search(r"^socks 127\.0\.0\.1:%d: 1/64 associations, 1 made, 0 refused; "
+                       r"datagrams \d+ in, \d+ out" % xport, human, re.M) is not None,
+             "the front's line in mptunnel status")
+    t.expect(re.search(r"^refused by the server: \d+ not_allowed", human, re.M) is not None,
+             "the refusals' line in mptunnel status")
     sst = status(t, cfg, "server")
     t.check("refused not_allowed in the server's status",
             sst["refused"]["not_allowed"] if sst else -1, 1, ">=")
