@@ -9,7 +9,6 @@
 #include "core/log.h"
 #include "core/sched.h"
 
-#define HELLO_RETRY_US 250000ULL
 #define MIN_DEAD_US 1000000ULL
 
 const char *mpt_path_state_name(enum mpt_path_state st)
@@ -51,6 +50,21 @@ static uint64_t dead_after_us(const struct mpt_client *c)
     return d > MIN_DEAD_US ? d : MIN_DEAD_US;
 }
 
+/* The long-term keys of a client's parameters: key mode with a private key, else the secret. */
+static int client_keys(struct mpt_hs_keys *k, const struct mpt_client_params *p)
+{
+    if (p->private_key)
+        return p->server_public_key
+                   ? mpt_hs_keys_pair(k, p->private_key, p->server_public_key, p->secret)
+                   : -EINVAL;
+    return p->secret ? mpt_hs_keys_secret(k, p->secret) : -EINVAL;
+}
+
+void mpt_client_set_wall(struct mpt_client *c, uint64_t now, uint64_t unix_us)
+{
+    c->wall_off_us = (int64_t)(unix_us - now);
+}
+
 int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
 {
     int locked;
@@ -61,6 +75,10 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
         return -EINVAL;
     c->p = *p;
     c->p.secret = NULL;
+    c->p.private_key = NULL;
+    c->p.server_public_key = NULL;
+    if (!c->p.rekey_after_ms)
+        c->p.rekey_after_ms = MPT_REKEY_AFTER_MS;
     for (unsigned i = 0; i < MPT_MAX_PATHS; i++)
         c->p.path_name[i][MPT_PATH_NAME_MAX - 1] = '\0';
     if (!(c->p.target_loss > 0 && c->p.target_loss < 1))
@@ -75,7 +93,7 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
     if (!locked)
         MPT_WARN("keys not locked in memory (RLIMIT_MEMLOCK: raise LimitMEMLOCK=): they may be "
                  "swapped out; they are still left out of core dumps");
-    if (mpt_psk_init(&c->sec->psk, p->secret) != 0) {
+    if (client_keys(&c->sec->hsk, p) != 0) {
         mpt_client_free(c);
         return -EINVAL;
     }
@@ -298,24 +316,37 @@ static enum mpt_path_state path_eval(const struct mpt_client *c, const struct mp
     return MPT_PATH_UP;
 }
 
-static void start_handshake(struct mpt_client *c, uint64_t now)
+/* Builds a new INIT in the free handshake slot and makes it the current one. */
+static int build_init(struct mpt_client *c, uint64_t now)
 {
-    uint8_t *m = c->hs_msg;
+    struct mpt_hs_init_params ip = {0};
+    unsigned slot = c->hs_cur ^ 1;
+    uint64_t sid;
 
     do
-        c->hs_sid = mpt_random64();
-    while (c->hs_sid == 0 || c->hs_sid == c->sid);
-    mpt_random(c->hs_random, sizeof(c->hs_random));
-    memset(m, 0, MPT_HELLO_LEN);
-    m[0] = MPT_PROTO_VERSION;
-    m[1] = MPT_TYPE_HELLO;
-    mpt_put64(m + MPT_HELLO_OFF_SID, c->hs_sid);
-    memcpy(m + MPT_HELLO_OFF_RANDOM, c->hs_random, MPT_RANDOM_LEN);
-    mpt_put64(m + MPT_HELLO_OFF_PREV, c->state == MPT_CLIENT_ESTABLISHED ? c->sid : 0);
-    m[MPT_HELLO_OFF_MODE] = c->p.mode;
-    if (!c->p.no_aes && mpt_cipher_aes_available())
-        m[MPT_HELLO_OFF_FLAGS] |= MPT_HELLO_FLAG_AES;
-    mpt_hello_mac(&c->sec->psk, m, m + MPT_HELLO_OFF_MAC);
+        sid = mpt_random64();
+    while (sid == 0 || sid == c->sid || sid == c->sec->hs[c->hs_cur].sid);
+    ip.sid = sid;
+    ip.unix_us = now + (uint64_t)c->wall_off_us;
+    ip.prev = c->sid;
+    ip.prev_resume = c->sec->resume;
+    ip.mode = c->p.mode;
+    ip.flags = !c->p.no_aes && mpt_cipher_aes_available() ? MPT_INIT_FLAG_AES : 0;
+    mpt_hs_client_wipe(&c->sec->hs[slot]);
+    if (mpt_hs_client_init(&c->sec->hs[slot], &c->sec->hsk, &ip) != 0)
+        return -EINVAL;
+    c->hs_cur = slot;
+    c->hs_sid = sid;
+    c->hs_built_us = now;
+    return 0;
+}
+
+static void start_handshake(struct mpt_client *c, uint64_t now)
+{
+    if (build_init(c, now) != 0) {
+        MPT_ERROR("cannot make a handshake message (libsodium refused the keys)");
+        return;
+    }
     c->hs_next_us = now;
     c->hs_started_us = now;
     c->hs_attempts = 0;
@@ -325,52 +356,117 @@ static void start_handshake(struct mpt_client *c, uint64_t now)
     }
     if (!c->first_try_us)
         c->first_try_us = now;
-    MPT_DEBUG("handshake %016llx: HELLO on every path every %llu ms until one answers%s",
-              (unsigned long long)c->hs_sid, HELLO_RETRY_US / 1000,
-              c->state == MPT_CLIENT_ESTABLISHED ? " (the session is silent)" : "");
+    MPT_DEBUG("handshake %016llx: INIT on every path every %llu ms until one answers%s",
+              (unsigned long long)c->hs_sid, MPT_CLIENT_INIT_RETRY_US / 1000,
+              c->state != MPT_CLIENT_ESTABLISHED          ? ""
+              : now - c->last_auth_us >= dead_after_us(c) ? " (the session is silent)"
+                                                          : " (re-keying the session)");
     if (c->state == MPT_CLIENT_IDLE)
         c->state = MPT_CLIENT_HANDSHAKE;
 }
 
-static void send_hello(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
+static int cookie_valid(const struct mpt_client *c, unsigned path, uint64_t now)
 {
-    uint8_t *buf = mpt_outq_alloc(q, MPT_HELLO_LEN);
-
-    if (!buf)
-        return;
-    memcpy(buf, c->hs_msg, MPT_HELLO_LEN);
-    send_paths(c, buf, MPT_HELLO_LEN, all_paths(c), 0, q);
-    c->hs_attempts++;
-    c->hs_next_us = now + HELLO_RETRY_US;
+    return c->cookie_us[path] && now - c->cookie_us[path] < MPT_CLIENT_COOKIE_US;
 }
 
-static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf)
+/* Sends the current INIT on the paths of mask, with MAC2 where a path has a cookie. */
+static void send_init_on(struct mpt_client *c, uint64_t now, uint32_t mask, struct mpt_outq *q)
 {
-    uint8_t mac[MPT_MAC_LEN], c2s[MPT_KEY_LEN], s2c[MPT_KEY_LEN];
-    uint64_t sid = mpt_get64(buf + MPT_REPLY_OFF_SID);
-    int cipher;
+    struct mpt_hs_client *hs = &c->sec->hs[c->hs_cur];
+    uint32_t plain = 0;
+    uint8_t *buf;
 
-    if (c->hs_sid == 0 || sid != c->hs_sid) {
-        /* Another path's copy of the REPLY we took is a duplicate, not a rejection. */
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        if (!cookie_valid(c, i, now)) {
+            plain |= 1u << i;
+            continue;
+        }
+        buf = mpt_outq_alloc(q, hs->len);
+        if (!buf)
+            return;
+        mpt_hs_client_set_cookie(hs, c->sec->cookie[i]);
+        memcpy(buf, hs->msg, hs->len);
+        send_paths(c, buf, hs->len, 1u << i, 0, q);
+    }
+    memset(hs->msg + hs->len - MPT_MAC_LEN, 0, MPT_MAC_LEN);
+    if (!plain)
+        return;
+    buf = mpt_outq_alloc(q, hs->len);
+    if (!buf)
+        return;
+    memcpy(buf, hs->msg, hs->len);
+    send_paths(c, buf, hs->len, plain, 0, q);
+}
+
+static void send_init(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
+{
+    /* A new INIT every second: the server answers copies of one only for a second. */
+    if (now - c->hs_built_us >= MPT_CLIENT_INIT_RENEW_US && build_init(c, now) != 0)
+        return;
+    send_init_on(c, now, all_paths(c), q);
+    c->hs_attempts++;
+    c->hs_next_us = now + MPT_CLIENT_INIT_RETRY_US;
+}
+
+/* The handshake (current or the one before) whose INIT had session id sid, or NULL. */
+static struct mpt_hs_client *hs_find(struct mpt_client *c, uint64_t sid)
+{
+    if (!c->hs_sid || !sid)
+        return NULL;
+    for (unsigned i = 0; i < 2; i++)
+        if (c->sec->hs[i].sid == sid)
+            return &c->sec->hs[i];
+    return NULL;
+}
+
+static void on_cookie(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
+                      size_t len, struct mpt_outq *q)
+{
+    struct mpt_hs_client *hs = hs_find(c, mpt_get64(buf + MPT_COOKIE_OFF_SID));
+
+    if (!hs) {
+        c->ctr.drops[MPT_DROP_SESSION]++;
+        return;
+    }
+    if (mpt_hs_client_cookie(hs, &c->sec->hsk, buf, len, c->sec->cookie[path]) != 0) {
+        c->ctr.drops[MPT_DROP_AUTH]++;
+        c->paths[path].rx_unauth++;
+        return;
+    }
+    /* The server is under load and wants proof of our address on this path: at once. */
+    c->cookie_us[path] = now ? now : 1;
+    c->cookies++;
+    MPT_DEBUG("handshake %016llx: the server is under load; INIT again with its cookie on path %u",
+              (unsigned long long)c->hs_sid, path + 1);
+    send_init_on(c, now, 1u << path, q);
+}
+
+static void on_response(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
+                        size_t len)
+{
+    uint64_t sid = mpt_get64(buf + MPT_RESPONSE_OFF_SID);
+    struct mpt_hs_client *hs = hs_find(c, sid);
+    struct mpt_hs_result res;
+    int rc;
+
+    if (!hs) {
+        /* Another path's copy of the RESPONSE we took is a duplicate, not a rejection. */
         if (sid == c->sid)
             c->ctr.duplicates++;
         else
             c->ctr.drops[MPT_DROP_SESSION]++;
         return;
     }
-    mpt_reply_mac(&c->sec->psk, buf, c->hs_random, mac);
-    if (!mpt_mac_equal(mac, buf + MPT_REPLY_OFF_MAC)) {
-        c->ctr.drops[MPT_DROP_AUTH]++;
-        c->paths[path].rx_unauth++;
+    rc = mpt_hs_client_response(hs, &c->sec->hsk, buf, len, &res);
+    if (rc != 0) {
+        c->ctr.drops[rc == -EPROTO ? MPT_DROP_MALFORMED : MPT_DROP_AUTH]++;
+        if (rc != -EPROTO)
+            c->paths[path].rx_unauth++;
         return;
     }
-    cipher = buf[MPT_REPLY_OFF_CIPHER];
-    if (cipher > MPT_CIPHER_AES256GCM || (cipher == MPT_CIPHER_AES256GCM &&
-                                          !(c->hs_msg[MPT_HELLO_OFF_FLAGS] & MPT_HELLO_FLAG_AES))) {
-        c->ctr.drops[MPT_DROP_MALFORMED]++;
-        return;
-    }
-    mpt_session_keys(&c->sec->psk, sid, c->hs_random, buf + MPT_REPLY_OFF_RANDOM, c2s, s2c);
     /* The server answers under the old keys until it sees one of our datagrams under the new:
      * keep reading them a little while. */
     if (c->state == MPT_CLIENT_ESTABLISHED) {
@@ -378,9 +474,12 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
         c->sec->prev_keys = c->sec->keys;
         c->prev_until_us = now + MPT_CLIENT_PREV_US;
     }
-    mpt_keys_init(&c->sec->keys, c2s, s2c, cipher);
-    mpt_wipe(c2s, sizeof(c2s));
-    mpt_wipe(s2c, sizeof(s2c));
+    mpt_keys_init(&c->sec->keys, res.tx, res.rx, res.cipher,
+                  now + MPT_REJECT_AFTER_US(c->p.rekey_after_ms));
+    memcpy(c->sec->resume, res.resume, MPT_KEY_LEN);
+    mpt_wipe(&res, sizeof(res));
+    for (unsigned i = 0; i < 2; i++)
+        mpt_hs_client_wipe(&c->sec->hs[i]);
     c->sid = sid;
     c->hs_sid = 0;
     c->state = MPT_CLIENT_ESTABLISHED;
@@ -401,7 +500,7 @@ static void on_reply(struct mpt_client *c, uint64_t now, unsigned path, const ui
     if (MPT_LOG_ON(MPT_LOGL_INFO)) {
         char l[LABEL_MAX];
         MPT_INFO("session %016llx established, %s (%s answered in %llu ms, attempt %u)",
-                 (unsigned long long)sid, mpt_cipher_name(cipher),
+                 (unsigned long long)sid, mpt_cipher_name(c->sec->keys.cipher),
                  path_label(c, path, l, sizeof(l)),
                  (unsigned long long)((now - c->hs_started_us) / 1000), c->hs_attempts);
     }
@@ -920,8 +1019,11 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
     if (path >= c->p.npaths)
         return;
     switch (mpt_wire_classify(buf, len)) {
-    case MPT_TYPE_REPLY:
-        on_reply(c, now, path, buf);
+    case MPT_TYPE_RESPONSE:
+        on_response(c, now, path, buf, len);
+        return;
+    case MPT_TYPE_COOKIE:
+        on_cookie(c, now, path, buf, len, q);
         return;
     case MPT_TYPE_DATA:
         break;
@@ -940,6 +1042,10 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         k = &c->sec->prev_keys;
     } else {
         c->ctr.drops[MPT_DROP_SESSION]++;
+        return;
+    }
+    if (!mpt_keys_live(k, now)) {
+        c->ctr.drops[MPT_DROP_EXPIRED]++;
         return;
     }
     /* Decrypt straight into the output arena: a flow's payload is then sent from there. */
@@ -1114,21 +1220,26 @@ int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params 
 {
     struct mpt_client_path old[MPT_MAX_PATHS];
     uint32_t old_disabled = c->disabled;
-    struct mpt_psk psk;
-    int rekey;
+    struct mpt_hs_keys *hsk;
+    int locked, rekey;
 
-    if (!p->secret || p->npaths < 1 || p->npaths > MPT_MAX_PATHS || p->probe_interval_ms < 1 ||
-        p->mode > MPT_CLIENT_BALANCE)
+    if ((!p->secret && !p->private_key) || p->npaths < 1 || p->npaths > MPT_MAX_PATHS ||
+        p->probe_interval_ms < 1 || p->mode > MPT_CLIENT_BALANCE)
         return -EINVAL;
     for (unsigned i = 0; i < p->npaths; i++)
         if (from[i] >= (int)c->p.npaths)
             return -EINVAL;
-    if (mpt_psk_init(&psk, p->secret) != 0)
+    hsk = mpt_secure_alloc(sizeof(*hsk), &locked);
+    if (!hsk)
+        return -ENOMEM;
+    if (client_keys(hsk, p) != 0) {
+        mpt_secure_free(hsk, sizeof(*hsk));
         return -EINVAL;
-    rekey = sodium_memcmp(&psk, &c->sec->psk, sizeof(psk)) != 0;
+    }
+    rekey = sodium_memcmp(hsk, &c->sec->hsk, sizeof(*hsk)) != 0;
     if (rekey)
-        c->sec->psk = psk;
-    mpt_psk_wipe(&psk);
+        c->sec->hsk = *hsk;
+    mpt_secure_free(hsk, sizeof(*hsk));
     memcpy(old, c->paths, sizeof(old));
     memset(c->paths, 0, sizeof(c->paths));
     c->disabled = 0;
@@ -1145,7 +1256,11 @@ int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params 
         unsigned max_flows = c->p.max_flows;
         c->p = *p;
         c->p.secret = NULL;
+        c->p.private_key = NULL;
+        c->p.server_public_key = NULL;
         c->p.max_flows = max_flows;
+        if (!c->p.rekey_after_ms)
+            c->p.rekey_after_ms = MPT_REKEY_AFTER_MS;
     }
     for (unsigned i = 0; i < MPT_MAX_PATHS; i++) {
         c->p.path_name[i][MPT_PATH_NAME_MAX - 1] = '\0';
@@ -1159,7 +1274,9 @@ int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params 
     c->next_probe_us = now;
     c->wake = 1;
     if (rekey && c->state != MPT_CLIENT_IDLE) {
-        MPT_INFO("new secret: opening a new session under it");
+        MPT_INFO("%s: opening a new session under %s",
+                 c->sec->hsk.keymode ? "new keys" : "new secret",
+                 c->sec->hsk.keymode ? "them" : "it");
         start_handshake(c, now);
     }
     return 0;
@@ -1374,6 +1491,20 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
 
     if (c->state == MPT_CLIENT_IDLE)
         start_handshake(c, now);
+    if (c->state == MPT_CLIENT_ESTABLISHED && !mpt_keys_live(&c->sec->keys, now)) {
+        /* No re-key went through in time: the keys are done. Applications' datagrams wait for
+         * the next session as before the first. */
+        MPT_WARN("session %016llx: its keys are %llu s old, past their lifetime, and no re-key "
+                 "succeeded: wiped; waiting for a new session",
+                 (unsigned long long)c->sid,
+                 (unsigned long long)((now - c->established_us) / 1000000));
+        mpt_keys_wipe(&c->sec->keys);
+        mpt_keys_wipe(&c->sec->prev_keys);
+        c->prev_sid = 0;
+        c->state = MPT_CLIENT_HANDSHAKE;
+        if (c->hs_sid == 0)
+            start_handshake(c, now);
+    }
     if (c->state == MPT_CLIENT_ESTABLISHED) {
         if (c->nheld)
             more_held = release_held(c, now, q);
@@ -1383,6 +1514,19 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
                      (unsigned long long)c->sid,
                      (unsigned long long)((now - c->last_auth_us) / 1000));
             start_handshake(c, now);
+        }
+        /* New keys every rekey_after_ms (or 2^60 datagrams), the old ones still in use until the
+         * RESPONSE: no gap in traffic. */
+        if (c->hs_sid == 0 && (now - c->established_us >= (uint64_t)c->p.rekey_after_ms * 1000 ||
+                               c->sec->keys.tx_counter >= MPT_REKEY_AFTER_MESSAGES))
+            start_handshake(c, now);
+        if (c->hs_sid == 0 && c->established_us + (uint64_t)c->p.rekey_after_ms * 1000 < next)
+            next = c->established_us + (uint64_t)c->p.rekey_after_ms * 1000;
+        if (c->sec->keys.expires_us < next)
+            next = c->sec->keys.expires_us;
+        if (c->prev_sid && now >= c->prev_until_us) {
+            mpt_keys_wipe(&c->sec->prev_keys);
+            c->prev_sid = 0;
         }
         if (now >= c->next_probe_us) {
             send_probes(c, now, q);
@@ -1402,7 +1546,7 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
     c->wake = 0;
     if (c->hs_sid) {
         if (now >= c->hs_next_us)
-            send_hello(c, now, q);
+            send_init(c, now, q);
         if (c->hs_next_us < next)
             next = c->hs_next_us;
     }

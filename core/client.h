@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/addr.h"
+#include "core/handshake.h"
 #include "core/outq.h"
 #include "core/session.h"
 #include "core/split.h"
@@ -55,7 +56,10 @@ enum mpt_client_mode {
 const char *mpt_path_state_name(enum mpt_path_state st);
 
 struct mpt_client_params {
-    const uint8_t *secret;            /* 32 bytes */
+    const uint8_t *secret;            /* 32 bytes: shared-secret mode, or key mode's psk (NULL) */
+    const uint8_t *private_key;       /* key mode: the client's X25519 private key, else NULL */
+    const uint8_t *server_public_key; /* key mode: the server's public key */
+    uint32_t rekey_after_ms;          /* a session is re-keyed this old (0: MPT_REKEY_AFTER_MS) */
     unsigned npaths;                  /* 1..MPT_MAX_PATHS */
     unsigned max_flows;               /* > 0 */
     uint32_t flow_timeout_ms;         /* idle flows are forgotten after this */
@@ -137,11 +141,21 @@ enum mpt_client_state {
     MPT_CLIENT_ESTABLISHED, /* a session (perhaps with a new handshake under way) */
 };
 
+/* A handshake's INIT is sent again every MPT_CLIENT_INIT_RETRY_US and made anew (new session
+ * id, ephemeral key and timestamp) every MPT_CLIENT_INIT_RENEW_US; a RESPONSE to the one before
+ * is still taken. A cookie is used this long after it came. */
+#define MPT_CLIENT_INIT_RETRY_US 250000ULL
+#define MPT_CLIENT_INIT_RENEW_US 1000000ULL
+#define MPT_CLIENT_COOKIE_US 110000000ULL
+
 /* The client's key material, in memory of its own (mpt_secure_alloc: locked, not dumped). */
 struct mpt_client_secrets {
-    struct mpt_psk psk;
-    struct mpt_keys keys;      /* the current session's */
-    struct mpt_keys prev_keys; /* the session before the last handshake's */
+    struct mpt_hs_keys hsk;      /* long-term keys */
+    struct mpt_hs_client hs[2];  /* the INIT being sent (hs_cur) and the one before */
+    struct mpt_keys keys;        /* the current session's */
+    struct mpt_keys prev_keys;   /* the session before the last handshake's */
+    uint8_t resume[MPT_KEY_LEN]; /* the current session's: proves that a new one continues it */
+    uint8_t cookie[MPT_MAX_PATHS][MPT_COOKIE_LEN]; /* per path: the server's source proof */
 };
 
 struct mpt_client {
@@ -156,12 +170,14 @@ struct mpt_client {
     uint64_t prev_sid, prev_until_us;
     uint64_t established_us;
 
-    /* A handshake under way (hs_sid != 0). */
+    /* A handshake under way (hs_sid != 0: the id of the INIT in sec->hs[hs_cur]). */
     uint64_t hs_sid;
-    uint8_t hs_random[MPT_RANDOM_LEN];
-    uint8_t hs_msg[MPT_HELLO_LEN];
-    uint64_t hs_next_us, hs_started_us;
+    unsigned hs_cur;
+    uint64_t hs_next_us, hs_started_us, hs_built_us;
     unsigned hs_attempts;
+    uint64_t cookie_us[MPT_MAX_PATHS]; /* when each path's cookie came; 0 = none */
+    uint64_t cookies;                  /* COOKIE messages taken */
+    int64_t wall_off_us;               /* Unix time - now (mpt_client_set_wall) */
 
     /* Silence (no authenticated datagram on any path) and its reports: the first after
      * MPT_CLIENT_QUIET_FIRST_US, then at doubling intervals up to MPT_CLIENT_QUIET_MAX_US. */
@@ -219,6 +235,10 @@ struct mpt_client {
 int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p);
 void mpt_client_free(struct mpt_client *c);
 
+/* The wall clock (µs since the Unix epoch) at monotonic time `now`, for handshake timestamps. The
+ * driver calls it at start and from time to time (the clock may be set while it runs). */
+void mpt_client_set_wall(struct mpt_client *c, uint64_t now, uint64_t unix_us);
+
 /* A datagram from the local application at `app`. */
 void mpt_client_on_app(struct mpt_client *c, uint64_t now, const struct mpt_addr *app,
                        const uint8_t *buf, size_t len, struct mpt_outq *q);
@@ -254,9 +274,9 @@ int mpt_client_set_enabled(struct mpt_client *c, unsigned path, int enabled, uin
 /* Applies new parameters to a running client without touching its session or flows: new path i
  * takes over the state (statistics, disabled or not) of old path from[i], or starts afresh (down)
  * if from[i] < 0. Mode, target loss, probe interval, flow timeout, priorities, weights and names
- * are taken from p; max_flows stays what it was (the tables are sized at start). A different
- * secret starts a new handshake under it (the session goes on under its keys meanwhile).
- * Returns 0, or -EINVAL (nothing changed) if p is not valid. */
+ * are taken from p; max_flows stays what it was (the tables are sized at start). Different
+ * keys (secret, private key, server key) start a new handshake under them (the session goes on
+ * under its keys meanwhile). Returns 0, or -EINVAL (nothing changed) if p is not valid. */
 int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params *p,
                            const int from[MPT_MAX_PATHS], uint64_t now);
 

@@ -7,11 +7,6 @@
 
 #include "core/wire.h"
 
-static void derive(uint8_t out[MPT_KEY_LEN], const uint8_t secret[32], const char *label)
-{
-    crypto_generichash(out, MPT_KEY_LEN, (const uint8_t *)label, strlen(label), secret, 32);
-}
-
 int mpt_cipher_aes_available(void)
 {
     return sodium_init() >= 0 && crypto_aead_aes256gcm_is_available();
@@ -22,61 +17,9 @@ const char *mpt_cipher_name(int cipher)
     return cipher == MPT_CIPHER_AES256GCM ? "aes-256-gcm" : "chacha20-poly1305";
 }
 
-int mpt_psk_init(struct mpt_psk *psk, const uint8_t secret[32])
-{
-    if (sodium_init() < 0)
-        return -1;
-    derive(psk->hello_key, secret, "mptunnel v1 hello mac");
-    derive(psk->reply_key, secret, "mptunnel v1 reply mac");
-    derive(psk->kdf_key, secret, "mptunnel v1 session keys");
-    return 0;
-}
-
-void mpt_psk_wipe(struct mpt_psk *psk)
-{
-    sodium_memzero(psk, sizeof(*psk));
-}
-
-void mpt_hello_mac(const struct mpt_psk *psk, const uint8_t *hello, uint8_t mac[16])
-{
-    crypto_generichash(mac, MPT_MAC_LEN, hello, MPT_HELLO_OFF_MAC, psk->hello_key, MPT_KEY_LEN);
-}
-
-void mpt_reply_mac(const struct mpt_psk *psk, const uint8_t *reply, const uint8_t client_random[32],
-                   uint8_t mac[16])
-{
-    crypto_generichash_state st;
-
-    crypto_generichash_init(&st, psk->reply_key, MPT_KEY_LEN, MPT_MAC_LEN);
-    crypto_generichash_update(&st, reply, MPT_REPLY_OFF_MAC);
-    crypto_generichash_update(&st, client_random, MPT_RANDOM_LEN);
-    crypto_generichash_final(&st, mac, MPT_MAC_LEN);
-    /* The state was keyed: it holds what the key became. */
-    sodium_memzero(&st, sizeof(st));
-}
-
 int mpt_mac_equal(const uint8_t a[16], const uint8_t b[16])
 {
     return crypto_verify_16(a, b) == 0;
-}
-
-void mpt_session_keys(const struct mpt_psk *psk, uint64_t sid, const uint8_t client_random[32],
-                      const uint8_t server_random[32], uint8_t c2s[MPT_KEY_LEN],
-                      uint8_t s2c[MPT_KEY_LEN])
-{
-    crypto_generichash_state st;
-    uint8_t sidb[8], out[2 * MPT_KEY_LEN];
-
-    mpt_put64(sidb, sid);
-    crypto_generichash_init(&st, psk->kdf_key, MPT_KEY_LEN, sizeof(out));
-    crypto_generichash_update(&st, sidb, sizeof(sidb));
-    crypto_generichash_update(&st, client_random, MPT_RANDOM_LEN);
-    crypto_generichash_update(&st, server_random, MPT_RANDOM_LEN);
-    crypto_generichash_final(&st, out, sizeof(out));
-    memcpy(c2s, out, MPT_KEY_LEN);
-    memcpy(s2c, out + MPT_KEY_LEN, MPT_KEY_LEN);
-    sodium_memzero(out, sizeof(out));
-    sodium_memzero(&st, sizeof(st));
 }
 
 static void make_nonce(uint8_t nonce[12], uint64_t counter)

@@ -18,33 +18,8 @@ int mpt_cipher_aes_available(void);
 
 const char *mpt_cipher_name(int cipher);
 
-/* Keys derived once from the pre-shared secret. */
-struct mpt_psk {
-    uint8_t hello_key[MPT_KEY_LEN]; /* MAC of HELLO */
-    uint8_t reply_key[MPT_KEY_LEN]; /* MAC of REPLY */
-    uint8_t kdf_key[MPT_KEY_LEN];   /* session key derivation */
-};
-
-/* Initialises libsodium (idempotent) and derives the handshake keys. Returns 0 or -1. */
-int mpt_psk_init(struct mpt_psk *psk, const uint8_t secret[32]);
-
-/* Wipes the keys. */
-void mpt_psk_wipe(struct mpt_psk *psk);
-
-/* MAC of a HELLO's first MPT_HELLO_OFF_MAC bytes. */
-void mpt_hello_mac(const struct mpt_psk *psk, const uint8_t *hello, uint8_t mac[16]);
-
-/* MAC of a REPLY's first MPT_REPLY_OFF_MAC bytes, bound to the HELLO's client random. */
-void mpt_reply_mac(const struct mpt_psk *psk, const uint8_t *reply, const uint8_t client_random[32],
-                   uint8_t mac[16]);
-
 /* Constant-time comparison of two 16-byte MACs: 1 if equal. */
 int mpt_mac_equal(const uint8_t a[16], const uint8_t b[16]);
-
-/* Derives the two directional keys of a session from both sides' randomness. */
-void mpt_session_keys(const struct mpt_psk *psk, uint64_t sid, const uint8_t client_random[32],
-                      const uint8_t server_random[32], uint8_t c2s[MPT_KEY_LEN],
-                      uint8_t s2c[MPT_KEY_LEN]);
 
 /* ChaCha20-Poly1305-IETF with nonce = 4 zero bytes || counter (big-endian). `out` receives
  * ptlen + 16 bytes; in-place (out == pt) is allowed. */

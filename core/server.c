@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "core/log.h"
 #include "core/sched.h"
@@ -25,31 +26,76 @@ static size_t sessions_bytes(unsigned n)
     return (size_t)n * sizeof(struct mpt_server_session);
 }
 
+#define LOAD_RATE 500 /* INITs a second given Noise work without a cookie, server-wide */
+#define LOAD_BURST 1000
+#define COOKIE_PER_SOURCE_RATE 5 /* COOKIE answers a second to one source */
+#define COOKIE_PER_SOURCE_BURST 10
+
+static size_t peers_bytes(unsigned n)
+{
+    return (size_t)n * sizeof(struct mpt_server_peer_state);
+}
+
+/* The server's keys from its parameters: shared-secret mode, or key mode with its peers. */
+static int server_keys(struct mpt_server *s, const struct mpt_server_params *p)
+{
+    if (!p->private_key)
+        return mpt_hs_keys_secret(&s->sec->keys, p->secret);
+    if (mpt_hs_keys_pair(&s->sec->keys, p->private_key, NULL, NULL) != 0)
+        return -EINVAL;
+    for (unsigned i = 0; i < p->npeers; i++) {
+        s->peers[i].peer = p->peers[i];
+        s->peers[i].peer.name[MPT_PEER_NAME_MAX - 1] = 0;
+        mpt_hs_mac1_resp_key(s->peers[i].mac1_resp, p->peers[i].public_key);
+    }
+    return 0;
+}
+
 int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
 {
-    int locked, table_locked = 0;
+    int locked, table_locked = 0, peers_locked = 1;
 
     memset(s, 0, sizeof(*s));
-    if (!p->secret || p->max_sessions < 1 || p->max_flows < 1 || p->ntargets > 65535 ||
-        (p->nallow && !p->allow))
+    if ((!p->secret && !p->private_key) || (p->private_key && (!p->npeers || !p->peers)) ||
+        p->npeers > MPT_SERVER_MAX_PEERS || p->max_sessions < 1 || p->max_flows < 1 ||
+        p->ntargets > 65535 || (p->nallow && !p->allow))
         return -EINVAL;
     s->p = *p;
     s->p.secret = NULL;
+    s->p.private_key = NULL;
+    s->p.peers = NULL;
     s->p.allow = NULL;
     s->p.nallow = 0;
+    if (!p->private_key)
+        s->p.npeers = 0;
     if (!s->p.max_lookups)
         s->p.max_lookups = 16;
-    s->psk = mpt_secure_alloc(sizeof(*s->psk), &locked);
-    if (!s->psk)
+    if (!s->p.rekey_after_ms)
+        s->p.rekey_after_ms = MPT_REKEY_AFTER_MS;
+    s->sec = mpt_secure_alloc(sizeof(*s->sec), &locked);
+    if (!s->sec)
         return -ENOMEM;
-    if (mpt_psk_init(s->psk, p->secret) != 0) {
+    if (s->p.npeers) {
+        s->peers = mpt_secure_alloc(peers_bytes(s->p.npeers), &peers_locked);
+        if (!s->peers) {
+            mpt_server_free(s);
+            return -ENOMEM;
+        }
+    } else {
+        s->recent = calloc(1, sizeof(*s->recent));
+        if (!s->recent) {
+            mpt_server_free(s);
+            return -ENOMEM;
+        }
+    }
+    if (server_keys(s, p) != 0) {
         mpt_server_free(s);
         return -EINVAL;
     }
     /* The sessions hold their keys: the whole table lives in key memory (zeroed). */
     if (sessions_bytes(p->max_sessions) / sizeof(*s->sessions) == p->max_sessions)
         s->sessions = mpt_secure_alloc(sessions_bytes(p->max_sessions), &table_locked);
-    if (s->sessions && (!locked || !table_locked))
+    if (s->sessions && (!locked || !table_locked || !peers_locked))
         MPT_WARN("session keys not locked in memory (%s): they may be swapped out; they are still "
                  "left out of core dumps",
                  sessions_bytes(p->max_sessions) > MPT_SECURE_LOCK_MAX
@@ -75,8 +121,40 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     s->aes = !p->no_aes && mpt_cipher_aes_available();
     mpt_ratelimit_init(&s->ratelimit, HS_PER_SOURCE_RATE, HS_PER_SOURCE_BURST, HS_GLOBAL_RATE,
                        HS_GLOBAL_BURST);
+    mpt_ratelimit_init(&s->load, COOKIE_PER_SOURCE_RATE, COOKIE_PER_SOURCE_BURST, LOAD_RATE,
+                       LOAD_BURST);
     s->authlog_tokens = MPT_SERVER_AUTHLOG_BURST;
     return 0;
+}
+
+int mpt_server_set_secret(struct mpt_server *s, const uint8_t secret[MPT_KEY_LEN])
+{
+    struct mpt_hs_keys *k;
+    int locked, changed;
+
+    if (s->sec->keys.keymode || !secret)
+        return -EINVAL;
+    k = mpt_secure_alloc(sizeof(*k), &locked);
+    if (!k)
+        return -EINVAL;
+    if (mpt_hs_keys_secret(k, secret) != 0) {
+        mpt_secure_free(k, sizeof(*k));
+        return -EINVAL;
+    }
+    changed = sodium_memcmp(k, &s->sec->keys, sizeof(*k)) != 0;
+    s->sec->keys = *k;
+    mpt_secure_free(k, sizeof(*k));
+    return changed;
+}
+
+void mpt_server_set_wall(struct mpt_server *s, uint64_t now, uint64_t unix_us)
+{
+    s->wall_off_us = (int64_t)(unix_us - now);
+}
+
+static uint64_t wall_us(const struct mpt_server *s, uint64_t now)
+{
+    return now + (uint64_t)s->wall_off_us;
 }
 
 void mpt_server_free(struct mpt_server *s)
@@ -89,6 +167,8 @@ void mpt_server_free(struct mpt_server *s)
             if (s->sessions[i].sid) {
                 mpt_keys_wipe(&s->sessions[i].keys);
                 mpt_keys_wipe(&s->sessions[i].prev_keys);
+                mpt_wipe(s->sessions[i].resume, sizeof(s->sessions[i].resume));
+                mpt_wipe(s->sessions[i].prev_resume, sizeof(s->sessions[i].prev_resume));
             }
         mpt_secure_free(s->sessions, sessions_bytes(s->p.max_sessions));
     }
@@ -97,14 +177,14 @@ void mpt_server_free(struct mpt_server *s)
     free(s->closed);
     mpt_split_free(&s->split);
     free(s->allow);
+    free(s->recent);
     mpt_slots_free(&s->session_slots);
     mpt_index_free(&s->session_by_sid);
     mpt_index_free(&s->session_by_prev);
     mpt_slots_free(&s->flow_slots);
     mpt_index_free(&s->flow_by_key);
-    if (s->psk)
-        mpt_psk_wipe(s->psk);
-    mpt_secure_free(s->psk, sizeof(*s->psk));
+    mpt_secure_free(s->peers, peers_bytes(s->p.npeers));
+    mpt_secure_free(s->sec, sizeof(*s->sec));
     memset(s, 0, sizeof(*s));
 }
 
@@ -236,6 +316,7 @@ static void prev_forget(struct mpt_server *s, uint32_t slot)
         return;
     mpt_index_remove(&s->session_by_prev, slot);
     mpt_keys_wipe(&ss->prev_keys);
+    mpt_wipe(ss->prev_resume, sizeof(ss->prev_resume));
     ss->prev_sid = 0;
 }
 
@@ -248,7 +329,7 @@ static void session_release(struct mpt_server *s, uint32_t slot, struct mpt_outq
     mpt_index_remove(&s->session_by_sid, slot);
     mpt_slots_release(&s->session_slots, slot);
     mpt_keys_wipe(&ss->keys);
-    memset(ss, 0, sizeof(*ss));
+    mpt_wipe(ss, sizeof(*ss));
 }
 
 static uint32_t session_find(const struct mpt_server *s, uint64_t sid)
@@ -282,86 +363,232 @@ static uint32_t session_make_room(struct mpt_server *s, uint64_t now, struct mpt
     return mpt_slots_alloc(&s->session_slots);
 }
 
-static void send_reply(struct mpt_server *s, const struct mpt_server_session *ss,
-                       const struct mpt_addr *to, struct mpt_outq *q)
+static void send_hs(struct mpt_server *s, const uint8_t *msg, size_t len, const struct mpt_addr *to,
+                    struct mpt_outq *q)
 {
-    uint8_t *m = mpt_outq_alloc(q, MPT_REPLY_LEN);
+    uint8_t *m = mpt_outq_alloc(q, len);
     struct mpt_out *o;
 
     if (!m)
         return;
-    memset(m, 0, MPT_REPLY_LEN);
-    m[0] = MPT_PROTO_VERSION;
-    m[1] = MPT_TYPE_REPLY;
-    mpt_put64(m + MPT_REPLY_OFF_SID, ss->sid);
-    memcpy(m + MPT_REPLY_OFF_RANDOM, ss->server_random, MPT_RANDOM_LEN);
-    m[MPT_REPLY_OFF_CIPHER] = (uint8_t)ss->keys.cipher;
-    mpt_reply_mac(s->psk, m, ss->client_random, m + MPT_REPLY_OFF_MAC);
-    o = mpt_outq_push(q, MPT_OUT_PATH, m, MPT_REPLY_LEN, 0);
+    memcpy(m, msg, len);
+    o = mpt_outq_push(q, MPT_OUT_PATH, m, len, 0);
     if (o) {
         o->addr = *to;
         o->src = s->rx_local;
         s->ctr.tx_dgrams++;
-        s->ctr.tx_bytes += MPT_REPLY_LEN;
+        s->ctr.tx_bytes += len;
     }
 }
 
-static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
-                     const uint8_t *buf, struct mpt_outq *q)
+/* A line about initiations refused for their timestamp (a clock off, or replays), at most once a
+ * minute. */
+static void warn_stale(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                       const struct mpt_hs_server *st, const char *who)
 {
-    uint8_t mac[MPT_MAC_LEN], c2s[MPT_KEY_LEN], s2c[MPT_KEY_LEN];
+    char a[MPT_ADDR_STRLEN];
+    uint64_t ts = 0, wall = wall_us(s, now);
+    double off = mpt_tai64n_parse(st->tai, &ts) == 0 ? ((double)ts - (double)wall) / 1e6 : 0;
+
+    if (!MPT_LOG_ON(MPT_LOGL_WARN) || !mpt_log_due(&s->warn_stale_us, now, 60000000))
+        return;
+    if (s->p.npeers)
+        MPT_WARN("a handshake from %s (peer %s) refused: its timestamp is not newer than the "
+                 "last one taken from that peer (a replay, or its clock went back) (this warning "
+                 "at most once a minute)",
+                 mpt_addr_str(from, a, sizeof(a)), who);
+    else if (off > MPT_HS_WINDOW_US / 1e6 || off < -(MPT_HS_WINDOW_US / 1e6))
+        MPT_WARN("a handshake from %s refused: its clock is %+.0f s from ours (limit %.0f s in "
+                 "shared-secret mode): set both clocks right (NTP), or use key mode (this "
+                 "warning at most once a minute)",
+                 mpt_addr_str(from, a, sizeof(a)), off, MPT_HS_WINDOW_US / 1e6);
+    else
+        MPT_WARN("a handshake from %s refused: a replay of one already taken (this warning at "
+                 "most once a minute)",
+                 mpt_addr_str(from, a, sizeof(a)));
+}
+
+static uint32_t peer_find(const struct mpt_server *s, const uint8_t pub[MPT_KEY_LEN])
+{
+    for (unsigned i = 0; i < s->p.npeers; i++)
+        if (sodium_memcmp(s->peers[i].peer.public_key, pub, MPT_KEY_LEN) == 0)
+            return i;
+    return MPT_NIL;
+}
+
+static const char *peer_name(const struct mpt_server *s, uint32_t peer)
+{
+    return peer == MPT_NIL || peer >= s->p.npeers ? "" : s->peers[peer].peer.name;
+}
+
+/* The session an INIT names as previous, with the resume key that must prove it: the session of
+ * that id, or one re-keyed from it whose client may not have the RESPONSE yet. */
+static uint32_t prev_find(struct mpt_server *s, uint64_t now, uint64_t prev, const uint8_t **resume)
+{
+    uint32_t slot = session_find(s, prev);
+
+    if (slot != MPT_NIL) {
+        *resume = s->sessions[slot].resume;
+        return slot;
+    }
+    slot = mpt_index_find(&s->session_by_prev, prev);
+    if (slot != MPT_NIL && now < s->sessions[slot].prev_until_us) {
+        *resume = s->sessions[slot].prev_resume;
+        return slot;
+    }
+    return MPT_NIL;
+}
+
+/* Reads an INIT (MAC1 checked) into st and checks that it is fresh: authenticated, from a known
+ * peer (key mode), and no replay. Returns 1, or 0 (counted, st wiped). */
+static int read_fresh(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                      const uint8_t *buf, size_t len, struct mpt_hs_server *st, uint32_t *peer,
+                      uint64_t *ts)
+{
+    const struct mpt_hs_keys *k = &s->sec->keys;
+    uint32_t pr = MPT_NIL;
+    int fresh;
+
+    if (mpt_hs_server_read(st, k, buf, len) != 0) {
+        auth_failed(s, now, from, "a handshake");
+        return 0;
+    }
+    if (k->keymode) {
+        pr = peer_find(s, st->remote);
+        if (pr == MPT_NIL) {
+            auth_failed(s, now, from, "a handshake with a key no [peer] has");
+            mpt_hs_server_wipe(st);
+            return 0;
+        }
+        *peer = pr;
+    }
+    /* A replayed INIT never opens or disturbs a session, and gets no answer. */
+    *ts = 0;
+    if (k->keymode)
+        fresh = mpt_tai64n_parse(st->tai, ts) == 0 && *ts + 1 > s->peers[pr].greatest_tai_us
+                    ? MPT_HS_FRESH
+                    : MPT_HS_REPLAY;
+    else
+        fresh = mpt_hs_recent_check(s->recent, wall_us(s, now), st, 0);
+    if (fresh != MPT_HS_FRESH) {
+        s->ctr.drops[MPT_DROP_EXPIRED]++;
+        warn_stale(s, now, from, st, peer_name(s, pr));
+        mpt_hs_server_wipe(st);
+        return 0;
+    }
+    return 1;
+}
+
+static void on_init(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                    const uint8_t *buf, size_t len, struct mpt_outq *q)
+{
+    struct mpt_hs_keys *k = &s->sec->keys;
     struct mpt_server_session *ss;
-    uint64_t sid, prev;
-    uint32_t slot, pslot;
+    struct mpt_hs_server st;
+    struct mpt_hs_result res;
+    const uint8_t *resume = NULL;
+    uint32_t slot, pslot = MPT_NIL, peer = MPT_NIL;
+    uint64_t sid, ts = 0;
     int cipher;
 
-    /* The source's rate limit comes before the MAC, so junk cannot buy hashing work either. */
-    if (!mpt_ratelimit_allow(&s->ratelimit, from, now)) {
-        s->ctr.drops[MPT_DROP_LIMIT]++;
+    if (len != mpt_hs_init_len(k->keymode)) {
+        /* The other mode's INIT: a client configured for key mode, or for a shared secret. */
+        s->ctr.drops[MPT_DROP_MALFORMED]++;
+        if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->warn_v1_us, now, 60000000)) {
+            char a[MPT_ADDR_STRLEN];
+            MPT_WARN("a handshake from %s is for %s mode, and this server is in %s mode: "
+                     "configure both ends alike (this warning at most once a minute)",
+                     mpt_addr_str(from, a, sizeof(a)), k->keymode ? "shared-secret" : "key",
+                     k->keymode ? "key" : "shared-secret");
+        }
         return;
     }
-    mpt_hello_mac(s->psk, buf, mac);
-    if (!mpt_mac_equal(mac, buf + MPT_HELLO_OFF_MAC)) {
-        auth_failed(s, now, from, "a handshake");
-        return;
-    }
-    sid = mpt_get64(buf + MPT_HELLO_OFF_SID);
+    sid = mpt_get64(buf + MPT_INIT_OFF_SID);
     if (sid == 0) {
         s->ctr.drops[MPT_DROP_MALFORMED]++;
+        return;
+    }
+    /* MAC1 first: junk, at any rate and from any source, costs one keyed hash and spends no
+     * rate limit or state. */
+    if (!mpt_hs_check_mac1(k, buf, len)) {
+        auth_failed(s, now, from, "a handshake");
         return;
     }
     slot = session_find(s, sid);
     if (slot != MPT_NIL) {
         ss = &s->sessions[slot];
-        /* A copy of the HELLO we answered (another path, or a retry): answer the same again.
-         * A replayed HELLO thus gets the reply of a session whose keys it cannot know. */
-        if (memcmp(ss->client_random, buf + MPT_HELLO_OFF_RANDOM, MPT_RANDOM_LEN) == 0)
-            send_reply(s, ss, from, q);
-        else
-            s->ctr.drops[MPT_DROP_REPLAY]++;
+        /* A copy of the INIT we answered (another path, or sent again): the same RESPONSE, for
+         * a short while and a few times; after that it can only be a replay. */
+        if (mpt_mac_equal(ss->init_mac1, buf + len - 2 * MPT_MAC_LEN) &&
+            now - ss->init_us < MPT_SERVER_INIT_COPY_US &&
+            ss->response_copies < MPT_SERVER_INIT_COPIES) {
+            ss->response_copies++;
+            send_hs(s, ss->response, MPT_RESPONSE_LEN, from, q);
+        } else {
+            s->ctr.drops[MPT_DROP_EXPIRED]++;
+        }
         return;
     }
-    /* Opening a session is the costly part: capped for the whole server, after the MAC so that
-     * junk cannot use up the budget of genuine clients. */
-    if (!mpt_ratelimit_allow_global(&s->ratelimit, now)) {
+    /* Shared-secret mode reads the INIT at once: Noise_NNpsk0's first message costs no
+     * Diffie-Hellman, so a replay is refused before anything else, and never answered, even
+     * with a cookie. Key mode's costs one: under load, a cookie comes first. */
+    if (!k->keymode && !read_fresh(s, now, from, buf, len, &st, NULL, &ts))
+        return;
+    /* Under load, the rest only for sources that prove their address with a cookie. */
+    if (!mpt_ratelimit_allow_global(&s->load, now) &&
+        !mpt_hs_check_mac2(&s->sec->cookies, now, from, buf, len)) {
+        if (mpt_ratelimit_allow(&s->load, from, now)) {
+            uint8_t m[MPT_COOKIE_MSG_LEN];
+            mpt_hs_cookie_msg(&s->sec->cookies, k, now, from, buf, len, m);
+            send_hs(s, m, sizeof(m), from, q);
+            s->cookies_sent++;
+        }
         s->ctr.drops[MPT_DROP_LIMIT]++;
+        if (!k->keymode)
+            mpt_hs_server_wipe(&st);
         return;
     }
-    prev = mpt_get64(buf + MPT_HELLO_OFF_PREV);
-    pslot = prev ? session_find(s, prev) : MPT_NIL;
+    if (k->keymode && !read_fresh(s, now, from, buf, len, &st, &peer, &ts))
+        return;
+    /* Only fresh, authenticated initiations spend the source's and the server's budgets. */
+    if (!mpt_ratelimit_allow(&s->ratelimit, from, now) ||
+        !mpt_ratelimit_allow_global(&s->ratelimit, now)) {
+        s->ctr.drops[MPT_DROP_LIMIT]++;
+        mpt_hs_server_wipe(&st);
+        return;
+    }
+    if (st.prev) {
+        pslot = prev_find(s, now, st.prev, &resume);
+        if (pslot != MPT_NIL &&
+            (!mpt_hs_server_proof_ok(&st, resume) || s->sessions[pslot].peer != peer)) {
+            char a[MPT_ADDR_STRLEN];
+            MPT_WARN("a handshake from %s%s%s naming session %016llx as its previous one, "
+                     "without proof under that session's key: refused",
+                     mpt_addr_str(from, a, sizeof(a)), k->keymode ? " by peer " : "",
+                     peer_name(s, peer), (unsigned long long)st.prev);
+            auth_failed(s, now, from, "a handshake");
+            mpt_hs_server_wipe(&st);
+            return;
+        }
+    }
     if (pslot != MPT_NIL) {
-        /* The client replaces its old session: rekey that slot in place, so that its flows (keyed
+        /* The client continues its session: rekey that slot in place, so that its flows (keyed
          * by slot) and paths stay, and a full table cannot refuse the client its own session. */
         slot = pslot;
         ss = &s->sessions[slot];
         mpt_index_remove(&s->session_by_sid, slot);
-        prev_forget(s, slot);
-        ss->prev_sid = prev;
-        ss->prev_keys = ss->keys;
-        ss->prev_until_us = now + PREV_KEEP_US;
-        mpt_index_insert(&s->session_by_prev, slot, prev);
-        MPT_INFO("session %016llx re-established as %016llx, flows kept", (unsigned long long)prev,
-                 (unsigned long long)sid);
+        if (ss->prev_sid != st.prev) {
+            prev_forget(s, slot);
+            ss->prev_sid = st.prev;
+            ss->prev_keys = ss->keys;
+            memcpy(ss->prev_resume, ss->resume, MPT_KEY_LEN);
+            ss->prev_until_us = now + PREV_KEEP_US;
+            mpt_index_insert(&s->session_by_prev, slot, st.prev);
+        }
+        /* else: the keys of a re-key the client never heard of give way; the previous stay. */
+        mpt_keys_wipe(&ss->keys);
+        MPT_INFO("session %016llx%s%s re-keyed as %016llx, flows kept", (unsigned long long)st.prev,
+                 k->keymode ? " of peer " : "", peer_name(s, peer), (unsigned long long)sid);
     } else {
         slot = session_make_room(s, now, q);
         if (slot == MPT_NIL) {
@@ -372,33 +599,52 @@ static void on_hello(struct mpt_server *s, uint64_t now, const struct mpt_addr *
                          "from %s refused (this warning at most once a minute)",
                          s->p.max_sessions, mpt_addr_str(from, a, sizeof(a)));
             }
+            mpt_hs_server_wipe(&st);
             return;
         }
         ss = &s->sessions[slot];
         memset(ss, 0, sizeof(*ss));
+        ss->created_us = now;
         char a[MPT_ADDR_STRLEN];
-        MPT_INFO("session %016llx opened via %s (%u sessions in use)", (unsigned long long)sid,
-                 mpt_addr_str(from, a, sizeof(a)), s->session_slots.used);
+        MPT_INFO("session %016llx opened via %s%s%s (%u sessions in use)", (unsigned long long)sid,
+                 mpt_addr_str(from, a, sizeof(a)), k->keymode ? " by peer " : "",
+                 peer_name(s, peer), s->session_slots.used);
     }
+    /* Taken: the same INIT can never be taken again. */
+    if (k->keymode)
+        s->peers[peer].greatest_tai_us = ts + 1;
+    else
+        mpt_hs_recent_check(s->recent, wall_us(s, now), &st, 1);
     ss->sid = sid;
-    memcpy(ss->client_random, buf + MPT_HELLO_OFF_RANDOM, MPT_RANDOM_LEN);
-    mpt_random(ss->server_random, MPT_RANDOM_LEN);
-    mpt_session_keys(s->psk, sid, ss->client_random, ss->server_random, c2s, s2c);
-    /* AES-256-GCM when both ends run it in hardware; the choice is in the REPLY, under its MAC. */
-    cipher = (buf[MPT_HELLO_OFF_FLAGS] & MPT_HELLO_FLAG_AES) && s->aes ? MPT_CIPHER_AES256GCM
-                                                                       : MPT_CIPHER_CHACHA20;
-    mpt_keys_init(&ss->keys, s2c, c2s, cipher);
+    ss->peer = peer;
+    /* AES-256-GCM when both ends run it in hardware; the choice is in the RESPONSE, under the
+     * handshake's keys. */
+    cipher = (st.flags & MPT_INIT_FLAG_AES) && s->aes ? MPT_CIPHER_AES256GCM : MPT_CIPHER_CHACHA20;
+    ss->mode = st.mode;
+    memcpy(ss->init_mac1, st.init_mac1, MPT_MAC_LEN);
+    if (mpt_hs_server_response(&st, k, k->keymode ? s->peers[peer].peer.psk : NULL,
+                               k->keymode ? s->peers[peer].mac1_resp : k->mac1_resp, cipher,
+                               ss->response, &res) != 0) {
+        /* A low-order ephemeral key: the Diffie-Hellman result is zero. */
+        auth_failed(s, now, from, "a handshake");
+        session_release(s, slot, q);
+        return;
+    }
+    mpt_keys_init(&ss->keys, res.tx, res.rx, res.cipher,
+                  now + MPT_REJECT_AFTER_US(s->p.rekey_after_ms));
+    memcpy(ss->resume, res.resume, MPT_KEY_LEN);
+    mpt_wipe(&res, sizeof(res));
     MPT_DEBUG("session %016llx: %s, client mode %u", (unsigned long long)sid,
-              mpt_cipher_name(cipher), buf[MPT_HELLO_OFF_MODE]);
-    mpt_wipe(c2s, sizeof(c2s));
-    mpt_wipe(s2c, sizeof(s2c));
-    ss->created_us = now;
+              mpt_cipher_name(cipher), st.mode);
+    ss->init_us = now;
+    ss->response_copies = 0;
     ss->last_rx_us = now;
-    ss->mode = buf[MPT_HELLO_OFF_MODE];
     mpt_index_insert(&s->session_by_sid, slot, sid);
     mpt_slots_touch(&s->session_slots, slot);
     s->ctr.handshakes++;
-    send_reply(s, ss, from, q);
+    if (k->keymode)
+        s->peers[peer].handshakes++;
+    send_hs(s, ss->response, MPT_RESPONSE_LEN, from, q);
 }
 
 static struct mpt_server_path *path_find(struct mpt_server_session *ss, const struct mpt_addr *from)
@@ -708,6 +954,9 @@ static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint
     int best;
     size_t n;
 
+    /* Keys past their lifetime send nothing (the client re-keys well before). */
+    if (!mpt_keys_live(ss->prev_sid && now < ss->prev_until_us ? &ss->prev_keys : &ss->keys, now))
+        return;
     mask = return_paths(ss, now, &best);
     if (!mask && best >= 0)
         mask = 1u << best; /* every path silent for a while: still try the one heard last */
@@ -1110,13 +1359,21 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
     int n;
 
     switch (mpt_wire_classify(buf, len)) {
-    case MPT_TYPE_HELLO:
-        on_hello(s, now, from, buf, q);
+    case MPT_TYPE_INIT:
+        on_init(s, now, from, buf, len, q);
         return;
     case MPT_TYPE_DATA:
         break;
     default:
         s->ctr.drops[MPT_DROP_MALFORMED]++;
+        if (len == MPT_V1_HELLO_LEN && buf[0] == MPT_PROTO_VERSION_1 && buf[1] == 1 &&
+            MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->warn_v1_us, now, 60000000)) {
+            char a[MPT_ADDR_STRLEN];
+            MPT_WARN("a handshake of protocol version 1 from %s: that client runs an mptunnel "
+                     "older than 2.0, which this server no longer speaks; upgrade it (this "
+                     "warning at most once a minute)",
+                     mpt_addr_str(from, a, sizeof(a)));
+        }
         return;
     }
     sid = mpt_data_sid(buf);
@@ -1133,6 +1390,10 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
         k = &s->sessions[slot].keys;
     }
     ss = &s->sessions[slot];
+    if (!mpt_keys_live(k, now)) {
+        s->ctr.drops[MPT_DROP_EXPIRED]++;
+        return;
+    }
     mark = q->used;
     plain = mpt_outq_alloc(q, len - MPT_DATA_OVERHEAD);
     if (!plain) {
@@ -1296,6 +1557,10 @@ uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq
             forget_paths(ss, now);
             if (ss->prev_sid && now >= ss->prev_until_us)
                 prev_forget(s, i);
+            /* Keys past their lifetime are wiped: the session waits for the client's re-key
+             * (its resume key still proves it), and nothing is sealed or opened meanwhile. */
+            if (ss->keys.expires_us && !mpt_keys_live(&ss->keys, now))
+                mpt_keys_wipe(&ss->keys);
         }
         i = newer;
     }

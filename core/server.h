@@ -9,6 +9,7 @@
 
 #include "core/addr.h"
 #include "core/client.h"
+#include "core/handshake.h"
 #include "core/outq.h"
 #include "core/ratelimit.h"
 #include "core/session.h"
@@ -16,8 +17,19 @@
 #include "core/table.h"
 #include "core/target.h"
 
+/* A client of a server in key mode (PROTOCOL.md §3): its name and keys. */
+#define MPT_PEER_NAME_MAX 64
+struct mpt_server_peer {
+    char name[MPT_PEER_NAME_MAX];
+    uint8_t public_key[MPT_KEY_LEN];
+    uint8_t psk[MPT_KEY_LEN]; /* its pre-shared key: its own `secret`, else the tunnel's, else 0 */
+};
+
 struct mpt_server_params {
-    const uint8_t *secret;       /* 32 bytes */
+    const uint8_t *secret;               /* shared-secret mode: 32 bytes (NULL in key mode) */
+    const uint8_t *private_key;          /* key mode: the server's X25519 private key, else NULL */
+    const struct mpt_server_peer *peers; /* key mode: its clients (copied) */
+    unsigned npeers;
     unsigned max_sessions;       /* > 0 */
     unsigned max_flows;          /* > 0, over all sessions */
     uint32_t flow_timeout_ms;    /* idle flows are closed after this */
@@ -27,16 +39,40 @@ struct mpt_server_params {
     /* What a flow may name (§5), names resolved: a target outside is refused, never contacted. */
     const struct mpt_allow_rule *allow;
     unsigned nallow;
-    unsigned max_lookups; /* names being resolved at once, over all sessions; 0: 16 */
+    unsigned max_lookups;    /* names being resolved at once, over all sessions; 0: 16 */
+    uint32_t rekey_after_ms; /* clients re-key this often; keys older than 1.5x are refused (0:
+                                MPT_REKEY_AFTER_MS) */
 };
 
 /* MPT_OUT_FLOW_OPEN's target for a flow that named its own: the address is in mpt_out.addr. */
 #define MPT_TARGET_NAMED 0xffff
 #define MPT_SERVER_MAX_ALLOW 4096 /* rules after resolution */
+#define MPT_SERVER_MAX_PEERS 4096
 /* Refusals logged at most once per this interval (with the count since the last line). */
 #define MPT_SERVER_REFUSELOG_US 10000000ULL
 
 #define MPT_PATH_ID_UNKNOWN 0xff
+
+/* Copies of an INIT (the same bytes on other paths, or sent again) are answered with the same
+ * RESPONSE for this long after the first, at most MPT_SERVER_INIT_COPIES times; later, it is a
+ * replay and gets nothing. */
+#define MPT_SERVER_INIT_COPY_US 1000000ULL
+#define MPT_SERVER_INIT_COPIES 8
+
+/* Key mode: what the server keeps of each client between sessions. */
+struct mpt_server_peer_state {
+    struct mpt_server_peer peer;
+    uint8_t mac1_resp[MPT_KEY_LEN]; /* MAC1 key of RESPONSEs to it */
+    uint64_t greatest_tai_us;       /* the newest INIT timestamp taken + 1 (0: none): not newer,
+                                       a replay */
+    uint64_t handshakes;
+};
+
+/* The server's key material (mpt_secure_alloc). */
+struct mpt_server_secrets {
+    struct mpt_hs_keys keys;
+    struct mpt_hs_cookies cookies;
+};
 
 /* Sources whose datagrams failed authentication, for the log: the first failure of a source is
  * logged at once, the next ones summed up every MPT_SERVER_AUTHLOG_US; at most
@@ -78,10 +114,17 @@ struct mpt_server_path {
 #define MPT_SERVER_AMP_FACTOR 3
 
 struct mpt_server_session {
-    uint64_t sid; /* 0 = free slot */
-    uint8_t client_random[MPT_RANDOM_LEN];
-    uint8_t server_random[MPT_RANDOM_LEN];
+    uint64_t sid;  /* 0 = free slot */
+    uint32_t peer; /* key mode: index of its client in the peer table; MPT_NIL in shared-secret */
     struct mpt_keys keys;
+    uint8_t resume[MPT_KEY_LEN];      /* proves that an INIT continues this session */
+    uint8_t prev_resume[MPT_KEY_LEN]; /* the same for prev_sid, while it is honoured */
+    /* The INIT that opened the present keys, and its RESPONSE, for copies of that INIT (on other
+     * paths, or a retry) within MPT_SERVER_INIT_COPY_US. */
+    uint8_t init_mac1[MPT_MAC_LEN];
+    uint64_t init_us;
+    uint8_t response[MPT_RESPONSE_LEN];
+    uint8_t response_copies;
     /* The session this one re-keyed, still honoured until the client's first datagram under the
      * new id (its REPLY may be lost while its datagrams still arrive): 0 = none. */
     uint64_t prev_sid;
@@ -112,7 +155,13 @@ struct mpt_server_flow {
 struct mpt_server {
     struct mpt_server_params p;
     struct mpt_addr rx_local; /* during an input: the local address it arrived at (0: unknown) */
-    struct mpt_psk *psk;      /* in mpt_secure_alloc memory */
+    struct mpt_server_secrets *sec;      /* in mpt_secure_alloc memory */
+    struct mpt_server_peer_state *peers; /* key mode: p.npeers, in mpt_secure_alloc memory */
+    struct mpt_hs_recent *recent;        /* shared-secret mode: recent initiations (§3) */
+    struct mpt_ratelimit load;           /* INITs given Noise work without a cookie; cookies sent */
+    int64_t wall_off_us;                 /* Unix time - now, from mpt_server_set_wall */
+    uint64_t cookies_sent;
+    uint64_t warn_v1_us, warn_stale_us;  /* log lines about old peers and clocks: from then on */
     struct mpt_server_session *sessions; /* in mpt_secure_alloc memory: they hold the keys */
     struct mpt_slots session_slots;
     struct mpt_index session_by_sid;
@@ -155,6 +204,14 @@ struct mpt_server {
 /* Allocates every table at its full size. Returns 0, -EINVAL or -ENOMEM. */
 int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p);
 void mpt_server_free(struct mpt_server *s);
+
+/* Shared-secret mode: handshakes from now on need this secret (sessions keep their keys).
+ * Returns 1 if it changed, 0 if it is the same, -EINVAL in key mode or if libsodium fails. */
+int mpt_server_set_secret(struct mpt_server *s, const uint8_t secret[MPT_KEY_LEN]);
+
+/* The wall clock (µs since the Unix epoch) at monotonic time `now`: handshake timestamps are
+ * judged by it. The driver calls it at start and from time to time (the clock may be set). */
+void mpt_server_set_wall(struct mpt_server *s, uint64_t now, uint64_t unix_us);
 
 /* A datagram that arrived from `from` on the tunnel's listening socket. */
 void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,

@@ -4,11 +4,11 @@
 #include <string.h>
 
 const char *const mpt_drop_names[MPT_DROP_COUNT] = {
-    "malformed", "unknown_session", "auth_failed", "replay", "over_limit", "no_session",
+    "malformed", "unknown_session", "auth_failed", "replay", "over_limit", "no_session", "expired",
 };
 
 void mpt_keys_init(struct mpt_keys *k, const uint8_t tx[MPT_KEY_LEN], const uint8_t rx[MPT_KEY_LEN],
-                   int cipher)
+                   int cipher, uint64_t expires_us)
 {
     memcpy(k->tx, tx, MPT_KEY_LEN);
     memcpy(k->rx, rx, MPT_KEY_LEN);
@@ -18,6 +18,7 @@ void mpt_keys_init(struct mpt_keys *k, const uint8_t tx[MPT_KEY_LEN], const uint
         crypto_aead_aes256gcm_beforenm(&k->rx_aes, rx);
     }
     k->tx_counter = 0;
+    k->expires_us = expires_us;
     mpt_window_init(&k->rx_window);
 }
 

@@ -18,8 +18,22 @@ struct mpt_keys {
     uint8_t rx[MPT_KEY_LEN];
     int cipher;          /* enum mpt_cipher */
     uint64_t tx_counter; /* last counter used; the next datagram gets tx_counter + 1 */
+    uint64_t expires_us; /* from then on (monotonic time) the keys seal and open nothing */
     struct mpt_window rx_window;
 };
+
+/* Key lifetimes (PROTOCOL.md §3): the client re-keys a session this old or after this many
+ * datagrams; keys live MPT_REJECT_AFTER(rekey) from their handshake, then accept nothing. */
+#define MPT_REKEY_AFTER_MS 120000u
+#define MPT_REKEY_MIN_MS 2000u /* the shortest interval a configuration may ask for */
+#define MPT_REKEY_AFTER_MESSAGES (1ULL << 60)
+#define MPT_REJECT_AFTER_US(rekey_ms) ((uint64_t)(rekey_ms)*1500)
+
+/* 1 if the keys may still seal and open datagrams at `now`. */
+static inline int mpt_keys_live(const struct mpt_keys *k, uint64_t now)
+{
+    return now < k->expires_us;
+}
 
 /* Why a received datagram was dropped. */
 enum mpt_drop {
@@ -29,6 +43,7 @@ enum mpt_drop {
     MPT_DROP_REPLAY,        /* replayed from before the window (too old), or counter 0 */
     MPT_DROP_LIMIT,         /* over a limit (flows, sessions, size, handshake rate) */
     MPT_DROP_NOSESSION,     /* client: no session yet to carry it */
+    MPT_DROP_EXPIRED,       /* under keys past their lifetime (or a replayed handshake) */
     MPT_DROP_COUNT,
 };
 
@@ -61,9 +76,9 @@ static inline uint64_t mpt_counters_rejected(const struct mpt_counters *c)
  * counted in `duplicates'. */
 #define MPT_OPEN_DUPLICATE (-(MPT_DROP_COUNT + 1))
 
-/* Installs fresh keys for `cipher` (counters reset, window empty). */
+/* Installs fresh keys for `cipher` (counters reset, window empty), live until expires_us. */
 void mpt_keys_init(struct mpt_keys *k, const uint8_t tx[MPT_KEY_LEN], const uint8_t rx[MPT_KEY_LEN],
-                   int cipher);
+                   int cipher, uint64_t expires_us);
 void mpt_keys_wipe(struct mpt_keys *k);
 
 /* Where the inner message of a DATA datagram being built goes: write it at buf + MPT_DATA_HDR_LEN,

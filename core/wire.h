@@ -8,34 +8,41 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MPT_PROTO_VERSION 1
+#define MPT_PROTO_VERSION 2
+#define MPT_PROTO_VERSION_1 1 /* the version before: recognised only to say so in the log */
 
 /* §2 outer types */
-#define MPT_TYPE_HELLO 1
-#define MPT_TYPE_REPLY 2
+#define MPT_TYPE_INIT 1     /* handshake initiation, client -> server */
+#define MPT_TYPE_RESPONSE 2 /* its answer, server -> client */
 #define MPT_TYPE_DATA 3
+#define MPT_TYPE_COOKIE 4 /* server -> client, under load: prove your address (MAC2) */
 
 #define MPT_HDR_LEN 4  /* version, type, two reserved zero bytes */
-#define MPT_MAC_LEN 16 /* BLAKE2b-128 over handshake messages */
-#define MPT_RANDOM_LEN 32
+#define MPT_MAC_LEN 16 /* BLAKE2b-128: MAC1 and MAC2 of handshake messages */
 #define MPT_TAG_LEN 16 /* ChaCha20-Poly1305 tag */
 
-/* §3 HELLO, client -> server, fixed size (padded so that no reply is larger). */
-#define MPT_HELLO_LEN 128
-#define MPT_HELLO_OFF_SID 4
-#define MPT_HELLO_OFF_RANDOM 12
-#define MPT_HELLO_OFF_PREV 44
-#define MPT_HELLO_OFF_MODE 52
-#define MPT_HELLO_OFF_FLAGS 53 /* bit 0: the client can use AES-256-GCM */
-#define MPT_HELLO_FLAG_AES 0x01
-#define MPT_HELLO_OFF_MAC (MPT_HELLO_LEN - MPT_MAC_LEN)
+/* §3 INIT: header, session id, the first Noise message, MAC1, MAC2. */
+#define MPT_INIT_OFF_SID 4
+#define MPT_INIT_OFF_NOISE 12
+#define MPT_INIT_NN_LEN 132 /* shared-secret mode: Noise_NNpsk0, message of 88 bytes */
+#define MPT_INIT_IK_LEN 180 /* key mode: Noise_IKpsk2, message of 136 bytes */
+#define MPT_INIT_MAX_LEN MPT_INIT_IK_LEN
 
-/* §3 REPLY, server -> client, fixed size. */
-#define MPT_REPLY_LEN 80
-#define MPT_REPLY_OFF_SID 4
-#define MPT_REPLY_OFF_RANDOM 12
-#define MPT_REPLY_OFF_CIPHER 44 /* the AEAD of the session: enum mpt_cipher */
-#define MPT_REPLY_OFF_MAC (MPT_REPLY_LEN - MPT_MAC_LEN)
+/* §3 RESPONSE: header, session id, the second Noise message (56 bytes), MAC1. */
+#define MPT_RESPONSE_LEN 84
+#define MPT_RESPONSE_OFF_SID 4
+#define MPT_RESPONSE_OFF_NOISE 12
+#define MPT_RESPONSE_NOISE_LEN 56
+#define MPT_RESPONSE_OFF_MAC1 68
+
+/* §3 COOKIE: header, session id, nonce (24), the sealed cookie (16 + tag). */
+#define MPT_COOKIE_MSG_LEN 68
+#define MPT_COOKIE_OFF_SID 4
+#define MPT_COOKIE_OFF_NONCE 12
+#define MPT_COOKIE_OFF_BOX 36
+
+/* Version 1's handshake request, for the log line that names an old peer. */
+#define MPT_V1_HELLO_LEN 128
 
 /* §4 DATA: header, then ciphertext of an inner message, then the tag. */
 #define MPT_DATA_OFF_SID 4

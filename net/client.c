@@ -203,6 +203,8 @@ static void run_timer(struct mpt_client_drv *d)
     uint64_t next;
 
     refresh_path_mtus(d, mpt_loop_now_us(d->loop));
+    /* Handshakes carry the wall clock, which may be set while we run (NTP after boot). */
+    mpt_client_set_wall(&d->core, mpt_loop_now_us(d->loop), mpt_loop_wall_us());
 
     /* Timers may queue a lot at once (probes, handshakes, held datagrams): start empty. */
     if (d->q.n)
@@ -828,6 +830,8 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     d->loop = loop;
     client_params(&params, cfg);
     rc = mpt_client_init(&d->core, &params);
+    if (!rc)
+        mpt_client_set_wall(&d->core, mpt_loop_now_us(loop), mpt_loop_wall_us());
     if (!rc)
         rc = mpt_outq_init(&d->q, 1024, 1u << 20);
     if (rc) {

@@ -149,6 +149,15 @@ uint64_t mpt_loop_now_us(struct mpt_loop *loop)
     return uv_hrtime() / 1000;
 }
 
+uint64_t mpt_loop_wall_us(void)
+{
+    uv_timeval64_t tv;
+
+    if (uv_gettimeofday(&tv) != 0)
+        return 0;
+    return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+}
+
 const char *mpt_strerror(int err)
 {
     return uv_strerror(err);

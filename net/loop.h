@@ -45,6 +45,9 @@ int mpt_loop_free(struct mpt_loop *loop);
 /* Monotonic time in microseconds (the loop's cached time refreshed). */
 uint64_t mpt_loop_now_us(struct mpt_loop *loop);
 
+/* The wall clock: µs since the Unix epoch (0 if it cannot be read). */
+uint64_t mpt_loop_wall_us(void);
+
 /* Error text for a negative UV_E* / errno code. */
 const char *mpt_strerror(int err);
 

@@ -277,6 +277,8 @@ static void on_timer(uv_timer_t *t)
         mpt_server_set_path_mtus(&d->core, 1, path_max_dgram, d);
     }
 
+    /* Handshake timestamps are judged by the wall clock, which may be set while we run. */
+    mpt_server_set_wall(&d->core, now, mpt_loop_wall_us());
     if (d->q.n)
         flush(d);
     from = d->q.n;
@@ -510,6 +512,8 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     d->flows = calloc(sc->max_flows, sizeof(*d->flows));
     rc = d->flows ? mpt_server_init(&d->core, &params) : UV_ENOMEM;
     if (!rc)
+        mpt_server_set_wall(&d->core, mpt_loop_now_us(loop), mpt_loop_wall_us());
+    if (!rc)
         rc = mpt_outq_init(&d->q, 1024, 1u << 20);
     if (!rc && !(d->dest = calloc(d->q.max, sizeof(*d->dest))))
         rc = UV_ENOMEM;
@@ -613,22 +617,21 @@ static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
                         const struct mpt_addr *target, char *err, size_t errlen)
 {
     const struct mpt_server_config *sc = &cfg->server;
-    struct mpt_psk psk;
     char a[MPT_ADDR_STRLEN];
+    int rc;
 
     if (mpt_driver_stopping(&d->base)) {
         snprintf(err, errlen, "the server is stopping");
         return UV_ECANCELED;
     }
-    if (mpt_psk_init(&psk, cfg->secret) != 0) {
+    rc = mpt_server_set_secret(&d->core, cfg->secret);
+    if (rc < 0) {
         snprintf(err, errlen, "%.300s: [tunnel]: cannot derive keys from the secret", cfg->file);
         return UV_EINVAL;
     }
     /* Sessions keep the keys they were opened with; new handshakes need the new secret. */
-    if (sodium_memcmp(&psk, d->core.psk, sizeof(psk)) != 0)
+    if (rc > 0)
         MPT_INFO("new secret: new sessions need it; open ones go on under their keys");
-    *d->core.psk = psk;
-    mpt_psk_wipe(&psk);
     if (!mpt_addr_equal(target, &d->target))
         MPT_INFO("target is now %s (new flows; open ones keep theirs)",
                  target->u.sa.sa_family ? mpt_addr_str(target, a, sizeof(a)) : "none");

@@ -10,8 +10,10 @@ both sides, session_timeout = 2s, bridges with --idle-timeout 1. Two paths, each
  3. sessions and bridge peers: the client is stopped (SIGSTOP): the server forgets its session,
     the bridges forget their peers; resumed, the client makes a new session through new peers
     and its applications are answered again;
- 4. half-open handshakes: a captured HELLO replayed from elsewhere opens a session that never
-    confirms; it expires at the session timeout, twice (its slot reused), the genuine one stays.
+ 4. half-open handshakes: a replay of the first session's INIT gets no answer and opens nothing;
+    the INITs of a second client whose path leads nowhere (recorded on the way), each sent once
+    from a socket of the test's own, open sessions that never confirm; each expires at the session
+    timeout (the slot reused), the genuine one stays.
 Every process must stay alive throughout (the server once freed itself when an idle flow's
 socket closed), nothing may arrive twice, and traffic must flow after every expiry."""
 import os
@@ -31,7 +33,7 @@ BRIDGE_IDLE = 1.0
 HELD_US = 2.0  # core/client.h MPT_CLIENT_HELD_US
 SLACK = 3.0  # the server timer's 1 s period, status latency on a loaded machine, sanitizers
 NAPPS = 20
-HELLO = 1
+INIT = mptlib.INIT
 
 
 def body(t):
@@ -162,17 +164,43 @@ def body(t):
                     len(re.findall(r"new peer", b.log())), 2, ">=")
         alive("after the new session")
 
-        # 4. Half-open handshakes: the first session's HELLO, replayed from another socket.
+        # 4. Half-open handshakes. The first session's INIT, replayed: nothing.
         recs = mptlib.read_records(rec)
-        hellos = [d for d in recs if mptlib.wire_type(d) == HELLO]
-        if not hellos:
-            raise mptlib.Failed("no HELLO in the capture")
+        inits = [d for d in recs if mptlib.wire_type(d) == INIT]
+        if not inits:
+            raise mptlib.Failed("no INIT in the capture")
+        ans = lifelib.replay_one(inits[0], ("127.0.0.1", sport))
+        t.check("answers to the first session's INIT, replayed", len(ans), 0, "==")
+        t.check("server sessions in use after the replay", lifelib.used(cfg, "server", "sessions"),
+                1, "==")
+        # INITs that never reached the server: a second client whose one path ends at a
+        # recording bridge with nothing behind it.
+        rec2, dead_port, b2port = t.path("capture2.bin"), t.port(), t.port()
+        cfg2 = t.write_config(
+            "t2.ini", secret, client_listen="127.0.0.1:%d" % t.port(),
+            bridges=["127.0.0.1:%d" % b2port], server_listen="127.0.0.1:%d" % sport,
+            target=tgt.addr, extra_client=["control = " + t.path("client2.sock")])
+        hole = t.bridge("hole", "127.0.0.1:%d" % b2port, "127.0.0.1:%d" % dead_port,
+                        "--record", rec2)
+        client2 = t.client(cfg2, name="client2")
+        time.sleep(2.5)
+        t.stop(client2)
+        t.stop(hole)
+        fresh_inits = {}
+        for d in mptlib.read_records(rec2):
+            if mptlib.wire_type(d) == INIT:
+                fresh_inits.setdefault(d[4:12], d)
+        fresh_inits = list(fresh_inits.values())
+        t.check("INITs of the second client recorded (distinct sessions)", len(fresh_inits), 2,
+                ">=")
         for round_ in (1, 2):
             opened = time.monotonic()
-            ans = lifelib.replay_one(hellos[0], ("127.0.0.1", sport))
-            t.check("half-open %d: answers to the replayed HELLO" % round_, len(ans), 1, ">=")
-            t.check("half-open %d: largest answer (bytes; request %d)" % (round_, len(hellos[0])),
-                    max(ans or [0]), len(hellos[0]), "<=")
+            init = fresh_inits[round_ - 1]
+            ans = lifelib.replay_one(init, ("127.0.0.1", sport))
+            t.check("half-open %d: answers to an INIT the server never saw" % round_, len(ans), 1,
+                    "==")
+            t.check("half-open %d: largest answer (bytes; request %d)" % (round_, len(init)),
+                    max(ans or [0]), len(init), "<=")
             doc = lifelib.status(cfg, "server")
             if time.monotonic() < opened + SESSION_TIMEOUT - 0.1:  # else it may be gone already
                 t.check("half-open %d: sessions in use" % round_, doc["sessions"]["used"], 2,

@@ -67,7 +67,8 @@ SERVER_FAMILIES = {k: v for k, v in CLIENT_FAMILIES.items()
                                 "mptunnel_path_probes_sent", "mptunnel_path_probes_acked",
                                 "mptunnel_data_packets", "mptunnel_data_copies")}
 SERVER_FAMILIES.update({"mptunnel_sessions": "gauge", "mptunnel_sessions_max": "gauge"})
-REASONS = {"malformed", "unknown_session", "auth_failed", "replay", "over_limit", "no_session"}
+REASONS = {"malformed", "unknown_session", "auth_failed", "replay", "over_limit", "no_session",
+           "expired"}
 KINDS = {"congestion", "too_big", "unreachable", "other"}
 
 

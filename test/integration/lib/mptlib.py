@@ -658,6 +658,11 @@ def read_records(path):
     return out
 
 
+WIRE_VERSION = 2
+INIT, RESPONSE, DATA, COOKIE = 1, 2, 3, 4
+
+
 def wire_type(d):
-    """The outer type byte of a tunnel datagram (version 1): 1 hello, 2 reply, 3 data."""
-    return d[1] if len(d) >= 4 and d[0] == 1 else None
+    """The outer type byte of a tunnel datagram (protocol 2): 1 INIT, 2 RESPONSE, 3 DATA,
+    4 COOKIE; None for anything else."""
+    return d[1] if len(d) >= 4 and d[0] == WIRE_VERSION else None

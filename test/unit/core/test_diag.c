@@ -159,7 +159,7 @@ static void no_answer(void)
 /* Replies that fail authentication point at the cause in the warning. */
 static void no_answer_bad_replies(void)
 {
-    uint8_t hello[MPT_HELLO_LEN];
+    uint8_t hello[MPT_INIT_NN_LEN];
     int w;
 
     log_reset(MPT_LOGL_INFO);
@@ -167,8 +167,8 @@ static void no_answer_bad_replies(void)
     server_setup();
     vnow = 1000000;
     mpt_client_on_timer(&cl, vnow, &q);
-    ASSERT(q.n >= 1 && q.v[0].len == MPT_HELLO_LEN);
-    memcpy(hello, q.v[0].data, MPT_HELLO_LEN);
+    ASSERT(q.n >= 1 && q.v[0].len == MPT_INIT_NN_LEN);
+    memcpy(hello, q.v[0].data, MPT_INIT_NN_LEN);
     mpt_outq_reset(&q);
     /* A server with another secret would stay silent; a REPLY under another key is what a
      * corrupting middlebox or a mismatched server produces. */
@@ -187,9 +187,9 @@ static void no_answer_bad_replies(void)
         mpt_server_on_path(&other_sv, vnow, &from, hello, sizeof(hello), &q);
         ASSERT_EQ(q.n, 1);
         {
-            uint8_t reply[MPT_REPLY_LEN];
-            memcpy(reply, q.v[0].data, MPT_REPLY_LEN);
-            reply[MPT_REPLY_OFF_MAC] ^= 1;
+            uint8_t reply[MPT_RESPONSE_LEN];
+            memcpy(reply, q.v[0].data, MPT_RESPONSE_LEN);
+            reply[MPT_RESPONSE_OFF_MAC1] ^= 1;
             mpt_outq_reset(&q);
             mpt_client_on_path(&cl, vnow, 1, reply, sizeof(reply), &q);
         }
@@ -222,7 +222,7 @@ static void answer_again(void)
         for (unsigned i = 0; i < q.n; i++) {
             struct mpt_outq sq;
             ASSERT_EQ(mpt_outq_init(&sq, 64, 1 << 16), 0);
-            if (q.v[i].len == MPT_HELLO_LEN && q.v[i].index == 0) {
+            if (q.v[i].len == MPT_INIT_NN_LEN && q.v[i].index == 0) {
                 mpt_server_on_path(&sv, vnow, &from, q.v[i].data, q.v[i].len, &sq);
                 ASSERT_EQ(sq.n, 1);
                 mpt_client_on_path(&cl, vnow, 0, sq.v[0].data, sq.v[0].len, &q);
@@ -257,15 +257,15 @@ static void hello_from(const uint8_t *key, uint8_t *hello)
     ASSERT_EQ(mpt_client_init(&c, &p), 0);
     ASSERT_EQ(mpt_outq_init(&cq, 64, 1 << 16), 0);
     mpt_client_on_timer(&c, 1, &cq);
-    ASSERT(cq.n == 1 && cq.v[0].len == MPT_HELLO_LEN);
-    memcpy(hello, cq.v[0].data, MPT_HELLO_LEN);
+    ASSERT(cq.n == 1 && cq.v[0].len == MPT_INIT_NN_LEN);
+    memcpy(hello, cq.v[0].data, MPT_INIT_NN_LEN);
     mpt_outq_free(&cq);
     mpt_client_free(&c);
 }
 
 static void server_auth_failures(void)
 {
-    uint8_t hello[MPT_HELLO_LEN];
+    uint8_t hello[MPT_INIT_NN_LEN];
     struct mpt_addr a = addr4(0x0a000001, 4000);
     unsigned n;
 

@@ -175,8 +175,8 @@ static void test_endpoint_keys(void)
     sp.flow_timeout_ms = 1000;
     sp.session_timeout_ms = 1000;
     ASSERT_EQ(mpt_server_init(&s, &sp), 0);
-    vm_flags(s.psk, flags, sizeof(flags));
-    fprintf(stderr, "  server psk:%s", flags);
+    vm_flags(s.sec, flags, sizeof(flags));
+    fprintf(stderr, "  server keys:%s", flags);
     ASSERT(has_flag(flags, "dd"));
     vm_flags(&s.sessions[7].keys, flags, sizeof(flags));
     fprintf(stderr, "  server sessions:%s", flags);
@@ -187,7 +187,7 @@ static void test_endpoint_keys(void)
     }
     mpt_client_free(&c);
     mpt_server_free(&s);
-    ASSERT(c.sec == NULL && s.psk == NULL && s.sessions == NULL);
+    ASSERT(c.sec == NULL && s.sec == NULL && s.sessions == NULL);
 }
 
 static const struct task_case cases[] = {

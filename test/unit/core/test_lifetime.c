@@ -396,7 +396,7 @@ static void sessions(void)
     teardown();
 }
 
-/* Returns a HELLO of another client (same secret). */
+/* Returns a INIT of another client (same secret). */
 static size_t other_hello(uint8_t *out)
 {
     struct mpt_client c2;
@@ -423,25 +423,25 @@ static unsigned unconfirmed(void)
     return n;
 }
 
-/* Half-open handshakes: a HELLO answered but never followed by data lives 10 s (or the session
- * timeout if shorter), then its slot serves again — a replay of the same HELLO opens it again. */
+/* Half-open handshakes: an INIT answered but never followed by data lives 10 s (or the session
+ * timeout if shorter), then its slot serves again, for the next INIT of such a client. */
 static void half_open(void)
 {
     struct mpt_addr from = addr4(0x0a000001, 999);
-    uint8_t hello[MPT_HELLO_LEN];
+    uint8_t hello[MPT_INIT_NN_LEN];
     uint32_t session_ms[2] = {60000, 2000};
 
     for (unsigned k = 0; k < 2; k++) {
         uint64_t life = session_ms[k] < 10000 ? session_ms[k] * MS : 10 * SEC;
         setup(2, 16, 60000, 16, 60000, session_ms[k]);
         establish();
-        ASSERT_EQ(other_hello(hello), MPT_HELLO_LEN);
         for (unsigned round = 0; round < 3; round++) {
             uint64_t t0 = fx.now;
             unsigned stray = fx.stray.n;
+            ASSERT_EQ(other_hello(hello), MPT_INIT_NN_LEN);
             server_rx(&from, hello, sizeof(hello));
             ASSERT_EQ(fx.stray.n, stray + 1);
-            ASSERT_EQ(fx.stray.v[stray].len, MPT_REPLY_LEN);
+            ASSERT_EQ(fx.stray.v[stray].len, MPT_RESPONSE_LEN);
             ASSERT_EQ(fx.s.session_slots.used, 2);
             ASSERT_EQ(unconfirmed(), 1);
             advance(t0 + life - 1);
@@ -469,7 +469,7 @@ static void held(void)
 {
     uint64_t t0, drops;
 
-    /* The limit to the microsecond: the session comes at T + 2 s (the ninth HELLO, every 250 ms
+    /* The limit to the microsecond: the session comes at T + 2 s (the ninth INIT, every 250 ms
      * from T); what was held at T - 1 µs is dropped, at T sent. */
     setup(4, 16, 60000, 16, 60000, 60000);
     t0 = fx.now;
@@ -536,24 +536,24 @@ static void held(void)
     teardown();
 }
 
-/* A full session table (max_sessions = 1) and a captured HELLO replayed by someone without the
- * secret: the session in the table, silent for 3 s and with flows, gives way to a half-open one
- * (its flow sockets all closed); resumed, the client takes the half-open one's place and its flows
- * work again. Before the 3 s the replay is refused and nothing changes. */
+/* A full session table (max_sessions = 1) and another client's INIT: the session in the table,
+ * silent for 3 s and with flows, gives way to a half-open one (its flow sockets all closed);
+ * resumed, the client takes the half-open one's place and its flows work again. Before the 3 s
+ * the INIT is refused and nothing changes; a replay of the first client's INIT never counts. */
 static void evict_with_flows(void)
 {
     struct mpt_addr attacker = addr4(0x0a0a0a0a, 6666);
-    uint8_t hello[MPT_HELLO_LEN];
+    uint8_t hello[MPT_INIT_NN_LEN], init2[MPT_INIT_NN_LEN];
     uint64_t sid1, last;
     unsigned targets, closes;
     uint32_t slot;
 
     setup(1, 16, 60000, 16, 60000, 60000);
-    /* The first HELLO, as a recording on a path would have it. */
+    /* The first INIT, as a recording on a path would have it. */
     fx.cdl = mpt_client_on_timer(&fx.c, fx.now, &fx.q);
     ASSERT_EQ(fx.q.n, NPATHS);
-    ASSERT_EQ(fx.q.v[0].len, MPT_HELLO_LEN);
-    memcpy(hello, fx.q.v[0].data, MPT_HELLO_LEN);
+    ASSERT_EQ(fx.q.v[0].len, MPT_INIT_NN_LEN);
+    memcpy(hello, fx.q.v[0].data, MPT_INIT_NN_LEN);
     collect(0);
     pump();
     establish();
@@ -563,7 +563,7 @@ static void evict_with_flows(void)
     ASSERT_EQ(fx.s.flow_slots.used, 3);
 
     /* The server's answers stop reaching the client for 1.2 s: it re-keys its session, which the
-     * server does in place, flows kept. The recorded HELLO's session id is now free. */
+     * server does in place, flows kept. The recorded INIT's session id is now free. */
     fx.down_blocked = 1;
     advance(fx.now + 1200 * MS);
     fx.down_blocked = 0;
@@ -578,15 +578,21 @@ static void evict_with_flows(void)
     slot = fx.s.session_slots.head;
     last = fx.s.sessions[slot].last_rx_us;
     advance(last + 3 * SEC - 1);
-    server_rx(&attacker, hello, sizeof(hello));
+    server_rx(&attacker, hello, sizeof(hello)); /* the recording: a replay */
+    ASSERT_EQ(other_hello(init2), MPT_INIT_NN_LEN);
+    server_rx(&attacker, init2, sizeof(init2));
     ASSERT_EQ(fx.stray.n, 0);
     ASSERT_EQ(fx.s.flow_slots.used, 3);
     ASSERT_EQ(open_sockets(), 3);
     advance(last + 3 * SEC);
     closes = fx.closes;
     server_rx(&attacker, hello, sizeof(hello));
+    ASSERT_EQ(fx.stray.n, 0);
+    ASSERT_EQ(fx.s.flow_slots.used, 3);
+    ASSERT_EQ(other_hello(init2), MPT_INIT_NN_LEN);
+    server_rx(&attacker, init2, sizeof(init2));
     ASSERT_EQ(fx.stray.n, 1);
-    ASSERT_EQ(fx.stray.v[0].len, MPT_REPLY_LEN);
+    ASSERT_EQ(fx.stray.v[0].len, MPT_RESPONSE_LEN);
     ASSERT_EQ(fx.s.session_slots.used, 1);
     ASSERT_EQ(unconfirmed(), 1);
     ASSERT_EQ(fx.s.flow_slots.used, 0);
@@ -595,7 +601,7 @@ static void evict_with_flows(void)
     for (uint32_t i = 0; i < fx.s.p.max_flows; i++)
         ASSERT_EQ(fx.s.flows[i].session, MPT_NIL);
 
-    /* Resumed: the client's new HELLO takes the half-open session's place. */
+    /* Resumed: the client's new INIT takes the half-open session's place. */
     fx.client_silent = 0;
     advance(fx.now + 1500 * MS);
     ASSERT_EQ(fx.c.sessions_established, 3);
@@ -608,8 +614,9 @@ static void evict_with_flows(void)
     ASSERT_EQ(unconfirmed(), 0);
     ASSERT_EQ(fx.s.flow_slots.used, 3);
     ASSERT_EQ(open_sockets(), 3);
-    printf("a replayed HELLO evicted a session silent 3 s with 3 flows (all closed), not one "
-           "silent 1 us less; the client came back in its place\n");
+    printf("another client's INIT evicted a session silent 3 s with 3 flows (all closed), not "
+           "one silent 1 us less, and a replayed INIT never did; the client came back in its "
+           "place\n");
     teardown();
 }
 

@@ -240,11 +240,11 @@ static void establish(void)
     ctimer();
     ASSERT_EQ(fx.up.n, NPATHS);
     for (unsigned i = 0; i < NPATHS; i++) {
-        ASSERT_EQ(fx.up.v[i].len, MPT_HELLO_LEN);
+        ASSERT_EQ(fx.up.v[i].len, MPT_INIT_NN_LEN);
         ASSERT_EQ(fx.up.v[i].path, i);
     }
     deliver_up();
-    /* One session, answered on each path the HELLO came from. */
+    /* One session, answered on each path the INIT came from. */
     ASSERT_EQ(fx.s.session_slots.used, 1);
     ASSERT_EQ(fx.down.n, NPATHS);
     deliver_down();

@@ -18,10 +18,12 @@ static void header(uint8_t type)
 static int expected(uint8_t type, size_t len)
 {
     switch (type) {
-    case MPT_TYPE_HELLO:
-        return len == MPT_HELLO_LEN ? type : 0;
-    case MPT_TYPE_REPLY:
-        return len == MPT_REPLY_LEN ? type : 0;
+    case MPT_TYPE_INIT:
+        return len == MPT_INIT_NN_LEN || len == MPT_INIT_IK_LEN ? type : 0;
+    case MPT_TYPE_RESPONSE:
+        return len == MPT_RESPONSE_LEN ? type : 0;
+    case MPT_TYPE_COOKIE:
+        return len == MPT_COOKIE_MSG_LEN ? type : 0;
     case MPT_TYPE_DATA:
         return len >= MPT_DATA_MIN_LEN && len <= MPT_MAX_DGRAM ? type : 0;
     default:
@@ -31,7 +33,8 @@ static int expected(uint8_t type, size_t len)
 
 static void sizes(void)
 {
-    static const uint8_t types[] = {0, MPT_TYPE_HELLO, MPT_TYPE_REPLY, MPT_TYPE_DATA, 4, 0xff};
+    static const uint8_t types[] = {
+        0, MPT_TYPE_INIT, MPT_TYPE_RESPONSE, MPT_TYPE_DATA, MPT_TYPE_COOKIE, 5, 0xff};
 
     for (size_t t = 0; t < sizeof(types); t++) {
         header(types[t]);
@@ -44,33 +47,40 @@ static void sizes(void)
 
 static void exact_rules(void)
 {
-    header(MPT_TYPE_HELLO);
-    ASSERT_EQ(mpt_wire_classify(buf, MPT_HELLO_LEN), MPT_TYPE_HELLO);
-    ASSERT_EQ(mpt_wire_classify(buf, MPT_HELLO_LEN - 1), 0);
-    ASSERT_EQ(mpt_wire_classify(buf, MPT_HELLO_LEN + 1), 0);
-    header(MPT_TYPE_REPLY);
-    ASSERT_EQ(mpt_wire_classify(buf, MPT_REPLY_LEN), MPT_TYPE_REPLY);
-    ASSERT_EQ(mpt_wire_classify(buf, MPT_REPLY_LEN - 1), 0);
-    ASSERT_EQ(mpt_wire_classify(buf, MPT_REPLY_LEN + 1), 0);
+    header(MPT_TYPE_INIT);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_INIT_NN_LEN), MPT_TYPE_INIT);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_INIT_IK_LEN), MPT_TYPE_INIT);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_INIT_NN_LEN - 1), 0);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_INIT_NN_LEN + 1), 0);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_INIT_IK_LEN + 1), 0);
+    header(MPT_TYPE_RESPONSE);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_RESPONSE_LEN), MPT_TYPE_RESPONSE);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_RESPONSE_LEN - 1), 0);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_RESPONSE_LEN + 1), 0);
+    header(MPT_TYPE_COOKIE);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_COOKIE_MSG_LEN), MPT_TYPE_COOKIE);
+    ASSERT_EQ(mpt_wire_classify(buf, MPT_COOKIE_MSG_LEN + 1), 0);
     header(MPT_TYPE_DATA);
     ASSERT_EQ(mpt_wire_classify(buf, MPT_DATA_MIN_LEN - 1), 0);
     ASSERT_EQ(mpt_wire_classify(buf, MPT_DATA_MIN_LEN), MPT_TYPE_DATA);
     ASSERT_EQ(mpt_wire_classify(buf, MPT_MAX_DGRAM), MPT_TYPE_DATA);
     ASSERT_EQ(mpt_wire_classify(buf, MPT_MAX_DGRAM + 1), 0);
-    /* The smallest DATA carries a one-byte inner message; a reply never exceeds a hello. */
+    /* The smallest DATA carries a one-byte inner message; no answer exceeds the smallest INIT. */
     ASSERT_EQ(MPT_DATA_MIN_LEN, MPT_DATA_HDR_LEN + 1 + MPT_TAG_LEN);
-    ASSERT_LE(MPT_REPLY_LEN, MPT_HELLO_LEN);
-    ASSERT_EQ(MPT_HELLO_OFF_MAC + MPT_MAC_LEN, MPT_HELLO_LEN);
-    ASSERT_EQ(MPT_REPLY_OFF_MAC + MPT_MAC_LEN, MPT_REPLY_LEN);
-    ASSERT_LE(MPT_HELLO_OFF_MODE + 1, MPT_HELLO_OFF_MAC);
+    ASSERT_LE(MPT_RESPONSE_LEN, MPT_INIT_NN_LEN);
+    ASSERT_LE(MPT_COOKIE_MSG_LEN, MPT_INIT_NN_LEN);
+    ASSERT_EQ(MPT_RESPONSE_OFF_MAC1 + MPT_MAC_LEN, MPT_RESPONSE_LEN);
+    ASSERT_EQ(MPT_RESPONSE_OFF_NOISE + MPT_RESPONSE_NOISE_LEN, MPT_RESPONSE_OFF_MAC1);
+    ASSERT_EQ(MPT_COOKIE_OFF_BOX + 16 + MPT_TAG_LEN, MPT_COOKIE_MSG_LEN);
     ASSERT_EQ(MPT_MAX_PAYLOAD + MPT_DATA_OVERHEAD + MPT_FLOW_HDR_LEN, MPT_MAX_DGRAM);
 }
 
 static void bad_version(void)
 {
-    static const uint8_t versions[] = {0, MPT_PROTO_VERSION + 1, 0x80, 0xff};
-    static const uint8_t types[] = {MPT_TYPE_HELLO, MPT_TYPE_REPLY, MPT_TYPE_DATA};
-    static const size_t lens[] = {MPT_HELLO_LEN, MPT_REPLY_LEN, 100};
+    static const uint8_t versions[] = {0, MPT_PROTO_VERSION_1, MPT_PROTO_VERSION + 1, 0x80, 0xff};
+    static const uint8_t types[] = {MPT_TYPE_INIT, MPT_TYPE_RESPONSE, MPT_TYPE_DATA,
+                                    MPT_TYPE_COOKIE};
+    static const size_t lens[] = {MPT_INIT_NN_LEN, MPT_RESPONSE_LEN, 100, MPT_COOKIE_MSG_LEN};
 
     for (size_t t = 0; t < sizeof(types); t++) {
         header(types[t]);
@@ -84,8 +94,9 @@ static void bad_version(void)
 
 static void reserved_bytes(void)
 {
-    static const uint8_t types[] = {MPT_TYPE_HELLO, MPT_TYPE_REPLY, MPT_TYPE_DATA};
-    static const size_t lens[] = {MPT_HELLO_LEN, MPT_REPLY_LEN, 100};
+    static const uint8_t types[] = {MPT_TYPE_INIT, MPT_TYPE_RESPONSE, MPT_TYPE_DATA,
+                                    MPT_TYPE_COOKIE};
+    static const size_t lens[] = {MPT_INIT_NN_LEN, MPT_RESPONSE_LEN, 100, MPT_COOKIE_MSG_LEN};
 
     for (size_t t = 0; t < sizeof(types); t++) {
         for (int pos = 2; pos <= 3; pos++) {
