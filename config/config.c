@@ -902,6 +902,11 @@ static int set_path_weight(struct config_ctx *c, const char *key, const char *va
     return set_uint(c, key, value, &c->path->weight, 1, 1000);
 }
 
+static int set_rekey_interval(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_duration(c, key, value, &c->cfg->rekey_ms, 2000, 120000, "2s-2m");
+}
+
 static const struct config_key keys[] = {
     {SEC_TUNNEL, "secret", 0, set_secret},
     {SEC_TUNNEL, "secret_file", 0, set_secret_file},
@@ -910,6 +915,7 @@ static const struct config_key keys[] = {
     {SEC_TUNNEL, "sndbuf", 0, set_bufsize},
     {SEC_TUNNEL, "rcvbuf", 0, set_bufsize},
     {SEC_TUNNEL, "insecure_permissions", 0, set_insecure_permissions},
+    {SEC_TUNNEL, "rekey_interval", 0, set_rekey_interval},
     {SEC_CLIENT, "listen", 0, set_client_listen},
     {SEC_CLIENT, "bridge", 1, set_client_bridge},
     {SEC_CLIENT, "mode", 0, set_mode},
@@ -1633,6 +1639,7 @@ void mpt_config_defaults(struct mpt_config *cfg)
     cfg->client.max_flows = 1024;
     cfg->client.flow_timeout_ms = 60000;
     cfg->client.probe_interval_ms = 200;
+    cfg->rekey_ms = 120000;
     cfg->server.max_sessions = 64;
     cfg->server.max_flows = 4096;
     cfg->server.flow_timeout_ms = 60000;

@@ -161,6 +161,8 @@ struct mpt_config {
     uint64_t given;                       /* keys given outside [path NAME] sections */
     int insecure_permissions;             /* [tunnel] insecure_permissions = yes: accept a secret
                                              that group or others may read */
+    uint32_t rekey_ms;                    /* [tunnel] rekey_interval: new session keys this often
+                                             (2 s to 2 min, default 2 min) */
     struct mpt_client_config client;
     struct mpt_server_config server;
 };

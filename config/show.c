@@ -149,6 +149,7 @@ static void walk_tunnel(struct walk *w)
     emit_size(w, "sndbuf", cfg->sndbuf);
     emit_size(w, "rcvbuf", cfg->rcvbuf);
     emit(w, "insecure_permissions", cfg->insecure_permissions ? "yes" : "no", "default");
+    emit_duration(w, "rekey_interval", cfg->rekey_ms);
 }
 
 static void key_text(const uint8_t key[MPT_KEY_LEN], char *buf, size_t len)

@@ -676,6 +676,7 @@ static void client_params(struct mpt_client_params *params, const struct mpt_con
 
     memset(params, 0, sizeof(*params));
     params->secret = cfg->secret;
+    params->rekey_after_ms = cfg->rekey_ms;
     params->npaths = cc->npaths;
     params->max_flows = cc->max_flows;
     params->flow_timeout_ms = cc->flow_timeout_ms;

@@ -503,6 +503,7 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     d->max_flows = sc->max_flows;
     memset(&params, 0, sizeof(params));
     params.secret = cfg->secret;
+    params.rekey_after_ms = cfg->rekey_ms;
     params.max_sessions = sc->max_sessions;
     params.max_flows = sc->max_flows;
     params.flow_timeout_ms = sc->flow_timeout_ms;

@@ -654,6 +654,11 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
         ms_ago(j, "age_ms", now, ss->created_us);
         ms_ago(j, "last_heard_ms", now, ss->last_rx_us);
         mpt_json_bool(j, "confirmed", ss->confirmed);
+        if (ss->peer < s->p.npeers)
+            mpt_json_str(j, "peer", s->peers[ss->peer].peer.name);
+        else
+            mpt_json_null(j, "peer");
+        ms_ago(j, "keys_age_ms", now, ss->init_us);
         mpt_json_str(j, "mode", mode_name(ss->mode));
         mpt_json_u64(j, "flows", ss->nflows);
         mpt_json_arr(j, "paths");

@@ -94,6 +94,7 @@ has out.txt '^listen = 2000 +; all addresses: \[::\]:2000$'
 has out.txt '^target = localhost:1194 +; localhost -> 127\.0\.0\.1:1194$'
 has out.txt '^session_timeout = 2m +; default$'
 has out.txt '^insecure_permissions = no +; default$'
+has out.txt '^rekey_interval = 2m +; default$'
 has out.txt "^control = $dir/server\\.sock\$"
 has out.txt '^metrics = +; not set$'
 has out.txt '^socks = 127\.0\.0\.1:1080$'
@@ -105,7 +106,7 @@ has out.txt '^allow = localhost:53 +; localhost -> 127\.0\.0\.1$'
 has out.txt '^allow = 10\.0\.0\.0/24:\*$'
 # Every key of the schema, once per section (the unit test checks the schema's completeness).
 keys=$(grep -cE '^[a-z_]+ = ' out.txt)
-[ "$keys" -eq 43 ] || fail "good file: $keys keys printed, want 43"
+[ "$keys" -eq 44 ] || fail "good file: $keys keys printed, want 44"
 echo "good file: exit 0, $keys keys printed"
 [ ! -e client.sock ] && [ ! -e server.sock ] || fail "check made a control socket"
 

@@ -323,7 +323,8 @@ static void test_server_doc(void)
     ASSERT(json_balanced(buf));
     ASSERT(strstr(buf, "\"role\":\"server\""));
     ASSERT(strstr(buf, "{\"id\":\"0000000000001234\",\"age_ms\":2000,\"last_heard_ms\":null,"
-                       "\"confirmed\":true,\"mode\":\"redundant\",\"flows\":0,\"paths\":["));
+                       "\"confirmed\":true,\"peer\":null,\"keys_age_ms\":null,\"mode\":\"redundant\","
+                       "\"flows\":0,\"paths\":["));
     ASSERT(strstr(buf, "\"client_path\":1,"));
     ASSERT(strstr(buf, "\"state\":\"lossy\",\"rtt_ms\":3,"));
     ASSERT(strstr(buf, "\"rx\":{\"packets\":150,\"bytes\":15000,\"bps\":80000,\"pps\":100}"));
