@@ -91,22 +91,6 @@ static void on_reloaded(void *arg, int status, const char *err)
     reload_done(r, NULL);
 }
 
-/* Key mode is read and checked by config/, but the drivers do not take its keys yet: refuse to
- * run a side in key mode rather than let it fall back to a missing [tunnel] secret. Returns 0, or
- * -1 with a message in err. */
-static int key_mode_unserved(const struct mpt_config *cfg, enum mpt_config_role role, char *err,
-                             size_t errlen)
-{
-    const struct mpt_key_config *k = role == MPT_ROLE_CLIENT ? &cfg->client.key : &cfg->server.key;
-
-    if (!mpt_config_key_mode(cfg, role))
-        return 0;
-    snprintf(err, errlen,
-             "%.300s:%d: %s: key mode is not served by this build yet (use [tunnel] secret)",
-             cfg->file, k->line, k->file[0] ? "private_key_file" : "private_key");
-    return -1;
-}
-
 static void on_reload(void *arg)
 {
     struct reload *r = arg;
@@ -125,8 +109,7 @@ static void on_reload(void *arg)
         reload_done(r, "out of memory");
         return;
     }
-    if (mpt_config_load(cfg, r->cfg->file, r->role, err, sizeof(err)) != 0 ||
-        key_mode_unserved(cfg, r->role, err, sizeof(err)) != 0) {
+    if (mpt_config_load(cfg, r->cfg->file, r->role, err, sizeof(err)) != 0) {
         MPT_ERROR("reload: %s; the running configuration stays", err);
         mpt_secure_free(cfg, sizeof(*cfg));
         reload_done(r, err);
@@ -181,10 +164,6 @@ int mpt_cmd_run_tunnel(const char *cmd, const struct mpt_config *cfg, enum mpt_c
     char err[MPT_CONFIG_ERR_MAX];
     int rc, status = MPT_EXIT_OK;
 
-    if (key_mode_unserved(cfg, role, err, sizeof(err)) != 0) {
-        mpt_cmd_error(cmd, "%s", err);
-        return MPT_EXIT_USAGE;
-    }
     raise_fd_limit();
     rc = mpt_loop_new(&loop);
     if (rc) {

@@ -147,6 +147,72 @@ int mpt_server_set_secret(struct mpt_server *s, const uint8_t secret[MPT_KEY_LEN
     return changed;
 }
 
+static void session_release(struct mpt_server *s, uint32_t slot, struct mpt_outq *q);
+
+int mpt_server_set_peers(struct mpt_server *s, const uint8_t private_key[MPT_KEY_LEN],
+                         const struct mpt_server_peer *peers, unsigned npeers, struct mpt_outq *q)
+{
+    struct mpt_server_peer_state *np;
+    struct mpt_hs_keys *k;
+    uint32_t *map;
+    int locked, closed = 0;
+
+    if (!s->sec->keys.keymode || !npeers || npeers > MPT_SERVER_MAX_PEERS)
+        return -EINVAL;
+    np = mpt_secure_alloc(peers_bytes(npeers), &locked);
+    k = mpt_secure_alloc(sizeof(*k), &locked);
+    map = calloc(s->p.npeers, sizeof(*map));
+    if (!np || !k || !map) {
+        mpt_secure_free(np, peers_bytes(npeers));
+        mpt_secure_free(k, sizeof(*k));
+        free(map);
+        return -ENOMEM;
+    }
+    if (mpt_hs_keys_pair(k, private_key, NULL, NULL) != 0) {
+        mpt_secure_free(np, peers_bytes(npeers));
+        mpt_secure_free(k, sizeof(*k));
+        free(map);
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < npeers; i++) {
+        np[i].peer = peers[i];
+        np[i].peer.name[MPT_PEER_NAME_MAX - 1] = 0;
+        mpt_hs_mac1_resp_key(np[i].mac1_resp, peers[i].public_key);
+    }
+    /* Where each old peer went (by public key), with what the server knew of it. */
+    for (unsigned i = 0; i < s->p.npeers; i++) {
+        map[i] = MPT_NIL;
+        for (unsigned j = 0; j < npeers; j++)
+            if (sodium_memcmp(s->peers[i].peer.public_key, np[j].peer.public_key, MPT_KEY_LEN) ==
+                0) {
+                map[i] = j;
+                np[j].greatest_tai_us = s->peers[i].greatest_tai_us;
+                np[j].handshakes = s->peers[i].handshakes;
+                break;
+            }
+    }
+    for (uint32_t i = 0; i < s->p.max_sessions; i++) {
+        struct mpt_server_session *ss = &s->sessions[i];
+        if (!ss->sid || ss->peer >= s->p.npeers)
+            continue;
+        if (map[ss->peer] == MPT_NIL) {
+            MPT_INFO("session %016llx of peer %s closed: the peer is no longer listed",
+                     (unsigned long long)ss->sid, s->peers[ss->peer].peer.name);
+            session_release(s, i, q);
+            closed++;
+        } else {
+            ss->peer = map[ss->peer];
+        }
+    }
+    free(map);
+    s->sec->keys = *k;
+    mpt_secure_free(k, sizeof(*k));
+    mpt_secure_free(s->peers, peers_bytes(s->p.npeers));
+    s->peers = np;
+    s->p.npeers = npeers;
+    return closed;
+}
+
 void mpt_server_set_wall(struct mpt_server *s, uint64_t now, uint64_t unix_us)
 {
     s->wall_off_us = (int64_t)(unix_us - now);

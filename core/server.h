@@ -209,6 +209,13 @@ void mpt_server_free(struct mpt_server *s);
  * Returns 1 if it changed, 0 if it is the same, -EINVAL in key mode or if libsodium fails. */
 int mpt_server_set_secret(struct mpt_server *s, const uint8_t secret[MPT_KEY_LEN]);
 
+/* Key mode: a new private key and list of peers (a reload). Sessions of peers still listed keep
+ * their keys, and each peer its newest timestamp (replays stay refused); sessions of peers no
+ * longer listed are closed (their flows with them: see `closed`). Returns a count of the
+ * sessions closed, or -EINVAL (nothing changed) in shared-secret mode or for bad keys, -ENOMEM. */
+int mpt_server_set_peers(struct mpt_server *s, const uint8_t private_key[MPT_KEY_LEN],
+                         const struct mpt_server_peer *peers, unsigned npeers, struct mpt_outq *q);
+
 /* The wall clock (µs since the Unix epoch) at monotonic time `now`: handshake timestamps are
  * judged by it. The driver calls it at start and from time to time (the clock may be set). */
 void mpt_server_set_wall(struct mpt_server *s, uint64_t now, uint64_t unix_us);

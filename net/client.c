@@ -670,12 +670,22 @@ static int old_path(const struct mpt_client_drv *d, const struct mpt_path_config
     return -1;
 }
 
-static void client_params(struct mpt_client_params *params, const struct mpt_config *cfg)
+/* The core's parameters from the configuration; in key mode the pre-shared key is written to
+ * psk, which must outlive params. */
+static void client_params(struct mpt_client_params *params, const struct mpt_config *cfg,
+                          uint8_t psk[MPT_KEY_LEN])
 {
     const struct mpt_client_config *cc = &cfg->client;
 
     memset(params, 0, sizeof(*params));
-    params->secret = cfg->secret;
+    if (mpt_config_key_mode(cfg, MPT_ROLE_CLIENT)) {
+        mpt_config_peer_psk(cfg, NULL, psk);
+        params->secret = psk;
+        params->private_key = cc->key.private_key;
+        params->server_public_key = cc->server_public_key;
+    } else {
+        params->secret = cfg->secret;
+    }
     params->rekey_after_ms = cfg->rekey_ms;
     params->npaths = cc->npaths;
     params->max_flows = cc->max_flows;
@@ -700,6 +710,7 @@ static int set_paths(struct mpt_client_drv *d, const struct mpt_config *cfg,
 {
     const struct mpt_client_config *cc = &cfg->client;
     struct mpt_client_params params;
+    uint8_t psk[MPT_KEY_LEN];
     unsigned sock[MPT_MAX_PATHS], n = cc->npaths;
     int from[MPT_MAX_PATHS], taken[MPT_MAX_PATHS] = {0}, used[DRV_SOCKS] = {0};
     int opened[DRV_SOCKS] = {0};
@@ -739,8 +750,9 @@ static int set_paths(struct mpt_client_drv *d, const struct mpt_config *cfg,
         sock[i] = (unsigned)s;
         used[s] = 1;
     }
-    client_params(&params, cfg);
+    client_params(&params, cfg, psk);
     rc = mpt_client_reconfigure(&d->core, &params, from, mpt_loop_now_us(d->loop));
+    mpt_wipe(psk, sizeof(psk));
     if (rc) {
         snprintf(err, errlen, "%s: [client]: cannot apply the paths: %s", cfg->file,
                  mpt_strerror(rc));
@@ -817,6 +829,7 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
 {
     const struct mpt_client_config *cc = &cfg->client;
     struct mpt_client_params params;
+    uint8_t psk[MPT_KEY_LEN];
     struct mpt_client_drv *d;
     struct mpt_addr laddr;
     char a[MPT_ADDR_STRLEN];
@@ -829,8 +842,9 @@ int mpt_client_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         return -12;
     }
     d->loop = loop;
-    client_params(&params, cfg);
+    client_params(&params, cfg, psk);
     rc = mpt_client_init(&d->core, &params);
+    mpt_wipe(psk, sizeof(psk));
     if (!rc)
         mpt_client_set_wall(&d->core, mpt_loop_now_us(loop), mpt_loop_wall_us());
     if (!rc)

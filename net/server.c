@@ -480,11 +480,29 @@ static int start_metrics(struct mpt_server_drv *d, const struct mpt_config *cfg,
                                            &d->metrics, err, errlen);
 }
 
+/* Key mode: the peers of the configuration as core takes them, in key memory (free with
+ * mpt_secure_free, npeers entries), or NULL if out of memory. */
+static struct mpt_server_peer *server_peers(const struct mpt_config *cfg)
+{
+    const struct mpt_server_config *sc = &cfg->server;
+    struct mpt_server_peer *v = mpt_secure_alloc(sc->npeers * sizeof(*v), NULL);
+
+    if (!v)
+        return NULL;
+    for (unsigned i = 0; i < sc->npeers; i++) {
+        snprintf(v[i].name, sizeof(v[i].name), "%s", sc->peers[i].name);
+        memcpy(v[i].public_key, sc->peers[i].public_key, MPT_KEY_LEN);
+        mpt_config_peer_psk(cfg, &sc->peers[i], v[i].psk);
+    }
+    return v;
+}
+
 int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
                          struct mpt_server_drv **out, char *err, size_t errlen)
 {
     const struct mpt_server_config *sc = &cfg->server;
     struct mpt_server_params params;
+    struct mpt_server_peer *peers = NULL;
     struct mpt_server_drv *d;
     struct mpt_status_server_info info;
     struct mpt_addr laddr;
@@ -502,8 +520,15 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     d->rcvbuf = cfg->rcvbuf;
     d->max_flows = sc->max_flows;
     memset(&params, 0, sizeof(params));
-    params.secret = cfg->secret;
     params.rekey_after_ms = cfg->rekey_ms;
+    if (mpt_config_key_mode(cfg, MPT_ROLE_SERVER)) {
+        peers = server_peers(cfg);
+        params.private_key = sc->key.private_key;
+        params.peers = peers;
+        params.npeers = sc->npeers;
+    } else {
+        params.secret = cfg->secret;
+    }
     params.max_sessions = sc->max_sessions;
     params.max_flows = sc->max_flows;
     params.flow_timeout_ms = sc->flow_timeout_ms;
@@ -511,7 +536,9 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     params.ntargets = sc->target.port ? 1 : 0; /* none: only what forwards name and allow covers */
     params.no_aes = cfg->no_aes;
     d->flows = calloc(sc->max_flows, sizeof(*d->flows));
-    rc = d->flows ? mpt_server_init(&d->core, &params) : UV_ENOMEM;
+    rc =
+        d->flows && (peers || !params.private_key) ? mpt_server_init(&d->core, &params) : UV_ENOMEM;
+    mpt_secure_free(peers, sc->npeers * sizeof(*peers));
     if (!rc)
         mpt_server_set_wall(&d->core, mpt_loop_now_us(loop), mpt_loop_wall_us());
     if (!rc)
@@ -625,14 +652,39 @@ static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
         snprintf(err, errlen, "the server is stopping");
         return UV_ECANCELED;
     }
-    rc = mpt_server_set_secret(&d->core, cfg->secret);
-    if (rc < 0) {
-        snprintf(err, errlen, "%.300s: [tunnel]: cannot derive keys from the secret", cfg->file);
+    if (mpt_config_key_mode(cfg, MPT_ROLE_SERVER) != d->core.sec->keys.keymode) {
+        snprintf(err, errlen,
+                 "%.300s: [server] private_key: a change between shared-secret mode and key "
+                 "mode takes a restart",
+                 cfg->file);
         return UV_EINVAL;
     }
-    /* Sessions keep the keys they were opened with; new handshakes need the new secret. */
-    if (rc > 0)
-        MPT_INFO("new secret: new sessions need it; open ones go on under their keys");
+    if (d->core.sec->keys.keymode) {
+        struct mpt_server_peer *peers = server_peers(cfg);
+        unsigned from = d->q.n;
+
+        rc = peers ? mpt_server_set_peers(&d->core, sc->key.private_key, peers, sc->npeers, &d->q)
+                   : UV_ENOMEM;
+        mpt_secure_free(peers, sc->npeers * sizeof(*peers));
+        if (rc < 0) {
+            snprintf(err, errlen, "%.300s: [peer]: cannot take the new keys", cfg->file);
+            return rc == -ENOMEM ? UV_ENOMEM : UV_EINVAL;
+        }
+        after_call(d, from);
+        flush(d);
+        MPT_INFO("peers: %u listed; %d session%s of peers no longer listed closed", sc->npeers, rc,
+                 rc == 1 ? "" : "s");
+    } else {
+        rc = mpt_server_set_secret(&d->core, cfg->secret);
+        if (rc < 0) {
+            snprintf(err, errlen, "%.300s: [tunnel]: cannot derive keys from the secret",
+                     cfg->file);
+            return UV_EINVAL;
+        }
+        /* Sessions keep the keys they were opened with; new handshakes need the new secret. */
+        if (rc > 0)
+            MPT_INFO("new secret: new sessions need it; open ones go on under their keys");
+    }
     if (!mpt_addr_equal(target, &d->target))
         MPT_INFO("target is now %s (new flows; open ones keep theirs)",
                  target->u.sa.sa_family ? mpt_addr_str(target, a, sizeof(a)) : "none");

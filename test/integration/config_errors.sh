@@ -371,9 +371,6 @@ INI
 expect "key mode without a secret" check 0 ""
 grep -qF "$BOB_PRIV" out.txt && fail "check printed a private key"
 grep -qF "$ALICE_PRIV" out.txt && fail "check printed a private key"
-# The drivers do not take keys yet: a side in key mode refuses to run rather than go without keys.
-expect "key mode not yet served" client 2 "tunnel.ini:4: private_key_file: key mode is not served by this build yet"
-expect "key mode not yet served" server 2 "tunnel.ini:9: private_key: key mode is not served by this build yet"
 
 # Command line.
 expect "--help" client 0 "" --help
