@@ -1346,12 +1346,21 @@ static void report_silence(struct mpt_client *c, uint64_t now)
              (double)(now - quiet_start(c)) / 1e6, ago, c->hs_attempts,
              c->hs_attempts == 1 ? "" : "s", c->p.npaths, c->p.npaths == 1 ? "" : "s", tried,
              got[0] ? got : "; nothing came back",
-             unauth      ? "the server has a different secret"
-             : malformed ? "something other than an mptunnel server or bridge answers at that "
-                           "address (wrong port?)"
-                         : "the server is not running, a wrong address or port in `bridge =', a "
-                           "different secret (the server then logs the failures), or a firewall "
-                           "dropping UDP");
+             unauth ? (c->sec->hsk.keymode ? "the server has other keys than server_public_key "
+                                             "says, or lists another public key for this client"
+                                           : "the server has a different secret")
+             : malformed
+                 ? "something other than an mptunnel server or bridge answers at that "
+                   "address (wrong port?)"
+             : c->sec->hsk.keymode
+                 ? "the server is not running, a wrong address or port in `bridge =', "
+                   "server_public_key not the server's, this client's public key in no [peer] of "
+                   "the server (it then logs the failures), a server in shared-secret mode, one "
+                   "older than protocol 2, or a firewall dropping UDP"
+                 : "the server is not running, a wrong address or port in `bridge =', a "
+                   "different secret (the server then logs the failures), a server in key mode "
+                   "or older than protocol 2, its clock more than 2 min from ours, or a firewall "
+                   "dropping UDP");
 }
 
 /* Reports a silence within MPT_CLIENT_QUIET_FIRST_US, then ever more calmly; says when it ends.

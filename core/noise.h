@@ -83,8 +83,10 @@ int mpt_noise_handshake_init(struct mpt_noise_handshake *hs, const struct mpt_no
 int mpt_noise_handshake_set_psk(struct mpt_noise_handshake *hs,
                                 const uint8_t psk[MPT_NOISE_KEY_LEN]);
 
-/* For tests only: the ephemeral private key that this side's `e` token uses instead of random
- * bytes, so that a transcript is deterministic. Returns 0, or -EINVAL if not running. */
+/* The ephemeral private key that this side's `e` token uses instead of fresh random bytes: for a
+ * caller that needs the public key before the message is written (PROTOCOL.md §3's proof binds
+ * it; the key must then be fresh random bytes), and for tests, so that a transcript is
+ * deterministic. Returns 0, or -EINVAL if not running. */
 int mpt_noise_handshake_fix_ephemeral(struct mpt_noise_handshake *hs,
                                       const uint8_t e[MPT_NOISE_KEY_LEN]);
 
