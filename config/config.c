@@ -50,7 +50,7 @@ struct config_key {
 };
 
 static const struct config_key keys[];
-#define NKEYS 48
+#define NKEYS 50
 
 struct config_ctx {
     struct mpt_config *cfg;
@@ -624,6 +624,22 @@ static int set_probe_interval(struct config_ctx *c, const char *key, const char 
     return set_duration(c, key, value, &c->cfg->client.probe_interval_ms, 20, 10000, "20ms-10s");
 }
 
+/* How long a datagram may wait for those before it (PROTOCOL.md §8.1); 0 turns ordering off. */
+static int set_reorder_cap(struct config_ctx *c, const char *key, const char *value, uint32_t *out)
+{
+    return set_duration(c, key, value, out, 0, 10000, "0-10s");
+}
+
+static int set_client_reorder_cap(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_reorder_cap(c, key, value, &c->cfg->client.reorder_cap_ms);
+}
+
+static int set_server_reorder_cap(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_reorder_cap(c, key, value, &c->cfg->server.reorder_cap_ms);
+}
+
 static int set_client_control(struct config_ctx *c, const char *key, const char *value)
 {
     return set_control(c, key, value, c->cfg->client.control);
@@ -923,6 +939,7 @@ static const struct config_key keys[] = {
     {SEC_CLIENT, "max_flows", 0, set_client_max_flows},
     {SEC_CLIENT, "flow_timeout", 0, set_client_flow_timeout},
     {SEC_CLIENT, "probe_interval", 0, set_probe_interval},
+    {SEC_CLIENT, "reorder_cap", 0, set_client_reorder_cap},
     {SEC_CLIENT, "control", 0, set_client_control},
     {SEC_CLIENT, "metrics", 0, set_client_metrics},
     {SEC_CLIENT, "socks", 0, set_client_socks},
@@ -939,6 +956,7 @@ static const struct config_key keys[] = {
     {SEC_SERVER, "max_flows", 0, set_server_max_flows},
     {SEC_SERVER, "flow_timeout", 0, set_server_flow_timeout},
     {SEC_SERVER, "session_timeout", 0, set_session_timeout},
+    {SEC_SERVER, "reorder_cap", 0, set_server_reorder_cap},
     {SEC_SERVER, "control", 0, set_server_control},
     {SEC_SERVER, "metrics", 0, set_server_metrics},
     {SEC_SERVER, "private_key", 0, set_server_private_key},
@@ -1640,10 +1658,12 @@ void mpt_config_defaults(struct mpt_config *cfg)
     cfg->client.flow_timeout_ms = 60000;
     cfg->client.probe_interval_ms = 200;
     cfg->rekey_ms = 120000;
+    cfg->client.reorder_cap_ms = 100;
     cfg->server.max_sessions = 64;
     cfg->server.max_flows = 4096;
     cfg->server.flow_timeout_ms = 60000;
     cfg->server.session_timeout_ms = 120000;
+    cfg->server.reorder_cap_ms = 100;
 }
 
 int mpt_config_load_string(struct mpt_config *cfg, const char *name, const char *text,

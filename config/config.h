@@ -111,6 +111,7 @@ struct mpt_client_config {
     unsigned max_flows;                   /* default 1024 */
     uint32_t flow_timeout_ms;             /* default 60 s */
     uint32_t probe_interval_ms;           /* default 200 ms */
+    uint32_t reorder_cap_ms;              /* replies held for order at most; default 100 ms */
     char control[256];                    /* control socket path, "" = default */
     struct mpt_hostport metrics;          /* Prometheus endpoint; line 0 = none */
     struct mpt_hostport socks;            /* SOCKS5 front (UDP ASSOCIATE); line 0 = none */
@@ -137,6 +138,7 @@ struct mpt_server_config {
     unsigned max_flows;                   /* total over all sessions, default 4096 */
     uint32_t flow_timeout_ms;             /* default 60 s */
     uint32_t session_timeout_ms;          /* default 120 s */
+    uint32_t reorder_cap_ms;              /* datagrams held for order at most; default 100 ms */
     char control[256];
     struct mpt_hostport metrics;          /* Prometheus endpoint; line 0 = none */
     struct mpt_key_config key;            /* key mode: private_key or private_key_file */

@@ -212,6 +212,7 @@ static void walk_client(struct walk *w)
     emit_uint(w, "max_flows", cl->max_flows);
     emit_duration(w, "flow_timeout", cl->flow_timeout_ms);
     emit_duration(w, "probe_interval", cl->probe_interval_ms);
+    emit_duration(w, "reorder_cap", cl->reorder_cap_ms);
     emit_control(w, MPT_ROLE_CLIENT);
     emit_hostport(w, "metrics", &cl->metrics, 1);
     emit_hostport(w, "socks", &cl->socks, 1);
@@ -315,6 +316,7 @@ static void walk_server(struct walk *w)
     emit_uint(w, "max_flows", sv->max_flows);
     emit_duration(w, "flow_timeout", sv->flow_timeout_ms);
     emit_duration(w, "session_timeout", sv->session_timeout_ms);
+    emit_duration(w, "reorder_cap", sv->reorder_cap_ms);
     emit_control(w, MPT_ROLE_SERVER);
     emit_hostport(w, "metrics", &sv->metrics, 1);
     emit_own_key(w, &sv->key);

@@ -97,6 +97,7 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
         mpt_client_free(c);
         return -EINVAL;
     }
+    c->timer_at_us = UINT64_MAX;
     c->hash_key = mpt_random64();
     c->next_flow_id = 1;
     c->flows = calloc(p->max_flows, sizeof(*c->flows));
@@ -106,7 +107,8 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
         mpt_slots_init(&c->flow_slots, p->max_flows) != 0 ||
         mpt_index_init(&c->flow_by_app, p->max_flows, mpt_random64()) != 0 ||
         mpt_index_init(&c->flow_by_id, p->max_flows, mpt_random64()) != 0 ||
-        mpt_split_init(&c->split) != 0) {
+        mpt_split_init(&c->split) != 0 ||
+        mpt_reorder_init(&c->reorder, 1, MPT_CLIENT_REORDER_ENTRIES) != 0) {
         mpt_client_free(c);
         return -ENOMEM;
     }
@@ -121,6 +123,7 @@ void mpt_client_free(struct mpt_client *c)
     free(c->held_buf);
     free(c->copies);
     mpt_split_free(&c->split);
+    mpt_reorder_free(&c->reorder);
     mpt_slots_free(&c->flow_slots);
     mpt_index_free(&c->flow_by_app);
     mpt_index_free(&c->flow_by_id);
@@ -162,6 +165,74 @@ static uint32_t all_paths(const struct mpt_client *c)
 static int path_live(const struct mpt_client_path *p)
 {
     return p->state == MPT_PATH_UP || p->state == MPT_PATH_LOSSY;
+}
+
+/* The reorder buffer (§8.1) holds replies for order in every mode but redundant. */
+static int reorder_on(const struct mpt_client *c)
+{
+    return c->p.reorder_cap_ms && c->p.mode != MPT_CLIENT_REDUNDANT;
+}
+
+/* How long the replies missing before one that came over `path` are waited for: the delay
+ * difference between it and the slowest path the server answers on, and a margin (§8.1). */
+static uint64_t reorder_wait(const struct mpt_client *c, unsigned path)
+{
+    uint64_t srtt[MPT_MAX_PATHS];
+    uint32_t mask = 0;
+
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        srtt[i] = c->paths[i].srtt_us;
+        if (c->use[i] && path_live(&c->paths[i]))
+            mask |= 1u << i;
+    }
+    return mpt_reorder_wait(srtt, mask, c->p.npaths, path, c->reorder.q[0].extra_us,
+                            (uint64_t)c->p.reorder_cap_ms * 1000);
+}
+
+/* Hands the replies whose turn has come (all of them with flush) to their applications, as far
+ * as the output queue has room; the rest wait for the next call (the driver is woken). */
+static void reorder_release(struct mpt_client *c, uint64_t now, int flush, struct mpt_outq *q)
+{
+    while (c->reorder.q[0].n) {
+        const struct mpt_reorder_ent *e;
+        struct mpt_out *o;
+        uint8_t *data;
+
+        if (q->max - q->n < 2 || q->cap - q->used < MPT_REORDER_CHUNK + 64) {
+            c->wake = 1;
+            return;
+        }
+        e = mpt_reorder_pop(&c->reorder, 0, &c->sec->keys.rx_window, now, flush);
+        if (!e)
+            return;
+        /* Its flow may have closed meanwhile (and its slot gone to another). */
+        if (c->flows[e->tag].id != e->tag2 || mpt_index_find(&c->flow_by_id, e->tag2) != e->tag) {
+            c->ctr.drops[MPT_DROP_SESSION]++;
+            continue;
+        }
+        data = mpt_outq_alloc(q, e->len);
+        memcpy(data, e->data, e->len);
+        o = mpt_outq_push(q, MPT_OUT_APP, data, e->len, e->tag);
+        if (o) {
+            o->addr = c->flows[e->tag].app;
+            o->target = c->flows[e->tag].front;
+            c->ctr.app_tx++;
+        }
+    }
+}
+
+/* Held replies of a session that is no longer the current one, or held while the mode changed to
+ * one without ordering, go now, in order. */
+static void reorder_sync(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
+{
+    struct mpt_reorder_q *rq = &c->reorder.q[0];
+
+    if (rq->sid == c->sid && (reorder_on(c) || !rq->n))
+        return;
+    if (rq->n)
+        reorder_release(c, now, 1, q);
+    if (!rq->n)
+        mpt_reorder_reset(&c->reorder, 0, c->sid);
 }
 
 /* Adaptive mode: the fewest paths, least lossy first, whose joint loss stays under the target.
@@ -1005,8 +1076,25 @@ void mpt_client_set_path_mtu(struct mpt_client *c, unsigned path, unsigned max_d
         c->paths[path].max_dgram = max_dgram;
 }
 
-void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
-                        size_t len, struct mpt_outq *q)
+/* A reply of flow `slot` to hand to its application: queued at once, or held by the reorder
+ * buffer (§8.1) until the datagrams before it have come (returns 1: copied, its room in q may be
+ * given back). */
+static int reorder_hold(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *dgram,
+                        const struct mpt_keys *k, uint32_t slot, const uint8_t *data, size_t len)
+{
+    if (!reorder_on(c) || k != &c->sec->keys)
+        return 0;
+    if (mpt_reorder_arrive(&c->reorder, 0, &k->rx_window, mpt_get64(dgram + MPT_DATA_OFF_CTR), now,
+                           reorder_wait(c, path), data, len, slot,
+                           c->flows[slot].id) == MPT_REORDER_NOW)
+        return 0;
+    if (mpt_reorder_deadline(&c->reorder, 0) < c->timer_at_us)
+        c->wake = 1; /* the driver's timer must wake earlier, when its gap is given up */
+    return 1;
+}
+
+static void path_input(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
+                       size_t len, struct mpt_outq *q)
 {
     struct mpt_keys *k;
     struct mpt_client_flow *f;
@@ -1109,6 +1197,11 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         f->last_us = now;
         f->acked = 1; /* a reply: the server has the flow open */
         mpt_slots_touch(&c->flow_slots, slot);
+        if (reorder_hold(c, now, path, buf, k, slot, plain + MPT_FLOW_HDR_LEN,
+                         (size_t)n - MPT_FLOW_HDR_LEN)) {
+            q->used = mark;
+            return;
+        }
         o = mpt_outq_push(q, MPT_OUT_APP, plain + MPT_FLOW_HDR_LEN, (size_t)n - MPT_FLOW_HDR_LEN,
                           slot);
         if (o) {
@@ -1129,6 +1222,15 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
         q->used = mark;
         c->ctr.drops[MPT_DROP_MALFORMED]++;
     }
+}
+
+void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
+                        size_t len, struct mpt_outq *q)
+{
+    reorder_sync(c, now, q);
+    path_input(c, now, path, buf, len, q);
+    if (c->reorder.q[0].n)
+        reorder_release(c, now, 0, q);
 }
 
 static uint16_t loss_q(double l)
@@ -1567,6 +1669,14 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
             next = wp;
     }
     log_stats(c, now);
+    if (c->state == MPT_CLIENT_ESTABLISHED) {
+        reorder_sync(c, now, q);
+        if (c->reorder.q[0].n) {
+            reorder_release(c, now, 0, q);
+            if (mpt_reorder_deadline(&c->reorder, 0) < next)
+                next = mpt_reorder_deadline(&c->reorder, 0);
+        }
+    }
     expire_flows(c, now);
     oldest = mpt_slots_oldest(&c->flow_slots);
     if (oldest != MPT_NIL) {
@@ -1575,7 +1685,9 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
             next = exp;
     }
     /* Called again as soon as the driver has sent this call's queue. */
-    if (more_held)
+    if (more_held || c->wake)
         next = now;
-    return next > now ? next : now + 1;
+    c->wake = 0;
+    c->timer_at_us = next > now ? next : now + 1;
+    return c->timer_at_us;
 }

@@ -11,6 +11,7 @@
 #include "core/addr.h"
 #include "core/handshake.h"
 #include "core/outq.h"
+#include "core/reorder.h"
 #include "core/session.h"
 #include "core/split.h"
 #include "core/table.h"
@@ -70,6 +71,7 @@ struct mpt_client_params {
     double target_loss;               /* adaptive mode: keep residual loss under this */
     unsigned priority[MPT_MAX_PATHS]; /* backup mode; lower is preferred */
     unsigned weight[MPT_MAX_PATHS];   /* balance mode; > 0 */
+    uint32_t reorder_cap_ms; /* replies held for order at most this long (§8.1); 0 = never */
     /* How messages name each path (numbered from 1 beside it); "" = by number only. */
     char path_name[MPT_MAX_PATHS][MPT_PATH_NAME_MAX];
 };
@@ -107,6 +109,9 @@ struct mpt_client_path {
     uint8_t unusable[2];
     uint64_t since_sent[2], since_got[2];
 };
+
+/* Replies of the session that the reorder buffer can hold at once (§8.1). */
+#define MPT_CLIENT_REORDER_ENTRIES 2048
 
 /* Datagrams held while the first session is being opened (sent once it is). */
 #define MPT_CLIENT_HELD_MAX 64
@@ -217,7 +222,9 @@ struct mpt_client {
     /* The paths that delivered each recent counter, for the session and the one before (§5):
      * each counter counts once per path in the loss figures. */
     struct mpt_copies *copies;
-    uint64_t challenges; /* PATH_CHALLENGE answered */
+    uint64_t challenges;        /* PATH_CHALLENGE answered */
+    struct mpt_reorder reorder; /* replies put back in order (§8.1): one queue, this session's */
+    uint64_t timer_at_us;       /* the deadline mpt_client_on_timer returned last */
     unsigned sessions_established;
     uint64_t flows_opened, flows_closed;
     uint64_t refused[MPT_FLOW_STATUS_COUNT]; /* refusals the server sent, by reason */

@@ -21,6 +21,15 @@ int mpt_window_check(const struct mpt_window *w, uint64_t counter)
     return (w->bits[word] >> (counter & 63)) & 1 ? -1 : 0;
 }
 
+int mpt_window_has(const struct mpt_window *w, uint64_t counter)
+{
+    if (counter == 0 || counter > w->top)
+        return 0;
+    if (w->top - counter >= MPT_WINDOW_BITS)
+        return 1;
+    return (int)((w->bits[(counter >> 6) % MPT_WINDOW_WORDS] >> (counter & 63)) & 1);
+}
+
 void mpt_window_update(struct mpt_window *w, uint64_t counter)
 {
     uint64_t cur = w->top >> 6, next = counter >> 6;

@@ -19,6 +19,10 @@ void mpt_window_init(struct mpt_window *w);
  * or too old (more than MPT_WINDOW_BITS behind the highest). */
 int mpt_window_check(const struct mpt_window *w, uint64_t counter);
 
+/* 1 if counter was recorded, or is too old for the window to tell (more than MPT_WINDOW_BITS
+ * behind the highest); 0 if it has not arrived (or is above the highest, or is 0). */
+int mpt_window_has(const struct mpt_window *w, uint64_t counter);
+
 /* Records counter as seen; call only after the datagram authenticated. */
 void mpt_window_update(struct mpt_window *w, uint64_t counter);
 

@@ -111,7 +111,8 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
         mpt_index_init(&s->session_by_prev, p->max_sessions, mpt_random64()) != 0 ||
         mpt_slots_init(&s->flow_slots, p->max_flows) != 0 ||
         mpt_index_init(&s->flow_by_key, p->max_flows, mpt_random64()) != 0 ||
-        mpt_split_init(&s->split) != 0) {
+        mpt_split_init(&s->split) != 0 ||
+        mpt_reorder_init(&s->reorder, p->max_sessions, MPT_SERVER_REORDER_ENTRIES) != 0) {
         mpt_server_free(s);
         return -ENOMEM;
     }
@@ -124,6 +125,8 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     mpt_ratelimit_init(&s->load, COOKIE_PER_SOURCE_RATE, COOKIE_PER_SOURCE_BURST, LOAD_RATE,
                        LOAD_BURST);
     s->authlog_tokens = MPT_SERVER_AUTHLOG_BURST;
+    s->rx_slot = MPT_NIL;
+    s->timer_at_us = UINT64_MAX;
     return 0;
 }
 
@@ -242,6 +245,7 @@ void mpt_server_free(struct mpt_server *s)
     free(s->copies);
     free(s->closed);
     mpt_split_free(&s->split);
+    mpt_reorder_free(&s->reorder);
     free(s->allow);
     free(s->recent);
     mpt_slots_free(&s->session_slots);
@@ -391,6 +395,7 @@ static void session_release(struct mpt_server *s, uint32_t slot, struct mpt_outq
     struct mpt_server_session *ss = &s->sessions[slot];
 
     session_flows_close(s, slot, q);
+    mpt_reorder_reset(&s->reorder, slot, 0);
     prev_forget(s, slot);
     mpt_index_remove(&s->session_by_sid, slot);
     mpt_slots_release(&s->session_slots, slot);
@@ -1232,6 +1237,93 @@ void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, u
     send_status(s, &s->sessions[f->session], now, f->id, MPT_FLOW_OPEN, q);
 }
 
+/* The reorder buffer (§8.1) holds a session's datagrams for order in every mode but redundant. */
+static int reorder_on(const struct mpt_server *s, const struct mpt_server_session *ss)
+{
+    return s->p.reorder_cap_ms && ss->mode != MPT_CLIENT_REDUNDANT;
+}
+
+/* How long the datagrams missing before one that came over path slot `path` are waited for: the
+ * delay difference between it and the slowest path heard lately (from the client's RTTs), and a
+ * margin (§8.1). */
+static uint64_t reorder_wait(const struct mpt_server *s, uint32_t sslot, unsigned path,
+                             uint64_t now)
+{
+    const struct mpt_server_session *ss = &s->sessions[sslot];
+    uint64_t srtt[MPT_MAX_PATHS];
+    uint32_t mask = 0;
+
+    for (unsigned i = 0; i < ss->npaths; i++) {
+        srtt[i] = ss->paths[i].srtt_us;
+        if (now - ss->paths[i].last_rx_us < PATH_ACTIVE_US)
+            mask |= 1u << i;
+    }
+    return mpt_reorder_wait(srtt, mask, ss->npaths, path, s->reorder.q[sslot].extra_us,
+                            (uint64_t)s->p.reorder_cap_ms * 1000);
+}
+
+/* Hands session sslot's datagrams whose turn has come (all of them with flush) to their flows'
+ * sockets, as far as the output queue has room; the rest wait (the driver is woken). */
+static void reorder_release(struct mpt_server *s, uint64_t now, uint32_t sslot, int flush,
+                            struct mpt_outq *q)
+{
+    while (s->reorder.q[sslot].n) {
+        const struct mpt_reorder_ent *e;
+        uint8_t *data;
+
+        if (q->max - q->n < 2 || q->cap - q->used < MPT_REORDER_CHUNK + 64) {
+            s->wake = 1;
+            return;
+        }
+        e = mpt_reorder_pop(&s->reorder, sslot, &s->sessions[sslot].keys.rx_window, now, flush);
+        if (!e)
+            return;
+        /* Its flow may have closed meanwhile (and its slot gone to another). */
+        if (s->flows[e->tag].session != sslot || s->flows[e->tag].id != e->tag2) {
+            s->ctr.drops[MPT_DROP_SESSION]++;
+            continue;
+        }
+        data = mpt_outq_alloc(q, e->len);
+        memcpy(data, e->data, e->len);
+        if (mpt_outq_push(q, MPT_OUT_FLOW, data, e->len, e->tag))
+            s->ctr.app_tx++;
+    }
+}
+
+/* Held datagrams of a session re-keyed since (its counters start again), or held while the mode
+ * changed to one without ordering, go now, in order. */
+static void reorder_sync(struct mpt_server *s, uint64_t now, uint32_t sslot, struct mpt_outq *q)
+{
+    const struct mpt_server_session *ss = &s->sessions[sslot];
+    struct mpt_reorder_q *rq = &s->reorder.q[sslot];
+
+    if (rq->sid == ss->sid && (reorder_on(s, ss) || !rq->n))
+        return;
+    if (rq->n)
+        reorder_release(s, now, sslot, 1, q);
+    if (!rq->n)
+        mpt_reorder_reset(&s->reorder, sslot, ss->sid);
+}
+
+/* A datagram of flow `slot` to send to its target: 0 to send it at once, 1 if the reorder buffer
+ * holds it (copied) until the datagrams before it have come. */
+static int reorder_hold(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32_t slot,
+                        const uint8_t *data, size_t len)
+{
+    const struct mpt_server_session *ss = &s->sessions[sslot];
+
+    if (!s->rx_fresh || s->rx_slot != sslot || !reorder_on(s, ss) ||
+        s->reorder.q[sslot].sid != ss->sid)
+        return 0;
+    if (mpt_reorder_arrive(&s->reorder, sslot, &ss->keys.rx_window, s->rx_ctr, now,
+                           reorder_wait(s, sslot, s->rx_path, now), data, len, slot,
+                           s->flows[slot].id) == MPT_REORDER_NOW)
+        return 0;
+    if (mpt_reorder_deadline(&s->reorder, sslot) < s->timer_at_us)
+        s->wake = 1; /* the driver's timer must wake earlier, when its gap is given up */
+    return 1;
+}
+
 static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, const uint8_t *m,
                          size_t n, struct mpt_outq *q)
 {
@@ -1297,6 +1389,8 @@ static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, con
     f = &s->flows[slot];
     f->last_us = now;
     mpt_slots_touch(&s->flow_slots, slot);
+    if (reorder_hold(s, now, sslot, slot, m + hdr, n - hdr))
+        return;
     if (mpt_outq_push(q, MPT_OUT_FLOW, m + hdr, n - hdr, slot))
         s->ctr.app_tx++;
 }
@@ -1365,6 +1459,7 @@ static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint3
     struct mpt_copies *r;
 
     p = path_update(s, ss, now, from, probe ? plain[1] : MPT_PATH_ID_UNKNOWN);
+    s->rx_path = (unsigned)(p - ss->paths);
     p->local = s->rx_local;
     p->rx_dgrams++;
     p->rx_bytes += len;
@@ -1412,8 +1507,8 @@ static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint3
     return challenge;
 }
 
-void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
-                        const uint8_t *buf, size_t len, struct mpt_outq *q)
+static void path_input(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                       const uint8_t *buf, size_t len, struct mpt_outq *q)
 {
     struct mpt_server_session *ss;
     struct mpt_server_path *p;
@@ -1495,11 +1590,25 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
     ss->confirmed = 1;
     ss->last_rx_us = now;
     mpt_slots_touch(&s->session_slots, slot);
+    s->rx_ctr = mpt_get64(buf + MPT_DATA_OFF_CTR);
+    s->rx_slot = slot;
+    s->rx_fresh = k == &ss->keys;
+    reorder_sync(s, now, slot, q);
     s->ctr.rx_dgrams++;
     s->ctr.rx_bytes += len;
     p = on_data(s, now, slot, k, from, buf, len, plain, n, mark, q);
     if (p)
         send_challenge(s, ss, p, now, q);
+}
+
+void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,
+                        const uint8_t *buf, size_t len, struct mpt_outq *q)
+{
+    s->rx_slot = MPT_NIL;
+    path_input(s, now, from, buf, len, q);
+    if (s->rx_slot != MPT_NIL && s->reorder.q[s->rx_slot].n)
+        reorder_release(s, now, s->rx_slot, 0, q);
+    s->rx_slot = MPT_NIL;
 }
 
 /* The paths that carry a reply, by slot: those validated (§7) that the client's probes ask for
@@ -1627,12 +1736,24 @@ uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq
              * (its resume key still proves it), and nothing is sealed or opened meanwhile. */
             if (ss->keys.expires_us && !mpt_keys_live(&ss->keys, now))
                 mpt_keys_wipe(&ss->keys);
+            reorder_sync(s, now, i, q);
+            if (s->reorder.q[i].n) {
+                uint64_t d;
+                reorder_release(s, now, i, 0, q);
+                d = mpt_reorder_deadline(&s->reorder, i);
+                if (d < next)
+                    next = d;
+            }
         }
         i = newer;
     }
     authlog_flush(s, now);
     log_stats(s, now);
-    return next;
+    if (s->wake)
+        next = now;
+    s->wake = 0;
+    s->timer_at_us = next > now ? next : now + 1;
+    return s->timer_at_us;
 }
 
 void mpt_server_close_all(struct mpt_server *s, struct mpt_outq *q)

@@ -12,6 +12,7 @@
 #include "core/handshake.h"
 #include "core/outq.h"
 #include "core/ratelimit.h"
+#include "core/reorder.h"
 #include "core/session.h"
 #include "core/split.h"
 #include "core/table.h"
@@ -42,7 +43,11 @@ struct mpt_server_params {
     unsigned max_lookups;    /* names being resolved at once, over all sessions; 0: 16 */
     uint32_t rekey_after_ms; /* clients re-key this often; keys older than 1.5x are refused (0:
                                 MPT_REKEY_AFTER_MS) */
+    uint32_t reorder_cap_ms; /* datagrams held for order at most this long (§8.1); 0 = never */
 };
+
+/* Datagrams of all sessions that the reorder buffer can hold at once (§8.1). */
+#define MPT_SERVER_REORDER_ENTRIES 4096
 
 /* MPT_OUT_FLOW_OPEN's target for a flow that named its own: the address is in mpt_out.addr. */
 #define MPT_TARGET_NAMED 0xffff
@@ -178,8 +183,15 @@ struct mpt_server {
     struct mpt_ratelimit ratelimit;
     int aes; /* AES-256-GCM may be chosen: hardware support and not disabled */
     struct mpt_counters ctr;
-    struct mpt_split split; /* FLOW messages too large for the paths, both ways (§5) */
-    int mtu_dirty;          /* a path came or moved: call mpt_server_set_path_mtus */
+    struct mpt_split split;     /* FLOW messages too large for the paths, both ways (§5) */
+    struct mpt_reorder reorder; /* flows' datagrams put back in order (§8.1), a queue per session */
+    uint64_t rx_ctr;  /* during an input: the counter of the datagram that authenticated */
+    uint32_t rx_slot; /* its session, MPT_NIL if none; rx_fresh: under its current keys */
+    int rx_fresh;
+    unsigned rx_path;     /* the path slot it came over */
+    int wake;             /* the driver should call mpt_server_on_timer now (and clear this) */
+    uint64_t timer_at_us; /* the deadline mpt_server_on_timer returned last */
+    int mtu_dirty;        /* a path came or moved: call mpt_server_set_path_mtus */
     struct mpt_server_authfail authfail[MPT_SERVER_AUTHLOG_SLOTS];
     uint64_t authlog_stamp_us;
     unsigned authlog_tokens;

@@ -691,6 +691,7 @@ static void client_params(struct mpt_client_params *params, const struct mpt_con
     params->max_flows = cc->max_flows;
     params->flow_timeout_ms = cc->flow_timeout_ms;
     params->probe_interval_ms = cc->probe_interval_ms;
+    params->reorder_cap_ms = cc->reorder_cap_ms;
     params->mode = (uint8_t)cc->mode;
     params->target_loss = cc->target_loss;
     params->no_aes = cfg->no_aes;

@@ -305,6 +305,11 @@ static void on_path(struct mpt_udp *u, const uint8_t *data, size_t len, const st
     mpt_server_on_path_local(&d->core, mpt_loop_now_us(d->loop), &src,
                              to && mpt_addr_set(&local, to) == 0 ? &local : NULL, data, len, &d->q);
     after_call(d, n);
+    /* A datagram held for order wants the timer sooner than it was set (PROTOCOL.md §8.1). */
+    if (d->core.wake) {
+        d->core.wake = 0;
+        uv_timer_start(&d->timer, on_timer, 0, 0);
+    }
 }
 
 static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
@@ -533,6 +538,7 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     params.max_flows = sc->max_flows;
     params.flow_timeout_ms = sc->flow_timeout_ms;
     params.session_timeout_ms = sc->session_timeout_ms;
+    params.reorder_cap_ms = sc->reorder_cap_ms;
     params.ntargets = sc->target.port ? 1 : 0; /* none: only what forwards name and allow covers */
     params.no_aes = cfg->no_aes;
     d->flows = calloc(sc->max_flows, sizeof(*d->flows));
@@ -692,6 +698,7 @@ static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
     d->core.p.ntargets = target->u.sa.sa_family ? 1 : 0;
     d->core.p.flow_timeout_ms = sc->flow_timeout_ms;
     d->core.p.session_timeout_ms = sc->session_timeout_ms;
+    d->core.p.reorder_cap_ms = sc->reorder_cap_ms;
     {
         struct mpt_allow_rule *rules = calloc(MPT_CONFIG_MAX_ALLOW, sizeof(*rules));
         int n = rules ? allow_rules(d, cfg, 0, rules, err, errlen) : UV_ENOMEM;

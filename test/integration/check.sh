@@ -93,6 +93,7 @@ has out.txt '^\[server\]$'
 has out.txt '^listen = 2000 +; all addresses: \[::\]:2000$'
 has out.txt '^target = localhost:1194 +; localhost -> 127\.0\.0\.1:1194$'
 has out.txt '^session_timeout = 2m +; default$'
+has out.txt '^reorder_cap = 100ms +; default$'
 has out.txt '^insecure_permissions = no +; default$'
 has out.txt '^rekey_interval = 2m +; default$'
 has out.txt "^control = $dir/server\\.sock\$"
@@ -106,7 +107,7 @@ has out.txt '^allow = localhost:53 +; localhost -> 127\.0\.0\.1$'
 has out.txt '^allow = 10\.0\.0\.0/24:\*$'
 # Every key of the schema, once per section (the unit test checks the schema's completeness).
 keys=$(grep -cE '^[a-z_]+ = ' out.txt)
-[ "$keys" -eq 44 ] || fail "good file: $keys keys printed, want 44"
+[ "$keys" -eq 46 ] || fail "good file: $keys keys printed, want 46"
 echo "good file: exit 0, $keys keys printed"
 [ ! -e client.sock ] && [ ! -e server.sock ] || fail "check made a control socket"
 

@@ -27,43 +27,7 @@ import netlab  # noqa: E402
 TUN_MTUS = {1340: 0.5, 1500: 0.25}
 TCP_SECS = 2
 TCP_ROUNDS = 3  # clean: rounds of (straight, through the tunnel); the best of each is kept
-# OpenVPN drops a datagram that comes more than --replay-window (default 64) datagrams late. The
-# first copy of a datagram lost on one path comes over another, and on a loaded machine a relay
-# process stalls for tens of milliseconds: at 2,000 datagrams/s that is over 64. The manual
-# advises a larger window where links reorder; the drops that remain are printed.
-REPLAY_WINDOW = 1024
-
-
-class Vpn:
-    """One OpenVPN point-to-point link: a server instance in `server` on UDP port `lport`, a
-    client in `client` sending to `remote`; tun addresses from a fresh /28."""
-
-    def __init__(self, lab, name, client, server, remote, lport, key, tun_mtu):
-        net, _ = lab.subnet()
-        self.saddr, self.caddr = str(net[1]), str(net[2])
-        self.name = name
-        common = ["openvpn", "--dev", "tun-" + name, "--dev-type", "tun", "--proto", "udp",
-                  "--cipher", "AES-256-CBC", "--auth", "SHA256", "--verb", "3",
-                  "--suppress-timestamps", "--tun-mtu", str(tun_mtu),
-                  "--replay-window", str(REPLAY_WINDOW)]
-        self.srv = lab.start(server, "openvpn-%s-server" % name, common + [
-            "--secret", key, "0", "--lport", str(lport), "--local", "0.0.0.0",
-            "--ifconfig", self.saddr, self.caddr, "--float"])
-        rhost, rport = remote.rsplit(":", 1)
-        self.cli = lab.start(client, "openvpn-%s-client" % name, common + [
-            "--secret", key, "1", "--nobind", "--remote", rhost, rport,
-            "--ifconfig", self.caddr, self.saddr, "--ping", "1"])
-
-    def ready(self, timeout=15):
-        for pr in (self.srv, self.cli):
-            netlab.wait_text(pr, r"Initialization Sequence Completed", timeout)
-
-    def replays(self):
-        return sum(pr.stdout().count("bad packet ID") for pr in (self.cli, self.srv))
-
-    def stop(self, t):
-        for pr in (self.cli, self.srv):
-            t.stop(pr, timeout=3)
+Vpn = netlab.OpenVpn
 
 
 def body(t, lab):

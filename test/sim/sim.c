@@ -496,6 +496,11 @@ static void handle(struct sim *w, struct ev *e)
         w->rx_path = e->path;
         mpt_server_on_path(&w->s, w->now, &w->paddr[e->path], e->data, e->len, &w->q);
         server_drain(w);
+        /* As the driver does: a datagram held for order wants the timer sooner. */
+        if (w->s.wake) {
+            w->s.wake = 0;
+            w->sdeadline = w->now;
+        }
         break;
     case EV_TO_CLIENT:
         before = w->c.sessions_established;
@@ -1076,6 +1081,8 @@ int main(int argc, char **argv)
     for (const struct task_case *c = sim_lifetime_cases; c->name; c++)
         all[n++] = *c;
     for (const struct task_case *c = sim_split_cases; c->name; c++)
+        all[n++] = *c;
+    for (const struct task_case *c = sim_sched_cases; c->name; c++)
         all[n++] = *c;
     all[n] = (struct task_case){NULL, NULL};
     return task_run(all, argc, argv);

@@ -124,5 +124,7 @@ extern const struct task_case sim_mode_cases[];
 extern const struct task_case sim_lifetime_cases[];
 /* The cases of sim_split.c: datagrams sent as pieces. */
 extern const struct task_case sim_split_cases[];
+/* The cases of sim_sched.c: scheduling that follows the paths, the reorder buffer. */
+extern const struct task_case sim_sched_cases[];
 
 #endif

@@ -41,6 +41,14 @@ Lab API (all addresses are inside the namespaces only: IPv4 from the documentati
                                    n relay hosts <name>K, each with a link from client and one to
                                    server; returns [(relay, link_in, link_out)]; families[i]:
                                    4, 6 or 46 (both) for the links of path i
+  lab.shaped_paths(client, server, rates, mtu=1500, name="relay")
+                                   relay_paths with the link from the client to relay i shaped
+                                   to rates[i] ("20mbit") both ways (tc tbf); the relay-server
+                                   link is not shaped
+  lab.set_rate(ln, rate)           reshape both ends of link ln (tc tbf, replacing the last)
+  netlab.path_opts(delays, losses=None, seed=1)
+                                   per-path `mptunnel bridge` options: one-way delay delays[i] ms
+                                   each way and loss losses[i], seeded (for lab.tunnel)
   lab.sh(h, argv, timeout=10, check=True)
                                    runs argv in h, waits; returns its stdout (str)
   lab.start(h, name, argv, ready=None, timeout=5)
@@ -79,6 +87,10 @@ Real applications (iperf3 and ping between two hosts, e.g. across a VPN through 
   lab.rcvbuf_drops(hosts, before, what)
                                    prints the datagrams each host's full receive buffers dropped
                                    since `before` ({role: lab.snmp(h)})
+  netlab.OpenVpn(lab, name, client, server, remote, lport, key, tun_mtu)
+                                   static-key point-to-point OpenVPN: a server instance in
+                                   `server` on UDP lport, a client in `client` sending to remote;
+                                   .saddr, .caddr, .ready(timeout), .replays(), .stop(t)
 A VPN below is any object with .name, .saddr (its address in the server host) and
 .ready(timeout) (waits until it carries traffic or raises Failed):
   lab.tcp_best(client, server, vpns, secs, rounds, port)
@@ -211,6 +223,57 @@ def v6_subnet(index):
     return ipaddress.IPv6Network(V6_PREFIX % (index + 1) + "/64")
 
 
+def path_opts(delays, losses=None, seed=1):
+    """`mptunnel bridge` options for paths with one-way delays[i] ms each way and loss losses[i]
+    (default none), each path with a seed of its own: bridge_opts for lab.tunnel."""
+    opts = []
+    for i, d in enumerate(delays):
+        o = ["--delay", str(d), "--seed", str(seed + i)]
+        if losses and losses[i]:
+            o += ["--loss", str(losses[i])]
+        opts.append(o)
+    return opts
+
+
+# OpenVPN drops a datagram that comes more than --replay-window (default 64) datagrams late. The
+# first copy of a datagram lost on one path comes over another, and on a loaded machine a relay
+# process stalls for tens of milliseconds: at 2,000 datagrams/s that is over 64. The manual
+# advises a larger window where links reorder; the drops that remain are printed.
+OPENVPN_REPLAY_WINDOW = 1024
+
+
+class OpenVpn:
+    """One OpenVPN point-to-point link (static key): a server instance in `server` on UDP port
+    `lport`, a client in `client` sending to `remote`; tun addresses from a fresh /28."""
+
+    def __init__(self, lab, name, client, server, remote, lport, key, tun_mtu):
+        net, _ = lab.subnet()
+        self.saddr, self.caddr = str(net[1]), str(net[2])
+        self.name = name
+        common = ["openvpn", "--dev", "tun-" + name, "--dev-type", "tun", "--proto", "udp",
+                  "--cipher", "AES-256-CBC", "--auth", "SHA256", "--verb", "3",
+                  "--suppress-timestamps", "--tun-mtu", str(tun_mtu),
+                  "--replay-window", str(OPENVPN_REPLAY_WINDOW)]
+        self.srv = lab.start(server, "openvpn-%s-server" % name, common + [
+            "--secret", key, "0", "--lport", str(lport), "--local", "0.0.0.0",
+            "--ifconfig", self.saddr, self.caddr, "--float"])
+        rhost, rport = remote.rsplit(":", 1)
+        self.cli = lab.start(client, "openvpn-%s-client" % name, common + [
+            "--secret", key, "1", "--nobind", "--remote", rhost, rport,
+            "--ifconfig", self.caddr, self.saddr, "--ping", "1"])
+
+    def ready(self, timeout=15):
+        for pr in (self.srv, self.cli):
+            wait_text(pr, r"Initialization Sequence Completed", timeout)
+
+    def replays(self):
+        return sum(pr.stdout().count("bad packet ID") for pr in (self.cli, self.srv))
+
+    def stop(self, t):
+        for pr in (self.cli, self.srv):
+            t.stop(pr, timeout=3)
+
+
 def load_average():
     try:
         with open("/proc/loadavg") as f:
@@ -339,9 +402,19 @@ class Lab:
                 self._addr(ln, h, 6, str(ln.v6net[k]))
             _ip("-n", h.ns, "link", "set", "dev", ln.ifname(h), "up")
             if rate:
-                self.sh(h, ["tc", "qdisc", "add", "dev", ln.ifname(h), "root", "tbf", "rate",
-                            rate, "burst", "64kb", "latency", "50ms"])
+                self._tbf(h, ln, "add", rate)
+        ln.rate = rate
         return ln
+
+    def _tbf(self, h, ln, verb, rate):
+        self.sh(h, ["tc", "qdisc", verb, "dev", ln.ifname(h), "root", "tbf", "rate", rate,
+                    "burst", "64kb", "latency", "50ms"])
+
+    def set_rate(self, ln, rate):
+        """Shapes both ends of ln to rate (tc tbf), replacing their shaping."""
+        for h in (ln.a, ln.b):
+            self._tbf(h, ln, "replace", rate)
+        ln.rate = rate
 
     def subnet(self):
         """A fresh (IPv4 /28, IPv6 /64) pair not used by any link, for addresses that a test
@@ -404,6 +477,14 @@ class Lab:
             li = self.link(client, r, mtu=mtu, v4=v4, v6=v6, rate=rate)
             lo = self.link(r, server, mtu=mtu, v4=v4, v6=v6, rate=rate)
             paths.append((r, li, lo))
+        return paths
+
+    def shaped_paths(self, client, server, rates, mtu=1500, name="relay"):
+        """len(rates) relay paths (as relay_paths), the link from the client to relay i shaped to
+        rates[i] both ways with tc tbf: each path carries at most that, whichever way."""
+        paths = self.relay_paths(client, server, len(rates), mtu=mtu, name=name)
+        for (r, li, lo), rate in zip(paths, rates):
+            self.set_rate(li, rate)
         return paths
 
     # ---- processes ----
