@@ -36,6 +36,28 @@ static size_t peers_bytes(unsigned n)
     return (size_t)n * sizeof(struct mpt_server_peer_state);
 }
 
+/* 0 if every peer with rules of its own has them within the n rules of the peers, else -EINVAL. */
+static int peers_check(const struct mpt_server_peer *peers, unsigned npeers, unsigned n)
+{
+    for (unsigned i = 0; i < npeers; i++)
+        if (peers[i].own &&
+            (peers[i].allow_first > n || peers[i].nallow > n - peers[i].allow_first))
+            return -EINVAL;
+    return 0;
+}
+
+/* A peer as the server keeps it: its name terminated, no rules unless its own. */
+static void peer_take(struct mpt_server_peer_state *ps, const struct mpt_server_peer *p)
+{
+    ps->peer = *p;
+    ps->peer.name[MPT_PEER_NAME_MAX - 1] = 0;
+    if (!ps->peer.own) {
+        ps->peer.allow_first = ps->peer.nallow = 0;
+        memset(&ps->peer.target, 0, sizeof(ps->peer.target));
+    }
+    mpt_hs_mac1_resp_key(ps->mac1_resp, p->public_key);
+}
+
 /* The server's keys from its parameters: shared-secret mode, or key mode with its peers. */
 static int server_keys(struct mpt_server *s, const struct mpt_server_params *p)
 {
@@ -43,11 +65,8 @@ static int server_keys(struct mpt_server *s, const struct mpt_server_params *p)
         return mpt_hs_keys_secret(&s->sec->keys, p->secret);
     if (mpt_hs_keys_pair(&s->sec->keys, p->private_key, NULL, NULL) != 0)
         return -EINVAL;
-    for (unsigned i = 0; i < p->npeers; i++) {
-        s->peers[i].peer = p->peers[i];
-        s->peers[i].peer.name[MPT_PEER_NAME_MAX - 1] = 0;
-        mpt_hs_mac1_resp_key(s->peers[i].mac1_resp, p->peers[i].public_key);
-    }
+    for (unsigned i = 0; i < p->npeers; i++)
+        peer_take(&s->peers[i], &p->peers[i]);
     return 0;
 }
 
@@ -58,7 +77,10 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     memset(s, 0, sizeof(*s));
     if ((!p->secret && !p->private_key) || (p->private_key && (!p->npeers || !p->peers)) ||
         p->npeers > MPT_SERVER_MAX_PEERS || p->max_sessions < 1 || p->max_flows < 1 ||
-        p->ntargets > 65535 || (p->nallow && !p->allow))
+        p->ntargets > 65535 || (p->nallow && !p->allow) ||
+        (p->private_key &&
+         ((p->npeer_allow && !p->peer_allow) || p->npeer_allow > MPT_SERVER_MAX_ALLOW ||
+          peers_check(p->peers, p->npeers, p->npeer_allow) != 0)))
         return -EINVAL;
     s->p = *p;
     s->p.secret = NULL;
@@ -66,6 +88,8 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     s->p.peers = NULL;
     s->p.allow = NULL;
     s->p.nallow = 0;
+    s->p.peer_allow = NULL;
+    s->p.npeer_allow = 0;
     if (!p->private_key)
         s->p.npeers = 0;
     if (!s->p.max_lookups)
@@ -77,10 +101,14 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
         return -ENOMEM;
     if (s->p.npeers) {
         s->peers = mpt_secure_alloc(peers_bytes(s->p.npeers), &peers_locked);
-        if (!s->peers) {
+        s->peer_allow = calloc(MPT_SERVER_MAX_ALLOW, sizeof(*s->peer_allow));
+        if (!s->peers || !s->peer_allow) {
             mpt_server_free(s);
             return -ENOMEM;
         }
+        if (p->npeer_allow)
+            memcpy(s->peer_allow, p->peer_allow, p->npeer_allow * sizeof(*s->peer_allow));
+        s->npeer_allow = p->npeer_allow;
     } else {
         s->recent = calloc(1, sizeof(*s->recent));
         if (!s->recent) {
@@ -153,14 +181,18 @@ int mpt_server_set_secret(struct mpt_server *s, const uint8_t secret[MPT_KEY_LEN
 static void session_release(struct mpt_server *s, uint32_t slot, struct mpt_outq *q);
 
 int mpt_server_set_peers(struct mpt_server *s, const uint8_t private_key[MPT_KEY_LEN],
-                         const struct mpt_server_peer *peers, unsigned npeers, struct mpt_outq *q)
+                         const struct mpt_server_peer *peers, unsigned npeers,
+                         const struct mpt_allow_rule *peer_allow, unsigned npeer_allow,
+                         struct mpt_outq *q)
 {
     struct mpt_server_peer_state *np;
     struct mpt_hs_keys *k;
     uint32_t *map;
     int locked, closed = 0;
 
-    if (!s->sec->keys.keymode || !npeers || npeers > MPT_SERVER_MAX_PEERS)
+    if (!s->sec->keys.keymode || !npeers || npeers > MPT_SERVER_MAX_PEERS || !peers ||
+        npeer_allow > MPT_SERVER_MAX_ALLOW || (npeer_allow && !peer_allow) ||
+        peers_check(peers, npeers, npeer_allow) != 0)
         return -EINVAL;
     np = mpt_secure_alloc(peers_bytes(npeers), &locked);
     k = mpt_secure_alloc(sizeof(*k), &locked);
@@ -177,11 +209,8 @@ int mpt_server_set_peers(struct mpt_server *s, const uint8_t private_key[MPT_KEY
         free(map);
         return -EINVAL;
     }
-    for (unsigned i = 0; i < npeers; i++) {
-        np[i].peer = peers[i];
-        np[i].peer.name[MPT_PEER_NAME_MAX - 1] = 0;
-        mpt_hs_mac1_resp_key(np[i].mac1_resp, peers[i].public_key);
-    }
+    for (unsigned i = 0; i < npeers; i++)
+        peer_take(&np[i], &peers[i]);
     /* Where each old peer went (by public key), with what the server knew of it. */
     for (unsigned i = 0; i < s->p.npeers; i++) {
         map[i] = MPT_NIL;
@@ -191,6 +220,7 @@ int mpt_server_set_peers(struct mpt_server *s, const uint8_t private_key[MPT_KEY
                 map[i] = j;
                 np[j].greatest_tai_us = s->peers[i].greatest_tai_us;
                 np[j].handshakes = s->peers[i].handshakes;
+                memcpy(np[j].refused, s->peers[i].refused, sizeof(np[j].refused));
                 break;
             }
     }
@@ -213,6 +243,9 @@ int mpt_server_set_peers(struct mpt_server *s, const uint8_t private_key[MPT_KEY
     mpt_secure_free(s->peers, peers_bytes(s->p.npeers));
     s->peers = np;
     s->p.npeers = npeers;
+    if (npeer_allow)
+        memcpy(s->peer_allow, peer_allow, npeer_allow * sizeof(*s->peer_allow));
+    s->npeer_allow = npeer_allow;
     return closed;
 }
 
@@ -247,6 +280,7 @@ void mpt_server_free(struct mpt_server *s)
     mpt_split_free(&s->split);
     mpt_reorder_free(&s->reorder);
     free(s->allow);
+    free(s->peer_allow);
     free(s->recent);
     mpt_slots_free(&s->session_slots);
     mpt_index_free(&s->session_by_sid);
@@ -1077,12 +1111,15 @@ static void refuse(struct mpt_server *s, uint32_t sslot, uint64_t now, uint32_t 
     uint64_t total = 0;
 
     s->refused[why]++;
+    if (ss->peer < s->p.npeers)
+        s->peers[ss->peer].refused[why]++;
     for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++)
         total += s->refused[i];
     if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->refuselog_us, now, MPT_SERVER_REFUSELOG_US)) {
-        MPT_WARN("flow %u of session %016llx refused: target %s%s%s:%u %s (%llu refused since "
+        MPT_WARN("flow %u of session %016llx%s%s refused: target %s%s%s:%u %s (%llu refused since "
                  "the last line; at most one line per %u s)",
-                 id, (unsigned long long)ss->sid, strchr(host, ':') ? "[" : "", host,
+                 id, (unsigned long long)ss->sid, ss->peer < s->p.npeers ? " of peer " : "",
+                 peer_name(s, ss->peer), strchr(host, ':') ? "[" : "", host,
                  strchr(host, ':') ? "]" : "", (unsigned)port, mpt_flow_status_names[why],
                  (unsigned long long)(total - s->refused_logged),
                  (unsigned)(MPT_SERVER_REFUSELOG_US / 1000000));
@@ -1129,10 +1166,38 @@ static void flow_insert(struct mpt_server *s, uint32_t slot, uint32_t sslot, uin
     s->flows_opened++;
 }
 
+/* The peer whose own rules and default target a session's flows are held to (§5), or NULL:
+ * [server]'s apply (shared-secret mode, or a peer without its own). */
+static const struct mpt_server_peer *own_peer(const struct mpt_server *s, uint32_t sslot)
+{
+    uint32_t peer = s->sessions[sslot].peer;
+
+    return peer < s->p.npeers && s->peers[peer].peer.own ? &s->peers[peer].peer : NULL;
+}
+
+/* The allow rules of a session's flows: *n of them. */
+static const struct mpt_allow_rule *session_rules(const struct mpt_server *s, uint32_t sslot,
+                                                  unsigned *n)
+{
+    const struct mpt_server_peer *pr = own_peer(s, sslot);
+
+    *n = pr ? pr->nallow : s->nallow;
+    return pr ? s->peer_allow + pr->allow_first : s->allow;
+}
+
+/* 1 if the rules of session sslot's flows cover `a`. */
+static int session_allows(const struct mpt_server *s, uint32_t sslot, const struct mpt_addr *a)
+{
+    unsigned n;
+    const struct mpt_allow_rule *r = session_rules(s, sslot, &n);
+
+    return mpt_allow_match(r, n, a);
+}
+
 /* A FLOW message that names its target (§5) and whose flow is not open: checked against the
- * allow rules, resolved first if it is a name. 0 if the flow is open now (its datagram goes on),
- * -1 if not (refused, or waiting for the lookup: the datagram is dropped, the client repeats the
- * target until the flow is open). */
+ * allow rules of its session (its peer's own, or [server]'s), resolved first if it is a name. 0 if
+ * the flow is open now (its datagram goes on), -1 if not (refused, or waiting for the lookup: the
+ * datagram is dropped, the client repeats the target until the flow is open). */
 static int open_named(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32_t id,
                       const char *host, uint16_t port, uint32_t *slot_out, struct mpt_outq *q)
 {
@@ -1140,9 +1205,11 @@ static int open_named(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32
     struct mpt_out *o;
     uint32_t slot;
     size_t hlen = strlen(host);
+    unsigned nrules;
 
+    session_rules(s, sslot, &nrules);
     if (mpt_target_literal(host, port, &addr) == 0) {
-        if (!mpt_allow_match(s->allow, s->nallow, &addr)) {
+        if (!session_allows(s, sslot, &addr)) {
             refuse(s, sslot, now, id, host, port, MPT_FLOW_NOT_ALLOWED, q);
             return -1;
         }
@@ -1163,8 +1230,8 @@ static int open_named(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32
         *slot_out = slot;
         return 0;
     }
-    if (s->lookups >= s->p.max_lookups || !s->nallow) {
-        refuse(s, sslot, now, id, host, port, s->nallow ? MPT_FLOW_BUSY : MPT_FLOW_NOT_ALLOWED, q);
+    if (s->lookups >= s->p.max_lookups || !nrules) {
+        refuse(s, sslot, now, id, host, port, nrules ? MPT_FLOW_BUSY : MPT_FLOW_NOT_ALLOWED, q);
         return -1;
     }
     slot = flow_alloc(s, now, sslot, q);
@@ -1218,7 +1285,7 @@ void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, u
         flow_close(s, flow, q);
         return;
     }
-    if (!mpt_allow_match(s->allow, s->nallow, &a)) {
+    if (!session_allows(s, f->session, &a)) {
         mpt_addr_str(&a, host, sizeof(host));
         *strrchr(host, ':') = '\0';
         if (host[0] == '[') {
@@ -1363,23 +1430,36 @@ static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, con
         if (open_named(s, now, sslot, id, host, port, &slot, q) != 0)
             return;
     } else if (slot == MPT_NIL) {
-        if (target >= s->p.ntargets) {
+        /* The default target: [server]'s (index 0), or that of a peer with its own, which the
+         * driver is given as an address, as if the flow had named it. */
+        const struct mpt_server_peer *pr = own_peer(s, sslot);
+        if (target >= (pr ? 1u : s->p.ntargets)) {
             s->ctr.drops[MPT_DROP_MALFORMED]++;
-            if (s->p.ntargets == 0) {
+            if (!pr && s->p.ntargets == 0) {
                 snprintf(host, sizeof(host), "(the default)");
                 refuse(s, sslot, now, id, host, 0, MPT_FLOW_NOT_ALLOWED, q);
             }
             return;
         }
+        if (pr && !pr->target.u.sa.sa_family) {
+            snprintf(host, sizeof(host), "(the default)");
+            refuse(s, sslot, now, id, host, 0, MPT_FLOW_NOT_ALLOWED, q);
+            return;
+        }
         slot = flow_alloc(s, now, sslot, q);
         if (slot == MPT_NIL)
             return;
-        flow_insert(s, slot, sslot, id, target, now);
-        MPT_DEBUG("flow %u of session %016llx opened towards target %u (%u flows in use)", id,
-                  (unsigned long long)ss->sid, target, s->flow_slots.used);
+        flow_insert(s, slot, sslot, id, pr ? MPT_TARGET_NAMED : target, now);
+        MPT_DEBUG("flow %u of session %016llx opened towards %s target (%u flows in use)", id,
+                  (unsigned long long)ss->sid, pr ? "its peer's" : "the default",
+                  s->flow_slots.used);
         o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, slot);
-        if (o)
+        if (o && pr) {
+            o->target = MPT_TARGET_NAMED;
+            o->addr = pr->target;
+        } else if (o) {
             o->target = target;
+        }
     } else if (s->flows[slot].pending) {
         s->ctr.drops[MPT_DROP_NOSESSION]++; /* its name is being resolved */
         return;

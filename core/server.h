@@ -18,12 +18,19 @@
 #include "core/table.h"
 #include "core/target.h"
 
-/* A client of a server in key mode (PROTOCOL.md §3): its name and keys. */
+/* A client of a server in key mode (PROTOCOL.md §3): its name and keys, and what its flows may
+ * reach (§5). own = 0: [server]'s allow rules and default target, as in shared-secret mode.
+ * own = 1: only its own rules, peer_allow[allow_first, allow_first + nallow) of the server's
+ * parameters, and its own default target (family 0: none, and a flow that names no target is
+ * refused "not_allowed"). */
 #define MPT_PEER_NAME_MAX 64
 struct mpt_server_peer {
     char name[MPT_PEER_NAME_MAX];
     uint8_t public_key[MPT_KEY_LEN];
     uint8_t psk[MPT_KEY_LEN]; /* its pre-shared key: its own `secret`, else the tunnel's, else 0 */
+    uint8_t own;
+    uint32_t allow_first, nallow;
+    struct mpt_addr target;
 };
 
 struct mpt_server_params {
@@ -31,12 +38,14 @@ struct mpt_server_params {
     const uint8_t *private_key;          /* key mode: the server's X25519 private key, else NULL */
     const struct mpt_server_peer *peers; /* key mode: its clients (copied) */
     unsigned npeers;
-    unsigned max_sessions;       /* > 0 */
-    unsigned max_flows;          /* > 0, over all sessions */
-    uint32_t flow_timeout_ms;    /* idle flows are closed after this */
-    uint32_t session_timeout_ms; /* idle sessions are forgotten after this */
-    unsigned ntargets;           /* target indexes a flow may use (0: no default target) */
-    int no_aes;                  /* never choose AES-256-GCM (ChaCha20-Poly1305 only) */
+    const struct mpt_allow_rule *peer_allow; /* key mode: the peers' own rules (copied) */
+    unsigned npeer_allow;                    /* at most MPT_SERVER_MAX_ALLOW */
+    unsigned max_sessions;                   /* > 0 */
+    unsigned max_flows;                      /* > 0, over all sessions */
+    uint32_t flow_timeout_ms;                /* idle flows are closed after this */
+    uint32_t session_timeout_ms;             /* idle sessions are forgotten after this */
+    unsigned ntargets; /* target indexes a flow may use (0: no default target) */
+    int no_aes;        /* never choose AES-256-GCM (ChaCha20-Poly1305 only) */
     /* What a flow may name (§5), names resolved: a target outside is refused, never contacted. */
     const struct mpt_allow_rule *allow;
     unsigned nallow;
@@ -71,6 +80,7 @@ struct mpt_server_peer_state {
     uint64_t greatest_tai_us;       /* the newest INIT timestamp taken + 1 (0: none): not newer,
                                        a replay */
     uint64_t handshakes;
+    uint64_t refused[MPT_FLOW_STATUS_COUNT]; /* its flows refused, by reason (index 0 unused) */
 };
 
 /* The server's key material (mpt_secure_alloc). */
@@ -199,8 +209,11 @@ struct mpt_server {
     uint64_t refused[MPT_FLOW_STATUS_COUNT]; /* flows refused, by reason (index 0 unused) */
     uint64_t refused_logged;                 /* refusals up to the last log line */
     uint64_t refuselog_us;
-    struct mpt_allow_rule *allow; /* MPT_SERVER_MAX_ALLOW entries; p.allow is not kept */
+    struct mpt_allow_rule
+        *allow; /* [server]'s: MPT_SERVER_MAX_ALLOW entries; p.allow is not kept */
     unsigned nallow;
+    struct mpt_allow_rule *peer_allow; /* key mode: the peers' own, MPT_SERVER_MAX_ALLOW entries */
+    unsigned npeer_allow;
     unsigned lookups; /* names being resolved now */
     uint32_t lookup_gen;
     uint64_t warn_sessions_us, warn_flows_us; /* table-full warnings may come again from then */
@@ -221,12 +234,16 @@ void mpt_server_free(struct mpt_server *s);
  * Returns 1 if it changed, 0 if it is the same, -EINVAL in key mode or if libsodium fails. */
 int mpt_server_set_secret(struct mpt_server *s, const uint8_t secret[MPT_KEY_LEN]);
 
-/* Key mode: a new private key and list of peers (a reload). Sessions of peers still listed keep
- * their keys, and each peer its newest timestamp (replays stay refused); sessions of peers no
- * longer listed are closed (their flows with them: see `closed`). Returns a count of the
- * sessions closed, or -EINVAL (nothing changed) in shared-secret mode or for bad keys, -ENOMEM. */
+/* Key mode: a new private key and list of peers with their own rules (a reload; as in
+ * mpt_server_params). Sessions of peers still listed keep their keys, and each peer its newest
+ * timestamp (replays stay refused); sessions of peers no longer listed are closed (their flows
+ * with them: see `closed`). A peer's new rules and target apply to its new flows; open flows keep
+ * their targets. Returns a count of the sessions closed, or -EINVAL (nothing changed) in
+ * shared-secret mode, for bad keys or for rules out of range, -ENOMEM. */
 int mpt_server_set_peers(struct mpt_server *s, const uint8_t private_key[MPT_KEY_LEN],
-                         const struct mpt_server_peer *peers, unsigned npeers, struct mpt_outq *q);
+                         const struct mpt_server_peer *peers, unsigned npeers,
+                         const struct mpt_allow_rule *peer_allow, unsigned npeer_allow,
+                         struct mpt_outq *q);
 
 /* The wall clock (µs since the Unix epoch) at monotonic time `now`: handshake timestamps are
  * judged by it. The driver calls it at start and from time to time (the clock may be set). */
@@ -254,8 +271,9 @@ void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, con
 void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, uint32_t gen,
                             int status, const struct mpt_addr *addr, struct mpt_outq *q);
 
-/* Replaces the allow rules (a reload; at most MPT_SERVER_MAX_ALLOW, the rest ignored): flows
- * open already keep their targets. */
+/* Replaces [server]'s allow rules (a reload; at most MPT_SERVER_MAX_ALLOW, the rest ignored),
+ * those of shared-secret sessions and of peers without their own: flows open already keep their
+ * targets. */
 void mpt_server_set_allow(struct mpt_server *s, const struct mpt_allow_rule *allow,
                           unsigned nallow);
 

@@ -38,12 +38,13 @@ struct mpt_server_drv {
     struct mpt_udp **dest; /* per queue entry: the socket it goes out on */
     struct mpt_udp_msg batch[MPT_UDP_BATCH];
     uint64_t flow_open_failures;
-    /* The allow rules' names as resolved at start (a reload keeps them for names it still has). */
+    /* The names of allow rules and peers' targets as resolved at start (a reload keeps them for
+     * names it still has). */
     struct allow_name {
         char host[MPT_CONFIG_HOST_MAX];
         struct mpt_addr addr;
     } * names;
-    unsigned nnames;
+    unsigned nnames, names_max;
     struct mpt_control *control;         /* status socket; NULL if it could not be made */
     int reloading;                       /* a reload's lookup is under way */
     struct mpt_metrics *metrics;         /* metrics endpoint; NULL if none */
@@ -326,11 +327,79 @@ static void on_target(struct mpt_udp *u, const uint8_t *data, size_t len,
     after_call(d, n);
 }
 
-/* The allow rules for core: blocks as written, names as resolved (one address each). At start
- * (names NULL in d) every name is resolved, blocking, and remembered; a reload must not wait for a
- * name server, so it reuses those addresses and skips names new since the start (they take effect
- * at the next start, and it says so). Returns the number of rules in out[MPT_CONFIG_MAX_ALLOW], or
- * a negative code with err set. */
+/* A host name of an allow rule or a peer's target: a literal as it is, else as resolved at start.
+ * At start (start = 1) a name not resolved yet is resolved, blocking, and remembered; a reload
+ * must not wait for a name server, so it reuses those addresses and skips names new since the
+ * start (they take effect at the next start). Returns 1 with *addr (port `port'), 0 for a name
+ * skipped, or a negative code with err set (`key' names the line's key). */
+static int name_addr(struct mpt_server_drv *d, const struct mpt_config *cfg, int start,
+                     const char *host, uint16_t port, int line, const char *key,
+                     struct mpt_addr *addr, char *err, size_t errlen)
+{
+    int rc;
+
+    if (mpt_target_literal(host, port, addr) == 0)
+        return 1;
+    for (unsigned k = 0; k < d->nnames; k++)
+        if (strcmp(d->names[k].host, host) == 0) {
+            *addr = d->names[k].addr;
+            if (addr->u.sa.sa_family == AF_INET)
+                addr->u.in4.sin_port = htons(port);
+            else
+                addr->u.in6.sin6_port = htons(port);
+            return 1;
+        }
+    if (!start)
+        return 0;
+    if (d->nnames >= d->names_max) {
+        snprintf(err, errlen, "%.300s:%d: %s: too many host names", cfg->file, line, key);
+        return UV_ENOMEM;
+    }
+    rc = mpt_resolve(d->loop, host, port, 0, addr);
+    if (rc) {
+        snprintf(err, errlen, "%.300s:%d: %s: cannot resolve `%.100s': %s", cfg->file, line, key,
+                 host, mpt_strerror(rc));
+        return rc;
+    }
+    snprintf(d->names[d->nnames].host, sizeof(d->names[0].host), "%s", host);
+    d->names[d->nnames++].addr = *addr;
+    return 1;
+}
+
+/* An allow line as core takes it: a block as written, a name as resolved (one address: a /32 or
+ * a /128). Returns 1 with *r, 0 for a name skipped (name_addr), or a negative code. */
+static int allow_rule(struct mpt_server_drv *d, const struct mpt_config *cfg, int start,
+                      const struct mpt_allow *a, struct mpt_allow_rule *r, char *err, size_t errlen)
+{
+    struct mpt_addr addr;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    r->port_lo = a->port_lo;
+    r->port_hi = a->port_hi;
+    if (a->family) {
+        r->family = (uint8_t)a->family;
+        r->prefix = (uint8_t)a->prefix;
+        memcpy(r->addr, a->addr, sizeof(r->addr));
+        return 1;
+    }
+    rc = name_addr(d, cfg, start, a->host.host, a->port_lo, a->line, "allow", &addr, err, errlen);
+    if (rc <= 0)
+        return rc;
+    if (addr.u.sa.sa_family == AF_INET) {
+        r->family = AF_INET;
+        r->prefix = 32;
+        memcpy(r->addr, &addr.u.in4.sin_addr, 4);
+    } else {
+        r->family = AF_INET6;
+        r->prefix = 128;
+        memcpy(r->addr, &addr.u.in6.sin6_addr, 16);
+    }
+    return 1;
+}
+
+/* [server]'s allow rules for core, names resolved by name_addr. Returns the number of rules in
+ * out[MPT_CONFIG_MAX_ALLOW], or a negative code with err set. */
 static int allow_rules(struct mpt_server_drv *d, const struct mpt_config *cfg, int start,
                        struct mpt_allow_rule *out, char *err, size_t errlen)
 {
@@ -338,51 +407,13 @@ static int allow_rules(struct mpt_server_drv *d, const struct mpt_config *cfg, i
     unsigned n = 0, skipped = 0;
 
     for (unsigned i = 0; i < sc->nallow; i++) {
-        const struct mpt_allow *a = &sc->allow[i];
-        struct mpt_allow_rule *r = &out[n];
-        struct mpt_addr addr;
-        int found = 0;
-
-        memset(r, 0, sizeof(*r));
-        r->port_lo = a->port_lo;
-        r->port_hi = a->port_hi;
-        if (a->family) {
-            r->family = (uint8_t)a->family;
-            r->prefix = (uint8_t)a->prefix;
-            memcpy(r->addr, a->addr, sizeof(r->addr));
+        int rc = allow_rule(d, cfg, start, &sc->allow[i], &out[n], err, errlen);
+        if (rc < 0)
+            return rc;
+        if (rc)
             n++;
-            continue;
-        }
-        for (unsigned k = 0; k < d->nnames && !found; k++)
-            if (strcmp(d->names[k].host, a->host.host) == 0) {
-                addr = d->names[k].addr;
-                found = 1;
-            }
-        if (!found && start) {
-            int rc = mpt_resolve(d->loop, a->host.host, a->port_lo, 0, &addr);
-            if (rc) {
-                snprintf(err, errlen, "%.300s:%d: allow: cannot resolve `%.100s': %s", cfg->file,
-                         a->line, a->host.host, mpt_strerror(rc));
-                return rc;
-            }
-            snprintf(d->names[d->nnames].host, sizeof(d->names[0].host), "%s", a->host.host);
-            d->names[d->nnames++].addr = addr;
-            found = 1;
-        }
-        if (!found) {
+        else
             skipped++;
-            continue;
-        }
-        if (addr.u.sa.sa_family == AF_INET) {
-            r->family = AF_INET;
-            r->prefix = 32;
-            memcpy(r->addr, &addr.u.in4.sin_addr, 4);
-        } else {
-            r->family = AF_INET6;
-            r->prefix = 128;
-            memcpy(r->addr, &addr.u.in6.sin6_addr, 16);
-        }
-        n++;
     }
     if (skipped)
         MPT_WARN(
@@ -485,21 +516,76 @@ static int start_metrics(struct mpt_server_drv *d, const struct mpt_config *cfg,
                                            &d->metrics, err, errlen);
 }
 
-/* Key mode: the peers of the configuration as core takes them, in key memory (free with
- * mpt_secure_free, npeers entries), or NULL if out of memory. */
-static struct mpt_server_peer *server_peers(const struct mpt_config *cfg)
+/* Key mode: the peers of the configuration as core takes them, into *out (in key memory: free
+ * with mpt_secure_free, npeers entries), their own allow rules into
+ * rules[MPT_CONFIG_MAX_PEER_ALLOW]
+ * (*nrules) and their targets, names resolved by name_addr (a peer's target named by a name new
+ * since the start is none until the next start). Returns 0, or a negative code with err set. */
+static int server_peers(struct mpt_server_drv *d, const struct mpt_config *cfg, int start,
+                        struct mpt_server_peer **out, struct mpt_allow_rule *rules,
+                        unsigned *nrules, char *err, size_t errlen)
 {
     const struct mpt_server_config *sc = &cfg->server;
     struct mpt_server_peer *v = mpt_secure_alloc(sc->npeers * sizeof(*v), NULL);
+    unsigned n = 0, skipped = 0;
+    int rc = 0;
 
-    if (!v)
-        return NULL;
-    for (unsigned i = 0; i < sc->npeers; i++) {
-        snprintf(v[i].name, sizeof(v[i].name), "%s", sc->peers[i].name);
-        memcpy(v[i].public_key, sc->peers[i].public_key, MPT_KEY_LEN);
-        mpt_config_peer_psk(cfg, &sc->peers[i], v[i].psk);
+    *out = NULL;
+    *nrules = 0;
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        return UV_ENOMEM;
     }
-    return v;
+    for (unsigned i = 0; i < sc->npeers && rc >= 0; i++) {
+        const struct mpt_config_peer *cp = &sc->peers[i];
+        snprintf(v[i].name, sizeof(v[i].name), "%s", cp->name);
+        memcpy(v[i].public_key, cp->public_key, MPT_KEY_LEN);
+        mpt_config_peer_psk(cfg, cp, v[i].psk);
+        if (!cp->nallow && !cp->target.line)
+            continue; /* [server]'s rules and target */
+        v[i].own = 1;
+        v[i].allow_first = n;
+        for (unsigned k = 0; k < cp->nallow && rc >= 0; k++) {
+            rc = allow_rule(d, cfg, start, &sc->peer_allow[cp->allow_first + k], &rules[n], err,
+                            errlen);
+            if (rc > 0)
+                n++;
+            else if (rc == 0)
+                skipped++;
+        }
+        v[i].nallow = n - v[i].allow_first;
+        if (cp->target.line && rc >= 0) {
+            rc = name_addr(d, cfg, start, cp->target.host, cp->target.port, cp->target.line,
+                           "target", &v[i].target, err, errlen);
+            if (rc == 0)
+                skipped++;
+        }
+    }
+    if (rc < 0) {
+        mpt_secure_free(v, sc->npeers * sizeof(*v));
+        return rc;
+    }
+    if (skipped)
+        MPT_WARN("%s: [peer] allow, target: %u host name%s new since the start: resolved at the "
+                 "next start (a target so named is none until then)",
+                 cfg->file, skipped, skipped == 1 ? "" : "s");
+    *out = v;
+    *nrules = n;
+    return 0;
+}
+
+/* Key mode: how many peers have rules of their own, at info level. */
+static void log_peer_rules(const struct mpt_config *cfg, unsigned nrules)
+{
+    const struct mpt_server_config *sc = &cfg->server;
+    unsigned own = 0;
+
+    for (unsigned i = 0; i < sc->npeers; i++)
+        own += sc->peers[i].nallow || sc->peers[i].target.line;
+    if (own)
+        MPT_INFO("%u peer%s with allow rules or a target of their own (%u rules); the others "
+                 "under [server]'s",
+                 own, own == 1 ? "" : "s", nrules);
 }
 
 int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
@@ -508,11 +594,13 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     const struct mpt_server_config *sc = &cfg->server;
     struct mpt_server_params params;
     struct mpt_server_peer *peers = NULL;
+    struct mpt_allow_rule *peer_rules = NULL;
+    unsigned npeer_rules = 0;
     struct mpt_server_drv *d;
     struct mpt_status_server_info info;
     struct mpt_addr laddr;
     char a[MPT_ADDR_STRLEN], b[MPT_ADDR_STRLEN];
-    int rc;
+    int rc = 0;
 
     *out = NULL;
     d = calloc(1, sizeof(*d));
@@ -526,12 +614,27 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     d->max_flows = sc->max_flows;
     memset(&params, 0, sizeof(params));
     params.rekey_after_ms = cfg->rekey_ms;
-    if (mpt_config_key_mode(cfg, MPT_ROLE_SERVER)) {
-        peers = server_peers(cfg);
+    /* Every name of an allow rule or a peer's target is resolved once, at start. */
+    d->names_max = sc->nallow + sc->npeer_allow + sc->npeers;
+    d->names = calloc(d->names_max ? d->names_max : 1, sizeof(*d->names));
+    if (!d->names)
+        rc = UV_ENOMEM;
+    if (!rc && mpt_config_key_mode(cfg, MPT_ROLE_SERVER)) {
+        peer_rules = calloc(MPT_CONFIG_MAX_PEER_ALLOW, sizeof(*peer_rules));
+        rc = peer_rules ? server_peers(d, cfg, 1, &peers, peer_rules, &npeer_rules, err, errlen)
+                        : UV_ENOMEM;
+        if (rc && rc != UV_ENOMEM) {
+            free(peer_rules);
+            free(d->names);
+            free(d);
+            return rc;
+        }
         params.private_key = sc->key.private_key;
         params.peers = peers;
         params.npeers = sc->npeers;
-    } else {
+        params.peer_allow = peer_rules;
+        params.npeer_allow = npeer_rules;
+    } else if (!rc) {
         params.secret = cfg->secret;
     }
     params.max_sessions = sc->max_sessions;
@@ -542,9 +645,11 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     params.ntargets = sc->target.port ? 1 : 0; /* none: only what forwards name and allow covers */
     params.no_aes = cfg->no_aes;
     d->flows = calloc(sc->max_flows, sizeof(*d->flows));
-    rc =
-        d->flows && (peers || !params.private_key) ? mpt_server_init(&d->core, &params) : UV_ENOMEM;
+    if (!rc)
+        rc = d->flows && (peers || !params.private_key) ? mpt_server_init(&d->core, &params)
+                                                        : UV_ENOMEM;
     mpt_secure_free(peers, sc->npeers * sizeof(*peers));
+    free(peer_rules);
     if (!rc)
         mpt_server_set_wall(&d->core, mpt_loop_now_us(loop), mpt_loop_wall_us());
     if (!rc)
@@ -557,6 +662,7 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
         mpt_outq_free(&d->q);
         free(d->flows);
         free(d->dest);
+        free(d->names);
         free(d);
         return rc;
     }
@@ -576,8 +682,7 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     {
         struct mpt_allow_rule *rules = calloc(MPT_CONFIG_MAX_ALLOW, sizeof(*rules));
 
-        d->names = calloc(MPT_CONFIG_MAX_ALLOW, sizeof(*d->names));
-        rc = rules && d->names ? allow_rules(d, cfg, 1, rules, err, errlen) : UV_ENOMEM;
+        rc = rules ? allow_rules(d, cfg, 1, rules, err, errlen) : UV_ENOMEM;
         if (rc == UV_ENOMEM)
             snprintf(err, errlen, "out of memory");
         if (rc >= 0)
@@ -587,6 +692,7 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
             goto fail;
         if (rc)
             MPT_INFO("%u allow rule%s", (unsigned)rc, rc == 1 ? "" : "s");
+        log_peer_rules(cfg, npeer_rules);
     }
     rc = mpt_resolve(loop, sc->listen.host, sc->listen.port, 1, &laddr);
     if (rc) {
@@ -666,12 +772,16 @@ static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
         return UV_EINVAL;
     }
     if (d->core.sec->keys.keymode) {
-        struct mpt_server_peer *peers = server_peers(cfg);
-        unsigned from = d->q.n;
+        struct mpt_server_peer *peers = NULL;
+        struct mpt_allow_rule *rules = calloc(MPT_CONFIG_MAX_PEER_ALLOW, sizeof(*rules));
+        unsigned from = d->q.n, nrules = 0;
 
-        rc = peers ? mpt_server_set_peers(&d->core, sc->key.private_key, peers, sc->npeers, &d->q)
-                   : UV_ENOMEM;
+        rc = rules ? server_peers(d, cfg, 0, &peers, rules, &nrules, err, errlen) : UV_ENOMEM;
+        if (!rc)
+            rc = mpt_server_set_peers(&d->core, sc->key.private_key, peers, sc->npeers, rules,
+                                      nrules, &d->q);
         mpt_secure_free(peers, sc->npeers * sizeof(*peers));
+        free(rules);
         if (rc < 0) {
             snprintf(err, errlen, "%.300s: [peer]: cannot take the new keys", cfg->file);
             return rc == -ENOMEM ? UV_ENOMEM : UV_EINVAL;
@@ -680,6 +790,7 @@ static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
         flush(d);
         MPT_INFO("peers: %u listed; %d session%s of peers no longer listed closed", sc->npeers, rc,
                  rc == 1 ? "" : "s");
+        log_peer_rules(cfg, nrules);
     } else {
         rc = mpt_server_set_secret(&d->core, cfg->secret);
         if (rc < 0) {

@@ -1,9 +1,11 @@
 /* Targets named inside the encryption (PROTOCOL.md §5): the target block, allow rules, and a client
  * and a server core wired back to back: a flow opens towards what it names only when an allow rule
  * covers it, a lost first datagram never misroutes it, names are resolved through the driver, and
- * refusals are counted by reason and told to the client. Time is explicit; no network. */
+ * refusals are counted by reason and told to the client; in key mode, a peer with rules of its
+ * own is held to them alone. Time is explicit; no network. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sodium.h>
 
 #include "core/client.h"
 #include "core/server.h"
@@ -141,6 +143,15 @@ static void clear(struct list *l)
 static struct mpt_allow_rule rules[4];
 static unsigned nrules;
 
+/* Key mode, when `keys.npeers` is set before setup: the client is peer 0. */
+static struct {
+    uint8_t cpriv[32], spriv[32], spub[32], psk[32];
+    struct mpt_server_peer peers[2];
+    unsigned npeers;
+    struct mpt_allow_rule rules[4]; /* the peers' own */
+    unsigned nrules;
+} keys;
+
 static void setup_params(unsigned max_sessions, unsigned max_flows, unsigned client_flows)
 {
     struct mpt_client_params cp = {
@@ -162,6 +173,17 @@ static void setup_params(unsigned max_sessions, unsigned max_flows, unsigned cli
         .max_lookups = 2,
     };
 
+    if (keys.npeers) {
+        cp.secret = keys.psk;
+        cp.private_key = keys.cpriv;
+        cp.server_public_key = keys.spub;
+        sp.secret = NULL;
+        sp.private_key = keys.spriv;
+        sp.peers = keys.peers;
+        sp.npeers = keys.npeers;
+        sp.peer_allow = keys.rules;
+        sp.npeer_allow = keys.nrules;
+    }
     memset(&fx, 0, sizeof(fx));
     ASSERT_EQ(mpt_outq_init(&fx.q, 1024, 1 << 20), 0);
     ASSERT_EQ(mpt_client_init(&fx.c, &cp), 0);
@@ -240,7 +262,7 @@ static void establish(void)
     ctimer();
     ASSERT_EQ(fx.up.n, NPATHS);
     for (unsigned i = 0; i < NPATHS; i++) {
-        ASSERT_EQ(fx.up.v[i].len, MPT_INIT_NN_LEN);
+        ASSERT_EQ(fx.up.v[i].len, keys.npeers ? MPT_INIT_IK_LEN : MPT_INIT_NN_LEN);
         ASSERT_EQ(fx.up.v[i].path, i);
     }
     deliver_up();
@@ -690,6 +712,132 @@ static void bad_host(void)
     teardown();
 }
 
+/* Key mode: peer 0 (the client) has rules and a target of its own, peer 1 none. The client's
+ * flows reach what its rules cover and its own default target, never what only [server]'s allow;
+ * a reload that takes its target away refuses its new default flows, one that takes its rules
+ * away puts it under [server]'s; open flows keep their targets. */
+static void peer_rules(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001), app2 = addr4(0x7f000001, 5002);
+    struct mpt_addr app3 = addr4(0x7f000001, 5003);
+    struct mpt_addr own = addr4(0x0a000202, 4000), mine = addr4(0x0a000107, 53);
+    struct mpt_addr theirs = addr4(0x0a000009, 53);
+    struct mpt_server_peer p[2];
+    uint32_t dflow;
+    const unsigned na = MPT_FLOW_NOT_ALLOWED;
+
+    memset(&keys, 0, sizeof(keys));
+    memset(keys.cpriv, 0x11, 32);
+    memset(keys.spriv, 0x22, 32);
+    memset(keys.psk, 0x44, 32);
+    ASSERT_EQ(crypto_scalarmult_base(keys.spub, keys.spriv), 0);
+    strcpy(keys.peers[0].name, "laptop");
+    ASSERT_EQ(crypto_scalarmult_base(keys.peers[0].public_key, keys.cpriv), 0);
+    memcpy(keys.peers[0].psk, keys.psk, 32);
+    keys.peers[0].own = 1;
+    keys.peers[0].allow_first = 1;
+    keys.peers[0].nallow = 1;
+    keys.peers[0].target = own;
+    strcpy(keys.peers[1].name, "phone");
+    memset(keys.peers[1].public_key, 0x09, 32);
+    keys.peers[1].public_key[0] = 0x10;
+    keys.npeers = 2;
+    /* Rule 0 is another peer's; rule 1, 10.0.1.0/24:53, the laptop's. [server]: 10.0.0.0/24:53. */
+    nrules = 0;
+    rule4(0x0a000300, 24, 1, 65535);
+    rule4(0x0a000100, 24, 53, 53);
+    memcpy(keys.rules, rules, 2 * sizeof(rules[0]));
+    keys.nrules = 2;
+    nrules = 0;
+    rule4(0x0a000000, 24, 53, 53);
+    setup();
+    establish();
+    ASSERT_EQ(fx.s.sessions[fx.s.session_slots.head].peer, 0);
+
+    /* Its own rule: open. [server]'s rule or the other peer's: refused, nothing opened. */
+    send_to(&app, 1, "10.0.1.7", 53, "q1");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.opens.v[0].len, MPT_TARGET_NAMED);
+    ASSERT(mpt_addr_equal(&fx.opens.v[0].addr, &mine));
+    send_to(&app, 2, "10.0.0.7", 53, "x1");
+    send_to(&app, 3, "10.0.3.7", 53, "x2");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.targets.n, 1);
+    ASSERT_EQ(fx.s.refused[na], 2);
+    ASSERT_EQ(fx.s.peers[0].refused[na], 2);
+    ASSERT_EQ(fx.s.peers[1].refused[na], 0);
+    /* A name resolving to what only [server] allows: refused after the lookup. */
+    send_to(&app, 4, "dns.example", 53, "x3");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 1);
+    mpt_server_on_resolved(&fx.s, fx.now, fx.lookups.v[0].flow, fx.lookups.v[0].path, 0, &theirs,
+                           &fx.q);
+    collect(1);
+    ASSERT_EQ(fx.opens.n, 1);
+    ASSERT_EQ(fx.s.peers[0].refused[na], 3);
+    /* The default target: its own, given to the driver as an address; replies come back. */
+    send_to(&app, 0, NULL, 0, "d1");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 2);
+    ASSERT_EQ(fx.opens.v[1].len, MPT_TARGET_NAMED);
+    ASSERT(mpt_addr_equal(&fx.opens.v[1].addr, &own));
+    ASSERT_EQ(fx.targets.n, 2);
+    ASSERT(has_payload(&fx.targets.v[1], "d1"));
+    dflow = fx.targets.v[1].flow;
+    deliver_down();
+    clear(&fx.apps);
+    target_send(dflow, "r1");
+    deliver_down();
+    ASSERT_EQ(fx.apps.n, 1);
+    ASSERT(has_payload(&fx.apps.v[0], "r1"));
+    ASSERT_EQ(fx.apps.v[0].path, 0);
+    deliver_down();
+    ASSERT_EQ(fx.c.refused[na], 3);
+
+    /* Rules out of range: refused, nothing changed. */
+    memcpy(p, keys.peers, sizeof(p));
+    p[0].nallow = 2;
+    ASSERT_EQ(mpt_server_set_peers(&fx.s, keys.spriv, p, 2, keys.rules, 2, &fx.q), -EINVAL);
+    ASSERT_EQ(fx.s.peers[0].peer.nallow, 1);
+    /* A reload: its own rules (now the first), no target. New default flows are refused; the
+     * open one keeps its target. */
+    p[0].allow_first = 0;
+    p[0].nallow = 1;
+    memset(&p[0].target, 0, sizeof(p[0].target));
+    ASSERT_EQ(mpt_server_set_peers(&fx.s, keys.spriv, p, 2, keys.rules + 1, 1, &fx.q), 0);
+    collect(1);
+    ASSERT_EQ(fx.s.refused[na], 3);
+    send_to(&app2, 0, NULL, 0, "d2");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 2);
+    ASSERT_EQ(fx.s.refused[na], 4);
+    ASSERT_EQ(fx.s.peers[0].refused[na], 4); /* its counts stay across a reload */
+    send_to(&app, 0, NULL, 0, "d3");
+    deliver_up();
+    ASSERT_EQ(fx.targets.n, 3);
+    ASSERT(has_payload(&fx.targets.v[2], "d3"));
+    ASSERT_EQ(fx.targets.v[2].flow, dflow);
+    /* A reload without rules of its own: [server]'s rules and default target (index 0). */
+    p[0].own = 0;
+    ASSERT_EQ(mpt_server_set_peers(&fx.s, keys.spriv, p, 2, NULL, 0, &fx.q), 0);
+    collect(1);
+    send_to(&app3, 0, NULL, 0, "d4");
+    send_to(&app3, 5, "10.0.0.7", 53, "q5");
+    send_to(&app3, 6, "10.0.1.8", 53, "x6");
+    deliver_up();
+    ASSERT_EQ(fx.opens.n, 4);
+    ASSERT_EQ(fx.opens.v[2].len, 0);
+    ASSERT_EQ(fx.opens.v[3].len, MPT_TARGET_NAMED);
+    ASSERT_EQ(fx.s.refused[na], 5);
+    printf("peer laptop: %llu refused not_allowed, %u flows opened\n",
+           (unsigned long long)fx.s.peers[0].refused[na], fx.opens.n);
+    teardown();
+    memset(&keys, 0, sizeof(keys));
+    nrules = 0;
+}
+
 static const struct task_case cases[] = {
     {"block", block},
     {"allow_rules", allow_rules},
@@ -703,6 +851,7 @@ static const struct task_case cases[] = {
     {"flows_apart", flows_apart},
     {"bad_host", bad_host},
     {"close_front", close_front},
+    {"peer_rules", peer_rules},
     {NULL, NULL},
 };
 
