@@ -9,7 +9,7 @@
 #   MPT_NO_RECOMMENDS are installed without the packages they recommend.
 
 MPT_BUILD_DEPS=(build-essential cmake ninja-build pkg-config libuv1-dev libinih-dev libsodium-dev
-    libsystemd-dev libhttp-parser-dev)
+    libsystemd-dev libhttp-parser-dev libisal-dev)
 
 # wireguard-tools recommends a kernel image (for its module): the lab uses the running kernel's
 # module or wireguard-go.

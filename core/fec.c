@@ -1,0 +1,527 @@
+#include "core/fec.h"
+
+#include <errno.h>
+#include <isa-l/erasure_code.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/wire.h"
+
+int mpt_fec_protects(const uint8_t *inner, size_t len)
+{
+    return len >= 1 && len <= MPT_FEC_SRC_MAX &&
+           (inner[0] == MPT_INNER_FLOW || inner[0] == MPT_INNER_PIECE);
+}
+
+/* dist[0..n] of the number lost among n symbols each lost with probability p, convolved into
+ * acc[0..*top] (top grows by n). */
+static void conv_binomial(double *acc, unsigned *top, unsigned n, double p)
+{
+    double b[MPT_FEC_K_MAX + 1], out[MPT_FEC_K_MAX + 1];
+    double q = 1.0 - p;
+
+    if (!n)
+        return;
+    b[0] = 1.0;
+    for (unsigned i = 0; i < n; i++) { /* b <- b * (q + p x) */
+        b[i + 1] = b[i] * p;
+        for (unsigned j = i; j > 0; j--)
+            b[j] = b[j] * q + b[j - 1] * p;
+        b[0] *= q;
+    }
+    memset(out, 0, sizeof(out));
+    for (unsigned i = 0; i <= *top; i++)
+        for (unsigned j = 0; j <= n && i + j <= MPT_FEC_K_MAX; j++)
+            out[i + j] += acc[i] * b[j];
+    *top += n;
+    if (*top > MPT_FEC_K_MAX)
+        *top = MPT_FEC_K_MAX;
+    memcpy(acc, out, sizeof(out));
+}
+
+static void lost_dist(double *d, unsigned *top, const unsigned *cnt, const double *loss, unsigned n)
+{
+    memset(d, 0, sizeof(double) * (MPT_FEC_K_MAX + 1));
+    d[0] = 1.0;
+    *top = 0;
+    for (unsigned i = 0; i < n; i++)
+        conv_binomial(d, top, cnt[i], loss[i] < 0 ? 0 : loss[i] > 1 ? 1 : loss[i]);
+}
+
+double mpt_fec_residual(const unsigned *src, const unsigned *rep, const double *loss, unsigned n)
+{
+    double ds[MPT_FEC_K_MAX + 1], dr[MPT_FEC_K_MAX + 1], tail[MPT_FEC_K_MAX + 2], res = 0;
+    unsigned ts, tr, k = 0, m = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        k += src[i];
+        m += rep[i];
+    }
+    if (!k)
+        return 0;
+    lost_dist(ds, &ts, src, loss, n);
+    lost_dist(dr, &tr, rep, loss, n);
+    /* tail[x] = P(repairs lost >= x) */
+    tail[tr + 1] = 0;
+    for (unsigned x = tr + 1; x-- > 0;)
+        tail[x] = tail[x + 1] + dr[x];
+    /* L sources lost are rebuilt iff at least L repairs arrive: m - R >= L. */
+    for (unsigned l = 1; l <= ts; l++) {
+        unsigned need = m >= l ? m - l + 1 : 0; /* R >= need fails */
+        double fail = need > tr ? 0 : tail[need];
+        res += ds[l] * fail * l;
+    }
+    return res / k;
+}
+
+/* Spreads total over the paths of mask in proportion to w (largest remainder). */
+static void share(unsigned total, const unsigned *w, uint32_t mask, unsigned n, unsigned *out)
+{
+    uint64_t sum = 0, given = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        out[i] = 0;
+        if (mask & (1u << i))
+            sum += w[i];
+    }
+    if (!sum)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        if (mask & (1u << i)) {
+            out[i] = (unsigned)(total * (uint64_t)w[i] / sum);
+            given += out[i];
+        }
+    while (given < total) {
+        unsigned best = n;
+        double bestr = -1;
+        for (unsigned i = 0; i < n; i++) {
+            if (!(mask & (1u << i)))
+                continue;
+            double r = (double)total * w[i] / (double)sum - out[i];
+            if (r > bestr) {
+                bestr = r;
+                best = i;
+            }
+        }
+        out[best]++;
+        given++;
+    }
+}
+
+unsigned mpt_fec_plan(unsigned k, const double *loss, const unsigned *weight, uint32_t mask,
+                      unsigned npaths, double target, unsigned rep_share[MPT_FEC_PATHS])
+{
+    unsigned src[MPT_FEC_PATHS], ones[MPT_FEC_PATHS], m;
+
+    if (npaths > MPT_FEC_PATHS)
+        npaths = MPT_FEC_PATHS;
+    for (unsigned i = 0; i < npaths; i++)
+        ones[i] = 1;
+    share(k, weight, mask, npaths, src);
+    for (m = 0; m <= MPT_FEC_M_MAX; m++) {
+        share(m, ones, mask, npaths, rep_share);
+        if (mpt_fec_residual(src, rep_share, loss, npaths) <= target)
+            break;
+    }
+    if (m > MPT_FEC_M_MAX) {
+        m = MPT_FEC_M_MAX;
+        share(m, ones, mask, npaths, rep_share);
+    }
+    return m;
+}
+
+/* Encoder */
+
+int mpt_fec_tx_init(struct mpt_fec_tx *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->sym = calloc(MPT_FEC_K_MAX, MPT_FEC_SYM_MAX);
+    t->rep = calloc(MPT_FEC_M_MAX, MPT_FEC_SYM_MAX);
+    t->tbls = malloc(32 * MPT_FEC_K_MAX * MPT_FEC_M_MAX);
+    if (!t->sym || !t->rep || !t->tbls) {
+        mpt_fec_tx_free(t);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void mpt_fec_tx_free(struct mpt_fec_tx *t)
+{
+    free(t->sym);
+    free(t->rep);
+    free(t->tbls);
+    memset(t, 0, sizeof(*t));
+}
+
+void mpt_fec_tx_reset(struct mpt_fec_tx *t)
+{
+    t->n = 0;
+}
+
+int mpt_fec_tx_fits(const struct mpt_fec_tx *t, uint64_t counter, unsigned k)
+{
+    return !t->n || (t->n < k && t->n < MPT_FEC_K_MAX && counter > t->first &&
+                     counter - t->first < MPT_FEC_SPAN);
+}
+
+unsigned mpt_fec_tx_add(struct mpt_fec_tx *t, uint64_t counter, const uint8_t *inner, size_t len,
+                        uint64_t now)
+{
+    uint8_t *s;
+    uint64_t off;
+
+    if (!t->n) {
+        t->first = counter;
+        t->opened_us = now;
+        t->sym_len = 0;
+        memset(t->mask, 0, sizeof(t->mask));
+    }
+    off = counter - t->first;
+    t->mask[off / 8] |= (uint8_t)(1u << (off % 8));
+    s = t->sym + (size_t)t->n * MPT_FEC_SYM_MAX;
+    mpt_put16(s, (uint16_t)len);
+    memcpy(s + 2, inner, len);
+    if (len + 2 > t->sym_len)
+        t->sym_len = (unsigned)len + 2;
+    t->n++;
+    return t->n;
+}
+
+uint64_t mpt_fec_tx_deadline(const struct mpt_fec_tx *t)
+{
+    return t->n ? t->opened_us + MPT_FEC_BLOCK_US : UINT64_MAX;
+}
+
+/* ISA-L's tables for the repair rows of a (k, m) code; rows k.. of the Cauchy matrix. */
+static void code_tables(unsigned k, unsigned m, uint8_t *tbls)
+{
+    uint8_t a[(MPT_FEC_K_MAX + MPT_FEC_M_MAX) * MPT_FEC_K_MAX];
+
+    gf_gen_cauchy1_matrix(a, (int)(k + m), (int)k);
+    ec_init_tables((int)k, (int)m, a + k * k, tbls);
+}
+
+unsigned mpt_fec_tx_close(struct mpt_fec_tx *t, unsigned m)
+{
+    uint8_t *data[MPT_FEC_K_MAX], *code[MPT_FEC_M_MAX];
+    unsigned k = t->n;
+
+    if (!k || !m)
+        return t->n = 0, 0;
+    if (m > MPT_FEC_M_MAX)
+        m = MPT_FEC_M_MAX;
+    if (k != t->tk || m != t->tm) {
+        code_tables(k, m, t->tbls);
+        t->tk = k;
+        t->tm = m;
+    }
+    for (unsigned i = 0; i < k; i++) {
+        uint8_t *s = t->sym + (size_t)i * MPT_FEC_SYM_MAX;
+        size_t used = 2 + mpt_get16(s);
+        memset(s + used, 0, t->sym_len - used);
+        data[i] = s;
+    }
+    for (unsigned j = 0; j < m; j++)
+        code[j] = t->rep + (size_t)j * MPT_FEC_SYM_MAX;
+    ec_encode_data((int)t->sym_len, (int)k, (int)m, t->tbls, data, code);
+    t->closed_k = k;
+    t->closed_m = m;
+    t->closed_first = t->first;
+    t->closed_len = t->sym_len;
+    memcpy(t->closed_mask, t->mask, sizeof(t->mask));
+    t->n = 0;
+    t->blocks++;
+    t->repairs += m;
+    return m;
+}
+
+size_t mpt_fec_tx_repair(const struct mpt_fec_tx *t, unsigned j, uint8_t *out)
+{
+    out[0] = MPT_INNER_REPAIR;
+    out[1] = (uint8_t)j;
+    out[2] = (uint8_t)t->closed_k;
+    out[3] = (uint8_t)t->closed_m;
+    mpt_put64(out + 4, t->closed_first);
+    memcpy(out + 12, t->closed_mask, 16);
+    mpt_put16(out + 28, (uint16_t)t->closed_len);
+    mpt_put16(out + 30, 0);
+    memcpy(out + MPT_REPAIR_HDR_LEN, t->rep + (size_t)j * MPT_FEC_SYM_MAX, t->closed_len);
+    return MPT_REPAIR_HDR_LEN + t->closed_len;
+}
+
+/* Decoder */
+
+static unsigned src_slot(const struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr)
+{
+    uint64_t h = (ctr + sid * 0x9e3779b97f4a7c15ULL) * 0xff51afd7ed558ccdULL;
+    return (unsigned)((h >> 32) % r->nsrc);
+}
+
+static const struct mpt_fec_src *src_find(const struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr)
+{
+    const struct mpt_fec_src *s = &r->src[src_slot(r, sid, ctr)];
+    return s->sid == sid && s->ctr == ctr && s->len ? s : NULL;
+}
+
+static void src_put(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const uint8_t *inner,
+                    size_t len)
+{
+    struct mpt_fec_src *s = &r->src[src_slot(r, sid, ctr)];
+
+    s->sid = sid;
+    s->ctr = ctr;
+    s->len = (uint16_t)len;
+    memcpy(s->data, inner, len);
+}
+
+static int mask_bit(const uint8_t *mask, unsigned i)
+{
+    return mask[i / 8] >> (i % 8) & 1;
+}
+
+int mpt_fec_rx_init(struct mpt_fec_rx *r, unsigned nsrc, unsigned npend)
+{
+    memset(r, 0, sizeof(*r));
+    if (!nsrc || !npend)
+        return -EINVAL;
+    r->src = calloc(nsrc, sizeof(*r->src));
+    r->pend = calloc(npend, sizeof(*r->pend));
+    r->scratch = malloc((size_t)(MPT_FEC_K_MAX + MPT_FEC_M_MAX) * MPT_FEC_SYM_MAX);
+    r->tbls = malloc(32 * MPT_FEC_K_MAX * MPT_FEC_M_MAX);
+    if (!r->src || !r->pend || !r->scratch || !r->tbls)
+        goto fail;
+    r->nsrc = nsrc;
+    r->npend = npend;
+    for (unsigned i = 0; i < nsrc; i++)
+        if (!(r->src[i].data = malloc(MPT_FEC_SRC_MAX)))
+            goto fail;
+    for (unsigned i = 0; i < npend; i++)
+        if (!(r->pend[i].rep = malloc((size_t)MPT_FEC_M_MAX * MPT_FEC_SYM_MAX)))
+            goto fail;
+    return 0;
+fail:
+    mpt_fec_rx_free(r);
+    return -ENOMEM;
+}
+
+void mpt_fec_rx_free(struct mpt_fec_rx *r)
+{
+    if (r->src)
+        for (unsigned i = 0; i < r->nsrc; i++)
+            free(r->src[i].data);
+    if (r->pend)
+        for (unsigned i = 0; i < r->npend; i++)
+            free(r->pend[i].rep);
+    free(r->src);
+    free(r->pend);
+    free(r->scratch);
+    free(r->tbls);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Frees a pending block; counts its sources still missing as given up when `give_up`. */
+static void pend_free(struct mpt_fec_rx *r, struct mpt_fec_pend *p, int give_up)
+{
+    if (give_up)
+        for (unsigned i = 0; i < MPT_FEC_SPAN; i++)
+            if (mask_bit(p->mask, i) && !src_find(r, p->sid, p->first + i))
+                r->given_up++;
+    p->until_us = 0;
+}
+
+/* Rebuilds the block's missing sources if it has k symbols; returns 1 when the block is done
+ * (decoded, or nothing was missing). */
+static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
+{
+    uint8_t a[(MPT_FEC_K_MAX + MPT_FEC_M_MAX) * MPT_FEC_K_MAX];
+    uint8_t b[MPT_FEC_K_MAX * MPT_FEC_K_MAX], inv[MPT_FEC_K_MAX * MPT_FEC_K_MAX];
+    uint8_t dm[MPT_FEC_M_MAX * MPT_FEC_K_MAX];
+    uint8_t *avail[MPT_FEC_K_MAX], *rec[MPT_FEC_M_MAX];
+    uint64_t miss_ctr[MPT_FEC_K_MAX];
+    unsigned miss_idx[MPT_FEC_K_MAX], nmiss = 0, nav = 0, idx = 0, k = p->k, S = p->sym_len;
+    uint8_t *sc = r->scratch;
+    const struct mpt_fec_src *have[MPT_FEC_K_MAX];
+
+    for (unsigned i = 0; i < MPT_FEC_SPAN && idx < k; i++) {
+        if (!mask_bit(p->mask, i))
+            continue;
+        have[idx] = src_find(r, p->sid, p->first + i);
+        if (!have[idx]) {
+            miss_ctr[nmiss] = p->first + i;
+            miss_idx[nmiss++] = idx;
+        } else if (have[idx]->len + 2u > S) {
+            return 1; /* not what the sender coded: the block cannot be used */
+        }
+        idx++;
+    }
+    if (!nmiss)
+        return 1;
+    if (nmiss > p->m || k - nmiss + (unsigned)__builtin_popcount(p->have_rep) < k)
+        return 0;
+    for (unsigned i = 0; i < k; i++) {
+        uint8_t *d = sc + (size_t)nav * MPT_FEC_SYM_MAX;
+        if (!have[i])
+            continue;
+        mpt_put16(d, have[i]->len);
+        memcpy(d + 2, have[i]->data, have[i]->len);
+        memset(d + 2 + have[i]->len, 0, S - 2 - have[i]->len);
+        avail[nav] = d;
+        memset(b + nav * k, 0, k);
+        b[nav * k + i] = 1;
+        nav++;
+    }
+    gf_gen_cauchy1_matrix(a, (int)(k + p->m), (int)k);
+    for (unsigned j = 0; j < p->m && nav < k; j++) {
+        if (!(p->have_rep >> j & 1))
+            continue;
+        memcpy(b + nav * k, a + (k + j) * k, k);
+        avail[nav++] = p->rep + (size_t)j * MPT_FEC_SYM_MAX;
+    }
+    if (gf_invert_matrix(b, inv, (int)k) < 0)
+        return 1;
+    for (unsigned x = 0; x < nmiss; x++) {
+        memcpy(dm + x * k, inv + miss_idx[x] * k, k);
+        rec[x] = sc + (size_t)(MPT_FEC_K_MAX + x) * MPT_FEC_SYM_MAX;
+    }
+    ec_init_tables((int)k, (int)nmiss, dm, r->tbls);
+    ec_encode_data((int)S, (int)k, (int)nmiss, r->tbls, avail, rec);
+    r->nout = r->outpos = 0;
+    for (unsigned x = 0; x < nmiss; x++) {
+        unsigned len = mpt_get16(rec[x]);
+        if (!len || len + 2 > S || !mpt_fec_protects(rec[x] + 2, len)) {
+            r->malformed++;
+            continue;
+        }
+        r->out[r->nout].sid = p->sid;
+        r->out[r->nout].ctr = miss_ctr[x];
+        r->out[r->nout].len = len;
+        r->out[r->nout].data = rec[x] + 2;
+        r->nout++;
+        r->recovered++;
+        /* Kept as if it had come: a later repair of the block finds nothing missing. */
+        src_put(r, p->sid, miss_ctr[x], rec[x] + 2, len);
+    }
+    return 1;
+}
+
+void mpt_fec_rx_source(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const uint8_t *inner,
+                       size_t len, uint64_t now)
+{
+    (void)now;
+    r->nout = r->outpos = 0;
+    if (!mpt_fec_protects(inner, len))
+        return;
+    src_put(r, sid, ctr, inner, len);
+    for (unsigned i = 0; i < r->npend; i++) {
+        struct mpt_fec_pend *p = &r->pend[i];
+        if (!p->until_us || p->sid != sid || ctr < p->first || ctr - p->first >= MPT_FEC_SPAN ||
+            !mask_bit(p->mask, (unsigned)(ctr - p->first)))
+            continue;
+        if (pend_try(r, p))
+            pend_free(r, p, 0);
+        return;
+    }
+}
+
+int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const uint8_t *inner,
+                      size_t len, uint64_t now, uint64_t wait_us)
+{
+    struct mpt_fec_pend *p = NULL, *free_p = NULL, *oldest = NULL;
+    unsigned j, k, m, S, bits = 0;
+    uint64_t first;
+
+    r->nout = r->outpos = 0;
+    if (len < MPT_REPAIR_HDR_LEN || inner[0] != MPT_INNER_REPAIR)
+        goto bad;
+    j = inner[1];
+    k = inner[2];
+    m = inner[3];
+    first = mpt_get64(inner + 4);
+    S = mpt_get16(inner + 28);
+    if (!k || k > MPT_FEC_K_MAX || !m || m > MPT_FEC_M_MAX || j >= m || mpt_get16(inner + 30) ||
+        S < 3 || S > MPT_FEC_SYM_MAX || len != MPT_REPAIR_HDR_LEN + S || !first || first >= ctr ||
+        ctr - first > 65536 || !(inner[12] & 1))
+        goto bad;
+    for (unsigned i = 0; i < MPT_FEC_SPAN; i++)
+        if (mask_bit(inner + 12, i)) {
+            if (i >= ctr - first) /* every source comes before its repairs */
+                goto bad;
+            bits++;
+        }
+    if (bits != k)
+        goto bad;
+    r->repairs++;
+    for (unsigned i = 0; i < r->npend; i++) {
+        struct mpt_fec_pend *q = &r->pend[i];
+        if (!q->until_us) {
+            if (!free_p)
+                free_p = q;
+            continue;
+        }
+        if (q->sid == sid && q->first == first) {
+            p = q;
+            break;
+        }
+        if (!oldest || q->until_us < oldest->until_us)
+            oldest = q;
+    }
+    if (p) {
+        if (p->k != k || p->m != m || p->sym_len != S || memcmp(p->mask, inner + 12, 16))
+            goto bad; /* disagrees with the block's first repair */
+        if (p->have_rep >> j & 1)
+            return 0;
+    } else {
+        p = free_p;
+        if (!p) {
+            p = oldest;
+            pend_free(r, p, 1);
+        }
+        p->sid = sid;
+        p->first = first;
+        p->k = k;
+        p->m = m;
+        p->sym_len = S;
+        memcpy(p->mask, inner + 12, 16);
+        p->have_rep = 0;
+        p->until_us = now + wait_us;
+        if (!p->until_us)
+            p->until_us = 1;
+    }
+    memcpy(p->rep + (size_t)j * MPT_FEC_SYM_MAX, inner + MPT_REPAIR_HDR_LEN, S);
+    p->have_rep |= 1u << j;
+    if (pend_try(r, p))
+        pend_free(r, p, 0);
+    return 0;
+bad:
+    r->malformed++;
+    return -EINVAL;
+}
+
+const struct mpt_fec_out *mpt_fec_rx_take(struct mpt_fec_rx *r)
+{
+    return r->outpos < r->nout ? &r->out[r->outpos++] : NULL;
+}
+
+uint64_t mpt_fec_rx_expire(struct mpt_fec_rx *r, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+
+    for (unsigned i = 0; i < r->npend; i++) {
+        struct mpt_fec_pend *p = &r->pend[i];
+        if (!p->until_us)
+            continue;
+        if (p->until_us <= now)
+            pend_free(r, p, 1);
+        else if (p->until_us < next)
+            next = p->until_us;
+    }
+    return next;
+}
+
+void mpt_fec_rx_drop(struct mpt_fec_rx *r, uint64_t sid)
+{
+    for (unsigned i = 0; i < r->npend; i++)
+        if (r->pend[i].until_us && r->pend[i].sid == sid)
+            r->pend[i].until_us = 0;
+    r->nout = r->outpos = 0;
+}
