@@ -1203,6 +1203,7 @@ static int open_named(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32
 {
     struct mpt_addr addr;
     struct mpt_out *o;
+    uint8_t *name;
     uint32_t slot;
     size_t hlen = strlen(host);
     unsigned nrules;
@@ -1239,7 +1240,11 @@ static int open_named(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32
         refuse(s, sslot, now, id, host, port, MPT_FLOW_BUSY, q);
         return -1;
     }
-    o = mpt_outq_push(q, MPT_OUT_RESOLVE, (const uint8_t *)host, hlen, slot);
+    /* The name travels in the queue's arena: the caller's buffer does not outlive this call. */
+    name = mpt_outq_alloc(q, hlen);
+    if (name)
+        memcpy(name, host, hlen);
+    o = name ? mpt_outq_push(q, MPT_OUT_RESOLVE, name, hlen, slot) : NULL;
     if (!o) {
         mpt_slots_release(&s->flow_slots, slot);
         s->ctr.drops[MPT_DROP_LIMIT]++;

@@ -127,6 +127,7 @@ static void flush(struct mpt_server_drv *d);
 struct lookup_job {
     struct mpt_server_drv *d;
     uint32_t slot, gen;
+    char host[MPT_TARGET_HOST_MAX + 1];
 };
 
 static void after_call(struct mpt_server_drv *d, unsigned from);
@@ -137,6 +138,8 @@ static void on_lookup(void *arg, int status, const struct mpt_addr *addr)
     struct mpt_server_drv *d = job->d;
     unsigned n;
 
+    if (status)
+        MPT_DEBUG("cannot resolve `%s' for a flow: %s", job->host, mpt_strerror(status));
     if (!mpt_driver_stopping(&d->base)) {
         if (mpt_outq_full(&d->q))
             flush(d);
@@ -169,6 +172,7 @@ static void lookup_start(struct mpt_server_drv *d, const struct mpt_out *o)
     job->d = d;
     job->slot = o->index;
     job->gen = o->gen;
+    memcpy(job->host, host, o->len + 1);
     mpt_driver_ref(&d->base);
     rc = mpt_resolve_start(d->loop, host, mpt_addr_port(&o->addr), 0, on_lookup, job);
     if (rc)

@@ -84,6 +84,8 @@ static void collect(int from_server)
     for (unsigned i = 0; i < fx.q.n; i++) {
         const struct mpt_out *o = &fx.q.v[i];
         struct pkt *p;
+        /* Whatever an entry carries lives in the queue's arena, never in a caller's buffer. */
+        ASSERT(!o->len || (o->data >= fx.q.arena && o->data + o->len <= fx.q.arena + fx.q.cap));
         switch (o->kind) {
         case MPT_OUT_PATH:
             if (!from_server) {
