@@ -599,7 +599,7 @@ static void on_init(struct mpt_server *s, uint64_t now, const struct mpt_addr *f
     if (len != mpt_hs_init_len(k->keymode)) {
         /* The other mode's INIT: a client configured for key mode, or for a shared secret. */
         s->ctr.drops[MPT_DROP_MALFORMED]++;
-        if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->warn_v1_us, now, 60000000)) {
+        if (MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->warn_mode_us, now, 60000000)) {
             char a[MPT_ADDR_STRLEN];
             MPT_WARN("a handshake from %s is for %s mode, and this server is in %s mode: "
                      "configure both ends alike (this warning at most once a minute)",
@@ -1615,8 +1615,8 @@ static void path_input(struct mpt_server *s, uint64_t now, const struct mpt_addr
         if (len == MPT_V1_HELLO_LEN && buf[0] == MPT_PROTO_VERSION_1 && buf[1] == 1 &&
             MPT_LOG_ON(MPT_LOGL_WARN) && mpt_log_due(&s->warn_v1_us, now, 60000000)) {
             char a[MPT_ADDR_STRLEN];
-            MPT_WARN("a handshake of protocol version 1 from %s: that client runs an mptunnel "
-                     "older than 2.0, which this server no longer speaks; upgrade it (this "
+            MPT_WARN("a handshake of protocol version 1 from %s: that client runs an older "
+                     "mptunnel, whose protocol this server no longer speaks; upgrade it (this "
                      "warning at most once a minute)",
                      mpt_addr_str(from, a, sizeof(a)));
         }

@@ -176,7 +176,8 @@ struct mpt_server {
     struct mpt_ratelimit load;           /* INITs given Noise work without a cookie; cookies sent */
     int64_t wall_off_us;                 /* Unix time - now, from mpt_server_set_wall */
     uint64_t cookies_sent;
-    uint64_t warn_v1_us, warn_stale_us;  /* log lines about old peers and clocks: from then on */
+    uint64_t warn_v1_us, warn_mode_us,
+        warn_stale_us;                   /* log lines about old peers and clocks: from then on */
     struct mpt_server_session *sessions; /* in mpt_secure_alloc memory: they hold the keys */
     struct mpt_slots session_slots;
     struct mpt_index session_by_sid;
