@@ -176,12 +176,22 @@ class Test:
         lines = ["[tunnel]", "secret = " + secret] + list(extra_tunnel)
         if bufsize:
             lines += ["sndbuf = " + bufsize, "rcvbuf = " + bufsize]
+        # Control sockets in the test's own directory unless the test names them: the default
+        # (/run/mptunnel/ROLE-NAME.sock) would be shared by tests that run at once with the same
+        # file name, and `mptunnel status` could then ask another test's process.
+        stem = os.path.splitext(name)[0]
+
+        def control(role, extra):
+            if any(re.match(r"\s*control\s*=", e) for e in extra):
+                return []
+            return ["control = " + self.path("%s-%s.sock" % (stem, role))]
         if client_listen is not None:
             lines += ["", "[client]", "listen = " + client_listen]
             lines += ["bridge = " + b for b in bridges] + list(extra_client)
+            lines += control("client", extra_client)
         if server_listen is not None:
             lines += ["", "[server]", "listen = " + str(server_listen), "target = " + target]
-            lines += list(extra_server)
+            lines += list(extra_server) + control("server", extra_server)
         p = self.path(name)
         with open(p, "w") as f:
             f.write("\n".join(lines) + "\n")
