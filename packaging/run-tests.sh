@@ -167,6 +167,8 @@ pkgs+=(python3-dissononce golang-github-flynn-noise-dev)
 # The SOCKS5 front is tested with real SOCKS clients: PySocks, and Dante's socksify running drill
 # (dig cannot be carried by socksify: see test/integration/socks_dante.py).
 pkgs+=(python3-socks dante-client dnsutils ldnsutils)
+# The attack tests' protocol-2 peer (test/integration/lib/mpt2.py) seals and opens DATA with it.
+pkgs+=(python3-cryptography)
 # packaging.deb builds the Debian package and runs lintian on it.
 pkgs+=(dpkg-dev lintian)
 [ "$quick" = 1 ] || pkgs+=(clang libclang-rt-dev)
