@@ -1160,6 +1160,7 @@ static void flow_insert(struct mpt_server *s, uint32_t slot, uint32_t sslot, uin
     f->id = id;
     f->target = target;
     f->pending = 0;
+    f->own = 0;
     f->last_us = now;
     mpt_index_insert(&s->flow_by_key, slot, flow_key(sslot, id));
     s->sessions[sslot].nflows++;
@@ -1455,6 +1456,7 @@ static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, con
         if (slot == MPT_NIL)
             return;
         flow_insert(s, slot, sslot, id, pr ? MPT_TARGET_NAMED : target, now);
+        s->flows[slot].own = pr != NULL;
         MPT_DEBUG("flow %u of session %016llx opened towards %s target (%u flows in use)", id,
                   (unsigned long long)ss->sid, pr ? "its peer's" : "the default",
                   s->flow_slots.used);
@@ -1478,6 +1480,28 @@ static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, con
         return;
     if (mpt_outq_push(q, MPT_OUT_FLOW, m + hdr, n - hdr, slot))
         s->ctr.app_tx++;
+}
+
+int mpt_server_flow_reopen(const struct mpt_server *s, uint32_t slot, struct mpt_addr *to)
+{
+    const struct mpt_server_flow *f;
+    const struct mpt_server_peer *pr;
+
+    if (slot >= s->p.max_flows || s->flows[slot].session == MPT_NIL || s->flows[slot].pending)
+        return -1;
+    f = &s->flows[slot];
+    if (f->target != MPT_TARGET_NAMED)
+        return 0;
+    if (!f->own)
+        return -1;
+    /* A reload may have changed the peer's rules: its default target as they say now. */
+    pr = own_peer(s, f->session);
+    if (!pr)
+        return 0;
+    if (!pr->target.u.sa.sa_family)
+        return -1;
+    *to = pr->target;
+    return 1;
 }
 
 void mpt_server_on_path_local(struct mpt_server *s, uint64_t now, const struct mpt_addr *from,

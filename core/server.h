@@ -162,6 +162,7 @@ struct mpt_server_flow {
     uint32_t id;
     uint16_t target; /* index, or MPT_TARGET_NAMED */
     uint8_t pending; /* its name is being resolved: no socket yet */
+    uint8_t own;     /* the default target of a peer with its own (target MPT_TARGET_NAMED) */
     uint16_t port;   /* while pending: the port it named */
     uint32_t gen;    /* while pending: the lookup's number (mpt_server_on_resolved) */
     uint64_t last_us;
@@ -286,6 +287,12 @@ void mpt_server_set_allow(struct mpt_server *s, const struct mpt_allow_rule *all
  * them unknown, whole. */
 void mpt_server_set_path_mtus(struct mpt_server *s, int all,
                               unsigned (*mtu)(void *arg, const struct mpt_addr *to), void *arg);
+
+/* Where the driver opens flow `slot`'s socket again when it could not at first: 1 with *to for a
+ * flow of its peer's own default target (as the peer has it now), 0 for one of [server]'s
+ * default target (index flows[slot].target), -1 for a flow that named its target, one whose peer
+ * has no default target now, or a free slot (not opened again). */
+int mpt_server_flow_reopen(const struct mpt_server *s, uint32_t slot, struct mpt_addr *to);
 
 /* Expiry of flows and sessions. Returns the next deadline (absolute, µs). */
 uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq *q);

@@ -210,8 +210,12 @@ static void after_call(struct mpt_server_drv *d, unsigned from)
                 break;
             /* A socket that could not be opened (descriptors or buffers short for a moment) is
              * tried again with the flow's next datagram, rather than the flow staying mute. */
-            if (!d->flows[o->index] && d->core.flows[o->index].target != MPT_TARGET_NAMED)
-                flow_open(d, o->index, &d->target);
+            if (!d->flows[o->index]) {
+                struct mpt_addr to;
+                int r = mpt_server_flow_reopen(&d->core, o->index, &to);
+                if (r >= 0)
+                    flow_open(d, o->index, r ? &to : &d->target);
+            }
             if (d->flows[o->index])
                 d->dest[i] = &d->flows[o->index]->udp;
             break;

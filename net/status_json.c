@@ -713,6 +713,23 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
     for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++)
         mpt_json_u64(j, mpt_flow_status_names[i], s->refused[i]);
     mpt_json_end(j);
+    /* Key mode: each peer, whose rules its flows are held to, and its refusals. */
+    if (s->p.npeers) {
+        mpt_json_arr(j, "peers");
+        for (unsigned k = 0; k < s->p.npeers; k++) {
+            const struct mpt_server_peer_state *ps = &s->peers[k];
+            mpt_json_obj(j, NULL);
+            mpt_json_str(j, "name", ps->peer.name);
+            mpt_json_str(j, "rules", ps->peer.own ? "own" : "server");
+            mpt_json_u64(j, "handshakes", ps->handshakes);
+            mpt_json_obj(j, "refused");
+            for (int i = 1; i < MPT_FLOW_STATUS_COUNT; i++)
+                mpt_json_u64(j, mpt_flow_status_names[i], ps->refused[i]);
+            mpt_json_end(j);
+            mpt_json_end(j);
+        }
+        mpt_json_end(j);
+    }
     split_stats(j, &s->split.st);
     /* The sources whose datagrams failed authentication lately (a client with another secret). */
     mpt_json_arr(j, "auth_failures");

@@ -8,7 +8,8 @@ allows L; peer `phone' its own target B and allows X; peer `tablet' has neither 
  1. each peer's default flow reaches its own default target only (A, B, S);
  2. each forward its peer's rules cover is echoed; every other one is refused and never
     contacted: the listener there counts 0 datagrams of that client, though another peer's reach
-    it; refusals are counted by reason in the server's and each client's status;
+    it; refusals are counted by reason in the server's status (in all, and per peer) and in each
+    client's;
  3. after a reload that gives the laptop X too, a new flow of its forward to X is echoed, and the
     phone's flows there go on as before.
 """
@@ -120,6 +121,15 @@ def body(t):
         t.check("server: flows refused not_allowed", doc["refused"]["not_allowed"], 6, ">=")
         t.check("server: other refusals",
                 sum(v for r, v in doc["refused"].items() if r != "not_allowed"), 0, "==")
+        peers = {p["name"]: p for p in doc.get("peers", [])}
+        t.expect(sorted(peers) == PEERS, "server status lists the peers: %s" % sorted(peers))
+        for n in PEERS:
+            if n not in peers:
+                continue
+            want = "server" if n == "tablet" else "own"
+            t.expect(peers[n]["rules"] == want, "%s: rules %s (%s)" % (n, peers[n]["rules"], want))
+            t.check("%s: flows refused not_allowed (server status)" % n,
+                    peers[n]["refused"]["not_allowed"], 2, ">=")
 
         # 3. The laptop may reach X too after a reload: a new flow of its forward opens.
         write_server(["L", "X"])

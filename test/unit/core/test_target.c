@@ -725,6 +725,7 @@ static void peer_rules(void)
     struct mpt_addr own = addr4(0x0a000202, 4000), mine = addr4(0x0a000107, 53);
     struct mpt_addr theirs = addr4(0x0a000009, 53);
     struct mpt_server_peer p[2];
+    struct mpt_addr to;
     uint32_t dflow;
     const unsigned na = MPT_FLOW_NOT_ALLOWED;
 
@@ -788,6 +789,10 @@ static void peer_rules(void)
     ASSERT_EQ(fx.targets.n, 2);
     ASSERT(has_payload(&fx.targets.v[1], "d1"));
     dflow = fx.targets.v[1].flow;
+    /* A socket the driver could not open is opened again towards the same: its own target. */
+    ASSERT_EQ(mpt_server_flow_reopen(&fx.s, dflow, &to), 1);
+    ASSERT(mpt_addr_equal(&to, &own));
+    ASSERT_EQ(mpt_server_flow_reopen(&fx.s, fx.opens.v[0].flow, &to), -1); /* named */
     deliver_down();
     clear(&fx.apps);
     target_send(dflow, "r1");
@@ -821,6 +826,7 @@ static void peer_rules(void)
     ASSERT_EQ(fx.targets.n, 3);
     ASSERT(has_payload(&fx.targets.v[2], "d3"));
     ASSERT_EQ(fx.targets.v[2].flow, dflow);
+    ASSERT_EQ(mpt_server_flow_reopen(&fx.s, dflow, &to), -1); /* it has no target now */
     /* A reload without rules of its own: [server]'s rules and default target (index 0). */
     p[0].own = 0;
     ASSERT_EQ(mpt_server_set_peers(&fx.s, keys.spriv, p, 2, NULL, 0, &fx.q), 0);
@@ -832,6 +838,8 @@ static void peer_rules(void)
     ASSERT_EQ(fx.opens.n, 4);
     ASSERT_EQ(fx.opens.v[2].len, 0);
     ASSERT_EQ(fx.opens.v[3].len, MPT_TARGET_NAMED);
+    ASSERT_EQ(mpt_server_flow_reopen(&fx.s, fx.opens.v[2].flow, &to), 0); /* [server]'s */
+    ASSERT_EQ(mpt_server_flow_reopen(&fx.s, dflow, &to), 0); /* its peer is under [server]'s */
     ASSERT_EQ(fx.s.refused[na], 5);
     printf("peer laptop: %llu refused not_allowed, %u flows opened\n",
            (unsigned long long)fx.s.peers[0].refused[na], fx.opens.n);
