@@ -606,6 +606,62 @@ static struct mpt_client_flow *flow_by_app(struct mpt_client *c, const struct mp
     return NULL;
 }
 
+/* Flow `id` is forgotten here: the server is to be told (FLOW_CLOSE). */
+static void close_note(struct mpt_client *c, uint32_t id)
+{
+    if (c->state != MPT_CLIENT_ESTABLISHED)
+        return; /* no session: the server has none of its flows, or forgets them with it */
+    if (c->nclose == MPT_CLIENT_CLOSE_MAX) {
+        memmove(c->close_ids, c->close_ids + 1, (c->nclose - 1) * sizeof(c->close_ids[0]));
+        memmove(c->close_left, c->close_left + 1, c->nclose - 1);
+        c->nclose--;
+        c->closes_lost++;
+    }
+    c->close_ids[c->nclose] = id;
+    c->close_left[c->nclose++] = MPT_CLIENT_CLOSE_SENDS;
+    c->close_new = 1;
+    c->wake = 1;
+}
+
+/* Sends every id waiting in FLOW_CLOSE messages (§5) on the paths data goes on, once more each,
+ * and forgets those sent their last time. */
+static void send_closes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
+{
+    unsigned kept = 0;
+
+    if (c->sched_dirty)
+        schedule(c);
+    for (unsigned i = 0; i < c->nclose; i += MPT_FLOW_CLOSE_MAX_IDS) {
+        unsigned k =
+            c->nclose - i < MPT_FLOW_CLOSE_MAX_IDS ? c->nclose - i : MPT_FLOW_CLOSE_MAX_IDS;
+        size_t len = MPT_FLOW_CLOSE_HDR_LEN + 4 * (size_t)k;
+        uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + len), *m;
+        if (!out) {
+            c->ctr.queue_full++;
+            break;
+        }
+        m = mpt_data_inner(out);
+        m[0] = MPT_INNER_FLOW_CLOSE;
+        m[1] = 0;
+        mpt_put16(m + 2, (uint16_t)k);
+        for (unsigned j = 0; j < k; j++)
+            mpt_put32(m + MPT_FLOW_CLOSE_HDR_LEN + 4 * j, c->close_ids[i + j]);
+        len = mpt_data_seal(&c->sec->keys, c->sid, out, len);
+        c->ctr.sealed++;
+        c->closes_sent++;
+        send_paths(c, out, len, c->send_mask, 0, q);
+    }
+    for (unsigned i = 0; i < c->nclose; i++) {
+        if (--c->close_left[i] == 0)
+            continue;
+        c->close_ids[kept] = c->close_ids[i];
+        c->close_left[kept++] = c->close_left[i];
+    }
+    c->nclose = kept;
+    c->close_new = 0;
+    c->close_next_us = now + MPT_CLIENT_CLOSE_GAP_US;
+}
+
 static void flow_release(struct mpt_client *c, uint32_t slot, uint64_t now)
 {
     if (MPT_LOG_ON(MPT_LOGL_DEBUG)) {
@@ -615,6 +671,7 @@ static void flow_release(struct mpt_client *c, uint32_t slot, uint64_t now)
                   (double)(now - c->flows[slot].last_us) / 1e6);
     }
     c->flows_closed++;
+    close_note(c, c->flows[slot].id);
     mpt_index_remove(&c->flow_by_app, slot);
     mpt_index_remove(&c->flow_by_id, slot);
     mpt_slots_release(&c->flow_slots, slot);
@@ -1451,9 +1508,8 @@ static void report_silence(struct mpt_client *c, uint64_t now)
              unauth ? (c->sec->hsk.keymode ? "the server has other keys than server_public_key "
                                              "says, or lists another public key for this client"
                                            : "the server has a different secret")
-             : malformed
-                 ? "something other than an mptunnel server or bridge answers at that "
-                   "address (wrong port?)"
+             : malformed ? "something other than an mptunnel server or bridge answers at that "
+                           "address (wrong port?)"
              : c->sec->hsk.keymode
                  ? "the server is not running, a wrong address or port in `bridge =', "
                    "server_public_key not the server's, this client's public key in no [peer] of "
@@ -1678,6 +1734,14 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
         }
     }
     expire_flows(c, now);
+    if (c->state != MPT_CLIENT_ESTABLISHED) {
+        c->nclose = 0;
+    } else if (c->nclose) {
+        if (c->close_new || now >= c->close_next_us)
+            send_closes(c, now, q);
+        if (c->nclose && c->close_next_us < next)
+            next = c->close_next_us;
+    }
     oldest = mpt_slots_oldest(&c->flow_slots);
     if (oldest != MPT_NIL) {
         uint64_t exp = c->flows[oldest].last_us + (uint64_t)c->p.flow_timeout_ms * 1000;

@@ -136,6 +136,14 @@ struct mpt_client_flow {
     char host[MPT_TARGET_HOST_MAX + 1];
 };
 
+/* Flows forgotten here are told to the server (FLOW_CLOSE, PROTOCOL.md §5) so that it frees them at
+ * once: each id is sent MPT_CLIENT_CLOSE_SENDS times, MPT_CLIENT_CLOSE_GAP_US apart, on the paths
+ * data goes on; at most MPT_CLIENT_CLOSE_MAX ids wait (more: the oldest left to the server's
+ * flow_timeout). */
+#define MPT_CLIENT_CLOSE_MAX 512
+#define MPT_CLIENT_CLOSE_SENDS 3
+#define MPT_CLIENT_CLOSE_GAP_US 200000ULL
+
 /* A refused flow tries again after this long (the server's allow list may have changed). */
 #define MPT_CLIENT_REFUSED_US 5000000ULL
 #define MPT_CLIENT_REFUSELOG_US 10000000ULL
@@ -231,6 +239,13 @@ struct mpt_client {
     uint64_t refused_drops;                  /* datagrams of refused flows dropped */
     uint64_t refuselog_us, refused_logged;
     uint64_t warn_full_us; /* the flow-table-full warning may come again from then */
+    uint32_t close_ids[MPT_CLIENT_CLOSE_MAX]; /* flows to tell the server of (FLOW_CLOSE) */
+    uint8_t close_left[MPT_CLIENT_CLOSE_MAX]; /* sends each still has */
+    unsigned nclose;
+    int close_new;          /* ids not sent yet: send at once */
+    uint64_t close_next_us; /* the next repetition */
+    uint64_t closes_sent;   /* FLOW_CLOSE messages sealed */
+    uint64_t closes_lost;   /* ids pushed out of a full list before their last send */
 
     /* Counters every MPT_CLIENT_STATS_US (logged at debug level): their values at the last. */
     uint64_t stats_next_us;
@@ -260,7 +275,8 @@ void mpt_client_on_app_to(struct mpt_client *c, uint64_t now, const struct mpt_a
                           size_t len, struct mpt_outq *q);
 
 /* Forgets every flow that came in on local socket `front' (a SOCKS association that ended): their
- * late replies are dropped, and the front may be used again for new flows. */
+ * late replies are dropped, and the front may be used again for new flows. The server is told to
+ * close them (FLOW_CLOSE) by the next mpt_client_on_timer: `wake` is set. */
 void mpt_client_close_front(struct mpt_client *c, uint16_t front, uint64_t now);
 
 /* A datagram received on path `path`. */

@@ -94,6 +94,8 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
         s->p.npeers = 0;
     if (!s->p.max_lookups)
         s->p.max_lookups = 16;
+    if (s->p.max_lookups > MPT_NAMES_SIZE)
+        s->p.max_lookups = MPT_NAMES_SIZE; /* each lookup holds an entry of the cache */
     if (!s->p.rekey_after_ms)
         s->p.rekey_after_ms = MPT_REKEY_AFTER_MS;
     s->sec = mpt_secure_alloc(sizeof(*s->sec), &locked);
@@ -140,6 +142,7 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
         mpt_slots_init(&s->flow_slots, p->max_flows) != 0 ||
         mpt_index_init(&s->flow_by_key, p->max_flows, mpt_random64()) != 0 ||
         mpt_split_init(&s->split) != 0 ||
+        mpt_names_init(&s->names, (uint64_t)p->name_ttl_ms * 1000) != 0 ||
         mpt_reorder_init(&s->reorder, p->max_sessions, MPT_SERVER_REORDER_ENTRIES) != 0) {
         mpt_server_free(s);
         return -ENOMEM;
@@ -278,6 +281,7 @@ void mpt_server_free(struct mpt_server *s)
     free(s->copies);
     free(s->closed);
     mpt_split_free(&s->split);
+    mpt_names_free(&s->names);
     mpt_reorder_free(&s->reorder);
     free(s->allow);
     free(s->peer_allow);
@@ -389,10 +393,7 @@ static void flow_close(struct mpt_server *s, uint32_t slot, struct mpt_outq *q)
     mpt_slots_release(&s->flow_slots, slot);
     s->sessions[f->session].nflows--;
     s->flows_closed++;
-    if (f->pending) {
-        f->pending = 0;
-        s->lookups--;
-    }
+    f->pending = 0; /* a lookup it waited for goes on: its answer is kept for others */
     MPT_DEBUG("flow %u of session %016llx closed (%u flows in use)", f->id,
               (unsigned long long)s->sessions[f->session].sid, s->flow_slots.used);
     f->session = MPT_NIL;
@@ -1195,45 +1196,17 @@ static int session_allows(const struct mpt_server *s, uint32_t sslot, const stru
     return mpt_allow_match(r, n, a);
 }
 
-/* A FLOW message that names its target (§5) and whose flow is not open: checked against the
- * allow rules of its session (its peer's own, or [server]'s), resolved first if it is a name. 0 if
- * the flow is open now (its datagram goes on), -1 if not (refused, or waiting for the lookup: the
- * datagram is dropped, the client repeats the target until the flow is open). */
-static int open_named(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32_t id,
-                      const char *host, uint16_t port, uint32_t *slot_out, struct mpt_outq *q)
+/* Opens flow `id` of session sslot towards `addr` (a literal, or a name's address with the port
+ * set) if the session's rules cover it: 0 and *slot_out, or -1 (refused, told to the client). */
+static int open_addr(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32_t id,
+                     const char *host, uint16_t port, const struct mpt_addr *addr,
+                     uint32_t *slot_out, struct mpt_outq *q)
 {
-    struct mpt_addr addr;
     struct mpt_out *o;
-    uint8_t *name;
     uint32_t slot;
-    size_t hlen = strlen(host);
-    unsigned nrules;
 
-    session_rules(s, sslot, &nrules);
-    if (mpt_target_literal(host, port, &addr) == 0) {
-        if (!session_allows(s, sslot, &addr)) {
-            refuse(s, sslot, now, id, host, port, MPT_FLOW_NOT_ALLOWED, q);
-            return -1;
-        }
-        slot = flow_alloc(s, now, sslot, q);
-        if (slot == MPT_NIL) {
-            refuse(s, sslot, now, id, host, port, MPT_FLOW_BUSY, q);
-            return -1;
-        }
-        flow_insert(s, slot, sslot, id, MPT_TARGET_NAMED, now);
-        o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, slot);
-        if (o) {
-            o->target = MPT_TARGET_NAMED;
-            o->addr = addr;
-        }
-        MPT_DEBUG("flow %u of session %016llx opened towards %s:%u", id,
-                  (unsigned long long)s->sessions[sslot].sid, host, (unsigned)port);
-        send_status(s, &s->sessions[sslot], now, id, MPT_FLOW_OPEN, q);
-        *slot_out = slot;
-        return 0;
-    }
-    if (s->lookups >= s->p.max_lookups || !nrules) {
-        refuse(s, sslot, now, id, host, port, nrules ? MPT_FLOW_BUSY : MPT_FLOW_NOT_ALLOWED, q);
+    if (!session_allows(s, sslot, addr)) {
+        refuse(s, sslot, now, id, host, port, MPT_FLOW_NOT_ALLOWED, q);
         return -1;
     }
     slot = flow_alloc(s, now, sslot, q);
@@ -1241,56 +1214,127 @@ static int open_named(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32
         refuse(s, sslot, now, id, host, port, MPT_FLOW_BUSY, q);
         return -1;
     }
+    flow_insert(s, slot, sslot, id, MPT_TARGET_NAMED, now);
+    o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, slot);
+    if (o) {
+        o->target = MPT_TARGET_NAMED;
+        o->addr = *addr;
+    }
+    MPT_DEBUG("flow %u of session %016llx opened towards %s:%u", id,
+              (unsigned long long)s->sessions[sslot].sid, host, (unsigned)port);
+    send_status(s, &s->sessions[sslot], now, id, MPT_FLOW_OPEN, q);
+    *slot_out = slot;
+    return 0;
+}
+
+static void addr_set_port(struct mpt_addr *a, uint16_t port)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        a->u.in4.sin_port = htons(port);
+    else if (a->u.sa.sa_family == AF_INET6)
+        a->u.in6.sin6_port = htons(port);
+}
+
+/* A FLOW message that names its target (§5) and whose flow is not open: checked against the
+ * allow rules of its session (its peer's own, or [server]'s), resolved first if it is a name —
+ * from the cache of recent answers, or joined to a lookup of that name under way, or by a new
+ * lookup through the driver. 0 if the flow is open now (its datagram goes on), -1 if not
+ * (refused, or waiting for the lookup: the datagram is dropped, the client repeats the target
+ * until the flow is open). */
+static int open_named(struct mpt_server *s, uint64_t now, uint32_t sslot, uint32_t id,
+                      const char *host, uint16_t port, uint32_t *slot_out, struct mpt_outq *q)
+{
+    struct mpt_addr addr;
+    struct mpt_name *e;
+    struct mpt_out *o;
+    uint8_t *name;
+    uint32_t slot;
+    size_t hlen = strlen(host);
+    unsigned nrules;
+
+    session_rules(s, sslot, &nrules);
+    if (mpt_target_literal(host, port, &addr) == 0)
+        return open_addr(s, now, sslot, id, host, port, &addr, slot_out, q);
+    if (!nrules) {
+        refuse(s, sslot, now, id, host, port, MPT_FLOW_NOT_ALLOWED, q);
+        return -1;
+    }
+    e = mpt_names_find(&s->names, host, now);
+    s->lookups = s->names.pending;
+    if (e) {
+        s->names.hits++;
+        if (e->state == MPT_NAME_NOTFOUND) {
+            refuse(s, sslot, now, id, host, port, MPT_FLOW_UNRESOLVED, q);
+            return -1;
+        }
+        if (e->state == MPT_NAME_FOUND) {
+            /* The rules are those of this session, whoever asked first. */
+            addr = e->addr;
+            addr_set_port(&addr, port);
+            return open_addr(s, now, sslot, id, host, port, &addr, slot_out, q);
+        }
+        /* Pending: the flow waits for the same answer. */
+        slot = flow_alloc(s, now, sslot, q);
+        if (slot == MPT_NIL) {
+            refuse(s, sslot, now, id, host, port, MPT_FLOW_BUSY, q);
+            return -1;
+        }
+        flow_insert(s, slot, sslot, id, MPT_TARGET_NAMED, now);
+        s->flows[slot].pending = 1;
+        s->flows[slot].port = port;
+        s->flows[slot].gen = e->gen;
+        return -1;
+    }
+    if (s->names.pending >= s->p.max_lookups && !mpt_names_expire(&s->names, now)) {
+        refuse(s, sslot, now, id, host, port, MPT_FLOW_BUSY, q);
+        return -1;
+    }
+    slot = flow_alloc(s, now, sslot, q);
+    if (slot == MPT_NIL) {
+        refuse(s, sslot, now, id, host, port, MPT_FLOW_BUSY, q);
+        return -1;
+    }
+    e = mpt_names_start(&s->names, host, ++s->lookup_gen, now);
     /* The name travels in the queue's arena: the caller's buffer does not outlive this call. */
-    name = mpt_outq_alloc(q, hlen);
+    name = e ? mpt_outq_alloc(q, hlen) : NULL;
     if (name)
         memcpy(name, host, hlen);
     o = name ? mpt_outq_push(q, MPT_OUT_RESOLVE, name, hlen, slot) : NULL;
     if (!o) {
+        if (e)
+            mpt_names_drop(&s->names, e);
         mpt_slots_release(&s->flow_slots, slot);
         s->ctr.drops[MPT_DROP_LIMIT]++;
         return -1;
     }
+    s->names.misses++;
+    s->lookups = s->names.pending;
     flow_insert(s, slot, sslot, id, MPT_TARGET_NAMED, now);
     s->flows[slot].pending = 1;
     s->flows[slot].port = port;
-    s->flows[slot].gen = ++s->lookup_gen;
-    s->lookups++;
-    o->gen = s->flows[slot].gen;
+    s->flows[slot].gen = e->gen;
+    o->gen = e->gen;
     mpt_target_literal("0.0.0.0", port, &o->addr);
     return -1;
 }
 
-void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, uint32_t gen,
-                            int status, const struct mpt_addr *addr, struct mpt_outq *q)
+/* Flow `slot`, waiting for name entry e, now that its answer is in. */
+static void resolved_flow(struct mpt_server *s, uint64_t now, uint32_t slot,
+                          const struct mpt_name *e, struct mpt_outq *q)
 {
-    struct mpt_server_flow *f;
+    struct mpt_server_flow *f = &s->flows[slot];
     struct mpt_addr a;
     struct mpt_out *o;
     char host[MPT_ADDR_STRLEN];
 
-    if (flow >= s->p.max_flows)
-        return;
-    f = &s->flows[flow];
-    if (f->session == MPT_NIL || !f->pending || f->gen != gen)
-        return;
     f->pending = 0;
-    s->lookups--;
-    if (status == 0 && addr) {
-        a = *addr;
-        if (a.u.sa.sa_family == AF_INET)
-            a.u.in4.sin_port = htons(f->port);
-        else if (a.u.sa.sa_family == AF_INET6)
-            a.u.in6.sin6_port = htons(f->port);
-        else
-            status = -EAFNOSUPPORT;
-    }
-    if (status != 0 || !addr) {
-        snprintf(host, sizeof(host), "(a name)");
-        refuse(s, f->session, now, f->id, host, f->port, MPT_FLOW_UNRESOLVED, q);
-        flow_close(s, flow, q);
+    if (e->state != MPT_NAME_FOUND) {
+        refuse(s, f->session, now, f->id, e->host, f->port, MPT_FLOW_UNRESOLVED, q);
+        flow_close(s, slot, q);
         return;
     }
+    a = e->addr;
+    addr_set_port(&a, f->port);
     if (!session_allows(s, f->session, &a)) {
         mpt_addr_str(&a, host, sizeof(host));
         *strrchr(host, ':') = '\0';
@@ -1299,15 +1343,35 @@ void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, u
             host[strlen(host) - 1] = '\0';
         }
         refuse(s, f->session, now, f->id, host, f->port, MPT_FLOW_NOT_ALLOWED, q);
-        flow_close(s, flow, q);
+        flow_close(s, slot, q);
         return;
     }
-    o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, flow);
+    o = mpt_outq_push(q, MPT_OUT_FLOW_OPEN, NULL, 0, slot);
     if (o) {
         o->target = MPT_TARGET_NAMED;
         o->addr = a;
     }
     send_status(s, &s->sessions[f->session], now, f->id, MPT_FLOW_OPEN, q);
+}
+
+void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, uint32_t gen,
+                            int status, const struct mpt_addr *addr, struct mpt_outq *q)
+{
+    const struct mpt_name *e;
+    uint32_t f;
+
+    (void)flow; /* the answer belongs to the lookup, whichever flows wait for it now */
+    e = mpt_names_answer(&s->names, gen, status, addr, now);
+    s->lookups = s->names.pending;
+    if (!e)
+        return;
+    f = s->flow_slots.head;
+    while (f != MPT_NIL) {
+        uint32_t next = s->flow_slots.next[f];
+        if (s->flows[f].session != MPT_NIL && s->flows[f].pending && s->flows[f].gen == gen)
+            resolved_flow(s, now, f, e, q);
+        f = next;
+    }
 }
 
 /* The reorder buffer (§8.1) holds a session's datagrams for order in every mode but redundant. */
@@ -1493,7 +1557,7 @@ int mpt_server_flow_reopen(const struct mpt_server *s, uint32_t slot, struct mpt
     if (f->target != MPT_TARGET_NAMED)
         return 0;
     if (!f->own)
-        return -1;
+        return 2;
     /* A reload may have changed the peer's rules: its default target as they say now. */
     pr = own_peer(s, f->session);
     if (!pr)
@@ -1553,6 +1617,28 @@ static void send_challenge(struct mpt_server *s, struct mpt_server_session *ss,
     s->ctr.tx_bytes += n;
 }
 
+/* FLOW_CLOSE (§5): the client has forgotten these flows of session sslot; they close here at once
+ * (ids not open, or closed already by an earlier copy, are ignored). */
+static void on_flow_close(struct mpt_server *s, uint32_t sslot, const uint8_t *m, size_t n,
+                          struct mpt_outq *q)
+{
+    unsigned count = n >= MPT_FLOW_CLOSE_HDR_LEN ? mpt_get16(m + 2) : 0;
+
+    if (!count || count > MPT_FLOW_CLOSE_MAX_IDS || m[1] != 0 ||
+        n != MPT_FLOW_CLOSE_HDR_LEN + 4 * (size_t)count) {
+        s->ctr.drops[MPT_DROP_MALFORMED]++;
+        return;
+    }
+    for (unsigned i = 0; i < count; i++) {
+        uint32_t id = mpt_get32(m + MPT_FLOW_CLOSE_HDR_LEN + 4 * i);
+        uint32_t slot = mpt_index_find(&s->flow_by_key, flow_key(sslot, id));
+        if (slot == MPT_NIL)
+            continue;
+        flow_close(s, slot, q);
+        s->flows_closed_by_client++;
+    }
+}
+
 /* An authenticated, fresh DATA datagram of session slot `slot` under keys k: its path learned,
  * its copy counted (§5), its inner message handled. Returns the path if it is to be challenged
  * (after everything else this input queues: the arena below it may be reused until then). */
@@ -1609,6 +1695,11 @@ static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint3
     }
     if (plain[0] == MPT_INNER_FLOW && n >= MPT_FLOW_HDR_LEN) {
         on_flow_data(s, now, slot, plain, (size_t)n, q);
+        return challenge;
+    }
+    if (plain[0] == MPT_INNER_FLOW_CLOSE) {
+        q->used = mark;
+        on_flow_close(s, slot, plain, (size_t)n, q);
         return challenge;
     }
     q->used = mark;

@@ -10,6 +10,7 @@
 #include "core/addr.h"
 #include "core/client.h"
 #include "core/handshake.h"
+#include "core/names.h"
 #include "core/outq.h"
 #include "core/ratelimit.h"
 #include "core/reorder.h"
@@ -49,7 +50,9 @@ struct mpt_server_params {
     /* What a flow may name (§5), names resolved: a target outside is refused, never contacted. */
     const struct mpt_allow_rule *allow;
     unsigned nallow;
-    unsigned max_lookups;    /* names being resolved at once, over all sessions; 0: 16 */
+    unsigned max_lookups;    /* names being resolved at once, over all sessions; 0: 16 (at most
+                                MPT_NAMES_SIZE) */
+    uint32_t name_ttl_ms;    /* answers of lookups kept this long (names.h); 0: 60 s */
     uint32_t rekey_after_ms; /* clients re-key this often; keys older than 1.5x are refused (0:
                                 MPT_REKEY_AFTER_MS) */
     uint32_t reorder_cap_ms; /* datagrams held for order at most this long (§8.1); 0 = never */
@@ -216,7 +219,9 @@ struct mpt_server {
     unsigned nallow;
     struct mpt_allow_rule *peer_allow; /* key mode: the peers' own, MPT_SERVER_MAX_ALLOW entries */
     unsigned npeer_allow;
-    unsigned lookups; /* names being resolved now */
+    unsigned lookups;                /* names being resolved now (names.pending) */
+    struct mpt_names names;          /* recent answers and lookups under way (§5) */
+    uint64_t flows_closed_by_client; /* closed by a FLOW_CLOSE (§5) */
     uint32_t lookup_gen;
     uint64_t warn_sessions_us, warn_flows_us; /* table-full warnings may come again from then */
     uint64_t stats_next_us; /* counters logged every MPT_CLIENT_STATS_US at debug level */
@@ -268,8 +273,8 @@ void mpt_server_on_target(struct mpt_server *s, uint64_t now, uint32_t flow, con
                           size_t len, struct mpt_outq *q);
 
 /* The driver's answer to an MPT_OUT_RESOLVE entry (its `index` and `gen`): status 0 and the
- * address (its port is ignored), or a negative code. A flow closed meanwhile, or a stale `gen`,
- * is ignored. */
+ * address (its port is ignored), or a negative code. It is kept in the name cache, and every flow
+ * waiting for that lookup opens or is refused; a stale `gen` (a lookup given up) is ignored. */
 void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, uint32_t gen,
                             int status, const struct mpt_addr *addr, struct mpt_outq *q);
 
@@ -290,8 +295,9 @@ void mpt_server_set_path_mtus(struct mpt_server *s, int all,
 
 /* Where the driver opens flow `slot`'s socket again when it could not at first: 1 with *to for a
  * flow of its peer's own default target (as the peer has it now), 0 for one of [server]'s
- * default target (index flows[slot].target), -1 for a flow that named its target, one whose peer
- * has no default target now, or a free slot (not opened again). */
+ * default target (index flows[slot].target), 2 for a flow that named its target (towards the
+ * address its MPT_OUT_FLOW_OPEN gave), -1 for one whose peer has no default target now, a flow
+ * whose name is being resolved, or a free slot (not opened again). */
 int mpt_server_flow_reopen(const struct mpt_server *s, uint32_t slot, struct mpt_addr *to);
 
 /* Expiry of flows and sessions. Returns the next deadline (absolute, µs). */

@@ -60,11 +60,14 @@
     4 /* a flow that named its target: open or refused, server -> client */
 #define MPT_INNER_PATH_CHALLENGE 6 /* proof asked of a new return address, server -> client */
 #define MPT_INNER_PATH_RESPONSE 7  /* its echo, client -> server, on the path it came on */
+#define MPT_INNER_FLOW_CLOSE 9     /* flows the client forgot, client -> server */
 
-#define MPT_FLOW_HDR_LEN 8    /* kind, flags, target (u16), flow id (u32) */
-#define MPT_FLOW_STATUS_LEN 8 /* kind, status, zero (2), flow id (u32) */
-#define MPT_PROBE_LEN 48      /* §5: see PROTOCOL.md for the fields */
-#define MPT_PROBE_ACK_LEN 24  /* §5 */
+#define MPT_FLOW_HDR_LEN 8         /* kind, flags, target (u16), flow id (u32) */
+#define MPT_FLOW_STATUS_LEN 8      /* kind, status, zero (2), flow id (u32) */
+#define MPT_FLOW_CLOSE_HDR_LEN 4   /* kind, zero, count (u16); then count flow ids (u32) */
+#define MPT_FLOW_CLOSE_MAX_IDS 128 /* ids per FLOW_CLOSE: 516 bytes, fits any path */
+#define MPT_PROBE_LEN 48           /* §5: see PROTOCOL.md for the fields */
+#define MPT_PROBE_ACK_LEN 24       /* §5 */
 #define MPT_PROBE_OFF_SEQ 4
 #define MPT_PROBE_OFF_TIME 8
 #define MPT_PROBE_OFF_RX 16

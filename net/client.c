@@ -323,6 +323,9 @@ static void on_socks_closed(void *arg, uint16_t front)
     if (d->q.n)
         flush(d);
     mpt_client_close_front(&d->core, front, mpt_loop_now_us(d->loop));
+    /* The server is told at once (FLOW_CLOSE), so that it frees their places. */
+    if (d->core.wake)
+        run_timer(d);
 }
 
 /* The SOCKS5 front, if configured. Returns 0 or a negative code with err set. */

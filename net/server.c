@@ -31,6 +31,7 @@ struct mpt_server_drv {
     int listen_open;
     struct mpt_addr target;
     struct drv_flow **flows; /* by core flow slot; NULL when closed */
+    struct mpt_addr *to;     /* by core flow slot: where a flow of MPT_TARGET_NAMED goes */
     unsigned max_flows;
     uint32_t sndbuf, rcvbuf;
     uv_timer_t timer;
@@ -61,6 +62,7 @@ static void drv_destroy(struct mpt_driver *base)
     mpt_server_free(&d->core);
     mpt_outq_free(&d->q);
     free(d->flows);
+    free(d->to);
     free(d->dest);
     free(d->names);
     free(d);
@@ -199,8 +201,11 @@ static void after_call(struct mpt_server_drv *d, unsigned from)
             d->dest[i] = d->listen_open ? &d->listen : NULL;
             break;
         case MPT_OUT_FLOW_OPEN:
-            if (o->index < d->max_flows)
+            if (o->index < d->max_flows) {
+                if (o->target == MPT_TARGET_NAMED)
+                    d->to[o->index] = o->addr;
                 flow_open(d, o->index, o->target == MPT_TARGET_NAMED ? &o->addr : &d->target);
+            }
             break;
         case MPT_OUT_RESOLVE:
             lookup_start(d, o);
@@ -214,7 +219,7 @@ static void after_call(struct mpt_server_drv *d, unsigned from)
                 struct mpt_addr to;
                 int r = mpt_server_flow_reopen(&d->core, o->index, &to);
                 if (r >= 0)
-                    flow_open(d, o->index, r ? &to : &d->target);
+                    flow_open(d, o->index, r == 2 ? &d->to[o->index] : r ? &to : &d->target);
             }
             if (d->flows[o->index])
                 d->dest[i] = &d->flows[o->index]->udp;
@@ -653,9 +658,11 @@ int mpt_server_drv_start(struct mpt_loop *loop, const struct mpt_config *cfg,
     params.ntargets = sc->target.port ? 1 : 0; /* none: only what forwards name and allow covers */
     params.no_aes = cfg->no_aes;
     d->flows = calloc(sc->max_flows, sizeof(*d->flows));
+    d->to = calloc(sc->max_flows, sizeof(*d->to));
     if (!rc)
-        rc = d->flows && (peers || !params.private_key) ? mpt_server_init(&d->core, &params)
-                                                        : UV_ENOMEM;
+        rc = d->flows && d->to && (peers || !params.private_key)
+                 ? mpt_server_init(&d->core, &params)
+                 : UV_ENOMEM;
     mpt_secure_free(peers, sc->npeers * sizeof(*peers));
     free(peer_rules);
     if (!rc)

@@ -702,6 +702,16 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
     mpt_json_obj(j, "flows");
     mpt_json_u64(j, "used", s->flow_slots.used);
     mpt_json_u64(j, "max", st->max_flows);
+    mpt_json_u64(j, "closed_by_client", s->flows_closed_by_client);
+    mpt_json_end(j);
+    /* Names that flows named: the cache of answers, and the lookups it spared (§5). */
+    mpt_json_obj(j, "names");
+    mpt_json_u64(j, "cached", mpt_names_cached(&s->names, now));
+    mpt_json_u64(j, "max", MPT_NAMES_SIZE);
+    mpt_json_u64(j, "lookups", s->names.pending);
+    mpt_json_u64(j, "hits", s->names.hits);
+    mpt_json_u64(j, "misses", s->names.misses);
+    mpt_json_u64(j, "given_up", s->names.given_up);
     mpt_json_end(j);
 
     counters(j, &s->ctr);

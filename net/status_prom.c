@@ -534,6 +534,15 @@ void mpt_status_server_prom(struct mpt_status_server *st, struct mpt_prom *p, ui
     totals(p, &s->ctr, "the target", st->send_errors, st->drv);
     refused_totals(p, s->refused);
     split_totals(p, &s->split.st);
+    one(p, "mptunnel_flows_closed_by_client_total", "counter",
+        "Flows closed at once because their client said it had forgotten them (FLOW_CLOSE)",
+        s->flows_closed_by_client);
+    one(p, "mptunnel_name_cache_hits_total", "counter",
+        "Flows naming a host answered from the name cache or joined to a lookup under way",
+        s->names.hits);
+    one(p, "mptunnel_name_cache_misses_total", "counter",
+        "Flows naming a host that started a lookup", s->names.misses);
+    one(p, "mptunnel_name_lookups", "gauge", "Lookups of names under way", s->names.pending);
 }
 
 /* ---- the endpoints ---- */

@@ -207,6 +207,12 @@ static void teardown(void)
     mpt_outq_free(&fx.q);
 }
 
+/* For the cases without the fixture. */
+static void teardown_none(void)
+{
+    nrules = 0;
+}
+
 static uint64_t ctimer(void)
 {
     uint64_t d = mpt_client_on_timer(&fx.c, fx.now, &fx.q);
@@ -582,7 +588,7 @@ static void names(void)
 
 static void lookup_limit(void)
 {
-    struct mpt_addr app = addr4(0x7f000001, 5001);
+    struct mpt_addr app = addr4(0x7f000001, 5001), got = addr4(0x0a000009, 0);
     uint32_t slot, gen;
 
     setup_rules(); /* max_lookups 2 */
@@ -593,16 +599,35 @@ static void lookup_limit(void)
     ASSERT_EQ(fx.lookups.n, 2);
     ASSERT_EQ(fx.s.refused[MPT_FLOW_BUSY], 1);
     ASSERT_EQ(fx.s.lookups, 2);
-    /* A pending flow that expires gives its lookup back; its late answer is ignored. */
+    /* A pending flow that expires leaves its lookup running: the answer, come late, opens no flow
+     * but is kept for the next flow naming the name, which opens without a lookup. */
     slot = fx.lookups.v[0].flow;
     gen = fx.lookups.v[0].path;
     fx.now += 11000000;
     stimer();
-    ASSERT_EQ(fx.s.lookups, 0);
     ASSERT_EQ(fx.s.flow_slots.used, 0);
-    mpt_server_on_resolved(&fx.s, fx.now, slot, gen, 0, &app, &fx.q);
+    ASSERT_EQ(fx.s.lookups, 2);
+    mpt_server_on_resolved(&fx.s, fx.now, slot, gen, 0, &got, &fx.q);
     collect(1);
     ASSERT_EQ(fx.opens.n, 0);
+    ASSERT_EQ(fx.s.lookups, 1);
+    clear(&fx.lookups);
+    mpt_client_close_front(&fx.c, 1, fx.now);
+    send_to(&app, 1, "a.example", 53, "4");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 0);
+    ASSERT_EQ(fx.opens.n, 1);
+    /* A lookup the driver never answers is given up after MPT_NAMES_LOOKUP_US: its place is
+     * free again, and its answer, should it come, is ignored. */
+    fx.now += MPT_NAMES_LOOKUP_US;
+    send_to(&app, 1, "b.example", 53, "5");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 1);
+    ASSERT_EQ(fx.s.names.given_up, 1);
+    ASSERT_EQ(fx.s.lookups, 1);
+    mpt_server_on_resolved(&fx.s, fx.now, 0, fx.lookups.v[0].path - 1, 0, &got, &fx.q);
+    collect(1);
+    ASSERT_EQ(fx.opens.n, 1);
     teardown();
 }
 
@@ -695,6 +720,225 @@ static void close_front(void)
     deliver_down();
     ASSERT_EQ(fx.apps.n, 1);
     ASSERT_EQ(fx.apps.v[0].path, 4);
+    teardown();
+}
+
+/* The server's name cache: flows naming one name, at once and later, cause one lookup; a name
+ * that did not resolve is refused without a lookup for a while; an answer is used until it
+ * expires; an answer outside the rules of the moment is still refused. */
+static void name_cache(void)
+{
+    struct mpt_addr a1 = addr4(0x7f000001, 5001), a2 = addr4(0x7f000001, 5002);
+    struct mpt_addr got = addr4(0x0a000009, 0), want = addr4(0x0a000009, 53);
+    uint32_t gen;
+
+    setup_rules(); /* max_lookups 2 */
+    send_to(&a1, 1, "dns.example", 53, "q1");
+    send_to(&a2, 1, "dns.example", 53, "q2"); /* another flow, while the first resolves */
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 1);
+    ASSERT_EQ(fx.s.flow_slots.used, 2);
+    ASSERT_EQ(fx.s.names.misses, 1);
+    ASSERT_EQ(fx.s.names.hits, 1);
+    gen = fx.lookups.v[0].path;
+    mpt_server_on_resolved(&fx.s, fx.now, fx.lookups.v[0].flow, gen, 0, &got, &fx.q);
+    collect(1);
+    ASSERT_EQ(fx.opens.n, 2); /* both waiting flows open with the one answer */
+    ASSERT(mpt_addr_equal(&fx.opens.v[0].addr, &want));
+    ASSERT(mpt_addr_equal(&fx.opens.v[1].addr, &want));
+    ASSERT_EQ(mpt_names_cached(&fx.s.names, fx.now), 1);
+    deliver_down();
+    /* Later flows, at other ports, open at once from the cache. */
+    for (uint16_t i = 0; i < 8; i++) {
+        struct mpt_addr a = addr4(0x7f000001, (uint16_t)(6000 + i));
+        send_to(&a, 1, "dns.example", 53, "q");
+    }
+    deliver_up();
+    printf("10 flows to one name: %u lookup (limit 1), %llu answered by the cache\n", fx.lookups.n,
+           (unsigned long long)fx.s.names.hits);
+    ASSERT_EQ(fx.lookups.n, 1);
+    ASSERT_EQ(fx.opens.n, 10);
+    ASSERT_EQ(fx.s.names.hits, 9);
+    /* A reload whose rules no longer cover the address: the cached answer opens nothing. */
+    {
+        struct mpt_allow_rule none = rules[0];
+        none.port_lo = none.port_hi = 54;
+        mpt_server_set_allow(&fx.s, &none, 1);
+        send_to(&a1, 2, "dns.example", 53, "x");
+        deliver_up();
+        ASSERT_EQ(fx.lookups.n, 1);
+        ASSERT_EQ(fx.opens.n, 10);
+        ASSERT_EQ(fx.s.refused[MPT_FLOW_NOT_ALLOWED], 1);
+        mpt_server_set_allow(&fx.s, rules, nrules);
+    }
+    /* Expired (60 s): asked again. */
+    fx.now += MPT_NAMES_TTL_US;
+    send_to(&a1, 3, "dns.example", 53, "q");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 2);
+    ASSERT_EQ(fx.s.names.misses, 2);
+    /* A negative answer: refused at once for MPT_NAMES_NEG_TTL_US, then asked again. */
+    send_to(&a1, 4, "nosuch.example", 53, "n");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 3);
+    mpt_server_on_resolved(&fx.s, fx.now, fx.lookups.v[2].flow, fx.lookups.v[2].path, -ENOENT, NULL,
+                           &fx.q);
+    collect(1);
+    ASSERT_EQ(fx.s.refused[MPT_FLOW_UNRESOLVED], 1);
+    send_to(&a2, 4, "nosuch.example", 53, "n");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 3);
+    ASSERT_EQ(fx.s.refused[MPT_FLOW_UNRESOLVED], 2);
+    fx.now += MPT_NAMES_NEG_TTL_US;
+    send_to(&a2, 5, "nosuch.example", 53, "n");
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 4);
+    teardown();
+}
+
+/* The cache's bounds, on the module alone: 256 names, at most 64 negative answers however many
+ * names fail, lookups under way never pushed out. */
+static void name_bounds(void)
+{
+    struct mpt_names n;
+    struct mpt_addr a = addr4(0x0a000001, 99);
+    char host[32];
+    uint32_t gen = 1;
+    uint64_t now = 1000;
+
+    ASSERT_EQ(mpt_names_init(&n, 0), 0);
+    for (unsigned i = 0; i < 200; i++) {
+        snprintf(host, sizeof(host), "ok%u.example", i);
+        ASSERT(mpt_names_start(&n, host, gen, now++));
+        ASSERT(mpt_names_answer(&n, gen++, 0, &a, now));
+    }
+    for (unsigned i = 0; i < 1000; i++) {
+        snprintf(host, sizeof(host), "no%u.example", i);
+        ASSERT(mpt_names_start(&n, host, gen, now++));
+        ASSERT(mpt_names_answer(&n, gen++, -ENOENT, NULL, now));
+        ASSERT_LE(n.negative, MPT_NAMES_NEG_MAX);
+    }
+    {
+        unsigned kept = 0;
+        for (unsigned i = 0; i < 200; i++) {
+            struct mpt_name *e;
+            snprintf(host, sizeof(host), "ok%u.example", i);
+            e = mpt_names_find(&n, host, now);
+            kept += e && e->state == MPT_NAME_FOUND && mpt_addr_port(&e->addr) == 0;
+        }
+        printf("1000 failing names: %u negative answers kept (limit %u), %u of 200 found kept "
+               "(at least %u)\n",
+               n.negative, MPT_NAMES_NEG_MAX, kept, MPT_NAMES_SIZE - MPT_NAMES_NEG_MAX - 1);
+        ASSERT_GE(kept, MPT_NAMES_SIZE - MPT_NAMES_NEG_MAX - 1);
+    }
+    ASSERT_LE(mpt_names_cached(&n, now), MPT_NAMES_SIZE);
+    /* Every entry pending: no room, and none is pushed out. */
+    for (unsigned i = 0; i < MPT_NAMES_SIZE; i++) {
+        snprintf(host, sizeof(host), "p%u.example", i);
+        ASSERT(mpt_names_start(&n, host, gen++, now));
+    }
+    ASSERT_EQ(n.pending, MPT_NAMES_SIZE);
+    ASSERT(!mpt_names_start(&n, "one.more", gen++, now));
+    ASSERT(!mpt_names_answer(&n, 0, 0, &a, now)); /* no such lookup */
+    mpt_names_free(&n);
+    teardown_none();
+}
+
+/* FLOW_CLOSE messages of `ids` ids among the datagrams in flight up (their inner length tells). */
+static unsigned closes_up(unsigned ids)
+{
+    unsigned k = 0;
+
+    for (unsigned i = 0; i < fx.up.n; i++)
+        k += fx.up.v[i].len == MPT_DATA_OVERHEAD + MPT_FLOW_CLOSE_HDR_LEN + 4 * ids;
+    return k;
+}
+
+/* Flows forgotten by the client are closed at the server at once (FLOW_CLOSE): an association
+ * that ends, and a flow that expires at the client. Each close is sent three times on every path
+ * data goes on, then no more; copies and ids unknown change nothing; a malformed one is dropped. */
+static void flow_close_msg(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+    unsigned sends = 0;
+
+    setup_rules();
+    send_to(&app, 3, "10.0.0.1", 53, "a");
+    send_to(&app, 3, "10.0.0.2", 53, "b");
+    send_to(&app, 4, "10.0.0.1", 53, "c");
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.s.flow_slots.used, 3);
+    mpt_client_close_front(&fx.c, 3, fx.now);
+    ASSERT(fx.c.wake);
+    clear(&fx.closes);
+    ctimer();
+    ASSERT_EQ(closes_up(2), NPATHS); /* one message with both ids, on each path */
+    deliver_up();
+    ASSERT_EQ(fx.s.flow_slots.used, 1);
+    ASSERT_EQ(fx.closes.n, 2);
+    ASSERT_EQ(fx.s.flows_closed_by_client, 2);
+    sends = 1;
+    for (int i = 0; i < 10; i++) {
+        fx.now += MPT_CLIENT_CLOSE_GAP_US;
+        ctimer();
+        sends += closes_up(2) / NPATHS;
+        deliver_up(); /* probes, and the repetitions: nothing more closes */
+        deliver_down();
+    }
+    printf("FLOW_CLOSE sent %u times (limit %u)\n", sends, MPT_CLIENT_CLOSE_SENDS);
+    ASSERT_EQ(sends, MPT_CLIENT_CLOSE_SENDS);
+    ASSERT_EQ(fx.c.nclose, 0);
+    ASSERT_EQ(fx.s.flow_slots.used, 1);
+    ASSERT_EQ(fx.s.flows_closed_by_client, 2);
+    /* The flow left expires at the client (30 s; the server's timer is not run here). */
+    for (int i = 0; i < 16; i++) {
+        fx.now += 2000000;
+        ctimer();
+        deliver_up();
+        deliver_down();
+    }
+    ASSERT_EQ(mpt_client_flows(&fx.c), 0);
+    ASSERT_EQ(fx.s.flow_slots.used, 0);
+    ASSERT_EQ(fx.s.flows_closed_by_client, 3);
+    teardown();
+}
+
+/* Hostile FLOW_CLOSE messages, sealed under the session's keys: counted malformed, nothing
+ * closed. */
+static void flow_close_bad(void)
+{
+    struct mpt_addr app = addr4(0x7f000001, 5001);
+    uint8_t buf[MPT_DATA_OVERHEAD + 16];
+    uint64_t mal;
+    static const struct {
+        uint8_t flags;
+        uint16_t count;
+        size_t len;
+    } bad[] = {
+        {0, 0, 4}, {0, 2, 8}, {0, 1, 12}, {1, 1, 8}, {0, 1, 3}, {0, 0xffff, 12},
+    };
+
+    setup_rules();
+    send_to(&app, 3, "10.0.0.1", 53, "a");
+    deliver_up();
+    deliver_down();
+    ASSERT_EQ(fx.s.flow_slots.used, 1);
+    mal = fx.s.ctr.drops[MPT_DROP_MALFORMED];
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t *m = mpt_data_inner(buf);
+        size_t n;
+        memset(buf, 0, sizeof(buf));
+        m[0] = MPT_INNER_FLOW_CLOSE;
+        m[1] = bad[i].flags;
+        mpt_put16(m + 2, bad[i].count);
+        mpt_put32(m + 4, fx.c.flows[fx.c.flow_slots.head].id);
+        mpt_put32(m + 8, fx.c.flows[fx.c.flow_slots.head].id);
+        n = mpt_data_seal(&fx.c.sec->keys, fx.c.sid, buf, bad[i].len);
+        server_rx(&fx.paddr[0], buf, n);
+    }
+    ASSERT_EQ(fx.s.ctr.drops[MPT_DROP_MALFORMED], mal + sizeof(bad) / sizeof(bad[0]));
+    ASSERT_EQ(fx.s.flow_slots.used, 1);
     teardown();
 }
 
@@ -792,7 +1036,7 @@ static void peer_rules(void)
     /* A socket the driver could not open is opened again towards the same: its own target. */
     ASSERT_EQ(mpt_server_flow_reopen(&fx.s, dflow, &to), 1);
     ASSERT(mpt_addr_equal(&to, &own));
-    ASSERT_EQ(mpt_server_flow_reopen(&fx.s, fx.opens.v[0].flow, &to), -1); /* named */
+    ASSERT_EQ(mpt_server_flow_reopen(&fx.s, fx.opens.v[0].flow, &to), 2); /* named */
     deliver_down();
     clear(&fx.apps);
     target_send(dflow, "r1");
@@ -861,6 +1105,10 @@ static const struct task_case cases[] = {
     {"flows_apart", flows_apart},
     {"bad_host", bad_host},
     {"close_front", close_front},
+    {"name_cache", name_cache},
+    {"name_bounds", name_bounds},
+    {"flow_close_msg", flow_close_msg},
+    {"flow_close_bad", flow_close_bad},
     {"peer_rules", peer_rules},
     {NULL, NULL},
 };
