@@ -50,7 +50,7 @@ struct config_key {
 };
 
 static const struct config_key keys[];
-#define NKEYS 50
+#define NKEYS 56
 
 struct config_ctx {
     struct mpt_config *cfg;
@@ -583,14 +583,14 @@ static int set_client_bridge(struct config_ctx *c, const char *key, const char *
 
 static int set_mode(struct config_ctx *c, const char *key, const char *value)
 {
-    for (int m = MPT_MODE_REDUNDANT; m <= MPT_MODE_BALANCE; m++) {
+    for (int m = MPT_MODE_REDUNDANT; m <= MPT_MODE_FEC; m++) {
         if (strcmp(value, mpt_mode_name((enum mpt_sched_mode)m)) == 0) {
             c->cfg->client.mode = (enum mpt_sched_mode)m;
             return 0;
         }
     }
     return fail(c, c->line,
-                "%s: invalid mode `%s' (expected redundant, adaptive, backup or balance)", key,
+                "%s: invalid mode `%s' (expected redundant, adaptive, backup, balance or fec)", key,
                 value);
 }
 
@@ -606,6 +606,27 @@ static int set_target_loss(struct config_ctx *c, const char *key, const char *va
                     value);
     c->cfg->client.target_loss = v;
     return 0;
+}
+
+/* `fec = K:M`: blocks of K datagrams and M repairs (1..64, 1..32). */
+static int set_fec(struct config_ctx *c, const char *key, const char *value)
+{
+    unsigned k, m;
+    char tail;
+
+    if (sscanf(value, "%u:%u%c", &k, &m, &tail) != 2 || k < 1 || k > 64 || m < 1 || m > 32)
+        return fail(c, c->line,
+                    "%s: invalid value `%s' (expected K:M, K datagrams 1 to 64 and M repairs 1 "
+                    "to 32, as 10:6)",
+                    key, value);
+    c->cfg->client.fec_k = k;
+    c->cfg->client.fec_m = m;
+    return 0;
+}
+
+static int set_fec_wait(struct config_ctx *c, const char *key, const char *value)
+{
+    return set_duration(c, key, value, &c->cfg->client.fec_wait_ms, 1, 10000, "1ms-10s");
 }
 
 static int set_client_max_flows(struct config_ctx *c, const char *key, const char *value)
@@ -936,6 +957,8 @@ static const struct config_key keys[] = {
     {SEC_CLIENT, "bridge", 1, set_client_bridge},
     {SEC_CLIENT, "mode", 0, set_mode},
     {SEC_CLIENT, "target_loss", 0, set_target_loss},
+    {SEC_CLIENT, "fec", 0, set_fec},
+    {SEC_CLIENT, "fec_wait", 0, set_fec_wait},
     {SEC_CLIENT, "max_flows", 0, set_client_max_flows},
     {SEC_CLIENT, "flow_timeout", 0, set_client_flow_timeout},
     {SEC_CLIENT, "probe_interval", 0, set_probe_interval},
@@ -1654,6 +1677,7 @@ void mpt_config_defaults(struct mpt_config *cfg)
     cfg->log_level = MPT_LOG_INFO;
     cfg->client.mode = MPT_MODE_REDUNDANT;
     cfg->client.target_loss = 0.001;
+    cfg->client.fec_wait_ms = 50;
     cfg->client.max_flows = 1024;
     cfg->client.flow_timeout_ms = 60000;
     cfg->client.probe_interval_ms = 200;
@@ -1757,6 +1781,8 @@ const char *mpt_mode_name(enum mpt_sched_mode mode)
         return "backup";
     case MPT_MODE_BALANCE:
         return "balance";
+    case MPT_MODE_FEC:
+        return "fec";
     }
     return "unknown";
 }

@@ -12,19 +12,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MPT_CONFIG_MAX_PATHS 16   /* paths per client (bridge lines plus [path] sections) */
-#define MPT_CONFIG_HOST_MAX 256   /* host name or address literal, NUL included */
-#define MPT_CONFIG_NAME_MAX 32    /* [path NAME] */
-#define MPT_CONFIG_ERR_MAX 512    /* size of the error text buffer */
+#define MPT_CONFIG_MAX_PATHS 16 /* paths per client (bridge lines plus [path] sections) */
+#define MPT_CONFIG_HOST_MAX 256 /* host name or address literal, NUL included */
+#define MPT_CONFIG_NAME_MAX 32  /* [path NAME] */
+#define MPT_CONFIG_ERR_MAX 512  /* size of the error text buffer */
 #define MPT_SECRET_LEN 32
-#define MPT_KEY_LEN 32            /* an X25519 private or public key */
-#define MPT_CONFIG_MAX_PEERS 1024 /* [peer NAME] sections */
-#define MPT_CONFIG_PEER_NAME_MAX 64 /* [peer NAME], NUL included */
+#define MPT_KEY_LEN 32                 /* an X25519 private or public key */
+#define MPT_CONFIG_MAX_PEERS 1024      /* [peer NAME] sections */
+#define MPT_CONFIG_PEER_NAME_MAX 64    /* [peer NAME], NUL included */
 #define MPT_CONFIG_MAX_PEER_ALLOW 1024 /* allow lines of all [peer NAME] sections together */
-#define MPT_CONFIG_MAX_FORWARDS 64 /* [forward NAME] sections */
-#define MPT_CONFIG_MAX_ALLOW 256  /* allow lines of [server] */
-#define MPT_HOSTNAME_MAX 253      /* a DNS name as a target may carry it */
-#define MPT_CONFIG_SOCKS_CRED_MAX 255 /* socks_user, socks_password (RFC 1929) */
+#define MPT_CONFIG_MAX_FORWARDS 64     /* [forward NAME] sections */
+#define MPT_CONFIG_MAX_ALLOW 256       /* allow lines of [server] */
+#define MPT_HOSTNAME_MAX 253           /* a DNS name as a target may carry it */
+#define MPT_CONFIG_SOCKS_CRED_MAX 255  /* socks_user, socks_password (RFC 1929) */
 
 /* "HOST:PORT", "[V6]:PORT" or "PORT" as written; host empty means all addresses. */
 struct mpt_hostport {
@@ -38,6 +38,7 @@ enum mpt_sched_mode {
     MPT_MODE_ADAPTIVE,
     MPT_MODE_BACKUP,
     MPT_MODE_BALANCE,
+    MPT_MODE_FEC,
 };
 
 enum mpt_log_level {
@@ -48,13 +49,13 @@ enum mpt_log_level {
 };
 
 struct mpt_path_config {
-    char name[MPT_CONFIG_NAME_MAX];       /* "" for a plain `bridge =` line; else [path NAME] */
-    struct mpt_hostport bridge;           /* where the client sends for this path */
-    char bind[MPT_CONFIG_HOST_MAX];       /* local address to send from, "" = any */
-    char device[MPT_CONFIG_NAME_MAX];     /* SO_BINDTODEVICE, "" = none */
-    unsigned priority;                    /* backup mode; lower is preferred; default 1 */
-    unsigned weight;                      /* balance mode; default 1 */
-    uint64_t given;                       /* keys the section gave (mpt_config_key_given) */
+    char name[MPT_CONFIG_NAME_MAX];   /* "" for a plain `bridge =` line; else [path NAME] */
+    struct mpt_hostport bridge;       /* where the client sends for this path */
+    char bind[MPT_CONFIG_HOST_MAX];   /* local address to send from, "" = any */
+    char device[MPT_CONFIG_NAME_MAX]; /* SO_BINDTODEVICE, "" = none */
+    unsigned priority;                /* backup mode; lower is preferred; default 1 */
+    unsigned weight;                  /* balance mode; default 1 */
+    uint64_t given;                   /* keys the section gave (mpt_config_key_given) */
 };
 
 /* [forward NAME]: a local port whose flows go to `target`, a name or address the server resolves
@@ -63,66 +64,68 @@ struct mpt_forward_config {
     char name[MPT_CONFIG_NAME_MAX];
     struct mpt_hostport listen;
     struct mpt_hostport target;
-    int line;                             /* the section header */
+    int line; /* the section header */
 };
 
 /* One `allow` line of [server]: a host name, or an address block (an address alone is a /32 or a
  * /128), and a port range. */
 struct mpt_allow {
-    struct mpt_hostport host;             /* host.host: the name, "" for a block; port: port_lo */
-    int family;                           /* AF_INET or AF_INET6 for a block, 0 for a name */
-    uint8_t addr[16];                     /* the block's first address, network order */
-    unsigned prefix;                      /* its prefix length */
+    struct mpt_hostport host; /* host.host: the name, "" for a block; port: port_lo */
+    int family;               /* AF_INET or AF_INET6 for a block, 0 for a name */
+    uint8_t addr[16];         /* the block's first address, network order */
+    unsigned prefix;          /* its prefix length */
     uint16_t port_lo, port_hi;
     int line;
 };
 
 /* Key mode: this side's own key pair, from `private_key' or `private_key_file'. */
 struct mpt_key_config {
-    uint8_t private_key[MPT_KEY_LEN];     /* X25519, as given (X25519 clamps it when used) */
-    uint8_t public_key[MPT_KEY_LEN];      /* its public key (crypto_scalarmult_base) */
-    int have_private_key;                 /* 1: this side is in key mode */
-    int line;                             /* where private_key or private_key_file was given */
-    char file[512];                       /* private_key_file as opened, "" if not used */
+    uint8_t private_key[MPT_KEY_LEN]; /* X25519, as given (X25519 clamps it when used) */
+    uint8_t public_key[MPT_KEY_LEN];  /* its public key (crypto_scalarmult_base) */
+    int have_private_key;             /* 1: this side is in key mode */
+    int line;                         /* where private_key or private_key_file was given */
+    char file[512];                   /* private_key_file as opened, "" if not used */
 };
 
 /* [peer NAME]: a client that a server in key mode lets in. A peer with `allow' or `target' lines
  * gets exactly those; one with neither gets [server]'s `target' and `allow'. */
 struct mpt_config_peer {
     char name[MPT_CONFIG_PEER_NAME_MAX];
-    int line;                             /* the section header */
-    uint8_t public_key[MPT_KEY_LEN];      /* the client's X25519 public key */
+    int line;                        /* the section header */
+    uint8_t public_key[MPT_KEY_LEN]; /* the client's X25519 public key */
     int public_key_line;
-    uint8_t secret[MPT_KEY_LEN];          /* its own psk (`secret' or `secret_file') */
-    int have_secret;                      /* 0: mpt_config_peer_psk() says which psk applies */
+    uint8_t secret[MPT_KEY_LEN]; /* its own psk (`secret' or `secret_file') */
+    int have_secret;             /* 0: mpt_config_peer_psk() says which psk applies */
     int secret_line;
-    char secret_file[128];                /* secret_file as opened (cut short with ...), or "" */
-    unsigned allow_first, nallow;         /* its rules: server.peer_allow[allow_first ...] */
-    struct mpt_hostport target;           /* its default target; line 0 = none */
+    char secret_file[128];        /* secret_file as opened (cut short with ...), or "" */
+    unsigned allow_first, nallow; /* its rules: server.peer_allow[allow_first ...] */
+    struct mpt_hostport target;   /* its default target; line 0 = none */
 };
 
 struct mpt_client_config {
-    int present;                          /* a [client] section was seen */
+    int present; /* a [client] section was seen */
     struct mpt_hostport listen;
     struct mpt_path_config paths[MPT_CONFIG_MAX_PATHS];
     unsigned npaths;
-    enum mpt_sched_mode mode;             /* `mode =`, default redundant */
-    double target_loss;                   /* adaptive mode, default 0.001 */
-    unsigned max_flows;                   /* default 1024 */
-    uint32_t flow_timeout_ms;             /* default 60 s */
-    uint32_t probe_interval_ms;           /* default 200 ms */
-    uint32_t reorder_cap_ms;              /* replies held for order at most; default 100 ms */
-    char control[256];                    /* control socket path, "" = default */
-    struct mpt_hostport metrics;          /* Prometheus endpoint; line 0 = none */
-    struct mpt_hostport socks;            /* SOCKS5 front (UDP ASSOCIATE); line 0 = none */
+    enum mpt_sched_mode mode;    /* `mode =`, default redundant */
+    double target_loss;          /* adaptive and fec modes, default 0.001 */
+    unsigned fec_k, fec_m;       /* `fec = K:M`; 0:0 = from measured loss */
+    uint32_t fec_wait_ms;        /* a lost datagram waits for repair at most; 50 ms */
+    unsigned max_flows;          /* default 1024 */
+    uint32_t flow_timeout_ms;    /* default 60 s */
+    uint32_t probe_interval_ms;  /* default 200 ms */
+    uint32_t reorder_cap_ms;     /* replies held for order at most; default 100 ms */
+    char control[256];           /* control socket path, "" = default */
+    struct mpt_hostport metrics; /* Prometheus endpoint; line 0 = none */
+    struct mpt_hostport socks;   /* SOCKS5 front (UDP ASSOCIATE); line 0 = none */
     /* RFC 1929 username/password the front requires; "" (line 0) = no authentication. */
     char socks_user[MPT_CONFIG_SOCKS_CRED_MAX + 1];
     char socks_password[MPT_CONFIG_SOCKS_CRED_MAX + 1];
-    char socks_password_file[512];        /* socks_password_file as opened, "" if not used */
+    char socks_password_file[512]; /* socks_password_file as opened, "" if not used */
     int socks_user_line, socks_password_line;
     struct mpt_forward_config forwards[MPT_CONFIG_MAX_FORWARDS];
     unsigned nforwards;
-    struct mpt_key_config key;            /* key mode: private_key or private_key_file */
+    struct mpt_key_config key; /* key mode: private_key or private_key_file */
     uint8_t server_public_key[MPT_KEY_LEN];
     int have_server_public_key;
     int server_public_key_line;
@@ -131,17 +134,17 @@ struct mpt_client_config {
 struct mpt_server_config {
     int present;
     struct mpt_hostport listen;
-    struct mpt_hostport target;           /* the default target */
+    struct mpt_hostport target;                   /* the default target */
     struct mpt_allow allow[MPT_CONFIG_MAX_ALLOW]; /* what flows may name besides `target` */
     unsigned nallow;
-    unsigned max_sessions;                /* default 64 */
-    unsigned max_flows;                   /* total over all sessions, default 4096 */
-    uint32_t flow_timeout_ms;             /* default 60 s */
-    uint32_t session_timeout_ms;          /* default 120 s */
-    uint32_t reorder_cap_ms;              /* datagrams held for order at most; default 100 ms */
+    unsigned max_sessions;       /* default 64 */
+    unsigned max_flows;          /* total over all sessions, default 4096 */
+    uint32_t flow_timeout_ms;    /* default 60 s */
+    uint32_t session_timeout_ms; /* default 120 s */
+    uint32_t reorder_cap_ms;     /* datagrams held for order at most; default 100 ms */
     char control[256];
-    struct mpt_hostport metrics;          /* Prometheus endpoint; line 0 = none */
-    struct mpt_key_config key;            /* key mode: private_key or private_key_file */
+    struct mpt_hostport metrics; /* Prometheus endpoint; line 0 = none */
+    struct mpt_key_config key;   /* key mode: private_key or private_key_file */
     struct mpt_config_peer peers[MPT_CONFIG_MAX_PEERS]; /* key mode: the clients, in file order */
     unsigned npeers;
     struct mpt_allow peer_allow[MPT_CONFIG_MAX_PEER_ALLOW]; /* the peers' allow rules */
@@ -149,22 +152,22 @@ struct mpt_server_config {
 };
 
 struct mpt_config {
-    char file[512];                       /* the path it was read from */
+    char file[512]; /* the path it was read from */
     uint8_t secret[MPT_SECRET_LEN];
     int have_secret;
     int secret_line;
-    enum mpt_log_level log_level;         /* [tunnel] log_level, default info */
-    int log_level_set;                    /* 1 if the file set it */
-    int no_aes;                           /* [tunnel] cipher = chacha20-poly1305 (default auto:
-                                             AES-256-GCM where both ends have it in hardware) */
-    uint32_t sndbuf;                      /* [tunnel] sndbuf = 4M; 0 = default */
-    uint32_t rcvbuf;                      /* [tunnel] rcvbuf; 0 = default */
-    char secret_file[512];                /* [tunnel] secret_file as opened, "" if not used */
-    uint64_t given;                       /* keys given outside [path NAME] sections */
-    int insecure_permissions;             /* [tunnel] insecure_permissions = yes: accept a secret
-                                             that group or others may read */
-    uint32_t rekey_ms;                    /* [tunnel] rekey_interval: new session keys this often
-                                             (2 s to 2 min, default 2 min) */
+    enum mpt_log_level log_level; /* [tunnel] log_level, default info */
+    int log_level_set;            /* 1 if the file set it */
+    int no_aes;                   /* [tunnel] cipher = chacha20-poly1305 (default auto:
+                                     AES-256-GCM where both ends have it in hardware) */
+    uint32_t sndbuf;              /* [tunnel] sndbuf = 4M; 0 = default */
+    uint32_t rcvbuf;              /* [tunnel] rcvbuf; 0 = default */
+    char secret_file[512];        /* [tunnel] secret_file as opened, "" if not used */
+    uint64_t given;               /* keys given outside [path NAME] sections */
+    int insecure_permissions;     /* [tunnel] insecure_permissions = yes: accept a secret
+                                     that group or others may read */
+    uint32_t rekey_ms;            /* [tunnel] rekey_interval: new session keys this often
+                                     (2 s to 2 min, default 2 min) */
     struct mpt_client_config client;
     struct mpt_server_config server;
 };
@@ -265,7 +268,7 @@ int mpt_config_key_given(const struct mpt_config *cfg, const struct mpt_path_con
 
 /* One key with its effective value, as `mptunnel check` prints it. */
 struct mpt_config_item {
-    const char *section;             /* "tunnel", "client", "server", "path NAME", ... */
+    const char *section; /* "tunnel", "client", "server", "path NAME", ... */
     const char *key;
     const char *value;               /* in the file's syntax; a secret or private key never */
     const char *note;                /* NULL, or a remark ("default", "not set", ...) */
@@ -281,8 +284,8 @@ typedef void (*mpt_config_item_cb)(void *arg, const struct mpt_config_item *item
  * sections (MPT_ROLE_ANY: every side the file has a section for), with its value after defaults.
  * Keys that are not set still come, with an empty value and a note. Secrets and private keys never
  * come, only whether one is set (a private key's public key comes in the note). */
-void mpt_config_walk(const struct mpt_config *cfg, enum mpt_config_role role,
-                     mpt_config_item_cb cb, void *arg);
+void mpt_config_walk(const struct mpt_config *cfg, enum mpt_config_role role, mpt_config_item_cb cb,
+                     void *arg);
 /* Checks the directory that holds the control socket `sock_path`: it must be a directory (not a
  * symbolic link) owned by this user or by root, and not writable by group or others, so that no
  * other user can replace the socket. Returns 0, or -EPERM / -ENOTDIR / -errno with a reason in

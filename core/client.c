@@ -71,7 +71,7 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
 
     memset(c, 0, sizeof(*c));
     if (!p->secret || p->npaths < 1 || p->npaths > MPT_MAX_PATHS || p->max_flows < 1 ||
-        p->probe_interval_ms < 1 || p->mode > MPT_CLIENT_BALANCE)
+        p->probe_interval_ms < 1 || p->mode > MPT_CLIENT_FEC)
         return -EINVAL;
     c->p = *p;
     c->p.secret = NULL;
@@ -108,7 +108,8 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
         mpt_index_init(&c->flow_by_app, p->max_flows, mpt_random64()) != 0 ||
         mpt_index_init(&c->flow_by_id, p->max_flows, mpt_random64()) != 0 ||
         mpt_split_init(&c->split) != 0 ||
-        mpt_reorder_init(&c->reorder, 1, MPT_CLIENT_REORDER_ENTRIES) != 0) {
+        mpt_reorder_init(&c->reorder, 1, MPT_CLIENT_REORDER_ENTRIES) != 0 ||
+        mpt_fec_tx_init(&c->fec_tx) != 0) {
         mpt_client_free(c);
         return -ENOMEM;
     }
@@ -117,6 +118,7 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
 
 void mpt_client_free(struct mpt_client *c)
 {
+    mpt_fec_tx_free(&c->fec_tx);
     if (!c)
         return;
     free(c->flows);
@@ -170,7 +172,7 @@ static int path_live(const struct mpt_client_path *p)
 /* The reorder buffer (§8.1) holds replies for order in every mode but redundant. */
 static int reorder_on(const struct mpt_client *c)
 {
-    return c->p.reorder_cap_ms && c->p.mode != MPT_CLIENT_REDUNDANT;
+    return c->p.reorder_cap_ms && c->p.mode != MPT_CLIENT_REDUNDANT && c->p.mode != MPT_CLIENT_FEC;
 }
 
 /* How long the replies missing before one that came over `path` are waited for: the delay
@@ -313,6 +315,7 @@ static void schedule(struct mpt_client *c)
         back = adaptive_pick(c, usable[1], 1);
         break;
     case MPT_CLIENT_BALANCE: /* one of them per datagram */
+    case MPT_CLIENT_FEC:     /* the same, and repairs over them (§11) */
         send = usable[0];
         back = usable[1];
         break;
@@ -554,6 +557,7 @@ static void on_response(struct mpt_client *c, uint64_t now, unsigned path, const
     c->sid = sid;
     c->hs_sid = 0;
     c->state = MPT_CLIENT_ESTABLISHED;
+    mpt_fec_tx_reset(&c->fec_tx); /* its sources' counters were the session before's */
     c->last_auth_us = now;
     c->established_us = now;
     c->paths[path].last_rx_us = now;
@@ -736,6 +740,101 @@ static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
     return f;
 }
 
+/* fec mode (§11): the repairs for a block of n sources, from the fixed K:M (in proportion for a
+ * block closed early) or planned from each path's measured loss to the server (a path not yet
+ * measured counts as 10%), re-planned when the paths or their losses change. */
+static unsigned fec_repairs_for(struct mpt_client *c, unsigned n)
+{
+    unsigned share[MPT_FEC_PATHS];
+    int same = c->fec_plan_mask == c->send_mask;
+
+    if (c->p.fec_k)
+        return (c->p.fec_m * n + c->p.fec_k - 1) / c->p.fec_k;
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        double l = c->paths[i].loss_known ? c->paths[i].loss_up : 0.1;
+        if (l != c->fec_plan_loss[i])
+            same = 0;
+        c->fec_plan_loss[i] = l;
+    }
+    if (!same) {
+        memset(c->fec_m_for, 0xff, sizeof(c->fec_m_for));
+        c->fec_plan_mask = c->send_mask;
+    }
+    if (c->fec_m_for[n] == 0xff)
+        c->fec_m_for[n] = (uint8_t)mpt_fec_plan(n, c->fec_plan_loss, c->p.weight, c->send_mask,
+                                                c->p.npaths, c->p.target_loss, share);
+    return c->fec_m_for[n];
+}
+
+/* Closes the open block and queues its repairs, each sealed once, spread over the paths that
+ * carry the sources (one each, turning), if the queue has room. */
+static void fec_flush(struct mpt_client *c, struct mpt_outq *q)
+{
+    unsigned n = c->fec_tx.n, m;
+    uint32_t mask;
+
+    if (!n)
+        return;
+    if (c->sched_dirty)
+        schedule(c);
+    m = fec_repairs_for(c, n);
+    if (!m) {
+        mpt_fec_tx_reset(&c->fec_tx);
+        return;
+    }
+    m = mpt_fec_tx_close(&c->fec_tx, m);
+    mask = c->send_mask & ~c->disabled;
+    if (!mask)
+        mask = all_paths(c);
+    for (unsigned j = 0; j < m; j++) {
+        unsigned path = c->fec_next_path;
+        uint8_t *out;
+        size_t len;
+
+        for (unsigned t = 0; t < c->p.npaths; t++) {
+            path = (c->fec_next_path + t) % c->p.npaths;
+            if (mask & (1u << path))
+                break;
+        }
+        c->fec_next_path = (path + 1) % c->p.npaths;
+        if (q->max - q->n < 4 || q->cap - q->used < MPT_DATA_OVERHEAD + MPT_REPAIR_MAX_LEN + 64 ||
+            !(out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_REPAIR_MAX_LEN))) {
+            c->fec_repair_drops += m - j;
+            return;
+        }
+        len = mpt_fec_tx_repair(&c->fec_tx, j, mpt_data_inner(out));
+        len = mpt_data_seal(&c->sec->keys, c->sid, out, len);
+        c->ctr.sealed++;
+        c->fec_repairs_tx++;
+        send_paths(c, out, len, 1u << path, 0, q);
+    }
+}
+
+/* A datagram about to be sealed with the next counter: a source of the open block (after the
+ * block before is closed, if it cannot join it). The driver's timer must wake for a new block. */
+static void fec_source(struct mpt_client *c, const uint8_t *inner, size_t len, struct mpt_outq *q)
+{
+    unsigned k = c->p.fec_k ? c->p.fec_k : MPT_FEC_K_MAX;
+    uint64_t ctr;
+
+    if (c->p.mode != MPT_CLIENT_FEC || !mpt_fec_protects(inner, len))
+        return;
+    if (!mpt_fec_tx_fits(&c->fec_tx, c->sec->keys.tx_counter + 1, k))
+        fec_flush(c, q);
+    ctr = c->sec->keys.tx_counter + 1;
+    if (mpt_fec_tx_add(&c->fec_tx, ctr, inner, len, c->fec_now_us) == 1 &&
+        mpt_fec_tx_deadline(&c->fec_tx) < c->timer_at_us)
+        c->wake = 1;
+    c->fec_sources++;
+}
+
+/* After a source is sealed: a full block is closed at once. */
+static void fec_full(struct mpt_client *c, struct mpt_outq *q)
+{
+    if (c->p.mode == MPT_CLIENT_FEC && c->fec_tx.n >= (c->p.fec_k ? c->p.fec_k : MPT_FEC_K_MAX))
+        fec_flush(c, q);
+}
+
 /* A FLOW message of `len` bytes at mpt_data_inner(out), the last allocation in q, that the paths
  * of mask do not carry whole: sent instead as pieces that fit, each sealed once and queued on
  * those paths (PROTOCOL.md §5 PIECE), if the queue has room for all of them. Returns 0 if the
@@ -769,9 +868,11 @@ static int send_pieces(struct mpt_client *c, uint8_t *out, size_t len, uint32_t 
         uint8_t *p = mpt_outq_alloc(q, MPT_PIECE_OVERHEAD + mpt_split_piece_len(len, k, i));
         size_t n = mpt_split_write(mpt_data_inner(p), mpt_get32(c->split.scratch + 4), msg, i, k,
                                    c->split.scratch, len);
+        fec_source(c, mpt_data_inner(p), n, q);
         n = mpt_data_seal(&c->sec->keys, c->sid, p, n);
         c->ctr.sealed++;
         copies = send_paths(c, p, n, mask, 1, q);
+        fec_full(c, q);
     }
     c->split.st.split++;
     c->split.st.pieces_tx += k;
@@ -810,14 +911,16 @@ static void send_flow(struct mpt_client *c, const struct mpt_client_flow *f, con
     if (c->sched_dirty)
         schedule(c);
     mask = c->send_mask;
-    if (c->p.mode == MPT_CLIENT_BALANCE)
+    if (c->p.mode == MPT_CLIENT_BALANCE || c->p.mode == MPT_CLIENT_FEC)
         mask = 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
     if (send_pieces(c, out, MPT_FLOW_HDR_LEN + tlen + len, mask, q))
         return;
+    fec_source(c, inner, MPT_FLOW_HDR_LEN + tlen + len, q);
     n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_FLOW_HDR_LEN + tlen + len);
     c->ctr.sealed++;
     c->data_dgrams++;
     c->data_copies += send_paths(c, out, n, mask, 1, q);
+    fec_full(c, q);
 }
 
 /* Before the first session: keep a few datagrams (a DNS query, a VPN's first packet) to send
@@ -893,6 +996,7 @@ void mpt_client_on_app_to(struct mpt_client *c, uint64_t now, const struct mpt_a
                           uint16_t front, const char *host, uint16_t port, const uint8_t *buf,
                           size_t len, struct mpt_outq *q)
 {
+    c->fec_now_us = now;
     struct mpt_client_flow *f;
     uint32_t slot;
 
@@ -1284,6 +1388,7 @@ static void path_input(struct mpt_client *c, uint64_t now, unsigned path, const 
 void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
                         size_t len, struct mpt_outq *q)
 {
+    c->fec_now_us = now;
     reorder_sync(c, now, q);
     path_input(c, now, path, buf, len, q);
     if (c->reorder.q[0].n)
@@ -1383,7 +1488,7 @@ int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params 
     int locked, rekey;
 
     if ((!p->secret && !p->private_key) || p->npaths < 1 || p->npaths > MPT_MAX_PATHS ||
-        p->probe_interval_ms < 1 || p->mode > MPT_CLIENT_BALANCE)
+        p->probe_interval_ms < 1 || p->mode > MPT_CLIENT_FEC)
         return -EINVAL;
     for (unsigned i = 0; i < p->npaths; i++)
         if (from[i] >= (int)c->p.npaths)
@@ -1672,10 +1777,15 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
         if (c->hs_sid == 0)
             start_handshake(c, now);
     }
+    c->fec_now_us = now;
     if (c->state == MPT_CLIENT_ESTABLISHED) {
         if (c->nheld)
             more_held = release_held(c, now, q);
         update_path_states(c, now);
+        if (mpt_fec_tx_deadline(&c->fec_tx) <= now)
+            fec_flush(c, q);
+        if (mpt_fec_tx_deadline(&c->fec_tx) < next)
+            next = mpt_fec_tx_deadline(&c->fec_tx);
         if (c->hs_sid == 0 && now - c->last_auth_us >= dead_after_us(c)) {
             MPT_WARN("session %016llx silent for %llu ms on every path: re-establishing",
                      (unsigned long long)c->sid,

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/addr.h"
+#include "core/fec.h"
 #include "core/handshake.h"
 #include "core/outq.h"
 #include "core/reorder.h"
@@ -52,6 +53,7 @@ enum mpt_client_mode {
     MPT_CLIENT_ADAPTIVE = 1,  /* the fewest copies that keep residual loss under target_loss */
     MPT_CLIENT_BACKUP = 2,    /* only the live paths of the best priority */
     MPT_CLIENT_BALANCE = 3,   /* one copy, spread over live paths by weight */
+    MPT_CLIENT_FEC = 4,       /* one copy as in balance, and repairs of a block code (§11) */
 };
 
 const char *mpt_path_state_name(enum mpt_path_state st);
@@ -68,7 +70,9 @@ struct mpt_client_params {
                                          re-established */
     uint8_t mode;                     /* enum mpt_client_mode, announced to the server */
     int no_aes;                       /* never offer AES-256-GCM (ChaCha20-Poly1305 only) */
-    double target_loss;               /* adaptive mode: keep residual loss under this */
+    double target_loss;               /* adaptive and fec modes: keep residual loss under this */
+    unsigned fec_k, fec_m;            /* fec mode: fixed K:M (0: from measured loss) */
+    uint32_t fec_wait_ms;             /* fec mode: a lost datagram waits this at most (0: 50 ms) */
     unsigned priority[MPT_MAX_PATHS]; /* backup mode; lower is preferred */
     unsigned weight[MPT_MAX_PATHS];   /* balance mode; > 0 */
     uint32_t reorder_cap_ms; /* replies held for order at most this long (§8.1); 0 = never */
@@ -232,7 +236,16 @@ struct mpt_client {
     struct mpt_copies *copies;
     uint64_t challenges;        /* PATH_CHALLENGE answered */
     struct mpt_reorder reorder; /* replies put back in order (§8.1): one queue, this session's */
-    uint64_t timer_at_us;       /* the deadline mpt_client_on_timer returned last */
+    /* fec mode (§11): the encoder of datagrams to the server, and its plan: repairs for a block
+     * of n sources, valid while the paths and their losses are those of fec_plan_loss. */
+    struct mpt_fec_tx fec_tx;
+    uint8_t fec_m_for[MPT_FEC_K_MAX + 1];
+    double fec_plan_loss[MPT_MAX_PATHS];
+    uint32_t fec_plan_mask;
+    unsigned fec_next_path; /* the path the next block's first repair goes on */
+    uint64_t fec_now_us;    /* the time of the input being handled */
+    uint64_t fec_sources, fec_repairs_tx, fec_repair_drops;
+    uint64_t timer_at_us; /* the deadline mpt_client_on_timer returned last */
     unsigned sessions_established;
     uint64_t flows_opened, flows_closed;
     uint64_t refused[MPT_FLOW_STATUS_COUNT]; /* refusals the server sent, by reason */

@@ -271,7 +271,18 @@ static void src_put(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const uint
     s->sid = sid;
     s->ctr = ctr;
     s->len = (uint16_t)len;
+    s->rebuilt = 0;
     memcpy(s->data, inner, len);
+}
+
+int mpt_fec_rx_late(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr)
+{
+    struct mpt_fec_src *s = &r->src[src_slot(r, sid, ctr)];
+
+    if (s->sid != sid || s->ctr != ctr || !s->len || !s->rebuilt)
+        return 0;
+    s->rebuilt = 0;
+    return 1;
 }
 
 static int mask_bit(const uint8_t *mask, unsigned i)
@@ -400,6 +411,7 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
         r->recovered++;
         /* Kept as if it had come: a later repair of the block finds nothing missing. */
         src_put(r, p->sid, miss_ctr[x], rec[x] + 2, len);
+        r->src[src_slot(r, p->sid, miss_ctr[x])].rebuilt = 1;
     }
     return 1;
 }

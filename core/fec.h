@@ -85,6 +85,7 @@ size_t mpt_fec_tx_repair(const struct mpt_fec_tx *t, unsigned j, uint8_t *out);
 struct mpt_fec_src {
     uint64_t sid, ctr;
     uint16_t len;
+    uint8_t rebuilt; /* rebuilt from repairs, and its own copy not yet come */
     uint8_t *data;
 };
 
@@ -138,6 +139,11 @@ const struct mpt_fec_out *mpt_fec_rx_take(struct mpt_fec_rx *r);
 /* Gives up the blocks whose wait is over (their missing sources counted in given_up); returns
  * the earliest deadline left (UINT64_MAX: none). */
 uint64_t mpt_fec_rx_expire(struct mpt_fec_rx *r, uint64_t now);
+
+/* 1 if counter ctr of session sid was rebuilt and this is the first copy of it to come since
+ * (a duplicate for the window): it then counts as received on its path, so that a slow path
+ * whose datagrams are rebuilt before they arrive is not taken for a lossy one. */
+int mpt_fec_rx_late(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr);
 
 /* Forgets everything held for session sid (closed, or re-keyed). */
 void mpt_fec_rx_drop(struct mpt_fec_rx *r, uint64_t sid);

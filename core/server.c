@@ -143,7 +143,8 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
         mpt_index_init(&s->flow_by_key, p->max_flows, mpt_random64()) != 0 ||
         mpt_split_init(&s->split) != 0 ||
         mpt_names_init(&s->names, (uint64_t)p->name_ttl_ms * 1000) != 0 ||
-        mpt_reorder_init(&s->reorder, p->max_sessions, MPT_SERVER_REORDER_ENTRIES) != 0) {
+        mpt_reorder_init(&s->reorder, p->max_sessions, MPT_SERVER_REORDER_ENTRIES) != 0 ||
+        mpt_fec_rx_init(&s->fec_rx, MPT_SERVER_FEC_SOURCES, MPT_SERVER_FEC_BLOCKS) != 0) {
         mpt_server_free(s);
         return -ENOMEM;
     }
@@ -283,6 +284,7 @@ void mpt_server_free(struct mpt_server *s)
     mpt_split_free(&s->split);
     mpt_names_free(&s->names);
     mpt_reorder_free(&s->reorder);
+    mpt_fec_rx_free(&s->fec_rx);
     free(s->allow);
     free(s->peer_allow);
     free(s->recent);
@@ -1377,7 +1379,7 @@ void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, u
 /* The reorder buffer (§8.1) holds a session's datagrams for order in every mode but redundant. */
 static int reorder_on(const struct mpt_server *s, const struct mpt_server_session *ss)
 {
-    return s->p.reorder_cap_ms && ss->mode != MPT_CLIENT_REDUNDANT;
+    return s->p.reorder_cap_ms && ss->mode != MPT_CLIENT_REDUNDANT && ss->mode != MPT_CLIENT_FEC;
 }
 
 /* How long the datagrams missing before one that came over path slot `path` are waited for: the
@@ -1642,6 +1644,54 @@ static void on_flow_close(struct mpt_server *s, uint32_t sslot, const uint8_t *m
 /* An authenticated, fresh DATA datagram of session slot `slot` under keys k: its path learned,
  * its copy counted (§5), its inner message handled. Returns the path if it is to be challenged
  * (after everything else this input queues: the arena below it may be reused until then). */
+/* fec mode (§11): a block missing sources waits for repairs the paths' delay difference (half
+ * the round trips' spread among the paths heard lately) and 5 ms, MPT_SERVER_FEC_WAIT_US at most.
+ */
+static uint64_t fec_wait(const struct mpt_server_session *ss, uint64_t now)
+{
+    uint64_t lo = UINT64_MAX, hi = 0, w;
+
+    for (unsigned i = 0; i < ss->npaths; i++) {
+        const struct mpt_server_path *p = &ss->paths[i];
+        if (!p->srtt_us || p->last_rx_us + PATH_ACTIVE_US < now)
+            continue;
+        if (p->srtt_us < lo)
+            lo = p->srtt_us;
+        if (p->srtt_us > hi)
+            hi = p->srtt_us;
+    }
+    w = (hi > lo && lo != UINT64_MAX ? (hi - lo) / 2 : 0) + 5000;
+    return w < MPT_SERVER_FEC_WAIT_US ? w : MPT_SERVER_FEC_WAIT_US;
+}
+
+/* Datagrams the decoder rebuilt: each goes on as if its DATA datagram had come, if the window
+ * says its counter never did (and records it): a repair resurrects nothing (§11). */
+static void fec_deliver(struct mpt_server *s, uint64_t now, uint32_t slot, struct mpt_keys *k,
+                        struct mpt_outq *q)
+{
+    struct mpt_server_session *ss = &s->sessions[slot];
+    const struct mpt_fec_out *o;
+
+    while ((o = mpt_fec_rx_take(&s->fec_rx))) {
+        const uint8_t *m = o->data;
+        size_t n = o->len;
+        uint8_t *plain;
+
+        if (o->sid != ss->sid || mpt_window_check(&k->rx_window, o->ctr) != 0)
+            continue;
+        mpt_window_update(&k->rx_window, o->ctr);
+        ss->fec_recovered++;
+        if (m[0] == MPT_INNER_PIECE && !(n = mpt_split_add(&s->split, now, o->sid, m, n, &m)))
+            continue;
+        if (m[0] != MPT_INNER_FLOW || n < MPT_FLOW_HDR_LEN || !(plain = mpt_outq_alloc(q, n))) {
+            s->ctr.drops[MPT_DROP_MALFORMED]++;
+            continue;
+        }
+        memcpy(plain, m, n);
+        on_flow_data(s, now, slot, plain, n, q);
+    }
+}
+
 static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint32_t slot,
                                        struct mpt_keys *k, const struct mpt_addr *from,
                                        const uint8_t *buf, size_t len, uint8_t *plain, int n,
@@ -1679,6 +1729,16 @@ static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint3
             send_probe_ack(s, ss, p, plain, q, k == &ss->keys ? ss->sid : ss->prev_sid, k);
         return challenge;
     }
+    if (plain[0] == MPT_INNER_REPAIR) {
+        q->used = mark;
+        if (k == &ss->keys)
+            mpt_fec_rx_repair(&s->fec_rx, sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain, (size_t)n,
+                              now, fec_wait(ss, now));
+        return challenge;
+    }
+    if (ss->mode == MPT_CLIENT_FEC && k == &ss->keys)
+        mpt_fec_rx_source(&s->fec_rx, sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain, (size_t)n,
+                          now);
     if (plain[0] == MPT_INNER_PIECE) {
         /* The last piece of a FLOW message: handled as the message would be, had it come whole. */
         const uint8_t *m;
@@ -1772,8 +1832,10 @@ static void path_input(struct mpt_server *s, uint64_t now, const struct mpt_addr
             s->ctr.duplicates++;
             p = path_find(ss, from);
             if (p && r &&
-                mpt_copies_dup(r, &k->rx_window, mpt_get64(buf + MPT_DATA_OFF_CTR),
-                               buf + len - MPT_TAG_LEN, (unsigned)(p - ss->paths))) {
+                (mpt_copies_dup(r, &k->rx_window, mpt_get64(buf + MPT_DATA_OFF_CTR),
+                                buf + len - MPT_TAG_LEN, (unsigned)(p - ss->paths)) ||
+                 (ss->mode == MPT_CLIENT_FEC &&
+                  mpt_fec_rx_late(&s->fec_rx, sid, mpt_get64(buf + MPT_DATA_OFF_CTR))))) {
                 p->rx_dgrams++;
                 p->rx_bytes += len;
             }
@@ -1797,6 +1859,7 @@ static void path_input(struct mpt_server *s, uint64_t now, const struct mpt_addr
     s->ctr.rx_dgrams++;
     s->ctr.rx_bytes += len;
     p = on_data(s, now, slot, k, from, buf, len, plain, n, mark, q);
+    fec_deliver(s, now, slot, k, q);
     if (p)
         send_challenge(s, ss, p, now, q);
 }
@@ -1949,6 +2012,11 @@ uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq
     }
     authlog_flush(s, now);
     log_stats(s, now);
+    {
+        uint64_t f = mpt_fec_rx_expire(&s->fec_rx, now);
+        if (f < next)
+            next = f;
+    }
     if (s->wake)
         next = now;
     s->wake = 0;

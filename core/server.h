@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "core/addr.h"
+#include "core/fec.h"
 #include "core/client.h"
 #include "core/handshake.h"
 #include "core/names.h"
@@ -60,6 +61,12 @@ struct mpt_server_params {
 
 /* Datagrams of all sessions that the reorder buffer can hold at once (§8.1). */
 #define MPT_SERVER_REORDER_ENTRIES 4096
+
+/* fec mode (§11): sources kept for decoding over all sessions, blocks awaiting repair, and the
+ * longest wait for a lost datagram's repair. */
+#define MPT_SERVER_FEC_SOURCES 4096
+#define MPT_SERVER_FEC_BLOCKS 64
+#define MPT_SERVER_FEC_WAIT_US 50000ULL
 
 /* MPT_OUT_FLOW_OPEN's target for a flow that named its own: the address is in mpt_out.addr. */
 #define MPT_TARGET_NAMED 0xffff
@@ -158,6 +165,7 @@ struct mpt_server_session {
     unsigned npaths;
     struct mpt_server_path paths[MPT_MAX_PATHS];
     uint32_t nflows;
+    uint64_t fec_recovered; /* fec mode: datagrams rebuilt from repairs and delivered */
 };
 
 struct mpt_server_flow {
@@ -200,6 +208,7 @@ struct mpt_server {
     struct mpt_counters ctr;
     struct mpt_split split;     /* FLOW messages too large for the paths, both ways (§5) */
     struct mpt_reorder reorder; /* flows' datagrams put back in order (§8.1), a queue per session */
+    struct mpt_fec_rx fec_rx;   /* fec mode (§11): recent sources and blocks awaiting repair */
     uint64_t rx_ctr;  /* during an input: the counter of the datagram that authenticated */
     uint32_t rx_slot; /* its session, MPT_NIL if none; rx_fresh: under its current keys */
     int rx_fresh;

@@ -22,7 +22,8 @@
 _Static_assert((int)MPT_MODE_REDUNDANT == (int)MPT_CLIENT_REDUNDANT &&
                    (int)MPT_MODE_ADAPTIVE == (int)MPT_CLIENT_ADAPTIVE &&
                    (int)MPT_MODE_BACKUP == (int)MPT_CLIENT_BACKUP &&
-                   (int)MPT_MODE_BALANCE == (int)MPT_CLIENT_BALANCE,
+                   (int)MPT_MODE_BALANCE == (int)MPT_CLIENT_BALANCE &&
+                   (int)MPT_MODE_FEC == (int)MPT_CLIENT_FEC,
                "configuration and core agree on the scheduling modes");
 
 struct drv_sock {
@@ -697,6 +698,9 @@ static void client_params(struct mpt_client_params *params, const struct mpt_con
     params->reorder_cap_ms = cc->reorder_cap_ms;
     params->mode = (uint8_t)cc->mode;
     params->target_loss = cc->target_loss;
+    params->fec_k = cc->fec_k;
+    params->fec_m = cc->fec_m;
+    params->fec_wait_ms = cc->fec_wait_ms;
     params->no_aes = cfg->no_aes;
     for (unsigned i = 0; i < cc->npaths && i < MPT_MAX_PATHS; i++) {
         params->priority[i] = cc->paths[i].priority;

@@ -322,7 +322,7 @@ static const char *state_name(unsigned st)
 
 static const char *mode_name(unsigned m)
 {
-    const char *n = m <= MPT_MODE_BALANCE ? mpt_mode_name((enum mpt_sched_mode)m) : NULL;
+    const char *n = m <= MPT_MODE_FEC ? mpt_mode_name((enum mpt_sched_mode)m) : NULL;
     return n ? n : "unknown";
 }
 

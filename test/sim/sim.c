@@ -1066,7 +1066,7 @@ static const struct task_case cases[] = {
 
 int main(int argc, char **argv)
 {
-    static struct task_case all[sizeof(cases) / sizeof(cases[0]) + 16];
+    static struct task_case all[sizeof(cases) / sizeof(cases[0]) + 64];
     size_t n;
 
     /* Before sodium_init (which core calls): every random byte comes from the seeded generator. */
@@ -1083,6 +1083,8 @@ int main(int argc, char **argv)
     for (const struct task_case *c = sim_split_cases; c->name; c++)
         all[n++] = *c;
     for (const struct task_case *c = sim_sched_cases; c->name; c++)
+        all[n++] = *c;
+    for (const struct task_case *c = sim_fec_cases; c->name; c++)
         all[n++] = *c;
     all[n] = (struct task_case){NULL, NULL};
     return task_run(all, argc, argv);

@@ -126,5 +126,7 @@ extern const struct task_case sim_lifetime_cases[];
 extern const struct task_case sim_split_cases[];
 /* The cases of sim_sched.c: scheduling that follows the paths, the reorder buffer. */
 extern const struct task_case sim_sched_cases[];
+/* The cases of sim_fec.c: forward error correction. */
+extern const struct task_case sim_fec_cases[];
 
 #endif

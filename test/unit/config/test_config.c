@@ -313,7 +313,7 @@ static void test_client_key_errors(void)
         const char *line, *msg;
     } cases[] = {
         {"mode = fastest",
-         "mode: invalid mode `fastest' (expected redundant, adaptive, backup or balance)"},
+         "mode: invalid mode `fastest' (expected redundant, adaptive, backup, balance or fec)"},
         {"target_loss = 0", "target_loss: invalid value `0' (expected a fraction, 0 < x < 1)"},
         {"target_loss = 1", "target_loss: invalid value `1' (expected a fraction, 0 < x < 1)"},
         {"target_loss = nan", "target_loss: invalid value `nan' (expected a fraction, 0 < x < 1)"},
@@ -637,7 +637,7 @@ static void test_roles(void)
     bad(TUNNEL CLIENT "[server]\nlisten = 99999\n", MPT_ROLE_CLIENT,
         "t.ini:7: listen: invalid address `99999' (expected HOST:PORT, [IPV6]:PORT or PORT)");
     bad(TUNNEL SERVER "[client]\nmode = x\n", MPT_ROLE_SERVER,
-        "t.ini:7: mode: invalid mode `x' (expected redundant, adaptive, backup or balance)");
+        "t.ini:7: mode: invalid mode `x' (expected redundant, adaptive, backup, balance or fec)");
 }
 
 static void test_long_lines(void)
