@@ -209,6 +209,13 @@ static void walk_client(struct walk *w)
     emit(w, "mode", mpt_mode_name(cl->mode), "default");
     snprintf(buf, sizeof(buf), "%g", cl->target_loss);
     emit(w, "target_loss", buf, "default");
+    if (cl->fec_k) {
+        snprintf(buf, sizeof(buf), "%u:%u", cl->fec_k, cl->fec_m);
+        emit(w, "fec", buf, "default");
+    } else {
+        emit(w, "fec", "", "not set: from measured loss and target_loss");
+    }
+    emit_duration(w, "fec_wait", cl->fec_wait_ms);
     emit_uint(w, "max_flows", cl->max_flows);
     emit_duration(w, "flow_timeout", cl->flow_timeout_ms);
     emit_duration(w, "probe_interval", cl->probe_interval_ms);
