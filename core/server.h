@@ -64,8 +64,8 @@ struct mpt_server_params {
 
 /* fec mode (§11): sources kept for decoding over all sessions, blocks awaiting repair, and the
  * longest wait for a lost datagram's repair. */
-#define MPT_SERVER_FEC_SOURCES 4096
-#define MPT_SERVER_FEC_BLOCKS 64
+#define MPT_SERVER_FEC_SOURCES 2048
+#define MPT_SERVER_FEC_BLOCKS 32
 #define MPT_SERVER_FEC_WAIT_US 50000ULL
 
 /* MPT_OUT_FLOW_OPEN's target for a flow that named its own: the address is in mpt_out.addr. */
