@@ -477,7 +477,8 @@ static void send_init_on(struct mpt_client *c, uint64_t now, uint32_t mask, stru
 
 static void send_init(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
 {
-    /* A new INIT every second: the server answers copies of one only for a second. */
+    /* A new INIT every half second: the server answers copies of one only for a second, and one
+     * stamped before a restarted server came up is stale there. */
     if (now - c->hs_built_us >= MPT_CLIENT_INIT_RENEW_US && build_init(c, now) != 0)
         return;
     send_init_on(c, now, all_paths(c), q);

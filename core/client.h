@@ -162,7 +162,7 @@ enum mpt_client_state {
  * id, ephemeral key and timestamp) every MPT_CLIENT_INIT_RENEW_US; a RESPONSE to the one before
  * is still taken. A cookie is used this long after it came. */
 #define MPT_CLIENT_INIT_RETRY_US 250000ULL
-#define MPT_CLIENT_INIT_RENEW_US 1000000ULL
+#define MPT_CLIENT_INIT_RENEW_US 500000ULL
 #define MPT_CLIENT_COOKIE_US 110000000ULL
 
 /* The client's key material, in memory of its own (mpt_secure_alloc: locked, not dumped). */

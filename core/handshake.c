@@ -100,12 +100,17 @@ int mpt_tai64n_parse(const uint8_t tai[MPT_TAI64N_LEN], uint64_t *us)
     return 0;
 }
 
-void mpt_hs_resume_key(uint8_t out[MPT_KEY_LEN], const uint8_t h[MPT_NOISE_HASH_LEN])
+void mpt_hs_resume_key(uint8_t out[MPT_KEY_LEN], const uint8_t c2s[MPT_KEY_LEN],
+                       const uint8_t s2c[MPT_KEY_LEN])
 {
     static const char label[] = "mptunnel v2 resume";
+    uint8_t key[2 * MPT_KEY_LEN];
 
-    crypto_generichash(out, MPT_KEY_LEN, (const uint8_t *)label, sizeof(label) - 1, h,
-                       MPT_NOISE_HASH_LEN);
+    memcpy(key, c2s, MPT_KEY_LEN);
+    memcpy(key + MPT_KEY_LEN, s2c, MPT_KEY_LEN);
+    crypto_generichash(out, MPT_KEY_LEN, (const uint8_t *)label, sizeof(label) - 1, key,
+                       sizeof(key));
+    sodium_memzero(key, sizeof(key));
 }
 
 void mpt_hs_proof(uint8_t out[MPT_PROOF_LEN], const uint8_t resume[MPT_KEY_LEN], uint64_t sid,
@@ -216,19 +221,17 @@ int mpt_hs_client_response(struct mpt_hs_client *st, const struct mpt_hs_keys *k
     if (out->cipher != MPT_CIPHER_CHACHA20 &&
         !(out->cipher == MPT_CIPHER_AES256GCM && (st->flags & MPT_INIT_FLAG_AES)))
         rc = -EPROTO;
-    if (rc == 0 && !mpt_noise_handshake_hash(&hs))
-        rc = -EPROTO;
     if (rc != 0) {
         mpt_noise_handshake_wipe(&hs);
         return rc;
     }
-    mpt_hs_resume_key(out->resume, mpt_noise_handshake_hash(&hs));
     if (mpt_noise_handshake_split(&hs, &tx, &rx) != 0) {
         mpt_noise_handshake_wipe(&hs);
         return -EPROTO;
     }
     memcpy(out->tx, tx.k, MPT_KEY_LEN);
     memcpy(out->rx, rx.k, MPT_KEY_LEN);
+    mpt_hs_resume_key(out->resume, out->tx, out->rx);
     mpt_noise_cipher_wipe(&tx);
     mpt_noise_cipher_wipe(&rx);
     mpt_hs_client_wipe(st);
@@ -400,18 +403,18 @@ int mpt_hs_server_response(struct mpt_hs_server *st, const struct mpt_hs_keys *k
     payload[MPT_RESPONSE_P_CIPHER] = (uint8_t)cipher;
     n = mpt_noise_handshake_write(&st->hs, payload, sizeof(payload), out + MPT_RESPONSE_OFF_NOISE,
                                   MPT_RESPONSE_NOISE_LEN);
-    if (n != MPT_RESPONSE_NOISE_LEN || !mpt_noise_handshake_hash(&st->hs)) {
+    if (n != MPT_RESPONSE_NOISE_LEN) {
         mpt_hs_server_wipe(st);
         return n < 0 ? n : -EPROTO;
     }
     mac16(out + MPT_RESPONSE_OFF_MAC1, mac1_resp, MPT_KEY_LEN, out, MPT_RESPONSE_OFF_MAC1);
-    mpt_hs_resume_key(res->resume, mpt_noise_handshake_hash(&st->hs));
     if (mpt_noise_handshake_split(&st->hs, &tx, &rx) != 0) {
         mpt_hs_server_wipe(st);
         return -EPROTO;
     }
     memcpy(res->tx, tx.k, MPT_KEY_LEN);
     memcpy(res->rx, rx.k, MPT_KEY_LEN);
+    mpt_hs_resume_key(res->resume, res->rx, res->tx); /* the server's rx is client -> server */
     res->cipher = cipher;
     mpt_noise_cipher_wipe(&tx);
     mpt_noise_cipher_wipe(&rx);

@@ -61,8 +61,11 @@ size_t mpt_hs_init_len(int keymode);
 /* TAI64N of a Unix time in microseconds: 8 bytes of seconds + 2^62, 4 bytes of nanoseconds. */
 void mpt_tai64n(uint8_t out[MPT_TAI64N_LEN], uint64_t unix_us);
 
-/* The resume key of a session from its handshake hash (proofs for sessions that continue it). */
-void mpt_hs_resume_key(uint8_t out[MPT_KEY_LEN], const uint8_t h[MPT_NOISE_HASH_LEN]);
+/* The resume key of a session (proofs for sessions that continue it), from its two transport
+ * keys: they depend on the Diffie-Hellman results, so no one else can compute it, not even a
+ * holder of the shared secret who recorded the handshake (whose hash h they could). */
+void mpt_hs_resume_key(uint8_t out[MPT_KEY_LEN], const uint8_t c2s[MPT_KEY_LEN],
+                       const uint8_t s2c[MPT_KEY_LEN]);
 
 /* The proof, under a session's resume key, that an INIT of session `sid` with ephemeral key
  * e_pub continues that session. */

@@ -256,6 +256,8 @@ int mpt_server_set_peers(struct mpt_server *s, const uint8_t private_key[MPT_KEY
 void mpt_server_set_wall(struct mpt_server *s, uint64_t now, uint64_t unix_us)
 {
     s->wall_off_us = (int64_t)(unix_us - now);
+    if (!s->start_wall_us)
+        s->start_wall_us = unix_us ? unix_us : 1;
 }
 
 static uint64_t wall_us(const struct mpt_server *s, uint64_t now)
@@ -570,9 +572,12 @@ static int read_fresh(struct mpt_server *s, uint64_t now, const struct mpt_addr 
         }
         *peer = pr;
     }
-    /* A replayed INIT never opens or disturbs a session, and gets no answer. */
+    /* A replayed INIT never opens or disturbs a session, and gets no answer. What was taken
+     * before this server started is forgotten: nothing stamped before then is fresh. */
     *ts = 0;
-    if (k->keymode)
+    if (mpt_tai64n_parse(st->tai, ts) != 0 || (s->start_wall_us && *ts <= s->start_wall_us))
+        fresh = MPT_HS_STALE;
+    else if (k->keymode)
         fresh = mpt_tai64n_parse(st->tai, ts) == 0 && *ts + 1 > s->peers[pr].greatest_tai_us
                     ? MPT_HS_FRESH
                     : MPT_HS_REPLAY;

@@ -91,7 +91,7 @@ def v2_attack(t, secret, recs, t_first):
             # The handshake hash at the end follows from the secret and the transcript; so do the
             # resume key and a split that left out the Diffie-Hellman result.
             h2 = mpt2.transcript_hash(secret, d, r)
-            cands += [h2[:32], h2[32:], mpt2.resume_key(h2)]
+            cands += [h2[:32], h2[32:], mpt2.hash_resume_key(h2)]
             ck2 = hkdf(ck, r[12:44], 2)[0]
             cands += [x[:32] for x in hkdf(ck2, b"", 2)] + [x[:32] for x in hkdf(ck, b"", 3)]
     t.check("INITs read with the secret (positive control)", inits, 1, ">=")

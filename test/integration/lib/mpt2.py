@@ -163,7 +163,9 @@ class Session:
         return open_data(d, self.rx_key, (self.cipher,))
 
     def resume_key(self):
-        return resume_key(self.h)
+        """This session's resume key, from its transport keys (the client's view: tx is
+        client -> server)."""
+        return resume_key(self.tx_key, self.rx_key)
 
     def answer(self, inner):
         """The DATA datagram that answers inner message `inner` if it is a PATH_CHALLENGE (the
@@ -243,8 +245,15 @@ def k_cookie(secret):
     return b2b(b"mptunnel v2 cookie", secret)
 
 
-def resume_key(h):
-    """Resume key of a session: BLAKE2b-256(key = its handshake hash h, "mptunnel v2 resume")."""
+def resume_key(c2s, s2c):
+    """Resume key of a session: BLAKE2b-256(key = its transport keys, client -> server first,
+    "mptunnel v2 resume")."""
+    return b2b(b"mptunnel v2 resume", c2s + s2c)
+
+
+def hash_resume_key(h):
+    """What the resume key would be if it came from the handshake hash h, as it once did: a
+    holder of the shared secret who recorded the handshake can compute this one."""
     return b2b(b"mptunnel v2 resume", h)
 
 

@@ -121,7 +121,7 @@ class Attacker(threading.Thread):
             elif way == DOWN and mpt2.classify(d) == (mpt2.V2, mpt2.RESPONSE):
                 resp = d
         h = mpt2.transcript_hash(self.secret, init, resp) if init and resp else None
-        return mpt2.resume_key(h) if h else None
+        return mpt2.hash_resume_key(h) if h else None
 
     def take(self, sid):
         self.handshakes += 1
