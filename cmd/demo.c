@@ -14,7 +14,7 @@ void mpt_usage_demo(FILE *out)
 {
     fprintf(out, "Usage: mptunnel demo [--paths N] [--loss P] [--delay MS] [--jitter MS]\n"
                  "                     [--rate PPS] [--size BYTES] [--duration SEC] [--seed N]\n"
-                 "                     [--kill-path SEC] [-v] [-q]\n"
+                 "                     [--kill-path SEC] [--mode MODE] [-v] [-q]\n"
                  "\n"
                  "Runs the whole tunnel in one process on 127.0.0.1: an echo target, the server,\n"
                  "N bridges that lose datagrams at random, the client, and a traffic generator.\n"
@@ -35,6 +35,8 @@ void mpt_usage_demo(FILE *out)
                  "  --seed N         seed of the bridges' loss (default 1)\n"
                  "  --kill-path SEC  black out path 1 at SEC for 3 s, to watch the tunnel ride\n"
                  "                   it out\n"
+                 "  --mode MODE      the client's mode: redundant (default), adaptive, backup,\n"
+                 "                   balance or fec; the summary tells the bytes it spent\n"
                  "  -v, -q           more or less log output (default: warnings only)\n"
                  "\n"
                  "With independent loss p on each of N paths, a datagram is lost one way only if\n"
@@ -73,6 +75,18 @@ static int parse_prob(const char *opt, const char *v, double *out)
         return 0;
     }
     return parse_double(opt, v, 0, 1, out);
+}
+
+static int parse_mode(const char *v, unsigned *out)
+{
+    for (int m = MPT_MODE_REDUNDANT; m <= MPT_MODE_FEC; m++)
+        if (strcmp(v, mpt_mode_name((enum mpt_sched_mode)m)) == 0) {
+            *out = (unsigned)m;
+            return 0;
+        }
+    mpt_cmd_error("demo",
+                  "invalid mode `%s' (expected redundant, adaptive, backup, balance or fec)", v);
+    return -1;
 }
 
 static void print_header(const struct mpt_demo_report *r)
@@ -163,6 +177,13 @@ static void on_report(const struct mpt_demo_report *r, void *arg)
                "%.2f ms, p99 %.2f ms\n",
                (unsigned long long)r->duplicates, (unsigned long long)r->corrupted, r->sessions,
                r->rtt_p50_ms, r->rtt_p99_ms);
+        printf("  mode %s: the client sent %.3f bytes on its paths per byte of payload (probes and "
+               "headers included)",
+               mpt_mode_name((enum mpt_sched_mode)o->mode), r->wire_up);
+        if (o->mode == MPT_MODE_FEC)
+            printf("; replies rebuilt from repairs %llu, given up %llu",
+                   (unsigned long long)r->fec_recovered, (unsigned long long)r->fec_given_up);
+        printf("\n");
         fflush(stdout);
         return;
     }
@@ -231,10 +252,12 @@ int mpt_cmd_demo(int argc, char **argv)
             o->seed = (uint64_t)v;
         else if (strcmp(a, "--kill-path") == 0 && parse_double(a, val, 0, 86400, &v) == 0)
             o->kill_path_ms = (uint32_t)(v * 1000);
+        else if (strcmp(a, "--mode") == 0 && parse_mode(val, &o->mode) == 0)
+            ;
         else {
             if (strncmp(a, "--", 2) == 0 &&
                 strstr(" --paths --loss --delay --jitter --rate --size --duration --seed "
-                       "--kill-path ",
+                       "--kill-path --mode ",
                        a) == NULL)
                 mpt_cmd_error("demo", "unknown option `%s'", a);
             fprintf(stderr, "Try `mptunnel demo --help'.\n");

@@ -109,7 +109,8 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
         mpt_index_init(&c->flow_by_id, p->max_flows, mpt_random64()) != 0 ||
         mpt_split_init(&c->split) != 0 ||
         mpt_reorder_init(&c->reorder, 1, MPT_CLIENT_REORDER_ENTRIES) != 0 ||
-        mpt_fec_tx_init(&c->fec_tx) != 0) {
+        mpt_fec_tx_init(&c->fec_tx) != 0 ||
+        mpt_fec_rx_init(&c->fec_rx, MPT_CLIENT_FEC_SOURCES, MPT_CLIENT_FEC_BLOCKS) != 0) {
         mpt_client_free(c);
         return -ENOMEM;
     }
@@ -119,6 +120,7 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
 void mpt_client_free(struct mpt_client *c)
 {
     mpt_fec_tx_free(&c->fec_tx);
+    mpt_fec_rx_free(&c->fec_rx);
     if (!c)
         return;
     free(c->flows);
@@ -329,7 +331,7 @@ static void schedule(struct mpt_client *c)
     for (unsigned i = 0; i < c->p.npaths; i++) {
         if (!(back & (1u << i)))
             continue;
-        if (c->p.mode == MPT_CLIENT_BALANCE)
+        if (c->p.mode == MPT_CLIENT_BALANCE || c->p.mode == MPT_CLIENT_FEC)
             c->use[i] = (uint8_t)(c->p.weight[i] > 255 ? 255 : c->p.weight[i]);
         else
             c->use[i] = 1;
@@ -1255,6 +1257,76 @@ static int reorder_hold(struct mpt_client *c, uint64_t now, unsigned path, const
     return 1;
 }
 
+/* fec mode (§11): a block of replies missing some waits for repairs the delay difference between
+ * the paths the server answers on (half their round trips' spread) and 5 ms, fec_wait at most. */
+static uint64_t fec_wait(const struct mpt_client *c)
+{
+    uint64_t lo = UINT64_MAX, hi = 0, w,
+             cap = (uint64_t)(c->p.fec_wait_ms ? c->p.fec_wait_ms : 50) * 1000;
+
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        const struct mpt_client_path *p = &c->paths[i];
+        if (!c->use[i] || !path_live(p) || !p->srtt_us)
+            continue;
+        if (p->srtt_us < lo)
+            lo = p->srtt_us;
+        if (p->srtt_us > hi)
+            hi = p->srtt_us;
+    }
+    w = (hi > lo && lo != UINT64_MAX ? (hi - lo) / 2 : 0) + 5000;
+    return w < cap ? w : cap;
+}
+
+/* Replies the decoder rebuilt: each goes to its application as if its DATA datagram had come, if
+ * the window says its counter never did (and records it): a repair resurrects nothing (§11). */
+static void fec_deliver(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
+{
+    struct mpt_keys *k = &c->sec->keys;
+    const struct mpt_fec_out *o;
+
+    while ((o = mpt_fec_rx_take(&c->fec_rx))) {
+        const uint8_t *m = o->data;
+        size_t n = o->len;
+        struct mpt_client_flow *f;
+        struct mpt_out *out;
+        uint32_t slot;
+        uint8_t *data;
+
+        if (c->state != MPT_CLIENT_ESTABLISHED || o->sid != c->sid ||
+            mpt_window_check(&k->rx_window, o->ctr) != 0)
+            continue;
+        mpt_window_update(&k->rx_window, o->ctr);
+        c->fec_recovered++;
+        if (m[0] == MPT_INNER_PIECE && !(n = mpt_split_add(&c->split, now, o->sid, m, n, &m)))
+            continue;
+        if (m[0] != MPT_INNER_FLOW || n < MPT_FLOW_HDR_LEN) {
+            c->ctr.drops[MPT_DROP_MALFORMED]++;
+            continue;
+        }
+        slot = mpt_index_find(&c->flow_by_id, mpt_get32(m + 4));
+        if (slot == MPT_NIL) {
+            c->ctr.drops[MPT_DROP_SESSION]++;
+            continue;
+        }
+        f = &c->flows[slot];
+        f->last_us = now;
+        f->acked = 1;
+        mpt_slots_touch(&c->flow_slots, slot);
+        if (q->max - q->n < 2 || !(data = mpt_outq_alloc(q, n - MPT_FLOW_HDR_LEN))) {
+            c->ctr.drops[MPT_DROP_LIMIT]++;
+            continue;
+        }
+        memcpy(data, m + MPT_FLOW_HDR_LEN, n - MPT_FLOW_HDR_LEN);
+        out = mpt_outq_push(q, MPT_OUT_APP, data, n - MPT_FLOW_HDR_LEN, slot);
+        if (out) {
+            out->addr = f->app;
+            out->target = f->front;
+            out->gen = f->id;
+            c->ctr.app_tx++;
+        }
+    }
+}
+
 static void path_input(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
                        size_t len, struct mpt_outq *q)
 {
@@ -1315,8 +1387,11 @@ static void path_input(struct mpt_client *c, uint64_t now, unsigned path, const 
              * (§5); it cannot refresh the path's liveness, being unauthenticated. */
             struct mpt_copies *r = copies_for(c, mpt_data_sid(buf), 0);
             c->ctr.duplicates++;
-            if (r && mpt_copies_dup(r, &k->rx_window, mpt_get64(buf + MPT_DATA_OFF_CTR),
-                                    buf + len - MPT_TAG_LEN, path)) {
+            if (r && (mpt_copies_dup(r, &k->rx_window, mpt_get64(buf + MPT_DATA_OFF_CTR),
+                                     buf + len - MPT_TAG_LEN, path) ||
+                      (c->p.mode == MPT_CLIENT_FEC &&
+                       mpt_fec_rx_late(&c->fec_rx, mpt_data_sid(buf),
+                                       mpt_get64(buf + MPT_DATA_OFF_CTR))))) {
                 c->paths[path].rx_dgrams++;
                 c->paths[path].rx_bytes += len;
             }
@@ -1335,6 +1410,16 @@ static void path_input(struct mpt_client *c, uint64_t now, unsigned path, const 
         path_set_state(c, path, path_eval(c, &c->paths[path], now), now);
     c->ctr.rx_dgrams++;
     c->ctr.rx_bytes += len;
+    if (plain[0] == MPT_INNER_REPAIR) {
+        q->used = mark;
+        if (k == &c->sec->keys)
+            mpt_fec_rx_repair(&c->fec_rx, c->sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain,
+                              (size_t)n, now, fec_wait(c));
+        return;
+    }
+    if (c->p.mode == MPT_CLIENT_FEC && k == &c->sec->keys)
+        mpt_fec_rx_source(&c->fec_rx, c->sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain, (size_t)n,
+                          now);
     if (plain[0] == MPT_INNER_PIECE) {
         /* The last piece of a FLOW message: handled as the message would be, had it come whole. */
         const uint8_t *m;
@@ -1392,6 +1477,7 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
     c->fec_now_us = now;
     reorder_sync(c, now, q);
     path_input(c, now, path, buf, len, q);
+    fec_deliver(c, now, q);
     if (c->reorder.q[0].n)
         reorder_release(c, now, 0, q);
 }
@@ -1430,6 +1516,8 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
         mpt_put32(m + MPT_PROBE_OFF_SRTT,
                   (uint32_t)(p->srtt_us > UINT32_MAX ? UINT32_MAX : p->srtt_us));
         m[MPT_PROBE_OFF_NPATHS] = (uint8_t)c->p.npaths;
+        mpt_put16(m + MPT_PROBE_OFF_TARGET,
+                  (uint16_t)(c->p.target_loss >= 0.065535 ? 65535 : c->p.target_loss * 1e6 + 0.5));
         memcpy(m + MPT_PROBE_OFF_USE, c->use, MPT_MAX_PATHS);
         n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_PROBE_LEN);
         c->ctr.sealed++;
@@ -1785,6 +1873,7 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
         update_path_states(c, now);
         if (mpt_fec_tx_deadline(&c->fec_tx) <= now)
             fec_flush(c, q);
+        mpt_fec_rx_expire(&c->fec_rx, now);
         if (mpt_fec_tx_deadline(&c->fec_tx) < next)
             next = mpt_fec_tx_deadline(&c->fec_tx);
         if (c->hs_sid == 0 && now - c->last_auth_us >= dead_after_us(c)) {

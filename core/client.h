@@ -117,6 +117,10 @@ struct mpt_client_path {
 /* Replies of the session that the reorder buffer can hold at once (§8.1). */
 #define MPT_CLIENT_REORDER_ENTRIES 2048
 
+/* fec mode (§11): replies kept for decoding, and blocks of replies awaiting repair. */
+#define MPT_CLIENT_FEC_SOURCES 1024
+#define MPT_CLIENT_FEC_BLOCKS 16
+
 /* Datagrams held while the first session is being opened (sent once it is). */
 #define MPT_CLIENT_HELD_MAX 64
 #define MPT_CLIENT_HELD_BYTES (64 * 1024)
@@ -245,7 +249,9 @@ struct mpt_client {
     unsigned fec_next_path; /* the path the next block's first repair goes on */
     uint64_t fec_now_us;    /* the time of the input being handled */
     uint64_t fec_sources, fec_repairs_tx, fec_repair_drops;
-    uint64_t timer_at_us; /* the deadline mpt_client_on_timer returned last */
+    struct mpt_fec_rx fec_rx; /* the decoder of the server's replies */
+    uint64_t fec_recovered;   /* replies rebuilt from repairs and delivered */
+    uint64_t timer_at_us;     /* the deadline mpt_client_on_timer returned last */
     unsigned sessions_established;
     uint64_t flows_opened, flows_closed;
     uint64_t refused[MPT_FLOW_STATUS_COUNT]; /* refusals the server sent, by reason */

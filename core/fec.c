@@ -333,10 +333,15 @@ void mpt_fec_rx_free(struct mpt_fec_rx *r)
 /* Frees a pending block; counts its sources still missing as given up when `give_up`. */
 static void pend_free(struct mpt_fec_rx *r, struct mpt_fec_pend *p, int give_up)
 {
+    unsigned n = 0;
+
     if (give_up)
         for (unsigned i = 0; i < MPT_FEC_SPAN; i++)
             if (mask_bit(p->mask, i) && !src_find(r, p->sid, p->first + i))
-                r->given_up++;
+                n++;
+    r->given_up += n;
+    if (n && r->on_give_up)
+        r->on_give_up(r->arg, p->sid, n);
     p->until_us = 0;
 }
 

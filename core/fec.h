@@ -115,6 +115,9 @@ struct mpt_fec_rx {
     struct mpt_fec_out out[MPT_FEC_M_MAX];
     unsigned nout, outpos;
     uint64_t recovered, given_up, malformed, repairs;
+    /* Called with the sources of session sid given up (optional). */
+    void (*on_give_up)(void *arg, uint64_t sid, unsigned n);
+    void *arg;
 };
 
 /* Allocates a cache of nsrc sources and npend pending blocks. Returns 0, -EINVAL or -ENOMEM. */

@@ -70,6 +70,16 @@ static int server_keys(struct mpt_server *s, const struct mpt_server_params *p)
     return 0;
 }
 
+/* The decoder gave up n datagrams of session sid (§11). */
+static void fec_given_up(void *arg, uint64_t sid, unsigned n)
+{
+    struct mpt_server *s = arg;
+    uint32_t slot = mpt_index_find(&s->session_by_sid, sid);
+
+    if (slot != MPT_NIL)
+        s->sessions[slot].fec_given_up += n;
+}
+
 int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
 {
     int locked, table_locked = 0, peers_locked = 1;
@@ -147,6 +157,15 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
         mpt_fec_rx_init(&s->fec_rx, MPT_SERVER_FEC_SOURCES, MPT_SERVER_FEC_BLOCKS) != 0) {
         mpt_server_free(s);
         return -ENOMEM;
+    }
+    s->fec_rx.on_give_up = fec_given_up;
+    s->fec_rx.arg = s;
+    for (unsigned i = 0; i < MPT_SERVER_FEC_ENCODERS; i++) {
+        s->fec_tx[i].session = MPT_NIL;
+        if (mpt_fec_tx_init(&s->fec_tx[i].tx) != 0) {
+            mpt_server_free(s);
+            return -ENOMEM;
+        }
     }
     for (unsigned i = 0; i < p->max_flows; i++)
         s->flows[i].session = MPT_NIL;
@@ -287,6 +306,8 @@ void mpt_server_free(struct mpt_server *s)
     mpt_names_free(&s->names);
     mpt_reorder_free(&s->reorder);
     mpt_fec_rx_free(&s->fec_rx);
+    for (unsigned i = 0; i < MPT_SERVER_FEC_ENCODERS; i++)
+        mpt_fec_tx_free(&s->fec_tx[i].tx);
     free(s->allow);
     free(s->peer_allow);
     free(s->recent);
@@ -908,6 +929,8 @@ static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, c
     uint64_t sent = mpt_get64(m + MPT_PROBE_OFF_TIME);
 
     ss->mode = m[2];
+    ss->fec_target =
+        mpt_get16(m + MPT_PROBE_OFF_TARGET) ? mpt_get16(m + MPT_PROBE_OFF_TARGET) / 1e6 : 0;
     p->state = m[3];
     p->loss_up = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_UP));
     p->loss_down = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_DOWN));
@@ -1006,6 +1029,150 @@ static void push_paths(struct mpt_server *s, struct mpt_server_session *ss, cons
     }
 }
 
+/* fec mode (§11), replies: the encoder of session ss, claimed if it has none (a free one, or one
+ * whose owner left fec mode or added nothing for a second); NULL if none can be had. */
+static struct mpt_server_fec *fec_encoder(struct mpt_server *s, struct mpt_server_session *ss,
+                                          uint64_t now)
+{
+    uint32_t slot = (uint32_t)(ss - s->sessions);
+    struct mpt_server_fec *take = NULL;
+
+    for (unsigned i = 0; i < MPT_SERVER_FEC_ENCODERS; i++) {
+        struct mpt_server_fec *f = &s->fec_tx[i];
+        if (f->session == slot)
+            return f;
+        if (!take && (f->session == MPT_NIL || s->sessions[f->session].mode != MPT_CLIENT_FEC ||
+                      !s->sessions[f->session].sid || now - f->last_us > 1000000))
+            take = f;
+    }
+    if (!take) {
+        s->fec_no_encoder++;
+        return NULL;
+    }
+    mpt_fec_tx_reset(&take->tx);
+    take->session = slot;
+    take->mask = 0;
+    memset(take->m_for, 0xff, sizeof(take->m_for));
+    return take;
+}
+
+/* The repairs for a block of n replies: planned from each return path's loss towards the client
+ * (the client measures it and says so in its probes), re-planned when those change. */
+static unsigned fec_repairs_for(struct mpt_server_session *ss, struct mpt_server_fec *f, unsigned n,
+                                uint32_t mask)
+{
+    double loss[MPT_MAX_PATHS];
+    unsigned w[MPT_MAX_PATHS], share[MPT_FEC_PATHS];
+    int same = f->mask == mask && f->target == ss->fec_target;
+
+    f->target = ss->fec_target;
+    for (unsigned i = 0; i < ss->npaths; i++) {
+        loss[i] = ss->paths[i].loss_down;
+        w[i] = ss->paths[i].id < MPT_MAX_PATHS && ss->use[ss->paths[i].id]
+                   ? ss->use[ss->paths[i].id]
+                   : 1;
+        if (loss[i] != f->loss[i])
+            same = 0;
+        f->loss[i] = loss[i];
+    }
+    if (!same) {
+        memset(f->m_for, 0xff, sizeof(f->m_for));
+        f->mask = mask;
+    }
+    if (f->m_for[n] == 0xff)
+        f->m_for[n] = (uint8_t)mpt_fec_plan(
+            n, loss, w, mask, ss->npaths,
+            ss->fec_target > 0 ? ss->fec_target : MPT_SERVER_FEC_TARGET, share);
+    return f->m_for[n];
+}
+
+/* Closes f's open block and queues its repairs, one path each in turn over mask. */
+static void fec_flush(struct mpt_server *s, struct mpt_server_session *ss, struct mpt_server_fec *f,
+                      uint64_t now, uint32_t mask, struct mpt_outq *q)
+{
+    unsigned n = f->tx.n, m;
+    uint64_t sid = ss->prev_sid && now < ss->prev_until_us ? ss->prev_sid : ss->sid;
+
+    if (!n)
+        return;
+    if (!mask || f->sid != sid || !(m = fec_repairs_for(ss, f, n, mask))) {
+        mpt_fec_tx_reset(&f->tx);
+        return;
+    }
+    m = mpt_fec_tx_close(&f->tx, m);
+    for (unsigned j = 0; j < m; j++) {
+        unsigned path = f->next_path % MPT_MAX_PATHS;
+        uint8_t *out;
+
+        for (unsigned t = 0; t < ss->npaths; t++) {
+            path = (f->next_path + t) % ss->npaths;
+            if (mask & (1u << path))
+                break;
+        }
+        f->next_path = (path + 1) % (ss->npaths ? ss->npaths : 1);
+        if (q->max - q->n < 4 || q->cap - q->used < MPT_DATA_OVERHEAD + MPT_REPAIR_MAX_LEN + 64 ||
+            !(out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_REPAIR_MAX_LEN)))
+            return;
+        push_paths(s, ss, out,
+                   seal(s, ss, now, out, mpt_fec_tx_repair(&f->tx, j, mpt_data_inner(out))),
+                   1u << path, q);
+        ss->fec_repairs++;
+        s->fec_repairs_tx++;
+    }
+}
+
+/* A reply about to be sealed with the next counter of its keys: a source of the session's open
+ * block (the block before closed first if it cannot join). Returns the encoder, or NULL. */
+static struct mpt_server_fec *fec_source(struct mpt_server *s, struct mpt_server_session *ss,
+                                         uint64_t now, const uint8_t *inner, size_t len,
+                                         struct mpt_outq *q)
+{
+    int prev = ss->prev_sid && now < ss->prev_until_us;
+    uint64_t sid = prev ? ss->prev_sid : ss->sid;
+    uint64_t ctr = (prev ? ss->prev_keys.tx_counter : ss->keys.tx_counter) + 1;
+    struct mpt_server_fec *f;
+
+    if (ss->mode != MPT_CLIENT_FEC || !mpt_fec_protects(inner, len) ||
+        !(f = fec_encoder(s, ss, now)))
+        return NULL;
+    if (f->tx.n && (f->sid != sid || !mpt_fec_tx_fits(&f->tx, ctr, MPT_FEC_K_MAX)))
+        fec_flush(s, ss, f, now, f->mask, q);
+    f->sid = sid;
+    f->last_us = now;
+    if (mpt_fec_tx_add(&f->tx, ctr, inner, len, now) == 1 &&
+        mpt_fec_tx_deadline(&f->tx) < s->timer_at_us)
+        s->wake = 1;
+    ss->fec_sources++;
+    s->fec_sources_tx++;
+    return f;
+}
+
+/* After a source is sealed: a full block is closed at once. */
+static void fec_full(struct mpt_server *s, struct mpt_server_session *ss, struct mpt_server_fec *f,
+                     uint64_t now, uint32_t mask, struct mpt_outq *q)
+{
+    f->mask = f->mask ? f->mask : mask;
+    if (f->tx.n >= MPT_FEC_K_MAX)
+        fec_flush(s, ss, f, now, mask, q);
+}
+
+/* Blocks open too long are closed; returns the earliest deadline left. */
+static uint64_t fec_timer(struct mpt_server *s, uint64_t now, struct mpt_outq *q)
+{
+    uint64_t next = UINT64_MAX;
+
+    for (unsigned i = 0; i < MPT_SERVER_FEC_ENCODERS; i++) {
+        struct mpt_server_fec *f = &s->fec_tx[i];
+        if (f->session == MPT_NIL || !f->tx.n)
+            continue;
+        if (mpt_fec_tx_deadline(&f->tx) <= now)
+            fec_flush(s, &s->sessions[f->session], f, now, f->mask, q);
+        if (mpt_fec_tx_deadline(&f->tx) < next)
+            next = mpt_fec_tx_deadline(&f->tx);
+    }
+    return next;
+}
+
 /* A FLOW message of `len` bytes at mpt_data_inner(out), the last allocation in q, that the paths
  * of mask do not carry whole: sent instead as pieces that fit, each sealed once and queued on
  * those paths (PROTOCOL.md §5 PIECE), if the queue has room for all of them. Returns 0 if the
@@ -1063,7 +1230,8 @@ void mpt_server_set_path_mtus(struct mpt_server *s, int all,
 static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint64_t now,
                        uint8_t *out, size_t len, struct mpt_outq *q)
 {
-    uint32_t mask;
+    struct mpt_server_fec *f;
+    uint32_t mask, all;
     int best;
     size_t n;
 
@@ -1080,7 +1248,8 @@ static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint
             if (now - ss->paths[i].last_rx_us < PATH_ACTIVE_US)
                 mask |= 1u << i;
     }
-    if (ss->mode == MPT_CLIENT_BALANCE && mask) {
+    all = mask;
+    if ((ss->mode == MPT_CLIENT_BALANCE || ss->mode == MPT_CLIENT_FEC) && mask) {
         unsigned w[MPT_MAX_PATHS];
         for (unsigned i = 0; i < ss->npaths; i++)
             w[i] = ss->paths[i].id < MPT_MAX_PATHS && ss->use[ss->paths[i].id]
@@ -1090,8 +1259,11 @@ static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint
     }
     if (mpt_data_inner(out)[0] == MPT_INNER_FLOW && send_pieces(s, ss, now, out, len, mask, q))
         return;
+    f = fec_source(s, ss, now, mpt_data_inner(out), len, q);
     n = seal(s, ss, now, out, len);
     push_paths(s, ss, out, n, mask, q);
+    if (f)
+        fec_full(s, ss, f, now, all, q);
 }
 
 /* FLOW_STATUS (§5) for flow `id`: open, or why not. */
@@ -1686,6 +1858,7 @@ static void fec_deliver(struct mpt_server *s, uint64_t now, uint32_t slot, struc
             continue;
         mpt_window_update(&k->rx_window, o->ctr);
         ss->fec_recovered++;
+        s->fec_recovered++;
         if (m[0] == MPT_INNER_PIECE && !(n = mpt_split_add(&s->split, now, o->sid, m, n, &m)))
             continue;
         if (m[0] != MPT_INNER_FLOW || n < MPT_FLOW_HDR_LEN || !(plain = mpt_outq_alloc(q, n))) {
@@ -2018,9 +2191,11 @@ uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq
     authlog_flush(s, now);
     log_stats(s, now);
     {
-        uint64_t f = mpt_fec_rx_expire(&s->fec_rx, now);
+        uint64_t f = mpt_fec_rx_expire(&s->fec_rx, now), t = fec_timer(s, now, q);
         if (f < next)
             next = f;
+        if (t < next)
+            next = t;
     }
     if (s->wake)
         next = now;

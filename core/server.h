@@ -67,6 +67,22 @@ struct mpt_server_params {
 #define MPT_SERVER_FEC_SOURCES 2048
 #define MPT_SERVER_FEC_BLOCKS 32
 #define MPT_SERVER_FEC_WAIT_US 50000ULL
+/* Encoders of replies, shared by the sessions in fec mode (one each while it sends); a session
+ * that finds none free sends copies instead. The replies' residual loss aimed for. */
+#define MPT_SERVER_FEC_ENCODERS 8
+#define MPT_SERVER_FEC_TARGET 0.001
+
+struct mpt_server_fec {
+    struct mpt_fec_tx tx;
+    uint32_t session;                 /* the owner's slot; MPT_NIL = free */
+    uint64_t sid;                     /* the session id its open block is sealed under */
+    uint64_t last_us;                 /* last source added: an idle owner's encoder may be taken */
+    uint8_t m_for[MPT_FEC_K_MAX + 1]; /* the plan, valid for loss[] and mask */
+    double loss[MPT_MAX_PATHS];
+    uint32_t mask;
+    double target;
+    unsigned next_path;
+};
 
 /* MPT_OUT_FLOW_OPEN's target for a flow that named its own: the address is in mpt_out.addr. */
 #define MPT_TARGET_NAMED 0xffff
@@ -165,7 +181,10 @@ struct mpt_server_session {
     unsigned npaths;
     struct mpt_server_path paths[MPT_MAX_PATHS];
     uint32_t nflows;
-    uint64_t fec_recovered; /* fec mode: datagrams rebuilt from repairs and delivered */
+    uint64_t fec_recovered;            /* fec mode: datagrams rebuilt from repairs and delivered */
+    uint64_t fec_sources, fec_repairs; /* replies coded, and repairs sent for them */
+    uint64_t fec_given_up;             /* its datagrams lost for good: repairs too few in time */
+    double fec_target;                 /* the client's target_loss (probes); 0 = not said */
 };
 
 struct mpt_server_flow {
@@ -211,6 +230,9 @@ struct mpt_server {
     struct mpt_split split;     /* FLOW messages too large for the paths, both ways (§5) */
     struct mpt_reorder reorder; /* flows' datagrams put back in order (§8.1), a queue per session */
     struct mpt_fec_rx fec_rx;   /* fec mode (§11): recent sources and blocks awaiting repair */
+    struct mpt_server_fec fec_tx[MPT_SERVER_FEC_ENCODERS];
+    uint64_t fec_repairs_tx, fec_no_encoder;
+    uint64_t fec_sources_tx, fec_recovered; /* over all sessions, closed ones included */
     uint64_t rx_ctr;  /* during an input: the counter of the datagram that authenticated */
     uint32_t rx_slot; /* its session, MPT_NIL if none; rx_fresh: under its current keys */
     int rx_fresh;

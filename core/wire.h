@@ -75,8 +75,9 @@
 #define MPT_PROBE_OFF_LOSS_DOWN 22
 #define MPT_PROBE_OFF_SRTT 24
 #define MPT_PROBE_OFF_NPATHS 28
-#define MPT_PROBE_OFF_USE 32 /* 16 bytes: per client path index, 0 = do not use, else a weight */
-#define MPT_PROBE_OFF_TX 20  /* in PROBE_ACK: the server's copies sent on this path */
+#define MPT_PROBE_OFF_USE 32    /* 16 bytes: per client path index, 0 = do not use, else a weight */
+#define MPT_PROBE_OFF_TARGET 30 /* fec mode: target_loss in millionths (0: 0.001), §11 */
+#define MPT_PROBE_OFF_TX 20     /* in PROBE_ACK: the server's copies sent on this path */
 #define MPT_PATH_CHALLENGE_LEN 24 /* §5: kind, zero (7), 16 random bytes; PATH_RESPONSE alike */
 #define MPT_CHALLENGE_OFF 8
 #define MPT_CHALLENGE_LEN 16

@@ -212,6 +212,10 @@ static void fill_report(struct mpt_demo *d, struct mpt_demo_report *r, int final
     r->rtt_p50_ms = percentile(d, 0.50);
     r->rtt_p99_ms = percentile(d, 0.99);
     r->sessions = c->sessions_established;
+    if (d->seq)
+        r->wire_up = (double)c->ctr.tx_bytes / ((double)d->seq * d->o.size);
+    r->fec_recovered = c->fec_recovered;
+    r->fec_given_up = c->fec_rx.given_up;
     r->npaths = d->o.paths;
     for (unsigned i = 0; i < d->o.paths; i++) {
         struct mpt_bridge_stats st;
@@ -480,6 +484,7 @@ int mpt_demo_start(struct mpt_loop *loop, const struct mpt_demo_options *o,
         cfg.client.paths[i].weight = 1;
     }
     cfg.client.npaths = o->paths;
+    cfg.client.mode = (enum mpt_sched_mode)o->mode;
     snprintf(cfg.client.listen.host, sizeof(cfg.client.listen.host), "127.0.0.1");
     rc = mpt_client_drv_start(loop, &cfg, &d->client, err, errlen);
     if (rc)

@@ -42,6 +42,7 @@ struct mpt_demo_options {
     uint64_t seed;
     uint32_t kill_path_ms;      /* > 0: take path 1 down at this time and back 3 s later */
     mpt_demo_event_cb on_event; /* optional: path events as they happen (same arg as reports) */
+    unsigned mode;              /* the client's scheduling mode (enum mpt_sched_mode) */
 };
 
 struct mpt_demo_path {
@@ -70,6 +71,9 @@ struct mpt_demo_report {
     int have_1s;                    /* a second is settled yet */
     double rtt_p50_ms, rtt_p99_ms;
     unsigned sessions; /* handshakes the client made */
+    double wire_up;    /* UDP payload bytes the client sent on its paths per payload byte */
+    uint64_t fec_recovered,
+        fec_given_up; /* fec mode: replies rebuilt, and given up, at the client */
     unsigned npaths;
     struct mpt_demo_path paths[MPT_DEMO_MAX_PATHS];
 };

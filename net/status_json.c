@@ -450,6 +450,23 @@ static void socks_stats(struct mpt_json *j, const struct mpt_socks_stats *s)
     mpt_json_end(j);
 }
 
+/* fec mode (PROTOCOL.md §11): datagrams coded and the repairs sent for them, that way; and the
+ * other way's datagrams rebuilt from repairs and given up. */
+static void fec_stats(struct mpt_json *j, uint64_t sources, uint64_t repairs, uint64_t recovered,
+                      uint64_t given_up)
+{
+    mpt_json_obj(j, "fec");
+    mpt_json_u64(j, "coded", sources);
+    mpt_json_u64(j, "repairs_sent", repairs);
+    if (sources)
+        mpt_json_num(j, "repair_ratio", (double)repairs / (double)sources);
+    else
+        mpt_json_null(j, "repair_ratio");
+    mpt_json_u64(j, "recovered", recovered);
+    mpt_json_u64(j, "given_up", given_up);
+    mpt_json_end(j);
+}
+
 void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, uint64_t now)
 {
     const struct mpt_client *c = st->core;
@@ -472,6 +489,7 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
     }
     ms_ago(j, "last_heard_ms", now, c->last_auth_us);
     mpt_json_u64(j, "established", c->sessions_established);
+    fec_stats(j, c->fec_sources, c->fec_repairs_tx, c->fec_recovered, c->fec_rx.given_up);
     if (mpt_client_silence_us(c, now)) {
         mpt_json_u64(j, "silent_ms", mpt_client_silence_us(c, now) / 1000);
         mpt_json_u64(j, "handshakes_sent", c->hs_attempts);
@@ -661,6 +679,7 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
         ms_ago(j, "keys_age_ms", now, ss->init_us);
         mpt_json_str(j, "mode", mode_name(ss->mode));
         mpt_json_u64(j, "flows", ss->nflows);
+        fec_stats(j, ss->fec_sources, ss->fec_repairs, ss->fec_recovered, ss->fec_given_up);
         mpt_json_arr(j, "paths");
         for (unsigned i = 0; i < ss->npaths && i < MPT_MAX_PATHS; i++) {
             const struct mpt_server_path *sp = &ss->paths[i];

@@ -237,6 +237,20 @@ static void totals(struct mpt_prom *p, const struct mpt_counters *c, const char 
         e.gso_resent);
 }
 
+/* fec mode (PROTOCOL.md §11). */
+static void fec_totals(struct mpt_prom *p, uint64_t sources, uint64_t repairs, uint64_t recovered,
+                       uint64_t given_up)
+{
+    one(p, "mptunnel_fec_coded_packets_total", "counter",
+        "fec mode: datagrams sent as sources of the erasure code", sources);
+    one(p, "mptunnel_fec_repairs_sent_total", "counter", "fec mode: repair datagrams sent",
+        repairs);
+    one(p, "mptunnel_fec_recovered_packets_total", "counter",
+        "fec mode: datagrams lost on their paths and rebuilt from repairs", recovered);
+    one(p, "mptunnel_fec_given_up_packets_total", "counter",
+        "fec mode: lost datagrams whose repairs did not come in time", given_up);
+}
+
 /* Datagrams too large for their paths, sent as pieces and rebuilt from them. */
 static void split_totals(struct mpt_prom *p, const struct mpt_split_stats *st)
 {
@@ -430,6 +444,7 @@ void mpt_status_client_prom(struct mpt_status_client *st, struct mpt_prom *p, ui
         "Datagrams of flows the server refused, dropped by the client until it asks again",
         c->refused_drops);
     split_totals(p, &c->split.st);
+    fec_totals(p, c->fec_sources, c->fec_repairs_tx, c->fec_recovered, c->fec_rx.given_up);
     socks_totals(p, st->socks);
 }
 
@@ -543,6 +558,7 @@ void mpt_status_server_prom(struct mpt_status_server *st, struct mpt_prom *p, ui
     one(p, "mptunnel_name_cache_misses_total", "counter",
         "Flows naming a host that started a lookup", s->names.misses);
     one(p, "mptunnel_name_lookups", "gauge", "Lookups of names under way", s->names.pending);
+    fec_totals(p, s->fec_sources_tx, s->fec_repairs_tx, s->fec_recovered, s->fec_rx.given_up);
 }
 
 /* ---- the endpoints ---- */
