@@ -679,7 +679,6 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
         ms_ago(j, "keys_age_ms", now, ss->init_us);
         mpt_json_str(j, "mode", mode_name(ss->mode));
         mpt_json_u64(j, "flows", ss->nflows);
-        fec_stats(j, ss->fec_sources, ss->fec_repairs, ss->fec_recovered, ss->fec_given_up);
         mpt_json_arr(j, "paths");
         for (unsigned i = 0; i < ss->npaths && i < MPT_MAX_PATHS; i++) {
             const struct mpt_server_path *sp = &ss->paths[i];
@@ -713,6 +712,7 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
             mpt_json_end(j);
         }
         mpt_json_end(j);
+        fec_stats(j, ss->fec_sources, ss->fec_repairs, ss->fec_recovered, ss->fec_given_up);
         mpt_json_end(j);
     }
     mpt_json_end(j);
