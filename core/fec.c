@@ -13,6 +13,18 @@ int mpt_fec_protects(const uint8_t *inner, size_t len)
            (inner[0] == MPT_INNER_FLOW || inner[0] == MPT_INNER_PIECE);
 }
 
+/* ISA-L's AVX2 code where the CPU has it, rather than the AVX-512 its dispatcher picks: the code
+ * runs once per block between many AEAD operations, and AVX-512 lowers the core's clock for a while
+ * after each use, which cost the AES-GCM around it more than the code saved (mpt-coreloop: 1.9x
+ * the CPU per datagram of redundant mode with AVX-512, see PROTOCOL.md §11). */
+static void encode(int len, int k, int rows, uint8_t *tbls, uint8_t **data, uint8_t **code)
+{
+    if (__builtin_cpu_supports("avx2"))
+        ec_encode_data_avx2(len, k, rows, tbls, data, code);
+    else
+        ec_encode_data(len, k, rows, tbls, data, code);
+}
+
 /* dist[0..n] of the number lost among n symbols each lost with probability p, convolved into
  * acc[0..*top] (top grows by n). */
 static void conv_binomial(double *acc, unsigned *top, unsigned n, double p)
@@ -223,7 +235,7 @@ unsigned mpt_fec_tx_close(struct mpt_fec_tx *t, unsigned m)
     }
     for (unsigned j = 0; j < m; j++)
         code[j] = t->rep + (size_t)j * MPT_FEC_SYM_MAX;
-    ec_encode_data((int)t->sym_len, (int)k, (int)m, t->tbls, data, code);
+    encode((int)t->sym_len, (int)k, (int)m, t->tbls, data, code);
     t->closed_k = k;
     t->closed_m = m;
     t->closed_first = t->first;
@@ -330,6 +342,14 @@ void mpt_fec_rx_free(struct mpt_fec_rx *r)
     memset(r, 0, sizeof(*r));
 }
 
+static int done_has(const struct mpt_fec_rx *r, uint64_t sid, uint64_t first)
+{
+    for (unsigned i = 0; i < MPT_FEC_DONE; i++)
+        if (r->done_first[i] == first && r->done_sid[i] == sid)
+            return 1;
+    return 0;
+}
+
 /* Frees a pending block; counts its sources still missing as given up when `give_up`. */
 static void pend_free(struct mpt_fec_rx *r, struct mpt_fec_pend *p, int give_up)
 {
@@ -342,6 +362,9 @@ static void pend_free(struct mpt_fec_rx *r, struct mpt_fec_pend *p, int give_up)
     r->given_up += n;
     if (n && r->on_give_up)
         r->on_give_up(r->arg, p->sid, n);
+    r->done_sid[r->done_pos] = p->sid;
+    r->done_first[r->done_pos] = p->first;
+    r->done_pos = (r->done_pos + 1) % MPT_FEC_DONE;
     p->until_us = 0;
 }
 
@@ -400,7 +423,7 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
         rec[x] = sc + (size_t)(MPT_FEC_K_MAX + x) * MPT_FEC_SYM_MAX;
     }
     ec_init_tables((int)k, (int)nmiss, dm, r->tbls);
-    ec_encode_data((int)S, (int)k, (int)nmiss, r->tbls, avail, rec);
+    encode((int)S, (int)k, (int)nmiss, r->tbls, avail, rec);
     r->nout = r->outpos = 0;
     for (unsigned x = 0; x < nmiss; x++) {
         unsigned len = mpt_get16(rec[x]);
@@ -468,6 +491,8 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
     if (bits != k)
         goto bad;
     r->repairs++;
+    if (done_has(r, sid, first))
+        return 0;
     for (unsigned i = 0; i < r->npend; i++) {
         struct mpt_fec_pend *q = &r->pend[i];
         if (!q->until_us) {

@@ -22,6 +22,7 @@
 #define MPT_REPAIR_MAX_LEN (MPT_REPAIR_HDR_LEN + MPT_FEC_SYM_MAX)
 #define MPT_FEC_BLOCK_US 10000ULL /* an open block is closed this long after its first source */
 #define MPT_FEC_PATHS 16
+#define MPT_FEC_DONE 16 /* blocks remembered as complete */
 
 /* 1 if an inner message of this kind and length is a source of the code (FLOW and PIECE). */
 int mpt_fec_protects(const uint8_t *inner, size_t len);
@@ -115,6 +116,9 @@ struct mpt_fec_rx {
     struct mpt_fec_out out[MPT_FEC_M_MAX];
     unsigned nout, outpos;
     uint64_t recovered, given_up, malformed, repairs;
+    /* Blocks found complete lately: their further repairs are dropped without work. */
+    uint64_t done_sid[MPT_FEC_DONE], done_first[MPT_FEC_DONE];
+    unsigned done_pos;
     /* Called with the sources of session sid given up (optional). */
     void (*on_give_up)(void *arg, uint64_t sid, unsigned n);
     void *arg;
