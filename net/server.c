@@ -760,13 +760,175 @@ void mpt_server_drv_local(struct mpt_server_drv *d, struct mpt_addr *out)
         mpt_addr_set(out, (struct sockaddr *)&ss);
 }
 
-/* A reload under way: the target being resolved in the background. */
+struct reload_job;
+
+/* A host name of the new configuration that the cache lacks, being resolved for a reload. */
+struct reload_name {
+    struct reload_job *job;
+    const char *host; /* in job->cfg */
+    const char *key;
+    int line;
+    int ok; /* resolved: addr */
+    struct mpt_addr addr;
+};
+
+/* A reload under way: the target, and the host names of allow rules and peers' targets that were
+ * not resolved before, being resolved in the background. The reload is applied when the last
+ * answer is in, or fails (changing nothing) with the first that did not resolve. */
 struct reload_job {
     struct mpt_server_drv *d;
     const struct mpt_config *cfg;
     mpt_drv_reload_cb cb;
     void *arg;
+    unsigned pending; /* answers to come, + 1 while the lookups are being started */
+    int status;       /* the first failure, 0 if none */
+    char err[MPT_CONFIG_ERR_MAX];
+    struct mpt_addr target;
+    struct reload_name *names;
+    unsigned nnames, names_max;
 };
+
+typedef void (*config_name_fn)(void *arg, const char *host, int line, const char *key);
+
+/* Calls fn for every host name (not an address literal) of cfg's allow rules and peers' targets,
+ * repeats included. */
+static void config_names(const struct mpt_config *cfg, config_name_fn fn, void *arg)
+{
+    const struct mpt_server_config *sc = &cfg->server;
+    struct mpt_addr a;
+
+    for (unsigned i = 0; i < sc->nallow; i++)
+        if (!sc->allow[i].family)
+            fn(arg, sc->allow[i].host.host, sc->allow[i].line, "allow");
+    for (unsigned i = 0; i < sc->npeers; i++) {
+        const struct mpt_config_peer *cp = &sc->peers[i];
+        for (unsigned k = 0; k < cp->nallow; k++) {
+            const struct mpt_allow *r = &sc->peer_allow[cp->allow_first + k];
+            if (!r->family)
+                fn(arg, r->host.host, r->line, "allow");
+        }
+        if (cp->target.line && mpt_target_literal(cp->target.host, 1, &a) != 0)
+            fn(arg, cp->target.host, cp->target.line, "target");
+    }
+}
+
+static unsigned config_names_max(const struct mpt_config *cfg)
+{
+    const struct mpt_server_config *sc = &cfg->server;
+
+    return sc->nallow + sc->npeer_allow + sc->npeers;
+}
+
+static const struct allow_name *cached(const struct mpt_server_drv *d, const char *host)
+{
+    for (unsigned k = 0; k < d->nnames; k++)
+        if (strcmp(d->names[k].host, host) == 0)
+            return &d->names[k];
+    return NULL;
+}
+
+/* A name the cache lacks, once, for a lookup. */
+static void reload_collect(void *arg, const char *host, int line, const char *key)
+{
+    struct reload_job *job = arg;
+
+    if (cached(job->d, host) || job->nnames >= job->names_max)
+        return;
+    for (unsigned i = 0; i < job->nnames; i++)
+        if (strcmp(job->names[i].host, host) == 0)
+            return;
+    job->names[job->nnames].job = job;
+    job->names[job->nnames].host = host;
+    job->names[job->nnames].line = line;
+    job->names[job->nnames++].key = key;
+}
+
+/* The new cache: the names the new configuration uses, from the old one or the lookups. */
+struct cache_build {
+    struct mpt_server_drv *d;
+    struct reload_job *job;
+    struct allow_name *v;
+    unsigned n, max;
+};
+
+static void cache_add(void *arg, const char *host, int line, const char *key)
+{
+    struct cache_build *b = arg;
+    const struct allow_name *old = cached(b->d, host);
+
+    for (unsigned i = 0; i < b->n; i++)
+        if (strcmp(b->v[i].host, host) == 0)
+            return;
+    if (b->n >= b->max)
+        return;
+    if (old) {
+        b->v[b->n++] = *old;
+        return;
+    }
+    for (unsigned i = 0; i < b->job->nnames; i++)
+        if (b->job->names[i].ok && strcmp(b->job->names[i].host, host) == 0) {
+            snprintf(b->v[b->n].host, sizeof(b->v[0].host), "%s", host);
+            b->v[b->n++].addr = b->job->names[i].addr;
+            return;
+        }
+}
+
+static int cache_rebuild(struct mpt_server_drv *d, struct reload_job *job)
+{
+    struct cache_build b = {d, job, NULL, 0, config_names_max(job->cfg)};
+
+    b.v = calloc(b.max ? b.max : 1, sizeof(*b.v));
+    if (!b.v)
+        return UV_ENOMEM;
+    config_names(job->cfg, cache_add, &b);
+    free(d->names);
+    d->names = b.v;
+    d->nnames = b.n;
+    d->names_max = b.max;
+    return 0;
+}
+
+static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
+                        const struct mpt_addr *target, char *err, size_t errlen);
+
+/* One answer in: the last one applies the reload, or reports its first failure. */
+static void reload_step(struct reload_job *job)
+{
+    struct mpt_server_drv *d = job->d;
+    int status = job->status;
+
+    if (--job->pending)
+        return;
+    if (!status && mpt_driver_stopping(&d->base)) {
+        snprintf(job->err, sizeof(job->err), "the server is stopping");
+        status = UV_ECANCELED;
+    }
+    if (!status && (status = cache_rebuild(d, job)) != 0)
+        snprintf(job->err, sizeof(job->err), "out of memory");
+    if (!status)
+        status = reload_apply(d, job->cfg, &job->target, job->err, sizeof(job->err));
+    job->cb(job->arg, status, status ? job->err : "");
+    d->reloading = 0;
+    free(job->names);
+    free(job);
+    mpt_driver_unref(&d->base);
+}
+
+static void on_name_resolved(void *arg, int status, const struct mpt_addr *addr)
+{
+    struct reload_name *n = arg;
+    struct reload_job *job = n->job;
+
+    if (status == 0 && addr) {
+        n->ok = 1;
+        n->addr = *addr;
+    } else if (!job->status) {
+        job->status = status ? status : UV_EAI_NONAME;
+        snprintf(job->err, sizeof(job->err), "%.300s:%d: %s: cannot resolve `%.100s': %s",
+                 job->cfg->file, n->line, n->key, n->host, mpt_strerror(job->status));
+    }
+    reload_step(job);
+}
 
 static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
                         const struct mpt_addr *target, char *err, size_t errlen)
@@ -844,19 +1006,16 @@ static int reload_apply(struct mpt_server_drv *d, const struct mpt_config *cfg,
 static void on_target_resolved(void *arg, int status, const struct mpt_addr *addr)
 {
     struct reload_job *job = arg;
-    struct mpt_server_drv *d = job->d;
     const struct mpt_server_config *sc = &job->cfg->server;
-    char err[MPT_CONFIG_ERR_MAX];
 
-    if (status)
-        snprintf(err, sizeof(err), "%.300s:%d: target: cannot resolve `%.100s': %s", job->cfg->file,
-                 sc->target.line, sc->target.host, mpt_strerror(status));
-    else
-        status = reload_apply(d, job->cfg, addr, err, sizeof(err));
-    job->cb(job->arg, status, status ? err : "");
-    d->reloading = 0;
-    free(job);
-    mpt_driver_unref(&d->base);
+    if (status == 0 && addr) {
+        job->target = *addr;
+    } else if (!job->status) {
+        job->status = status ? status : UV_EAI_NONAME;
+        snprintf(job->err, sizeof(job->err), "%.300s:%d: target: cannot resolve `%.100s': %s",
+                 job->cfg->file, sc->target.line, sc->target.host, mpt_strerror(job->status));
+    }
+    reload_step(job);
 }
 
 void mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cfg,
@@ -872,7 +1031,12 @@ void mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cf
         return;
     }
     job = calloc(1, sizeof(*job));
-    if (!job) {
+    if (job) {
+        job->names_max = config_names_max(cfg);
+        job->names = calloc(job->names_max ? job->names_max : 1, sizeof(*job->names));
+    }
+    if (!job || !job->names) {
+        free(job);
         cb(arg, UV_ENOMEM, "out of memory");
         return;
     }
@@ -881,13 +1045,25 @@ void mpt_server_drv_reload(struct mpt_server_drv *d, const struct mpt_config *cf
     job->cb = cb;
     job->arg = arg;
     d->reloading = 1;
-    mpt_driver_ref(&d->base); /* until the lookup is done */
-    if (!sc->target.port) {
-        static const struct mpt_addr none;
-        on_target_resolved(job, 0, &none);
-        return;
+    mpt_driver_ref(&d->base); /* until the lookups are done */
+    job->pending = 1;
+    /* Names resolved before keep their addresses; new ones are looked up now, all at once. */
+    config_names(cfg, reload_collect, job);
+    if (job->nnames)
+        MPT_INFO("reload: resolving %u host name%s new to the file", job->nnames,
+                 job->nnames == 1 ? "" : "s");
+    for (unsigned i = 0; i < job->nnames; i++) {
+        job->pending++;
+        rc = mpt_resolve_start(d->loop, job->names[i].host, 1, 0, on_name_resolved, &job->names[i]);
+        if (rc)
+            on_name_resolved(&job->names[i], rc, NULL);
     }
-    rc = mpt_resolve_start(d->loop, sc->target.host, sc->target.port, 0, on_target_resolved, job);
-    if (rc)
-        on_target_resolved(job, rc, NULL);
+    if (sc->target.port) {
+        job->pending++;
+        rc = mpt_resolve_start(d->loop, sc->target.host, sc->target.port, 0, on_target_resolved,
+                               job);
+        if (rc)
+            on_target_resolved(job, rc, NULL);
+    }
+    reload_step(job);
 }

@@ -10,11 +10,13 @@ allows L; peer `phone' its own target B and allows X; peer `tablet' has neither 
     contacted: the listener there counts 0 datagrams of that client, though another peer's reach
     it; refusals are counted by reason in the server's status (in all, and per peer) and in each
     client's;
- 3. after a reload that gives the laptop X too, a new flow of its forward to X is echoed, and the
-    phone's flows there go on as before.
+ 3. after a reload that gives the laptop X too (by a host name new to the file, which the reload
+    resolves), a new flow of its forward to X is echoed, and the phone's flows there go on;
+ 4. a reload naming a host that does not resolve fails, and the rules stay as they were.
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,7 +51,7 @@ def body(t):
                  "control = " + t.path("server.sock"), "flow_timeout = 30s",
                  "", "[peer laptop]", "public_key = " + pubkey(priv["laptop"]),
                  "target = " + tg["A"].addr]
-        lines += ["allow = " + tg[k].addr for k in laptop_allow]
+        lines += ["allow = " + (tg[k].addr if k in tg else k) for k in laptop_allow]
         lines += ["", "[peer phone]", "public_key = " + pubkey(priv["phone"]),
                   "target = " + tg["B"].addr, "allow = " + tg["X"].addr,
                   "", "[peer tablet]", "public_key = " + pubkey(priv["tablet"])]
@@ -131,10 +133,20 @@ def body(t):
             t.check("%s: flows refused not_allowed (server status)" % n,
                     peers[n]["refused"]["not_allowed"], 2, ">=")
 
-        # 3. The laptop may reach X too after a reload: a new flow of its forward opens.
-        write_server(["L", "X"])
+        # 3. The laptop may reach X too after a reload: a new flow of its forward opens. The rule
+        # names X by a host name new to the file (resolved by the reload) where one resolves to
+        # 127.0.0.1 first, as `localhost' mostly does.
+        first = socket.getaddrinfo("localhost", None, 0, socket.SOCK_DGRAM)[0][4][0]
+        if first == "127.0.0.1":
+            write_server(["L", "localhost:%d" % tg["X"].port])
+        else:
+            print("localhost resolves to %s first: X named by its address" % first)
+            write_server(["L", "X"])
         server.signal(signal.SIGHUP)
         t.wait_log(server, r"server reloaded", timeout=5)
+        if first == "127.0.0.1":
+            t.expect("resolving 1 host name new to the file" in server.log(),
+                     "the reload resolves the name new to the file")
         late = {}
         for n in ("laptop", "phone"):
             late[n] = mptlib.Sender("127.0.0.1", clients[n][3]["x"], 20, tag=TAG[n] + 0x12,
@@ -154,6 +166,19 @@ def body(t):
         t.check("phone: forward to X echoed after the reload", len(late["phone"].echoes), 150,
                 ">=")
         t.check("tablet: datagrams at X", tg["X"].unique(TAG["tablet"] + 2), 0, "==")
+        # 4. A reload naming a host that does not resolve fails and changes nothing: the laptop
+        # keeps L, which the new file would take away.
+        write_server(["nosuch-host.invalid:1"])
+        server.signal(signal.SIGHUP)
+        t.wait_log(server, r"cannot resolve `nosuch-host\.invalid'.*the running configuration stays",
+                   timeout=30)
+        again = mptlib.Sender("127.0.0.1", clients["laptop"][3]["l"], 50, tag=TAG["laptop"] + 0x21,
+                              size=(12, 200))
+        senders.append(again)
+        again.start(40)
+        again.wait_done(10)
+        time.sleep(0.5)
+        t.check("laptop: new flow to L echoed after a failed reload", len(again.echoes), 36, ">=")
         t.check("datagrams delivered twice", sum(x.duplicates() for x in tg.values()), 0, "==")
     finally:
         for s in senders:
