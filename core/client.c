@@ -1257,24 +1257,12 @@ static int reorder_hold(struct mpt_client *c, uint64_t now, unsigned path, const
     return 1;
 }
 
-/* fec mode (§11): a block of replies missing some waits for repairs the delay difference between
- * the paths the server answers on (half their round trips' spread) and 5 ms, fec_wait at most. */
+/* fec mode (§11): a block of replies missing some waits for repairs fec_wait. Waiting holds back
+ * nothing else (no datagram waits for order in this mode), so a slow or stalled path's late
+ * sources get the whole wait to complete their block. */
 static uint64_t fec_wait(const struct mpt_client *c)
 {
-    uint64_t lo = UINT64_MAX, hi = 0, w,
-             cap = (uint64_t)(c->p.fec_wait_ms ? c->p.fec_wait_ms : 50) * 1000;
-
-    for (unsigned i = 0; i < c->p.npaths; i++) {
-        const struct mpt_client_path *p = &c->paths[i];
-        if (!c->use[i] || !path_live(p) || !p->srtt_us)
-            continue;
-        if (p->srtt_us < lo)
-            lo = p->srtt_us;
-        if (p->srtt_us > hi)
-            hi = p->srtt_us;
-    }
-    w = (hi > lo && lo != UINT64_MAX ? (hi - lo) / 2 : 0) + 5000;
-    return w < cap ? w : cap;
+    return (uint64_t)(c->p.fec_wait_ms ? c->p.fec_wait_ms : 50) * 1000;
 }
 
 /* Replies the decoder rebuilt: each goes to its application as if its DATA datagram had come, if

@@ -1821,24 +1821,14 @@ static void on_flow_close(struct mpt_server *s, uint32_t sslot, const uint8_t *m
 /* An authenticated, fresh DATA datagram of session slot `slot` under keys k: its path learned,
  * its copy counted (§5), its inner message handled. Returns the path if it is to be challenged
  * (after everything else this input queues: the arena below it may be reused until then). */
-/* fec mode (§11): a block missing sources waits for repairs the paths' delay difference (half
- * the round trips' spread among the paths heard lately) and 5 ms, MPT_SERVER_FEC_WAIT_US at most.
- */
+/* fec mode (§11): a block missing sources waits for repairs MPT_SERVER_FEC_WAIT_US. Waiting holds
+ * back nothing else (no datagram waits for order in this mode), so a slow or stalled path's late
+ * sources get the whole wait to complete their block. */
 static uint64_t fec_wait(const struct mpt_server_session *ss, uint64_t now)
 {
-    uint64_t lo = UINT64_MAX, hi = 0, w;
-
-    for (unsigned i = 0; i < ss->npaths; i++) {
-        const struct mpt_server_path *p = &ss->paths[i];
-        if (!p->srtt_us || p->last_rx_us + PATH_ACTIVE_US < now)
-            continue;
-        if (p->srtt_us < lo)
-            lo = p->srtt_us;
-        if (p->srtt_us > hi)
-            hi = p->srtt_us;
-    }
-    w = (hi > lo && lo != UINT64_MAX ? (hi - lo) / 2 : 0) + 5000;
-    return w < MPT_SERVER_FEC_WAIT_US ? w : MPT_SERVER_FEC_WAIT_US;
+    (void)ss;
+    (void)now;
+    return MPT_SERVER_FEC_WAIT_US;
 }
 
 /* Datagrams the decoder rebuilt: each goes on as if its DATA datagram had come, if the window
