@@ -19,7 +19,7 @@ SIZE = 1000
 
 CASES = [
     # name, loss per path, target_loss, residual limit, wire/payload limit
-    ("3 paths at 20%", [0.2, 0.2, 0.2], 0.002, 0.008, 1.6),
+    ("3 paths at 20%", [0.2, 0.2, 0.2], 0.001, 0.008, 1.6),
     ("1 path at 10%", [0.1], 0.0002, 0.001, 1.4),
 ]
 
