@@ -171,10 +171,10 @@ static int path_live(const struct mpt_client_path *p)
     return p->state == MPT_PATH_UP || p->state == MPT_PATH_LOSSY;
 }
 
-/* The reorder buffer (§8.1) holds replies for order in every mode but redundant. */
+/* The reorder buffer (§8.1) holds replies for order in balance mode. */
 static int reorder_on(const struct mpt_client *c)
 {
-    return c->p.reorder_cap_ms && c->p.mode != MPT_CLIENT_REDUNDANT && c->p.mode != MPT_CLIENT_FEC;
+    return c->p.reorder_cap_ms && c->p.mode == MPT_CLIENT_BALANCE;
 }
 
 /* How long the replies missing before one that came over `path` are waited for: the delay
@@ -239,29 +239,44 @@ static void reorder_sync(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
         mpt_reorder_reset(&c->reorder, 0, c->sid);
 }
 
-/* Adaptive mode: the fewest paths, least lossy first, whose joint loss stays under the target.
- * A path not measured yet counts as losing half its datagrams. */
-static uint32_t adaptive_pick(const struct mpt_client *c, uint32_t live, int down_dir)
+/* Adaptive mode: the fewest paths, best first, whose joint loss stays under the target. Paths are
+ * ordered by loss and then delay as the estimates of §8.2 see them (which return to the truth
+ * within seconds, and take no sample over a blackout), each compared with a margin
+ * (mpt_est_better), starting from the order chosen last, so that a path that heals is first again
+ * within seconds and paths alike do not trade places on every sample. A path not measured yet
+ * counts as losing half. */
+static uint32_t adaptive_pick(struct mpt_client *c, uint32_t live, int down_dir)
 {
     unsigned order[MPT_MAX_PATHS], n = 0;
     double residual = 1.0;
-    uint32_t mask = 0;
+    uint32_t mask = 0, placed = 0;
 
-    for (unsigned i = 0; i < c->p.npaths; i++)
-        if (live & (1u << i))
+    /* The order of last time (a path once), then the paths new to it. */
+    for (unsigned k = 0; k < c->p.npaths; k++) {
+        unsigned i = c->adapt_order[down_dir][k];
+        if (i < c->p.npaths && (live & ~placed & (1u << i))) {
             order[n++] = i;
+            placed |= 1u << i;
+        }
+    }
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        if (live & ~placed & (1u << i))
+            order[n++] = i;
+    /* Insertion sort: a path moves ahead only past those it is clearly better than. */
     for (unsigned i = 1; i < n; i++) {
         for (unsigned j = i; j > 0; j--) {
-            const struct mpt_client_path *a = &c->paths[order[j - 1]], *b = &c->paths[order[j]];
-            double la = a->loss_known ? (down_dir ? a->loss_down : a->loss_up) : 0.5;
-            double lb = b->loss_known ? (down_dir ? b->loss_down : b->loss_up) : 0.5;
-            if (la < lb || (la == lb && a->srtt_us <= b->srtt_us))
+            if (!mpt_est_better(&c->paths[order[j]].est, &c->paths[order[j - 1]].est, down_dir))
                 break;
             unsigned t = order[j];
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
     }
+    for (unsigned k = 0; k < n; k++)
+        c->adapt_order[down_dir][k] = (uint8_t)order[k];
+    for (unsigned k = n; k < MPT_MAX_PATHS; k++)
+        c->adapt_order[down_dir][k] = 0xff;
+    /* How many: from the loss figures of §5, steadier than those that order them. */
     for (unsigned k = 0; k < n; k++) {
         const struct mpt_client_path *p = &c->paths[order[k]];
         mask |= 1u << order[k];
@@ -290,6 +305,18 @@ static uint32_t backup_pick(const struct mpt_client *c, uint32_t live, uint32_t 
     return mask;
 }
 
+/* Balance mode: each path's share each way from what it carries now (§8.2); the server is told
+ * those of its direction in `use'. */
+static void balance_shares(struct mpt_client *c, uint32_t send, uint32_t back)
+{
+    struct mpt_est est[MPT_MAX_PATHS];
+
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        est[i] = c->paths[i].est;
+    mpt_est_shares(est, c->p.weight, send, c->p.npaths, 0, c->share);
+    mpt_est_shares(est, c->p.weight, back, c->p.npaths, 1, c->share_down);
+}
+
 /* Recomputes which paths carry datagrams each way (PROTOCOL.md §8). */
 static void schedule(struct mpt_client *c)
 {
@@ -316,8 +343,12 @@ static void schedule(struct mpt_client *c)
         send = adaptive_pick(c, usable[0], 0);
         back = adaptive_pick(c, usable[1], 1);
         break;
-    case MPT_CLIENT_BALANCE: /* one of them per datagram */
-    case MPT_CLIENT_FEC:     /* the same, and repairs over them (§11) */
+    case MPT_CLIENT_BALANCE: /* one of them per datagram, by shares (§8.2) */
+        send = usable[0];
+        back = usable[1];
+        balance_shares(c, send, back);
+        break;
+    case MPT_CLIENT_FEC: /* one of them per datagram by weight, and repairs over them (§11) */
         send = usable[0];
         back = usable[1];
         break;
@@ -331,7 +362,10 @@ static void schedule(struct mpt_client *c)
     for (unsigned i = 0; i < c->p.npaths; i++) {
         if (!(back & (1u << i)))
             continue;
-        if (c->p.mode == MPT_CLIENT_BALANCE || c->p.mode == MPT_CLIENT_FEC)
+        if (c->p.mode == MPT_CLIENT_BALANCE)
+            c->use[i] = (uint8_t)(c->share_down[i] * 255 / 1000 ? c->share_down[i] * 255 / 1000
+                                                                : c->share_down[i] != 0);
+        else if (c->p.mode == MPT_CLIENT_FEC)
             c->use[i] = (uint8_t)(c->p.weight[i] > 255 ? 255 : c->p.weight[i]);
         else
             c->use[i] = 1;
@@ -914,8 +948,16 @@ static void send_flow(struct mpt_client *c, const struct mpt_client_flow *f, con
     if (c->sched_dirty)
         schedule(c);
     mask = c->send_mask;
-    if (c->p.mode == MPT_CLIENT_BALANCE || c->p.mode == MPT_CLIENT_FEC)
+    if (c->p.mode == MPT_CLIENT_BALANCE) {
+        uint32_t some = 0;
+        for (unsigned i = 0; i < c->p.npaths; i++)
+            if (c->share[i])
+                some |= 1u << i;
+        mask = some & mask ? 1u << mpt_wrr_pick(c->wrr, c->share, some & mask, c->p.npaths)
+                           : 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
+    } else if (c->p.mode == MPT_CLIENT_FEC) {
         mask = 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
+    }
     if (send_pieces(c, out, MPT_FLOW_HDR_LEN + tlen + len, mask, q))
         return;
     fec_source(c, inner, MPT_FLOW_HDR_LEN + tlen + len, q);
@@ -1145,6 +1187,12 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
     p->acks_received++;
     rtt = now - sent;
     p->last_rtt_us = rtt;
+    /* What the path carries now, each way (§8.2), for the balance shares. */
+    if (p->probe_seq - seq < 16) {
+        mpt_est_sample(&p->est, sent, rtt, p->probe_tx[seq % 16], peer_rx, peer_tx, p->rx_dgrams);
+        if (c->p.mode == MPT_CLIENT_BALANCE || c->p.mode == MPT_CLIENT_ADAPTIVE)
+            c->sched_dirty = 1;
+    }
     if (p->srtt_us == 0) {
         p->srtt_us = rtt;
         p->rttvar_us = rtt / 2;
@@ -1540,6 +1588,7 @@ int mpt_client_set_enabled(struct mpt_client *c, unsigned path, int enabled, uin
         p->last_rx_us = 0;
         p->loss_known = 0;
         p->ack_seq = 0;
+        mpt_est_reset(&p->est);
         memset(p->unusable, 0, sizeof(p->unusable));
     } else {
         c->disabled |= bit;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/addr.h"
+#include "core/estimate.h"
 #include "core/fec.h"
 #include "core/handshake.h"
 #include "core/outq.h"
@@ -112,6 +113,7 @@ struct mpt_client_path {
      * since it became so (PROTOCOL.md §8). */
     uint8_t unusable[2];
     uint64_t since_sent[2], since_got[2];
+    struct mpt_est est; /* delivery rate, RTT and loss each way, from acknowledged probes */
 };
 
 /* Replies of the session that the reorder buffer can hold at once (§8.1). */
@@ -215,6 +217,9 @@ struct mpt_client {
     uint32_t send_mask;         /* client -> server */
     uint8_t use[MPT_MAX_PATHS]; /* server -> client, announced in probes */
     int32_t wrr[MPT_MAX_PATHS];
+    unsigned share[MPT_MAX_PATHS]; /* balance mode: each path's share, client -> server (§8.2) */
+    unsigned share_down[MPT_MAX_PATHS];    /* and server -> client, told in `use' */
+    uint8_t adapt_order[2][MPT_MAX_PATHS]; /* adaptive mode: the order chosen last, each way */
     int sched_dirty;
     int wake;          /* the driver should call mpt_client_on_timer now (and clear this) */
     uint32_t disabled; /* paths out of service: they carry nothing at all */

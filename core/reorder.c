@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXTRA_HALF_US 1000000ULL /* the extra wait halves when nothing came late this long */
+#define EXTRA_HALF_US 4000000ULL /* the extra wait halves when nothing came late this long */
 #define MAX_EXTRA_US 10000000ULL
 
 int mpt_reorder_init(struct mpt_reorder *r, unsigned nq, unsigned nent)
@@ -112,9 +112,16 @@ enum mpt_reorder_verdict mpt_reorder_arrive(struct mpt_reorder *r, unsigned qi,
 
     release_popped(r);
     if (ctr < q->next) {
-        /* Its gap was given up: better late than never, and the timeouts are too short. */
+        /* Its gap was given up: better late than never, and the waits are too short: by at least
+         * how late it came, if its gap is among the last given up. */
+        uint64_t late = 0;
         r->st.late++;
-        q->extra_us += q->extra_us / 4 + 1000;
+        for (unsigned g = 0; g < MPT_REORDER_GIVEN; g++)
+            if (ctr >= q->given[g].from && ctr < q->given[g].to && now >= q->given[g].at_us)
+                late = now - q->given[g].at_us;
+        q->extra_us += q->extra_us / 2 + 2000;
+        if (q->extra_us < late + late / 4 + 1000)
+            q->extra_us = late + late / 4 + 1000;
         if (q->extra_us > MAX_EXTRA_US)
             q->extra_us = MAX_EXTRA_US;
         q->extra_at_us = now;
@@ -185,6 +192,10 @@ const struct mpt_reorder_ent *mpt_reorder_pop(struct mpt_reorder *r, unsigned qi
             return NULL;
         /* Waited long enough: what is missing before it is lost, or later than worth waiting. */
         r->st.gaps++;
+        q->given[q->given_next].from = q->next;
+        q->given[q->given_next].to = e->ctr;
+        q->given[q->given_next].at_us = now;
+        q->given_next = (q->given_next + 1) % MPT_REORDER_GIVEN;
         q->next = e->ctr;
     }
     return NULL;

@@ -18,6 +18,7 @@
 
 #define MPT_REORDER_CHUNK 1472 /* largest datagram held (a 1500-byte path's UDP payload) */
 #define MPT_REORDER_NONE UINT32_MAX
+#define MPT_REORDER_GIVEN 8 /* the last gaps given up, to tell how late their datagrams came */
 
 /* What mpt_reorder_arrive tells the caller to do with the datagram. */
 enum mpt_reorder_verdict {
@@ -39,6 +40,10 @@ struct mpt_reorder_q {
     uint64_t next; /* every counter below was delivered, carried no flow data, or was given up */
     uint32_t head, tail, n;
     uint64_t extra_us, extra_at_us; /* waits lengthened by datagrams that came late; when */
+    struct {
+        uint64_t from, to, at_us; /* counters from..to-1 given up at at_us */
+    } given[MPT_REORDER_GIVEN];
+    unsigned given_next;
 };
 
 struct mpt_reorder_stats {
@@ -73,7 +78,8 @@ void mpt_reorder_reset(struct mpt_reorder *r, unsigned qi, uint64_t sid);
  * w, the session's window) at now. Either it is to be delivered at once (its turn, late, or not
  * holdable), or it is copied and held with tag and tag2, the counters missing before it waited
  * for at most wait_us (mpt_reorder_wait). A datagram that comes after its gap was given up
- * lengthens the queue's waits (extra_us), which halve again each second nothing comes late. */
+ * lengthens the queue's waits (extra_us) by half and 2 ms, and to at least a quarter more than
+ * it was late by; they halve again every 4 s nothing comes late. */
 enum mpt_reorder_verdict mpt_reorder_arrive(struct mpt_reorder *r, unsigned qi,
                                             const struct mpt_window *w, uint64_t ctr, uint64_t now,
                                             uint64_t wait_us, const uint8_t *data, size_t len,

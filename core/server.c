@@ -1553,10 +1553,10 @@ void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, u
     }
 }
 
-/* The reorder buffer (§8.1) holds a session's datagrams for order in every mode but redundant. */
+/* The reorder buffer (§8.1) holds a session's datagrams for order in balance mode. */
 static int reorder_on(const struct mpt_server *s, const struct mpt_server_session *ss)
 {
-    return s->p.reorder_cap_ms && ss->mode != MPT_CLIENT_REDUNDANT && ss->mode != MPT_CLIENT_FEC;
+    return s->p.reorder_cap_ms && ss->mode == MPT_CLIENT_BALANCE;
 }
 
 /* How long the datagrams missing before one that came over path slot `path` are waited for: the

@@ -78,7 +78,7 @@ Real applications (iperf3 and ping between two hosts, e.g. across a VPN through 
 
   netlab.wait_text(pr, regex, timeout)
                                    waits until a started process's stdout or stderr shows regex
-  lab.iperf_tcp(client, server, addr, secs, port, name, cc="cubic")
+  lab.iperf_tcp(client, server, addr, secs, port, name, cc="cubic", omit=0)
                                    iperf3 TCP from client to an iperf3 server in `server` bound to
                                    addr; prints and returns the bits per second received (0: none)
   lab.ping(client, addr, count, parallel, interval, name)
@@ -616,15 +616,16 @@ class Lab:
                       % (h.role, d, what), flush=True)
 
     # ---- real applications ----
-    def iperf_tcp(self, client, server, addr, secs, port, name, cc=IPERF_CC):
+    def iperf_tcp(self, client, server, addr, secs, port, name, cc=IPERF_CC, omit=0):
         """iperf3 TCP from client to an iperf3 server in `server` bound to addr (port `port`) for
-        secs seconds; returns the bits per second received (0 if iperf3 could not even
-        connect)."""
+        secs seconds (after `omit` seconds left out of the figure); returns the bits per second
+        received (0 if iperf3 could not even connect)."""
         srv = self.start(server, "iperf3-%s-%d" % (name, port),
                          ["iperf3", "-s", "-1", "-B", addr, "-p", port])
         self.wait_listening(server, port, proto="tcp", proc=srv)
         out = self.sh(client, ["iperf3", "-c", addr, "-p", port, "-t", secs, "-J", "-C", cc,
-                               "--connect-timeout", "5000"], timeout=secs + 30, check=False)
+                               "--connect-timeout", "5000"] + (["-O", omit] if omit else []),
+                      timeout=secs + omit + 30, check=False)
         try:
             bps = json.loads(out)["end"]["sum_received"]["bits_per_second"]
         except (ValueError, KeyError):
@@ -666,15 +667,15 @@ class Lab:
               % (name, sent, got, sum(rtts) / len(rtts) if rtts else -1), flush=True)
         return 1 - got / sent
 
-    def tcp_best(self, client, server, vpns, secs, rounds, port):
-        """`rounds` rounds of iperf_tcp for secs seconds over each of vpns in turn (alternating,
-        so that load from elsewhere hits each alike), on ports from `port` up; returns the best
-        bits per second of each VPN, in order."""
+    def tcp_best(self, client, server, vpns, secs, rounds, port, omit=0):
+        """`rounds` rounds of iperf_tcp for secs seconds (after omit) over each of vpns in turn
+        (alternating, so that load from elsewhere hits each alike), on ports from `port` up;
+        returns the best bits per second of each VPN, in order."""
         best = [0.0] * len(vpns)
         for _ in range(rounds):
             for i, vpn in enumerate(vpns):
                 best[i] = max(best[i], self.iperf_tcp(client, server, vpn.saddr, secs, port,
-                                                      vpn.name))
+                                                      vpn.name, omit=omit))
                 port += 1
         return best
 

@@ -127,13 +127,13 @@ static void gap_timeout(void)
     ASSERT_EQ(nout, 3);
     ASSERT_EQ(out[2], 1);
     ASSERT_EQ(r.st.late, 1);
-    ASSERT_EQ(r.q[0].extra_us, 1000);
+    ASSERT_EQ(r.q[0].extra_us, 2250 /* 1 ms late: a quarter more, and 1 ms */);
     in(9, 7050, 1, 5000);
-    ASSERT_EQ(r.q[0].extra_us, 1000);
-    in(10, 2000000, 1, 5000); /* a second later, nothing late since: halved */
-    ASSERT_EQ(r.q[0].extra_us, 500);
+    ASSERT_EQ(r.q[0].extra_us, 2250);
+    in(10, 4100000, 1, 5000); /* 4 s later, nothing late since: halved */
+    ASSERT_EQ(r.q[0].extra_us, 1125);
     for (uint64_t c = 4; c <= 8; c++)
-        in(c, 2000000, 1, 5000);
+        in(c, 4100000, 1, 5000);
     ASSERT_EQ(nout, 10);
     mpt_reorder_free(&r);
 }
