@@ -305,6 +305,20 @@ static void test_client_keys(void)
     ASSERT_EQ(cfg.client.probe_interval_ms, 10000);
     ok(TUNNEL CLIENT "flow_timeout = 90\n", MPT_ROLE_CLIENT);
     ASSERT_EQ(cfg.client.flow_timeout_ms, 90000);
+    /* fec mode: from measured loss by default, or a fixed K:M; its wait. */
+    ok(TUNNEL CLIENT "mode = fec\n", MPT_ROLE_CLIENT);
+    ASSERT_EQ(cfg.client.mode, MPT_MODE_FEC);
+    ASSERT_EQ(cfg.client.fec_k, 0);
+    ASSERT_EQ(cfg.client.fec_m, 0);
+    ASSERT_EQ(cfg.client.fec_wait_ms, 50);
+    ok(TUNNEL CLIENT "mode = fec\nfec = 10:6\nfec_wait = 20ms\n", MPT_ROLE_CLIENT);
+    ASSERT_EQ(cfg.client.fec_k, 10);
+    ASSERT_EQ(cfg.client.fec_m, 6);
+    ASSERT_EQ(cfg.client.fec_wait_ms, 20);
+    ok(TUNNEL CLIENT "fec = 64:32\n", MPT_ROLE_CLIENT);
+    ASSERT_EQ(cfg.client.fec_k, 64);
+    ASSERT_EQ(cfg.client.fec_m, 32);
+    ASSERT_STR_EQ(mpt_mode_name(MPT_MODE_FEC), "fec");
 }
 
 static void test_client_key_errors(void)
@@ -314,6 +328,17 @@ static void test_client_key_errors(void)
     } cases[] = {
         {"mode = fastest",
          "mode: invalid mode `fastest' (expected redundant, adaptive, backup, balance or fec)"},
+        {"fec = 10", "fec: invalid value `10' (expected K:M, K datagrams 1 to 64 and M repairs 1 "
+                     "to 32, as 10:6)"},
+        {"fec = 0:1", "fec: invalid value `0:1' (expected K:M, K datagrams 1 to 64 and M "
+                      "repairs 1 to 32, as 10:6)"},
+        {"fec = 65:1", "fec: invalid value `65:1' (expected K:M, K datagrams 1 to 64 and M repairs "
+                       "1 to 32, as 10:6)"},
+        {"fec = 10:33", "fec: invalid value `10:33' (expected K:M, K datagrams 1 to 64 and M "
+                        "repairs 1 to 32, as 10:6)"},
+        {"fec = 10:6x", "fec: invalid value `10:6x' (expected K:M, K datagrams 1 to 64 and M "
+                        "repairs 1 to 32, as 10:6)"},
+        {"fec_wait = 0", "fec_wait: duration `0' out of range (1ms-10s)"},
         {"target_loss = 0", "target_loss: invalid value `0' (expected a fraction, 0 < x < 1)"},
         {"target_loss = 1", "target_loss: invalid value `1' (expected a fraction, 0 < x < 1)"},
         {"target_loss = nan", "target_loss: invalid value `nan' (expected a fraction, 0 < x < 1)"},
