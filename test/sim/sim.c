@@ -302,7 +302,10 @@ static void server_drain(struct sim *w)
             for (unsigned p = 0; p < w->cfg.npaths; p++)
                 if (mpt_addr_equal(&o->addr, &w->paddr[p]))
                     path = (int)p;
-            ASSERT(path >= 0);
+            if (path < 0) {
+                w->dead_sent++; /* an address no path has (any more): lost */
+                break;
+            }
             path_send(w, 0, (unsigned)path, o->data, o->len);
             break;
         case MPT_OUT_FLOW_OPEN:
@@ -448,6 +451,8 @@ static void count_data(struct sim *w, int down)
             for (path = 0; path < w->cfg.npaths; path++)
                 if (mpt_addr_equal(&o->addr, &w->paddr[path]))
                     break;
+        if (down && path == w->cfg.npaths)
+            continue; /* to a dead address */
         ASSERT_LT(path, w->cfg.npaths);
         w->path_data[down][path]++;
         w->path_data_last_us[down][path] = w->now;

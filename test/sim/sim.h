@@ -86,6 +86,7 @@ struct sim {
     uint64_t flow_opens; /* flow sockets the server opened */
     uint64_t misrouted;  /* named targets: a datagram on a flow opened towards another target */
     uint64_t events;
+    uint64_t dead_sent; /* datagrams the server sent to an address no path has (rebinding) */
     /* Per path, each way (index 0 = client -> server, 1 = server -> client): datagrams and bytes
      * handed to the path (probes and handshakes included), copies of flow datagrams among them,
      * and the flow datagrams whose first delivered copy came over it. */

@@ -1,5 +1,6 @@
 /* Scheduling that follows the paths (PROTOCOL.md §8): the reorder buffer over paths of unequal
  * delay, with and without loss. */
+#include <arpa/inet.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -215,7 +216,55 @@ static void adaptive_back(void)
     ASSERT_DBL_LE(worst_ratio, 0.10);
 }
 
+/* ---- NAT rebinding in balance mode ---- */
+
+static void rebind_control(struct sim *s, int code)
+{
+    (void)code;
+    s->paddr[0].u.in4.sin_port = htons(41000); /* path 0's NAT gives it another public port */
+}
+
+/* Balance over 3 paths, 1,000 datagrams/s; at 3 s path 0's return address changes (NAT
+ * rebinding): the echoes lost to the dead address are those of at most one probe interval
+ * (200 ms) of path 0's share, and a round trip of validation. */
+static void rebind_balance(void)
+{
+    struct sim_cfg cfg;
+    uint64_t lost = 0, sent = 0, worst = 0;
+
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        cfg_defaults(&cfg, seed);
+        cfg.cp.mode = MPT_CLIENT_BALANCE;
+        cfg.count = 8000;
+        cfg.end_us = 10 * SEC;
+        sim_init(&w, &cfg);
+        w.control = rebind_control;
+        sim_schedule_control(&w, 3 * SEC, 0);
+        sim_run(&w);
+        lost = sent = 0;
+        for (uint32_t i = 0; i < w.apps[0].sent; i++) {
+            uint64_t t = w.apps[0].sent_at[i];
+            if (t >= 3 * SEC && t < 6 * SEC) {
+                sent++;
+                lost += w.apps[0].up_seen[i] && !w.apps[0].down_seen[i];
+            }
+        }
+        worst = lost > worst ? lost : worst;
+        printf("seed %llu: rebinding at 3 s: %llu of %llu echoes lost in the next 3 s; %llu "
+               "datagrams sent to the dead address\n",
+               (unsigned long long)seed, (unsigned long long)lost, (unsigned long long)sent,
+               (unsigned long long)w.dead_sent);
+        sim_free(&w);
+    }
+    /* Path 0's third of 1,000 replies/s for 200 ms and a round trip (40 ms) of validation. */
+    printf("balance, NAT rebinding of one path of three: at most %llu echoes lost (limit 80: a "
+           "probe interval and a round trip of its share)\n",
+           (unsigned long long)worst);
+    ASSERT_LE(worst, 80);
+}
+
 const struct task_case sim_sched_cases[] = {
+    {"rebind_balance", rebind_balance},
     {"adaptive_back", adaptive_back},
     {"reorder_delays", reorder_delays},
     {"reorder_loss", reorder_loss},
