@@ -210,7 +210,17 @@ static void on_report(const struct mpt_demo_report *r, void *arg)
 
 int mpt_cmd_demo(int argc, char **argv)
 {
-    struct demo_ctx ctx = {.o = {3, 0.2, 5, 1, 1000, 1000, 10000, 1, 0, on_event}};
+    struct demo_ctx ctx = {.o = {.paths = 3,
+                                 .loss = 0.2,
+                                 .delay_ms = 5,
+                                 .jitter_ms = 1,
+                                 .rate = 1000,
+                                 .size = 1000,
+                                 .duration_ms = 10000,
+                                 .seed = 1,
+                                 .kill_path_ms = 0,
+                                 .on_event = on_event,
+                                 .mode = 0}};
     struct mpt_demo_options *o = &ctx.o;
     struct mpt_demo *demo;
     struct mpt_loop *loop;
