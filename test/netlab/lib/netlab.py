@@ -60,6 +60,10 @@ Lab API (all addresses are inside the namespaces only: IPv4 from the documentati
                                    t.write_config with a control socket per role in t.dir
   lab.server(h, cfg) / lab.client(h, cfg) / lab.bridge(h, name, listen, to, *opts)
   lab.echo(h, name, listen)        udpgen echo in h; lab.stop_echo(pr) returns its stats
+  lab.sink(h, name, listen)        udpgen sink in h (counts, never replies); lab.stop_echo too
+  lab.etc_hosts(h, {name: addr}) names that resolve in h's processes started after the call:
+                                   /etc/netns/<ns>/hosts, which `ip netns exec` mounts over
+                                   /etc/hosts (with localhost; deleted with the namespace)
   lab.udpgen_send(h, to, count, rate, size=..., ...)
                                    udpgen send in h; returns its JSON summary
   lab.check_throughput(label, value, limit)
@@ -549,10 +553,10 @@ class Lab:
                                    re.findall(r"([a-z ]+?) (\d+)", m.group(2))}
         return res
 
-    def echo(self, h, name, listen, bufsize=mptlib.BUFSIZE_BYTES):
+    def echo(self, h, name, listen, bufsize=mptlib.BUFSIZE_BYTES, kind="echo"):
         stats = self.t.path(name + ".json")
         ready = self.t.path(name + ".ready")
-        pr = self.start(h, name, [mptlib.UDPGEN, "echo", "--listen", listen, "--stats", stats,
+        pr = self.start(h, name, [mptlib.UDPGEN, kind, "--listen", listen, "--stats", stats,
                                   "--ready", ready, "--bufsize", str(bufsize)])
         end = time.monotonic() + 5
         while not os.path.exists(ready) or not open(ready).read().strip():
@@ -563,6 +567,21 @@ class Lab:
             time.sleep(0.02)
         pr.stats = stats
         return pr
+
+    def sink(self, h, name, listen, bufsize=mptlib.BUFSIZE_BYTES):
+        """A udpgen sink in h on listen: counts and checks what arrives, answers nothing."""
+        return self.echo(h, name, listen, bufsize, kind="sink")
+
+    def etc_hosts(self, h, names):
+        """Makes each name of {name: address} resolve to its address in the processes started in
+        h from now on: `ip netns exec` mounts /etc/netns/<ns>/hosts over /etc/hosts (glibc's
+        `files' source, first in Debian's nsswitch.conf). _kill_netns deletes the directory."""
+        d = "/etc/netns/" + h.ns
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "hosts"), "w") as f:
+            f.write("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n")
+            for name, addr in names.items():
+                f.write("%s %s\n" % (addr, name))
 
     def stop_echo(self, pr):
         return self.t.stop_echo(pr)
