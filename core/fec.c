@@ -447,8 +447,8 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
 void mpt_fec_rx_source(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const uint8_t *inner,
                        size_t len, uint64_t now)
 {
-    (void)now;
     r->nout = r->outpos = 0;
+    r->last_rx_us = now;
     if (!mpt_fec_protects(inner, len))
         return;
     src_put(r, sid, ctr, inner, len);
@@ -471,6 +471,7 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
     uint64_t first;
 
     r->nout = r->outpos = 0;
+    r->last_rx_us = now;
     if (len < MPT_REPAIR_HDR_LEN || inner[0] != MPT_INNER_REPAIR)
         goto bad;
     j = inner[1];
@@ -528,6 +529,7 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
         p->until_us = now + wait_us;
         if (!p->until_us)
             p->until_us = 1;
+        p->wait_us = wait_us;
     }
     memcpy(p->rep + (size_t)j * MPT_FEC_SYM_MAX, inner + MPT_REPAIR_HDR_LEN, S);
     p->have_rep |= 1u << j;
@@ -546,16 +548,22 @@ const struct mpt_fec_out *mpt_fec_rx_take(struct mpt_fec_rx *r)
 
 uint64_t mpt_fec_rx_expire(struct mpt_fec_rx *r, uint64_t now)
 {
-    uint64_t next = UINT64_MAX;
+    uint64_t next = UINT64_MAX, due;
 
     for (unsigned i = 0; i < r->npend; i++) {
         struct mpt_fec_pend *p = &r->pend[i];
         if (!p->until_us)
             continue;
-        if (p->until_us <= now)
+        if (p->until_us > now) {
+            due = p->until_us;
+        } else if (r->last_rx_us >= p->until_us || now - p->until_us >= p->wait_us) {
             pend_free(r, p, 1);
-        else if (p->until_us < next)
-            next = p->until_us;
+            continue;
+        } else {
+            due = now + 1000; /* once what came meanwhile is read */
+        }
+        if (due < next)
+            next = due;
     }
     return next;
 }

@@ -92,7 +92,8 @@ struct mpt_fec_src {
 
 struct mpt_fec_pend {
     uint64_t sid, first;
-    uint64_t until_us; /* given up then; 0 = free */
+    uint64_t until_us; /* given up then (once a datagram came since, see mpt_fec_rx_expire) */
+    uint64_t wait_us;  /* the wait it was given */
     uint8_t mask[16];
     unsigned k, m, sym_len;
     uint32_t have_rep; /* repairs held, bit j */
@@ -116,6 +117,7 @@ struct mpt_fec_rx {
     struct mpt_fec_out out[MPT_FEC_M_MAX];
     unsigned nout, outpos;
     uint64_t recovered, given_up, malformed, repairs;
+    uint64_t last_rx_us; /* when a source or repair last came */
     /* Blocks found complete lately: their further repairs are dropped without work. */
     uint64_t done_sid[MPT_FEC_DONE], done_first[MPT_FEC_DONE];
     unsigned done_pos;
@@ -144,7 +146,9 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
 const struct mpt_fec_out *mpt_fec_rx_take(struct mpt_fec_rx *r);
 
 /* Gives up the blocks whose wait is over (their missing sources counted in given_up); returns
- * the earliest deadline left (UINT64_MAX: none). */
+ * the earliest deadline left (UINT64_MAX: none). A block whose wait is over but since whose end
+ * nothing came is given 1 ms more each time, up to the wait again: after a stall of the
+ * receiver, the datagrams queued meanwhile are read first (the timer may run before them). */
 uint64_t mpt_fec_rx_expire(struct mpt_fec_rx *r, uint64_t now);
 
 /* 1 if counter ctr of session sid was rebuilt and this is the first copy of it to come since

@@ -165,7 +165,7 @@ static void every_pattern(void)
             if (reps && ls)
                 given += ls;
         }
-        mpt_fec_rx_expire(&r, 2000 + 50000);
+        mpt_fec_rx_expire(&r, 2000 + 2 * 50000); /* nothing came since: the wait twice */
     }
     printf("given up %" PRIu64 " (expected %" PRIu64 ")\n", r.given_up, given);
     ASSERT_EQ(r.given_up, given);
@@ -203,21 +203,33 @@ static void waits(void)
     }
     ASSERT(!mpt_fec_rx_take(&r));
     ASSERT_EQ(mpt_fec_rx_expire(&r, 14), UINT64_MAX);
-    /* Only one symbol of three missing comes: given up at the deadline, 2 counted. */
+    /* Only one symbol of three missing comes: given up at the deadline once a datagram came
+     * since (until then the receiver may have been stalled with the rest queued: 1 ms more each
+     * time), 2 counted. */
     make_block(&t, &b, 4, 2, &ctr, 100);
     mpt_fec_rx_source(&r, SID, b.ctr[0], b.msg[0], b.len[0], 20);
     ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 21, 1000), 0);
     mpt_fec_rx_source(&r, SID, b.ctr[3], b.msg[3], b.len[3], 22);
     ASSERT(!mpt_fec_rx_take(&r));
     ASSERT_EQ(mpt_fec_rx_expire(&r, 1020), 1021);
-    ASSERT_EQ(mpt_fec_rx_expire(&r, 1021), UINT64_MAX);
+    ASSERT_EQ(mpt_fec_rx_expire(&r, 1021), 2021);
+    ASSERT_EQ(r.given_up, 0);
+    mpt_fec_rx_source(&r, SID, b.ctr[0], b.msg[0], b.len[0], 1030);
+    ASSERT(!mpt_fec_rx_take(&r));
+    ASSERT_EQ(mpt_fec_rx_expire(&r, 1031), UINT64_MAX);
     ASSERT_EQ(r.given_up, 2);
+    /* Nothing comes at all: given up when the wait is over twice. */
+    make_block(&t, &b, 4, 2, &ctr, 100);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 2000, 1000), 0);
+    ASSERT_EQ(mpt_fec_rx_expire(&r, 3500), 4500);
+    ASSERT_EQ(mpt_fec_rx_expire(&r, 4000), UINT64_MAX);
+    ASSERT_EQ(r.given_up, 2 + 4);
     /* A full pending table: the oldest gives way (and counts what it missed). */
     for (unsigned n = 0; n < 3; n++) {
         make_block(&t, &b, 4, 2, &ctr, 100);
         ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 30 + n, 1000), 0);
     }
-    ASSERT_EQ(r.given_up, 2 + 4);
+    ASSERT_EQ(r.given_up, 2 + 4 + 4);
     (void)src;
     mpt_fec_tx_free(&t);
     mpt_fec_rx_free(&r);
