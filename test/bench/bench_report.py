@@ -1,7 +1,7 @@
 """Formats the figures of run-bench.sh: a report on stdout and, optionally, a markdown section.
 
 Usage: python3 bench_report.py RESULTS.tsv META.tsv [MARKDOWN-FILE]
-RESULTS.tsv holds lines `kind paths size key value` (kind: tunnel, floor, direct, flows);
+RESULTS.tsv holds lines `kind paths size key value` (kind: tunnel, floor, direct, flows, modes);
 META.tsv lines `key value`. Exits 1 if a configuration lacks figures or carried no traffic.
 """
 import collections
@@ -196,6 +196,44 @@ def main():
         "minus straight to the same echo right after (both shown: the tunnel's run; the "
         "floor's). Percentiles of %s round trips: p999 rests on a few of them."
         % num(1000 * (0.2 if quick else max(5, int(meta.get("duration", "5"))))))
+
+    # fec against redundant over lossy paths.
+    for (kind, n, size), d in sorted(res.items()):
+        if kind != "modes":
+            continue
+        tags = sorted({k.split(".")[1] for k in d}, key=int)
+        rows = []
+        for tag in tags:
+            for mode in ("redundant", "fec"):
+                g = lambda key: d.get("%s.%s.%s" % (mode, tag, key))
+                if g("delivered") is None:
+                    continue
+                rows.append(["%d × %g%%" % (n, int(tag) / 10.0), mode, num(g("rate") or 0),
+                             "%.4f%%" % (100 * g("loss")), fx(g("wire")), fx(g("cpu")),
+                             fx(g("cpu_bridges")), fx(g("p50") / 1000.0, 2),
+                             fx(g("p99") / 1000.0, 2)])
+                if g("delivered") <= 0:
+                    problems.append("%s over %d paths at %s: nothing came back" % (mode, n, tag))
+            red = lambda key: d.get("redundant.%s.%s" % (tag, key))
+            fec = lambda key: d.get("fec.%s.%s" % (tag, key))
+            if red("delivered") and fec("delivered"):
+                rows.append(["", "**fec / redundant**", "", "", "**%s**" % ratio(fec("wire"),
+                                                                               red("wire")),
+                             "**%s**" % ratio(fec("cpu"), red("cpu")), "",
+                             "**%s**" % ratio(fec("p50"), red("p50")), ""])
+        parts.append(
+            "#### fec against redundant over lossy paths\n\n" + table(
+                ["paths × loss each way", "mode", "at datagrams/s", "round-trip loss",
+                 "wire / payload", "CPU client + server", "(bridges)", "p50 (ms)", "p99 (ms)"],
+                rows) +
+            "\n\n%s-byte datagrams through %d bridges that drop each datagram with the loss shown "
+            "in each direction (`mptunnel bridge --loss`), fec with the default target_loss "
+            "(0.001). Round-trip loss: of the datagrams sent, those whose echo did not come "
+            "back. Wire / payload: every UDP payload the client and the server sent on their "
+            "paths (datagrams, repairs, probes, headers) over the payload both ways. CPU: "
+            "seconds of the client and the server per million delivered datagrams (both ways) "
+            "at the rate shown; the bridges' apart. p50, p99: the round trip at 1,000 "
+            "datagrams/s, each direction through the bridges' loss." % (num(size), n))
 
     # Flows.
     fl = [(k, d) for k, d in res.items() if k[0] == "flows"]

@@ -12,11 +12,13 @@
 #   - peak RSS (VmHWM) of every process;
 #   - round-trip latency at 1,000 datagrams/s minus that of udpgen -> echo directly, measured
 #     right after, with the same processes running.
-# Then a 10,000-flow memory check of the client and the server.
+# Then fec mode against redundant mode over 3 paths through lossy bridges (5% and 20% each way):
+# residual round-trip loss, bytes on the wire per payload byte, CPU per delivered datagram and
+# the round trip at 1,000 datagrams/s; and a 10,000-flow memory check of the client and server.
 #
 # Only the C programs move packets; python3 (stdlib) does arithmetic and formatting.
 # Usage: test/bench/run-bench.sh [--quick] [--paths "1 3"] [--sizes "64 1200"] [--duration SEC]
-#            [--build DIR] [--markdown FILE] [--flows N] [--bufsize BYTES]
+#            [--build DIR] [--markdown FILE] [--flows N] [--bufsize BYTES] [--modes LOSSES]
 set -euo pipefail
 # Configurations hold secrets: mptunnel refuses them in files that others can read.
 umask 077
@@ -24,8 +26,9 @@ umask 077
 usage() {
     sed -n 's/^# \{0,1\}//; /^Usage:/,/^$/p' "$0" | sed '/^$/d'
     cat <<'EOF'
-  --quick          smoke run: one small trial per configuration (sizes "1200" unless given),
-                   1,000 flows; checks that traffic went through and figures came out
+  --quick          smoke run: one small trial per configuration (sizes "1200" and modes "0.2"
+                   unless given), 1,000 flows; checks that traffic went through and figures
+                   came out
   --paths LIST     numbers of paths (default "1 3")
   --sizes LIST     payload sizes in bytes (default "64 1200")
   --duration SEC   length of each trial (default 2; latency trials at least 3)
@@ -34,6 +37,8 @@ usage() {
   --markdown FILE  also write the results as a markdown section (for update-readme.sh)
   --flows N        flows of the memory check (default 10000; 0 skips it)
   --bufsize BYTES  SO_SNDBUF/SO_RCVBUF of every socket (default 4194304)
+  --modes LOSSES   loss per path and direction of the rows of fec against redundant mode
+                   (default "0.05 0.2"; "" skips them)
 EOF
 }
 
@@ -41,7 +46,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cmdline="test/bench/run-bench.sh${*:+ $*}"
 quick=0 paths="1 3" sizes="64 1200" duration=2 build="$root/build" markdown="" nflows=10000
-bufsize=4194304 sizes_given=""
+bufsize=4194304 sizes_given="" mode_losses="0.05 0.2" modes_given=""
 while (($#)); do
     case $1 in
     --quick) quick=1 ;;
@@ -52,6 +57,7 @@ while (($#)); do
     --markdown) markdown=$2; shift ;;
     --flows) nflows=$2; shift ;;
     --bufsize) bufsize=$2; shift ;;
+    --modes) mode_losses=$2 modes_given=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run-bench.sh: unknown option \`$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -69,6 +75,7 @@ linger=300
 if ((quick)); then
     [[ $nflows = 10000 ]] && nflows=1000
     [[ $sizes_given ]] || sizes=1200
+    [[ $modes_given ]] || mode_losses=0.2
     linger=200
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -394,6 +401,89 @@ EOF
     topology_down
 }
 
+# status_bytes INI ROLE: the bytes the role sent on its paths (every UDP payload: datagrams,
+# repairs, probes, headers), from its control socket.
+status_bytes() {
+    "$MPTUNNEL" status -c "$1" --json "--$2" | python3 -c '
+import json, sys
+st = json.load(sys.stdin)
+if "session" in st:
+    print(sum(p["tx"]["bytes"] for p in st["paths"]))
+else:
+    print(sum(p["tx"]["bytes"] for s in st["sessions"]["list"] for p in s["paths"]))'
+}
+
+# mode_row MODE LOSS: the tunnel in MODE over 3 paths through bridges losing LOSS each way:
+# round-trip loss, bytes on the wire per payload byte (client and server, both ways), CPU of the
+# client and the server per delivered datagram at MODE_RATE, and the round trip at 1,000/s.
+MODE_RATE=5000 MODE_SIZE=1000
+mode_row() {
+    local mode=$1 loss=$2 d=$T/mode-$1-$2 ports i r count tag c0 s0 c1 s1
+    tag=$(awk -v l="$loss" 'BEGIN { printf "%d", l * 1000 + 0.5 }')
+    mkdir -p "$d"
+    read -ra ports <<<"$(free_ports 6)"
+    local echo_addr=127.0.0.1:${ports[0]} server=127.0.0.1:${ports[1]} entry=127.0.0.1:${ports[2]}
+    spawn echo "$d/echo.log" "$UDPGEN" echo --listen "$echo_addr" --bufsize "$bufsize" \
+        --ready "$d/echo.addr" --stats "$d/echo.json"
+    wait_for "$d/echo.addr" . "${RPID[echo]}"
+    cat >"$d/tunnel.ini" <<EOF
+[tunnel]
+secret = $($MPTUNNEL genkey)
+sndbuf = $bufsize
+rcvbuf = $bufsize
+
+[client]
+listen = $entry
+bridge = 127.0.0.1:${ports[3]}
+bridge = 127.0.0.1:${ports[4]}
+bridge = 127.0.0.1:${ports[5]}
+mode = $mode
+control = $d/client.sock
+
+[server]
+listen = $server
+target = $echo_addr
+control = $d/server.sock
+EOF
+    spawn server "$d/server.log" "$MPTUNNEL" server -c "$d/tunnel.ini"
+    wait_for "$d/server.log" "server listening" "${RPID[server]}"
+    for i in 1 2 3; do
+        spawn "bridge$i" "$d/bridge$i.log" "$MPTUNNEL" bridge \
+            --listen "127.0.0.1:${ports[$((i + 2))]}" --to "$server" --sndbuf "$bufsize" \
+            --rcvbuf "$bufsize" --loss "$loss" --seed "$((60 + i))"
+        wait_for "$d/bridge$i.log" "listening on" "${RPID[bridge$i]}"
+    done
+    spawn client "$d/client.log" "$MPTUNNEL" client -c "$d/tunnel.ini"
+    wait_for "$d/client.log" "client listening" "${RPID[client]}"
+    # Warm-up: the handshake, and both ends measure each path's loss (fec's plans follow it).
+    if ((quick)); then count=1000; else count=$((MODE_RATE * 2)); fi
+    trial "$entry" "$MODE_RATE" "$count" "$MODE_SIZE"
+    ((RECV > 0)) || fail "$mode at loss $loss: nothing came back from the warm-up"
+    c0=$(status_bytes "$d/tunnel.ini" client) s0=$(status_bytes "$d/tunnel.ini" server)
+    if ((quick)); then count=1000; else count=$((MODE_RATE * (duration > 5 ? duration : 5))); fi
+    trial "$entry" "$MODE_RATE" "$count" "$MODE_SIZE"
+    c1=$(status_bytes "$d/tunnel.ini" client) s1=$(status_bytes "$d/tunnel.ini" server)
+    r=$mode.$tag
+    res modes 3 "$MODE_SIZE" "$r.loss" "$LOSS"
+    res modes 3 "$MODE_SIZE" "$r.rate" "$PPS"
+    res modes 3 "$MODE_SIZE" "$r.delivered" $((2 * RECV))
+    # Payload both ways: what was sent, and what the echo sent back (about what came back over
+    # the one-way loss, taken as half the round trip's).
+    res modes 3 "$MODE_SIZE" "$r.wire" \
+        "$(calc "($c1 - $c0 + $s1 - $s0) / (($count + $RECV / (1 - $LOSS / 2)) * $MODE_SIZE)")"
+    res modes 3 "$MODE_SIZE" "$r.cpu" \
+        "$(calc "(${CPU[client]} + ${CPU[server]}) / (2 * $RECV + 1e-9) * 1e6")"
+    res modes 3 "$MODE_SIZE" "$r.cpu_bridges" \
+        "$(calc "(${CPU[bridge1]} + ${CPU[bridge2]} + ${CPU[bridge3]}) / (2 * $RECV + 1e-9) * 1e6")"
+    if ((quick)); then count=200; else count=$((1000 * (duration > 5 ? duration : 5))); fi
+    trial "$entry" 1000 "$count" "$MODE_SIZE"
+    res modes 3 "$MODE_SIZE" "$r.p50" "$P50"
+    res modes 3 "$MODE_SIZE" "$r.p99" "$P99"
+    say "  $mode, 3 paths at $loss: round-trip loss $(grep -P "^modes\t3\t$MODE_SIZE\t$r.loss\t" \
+        "$RES" | cut -f5), round trip at 1000/s p50 $P50 us"
+    topology_down
+}
+
 # source_commit: the commit the binaries were built from, as far as the build directory tells.
 source_commit() {
     local src c
@@ -424,6 +514,11 @@ for size in $sizes; do
         profile tunnel "$n" "$size" "$common"
         profile floor "$n" "$size" "$common"
     done
+done
+for loss in $mode_losses; do
+    say "== fec against redundant, 3 paths at $loss loss each way"
+    mode_row redundant "$loss"
+    mode_row fec "$loss"
 done
 ((nflows > 0)) && flows_check "$nflows"
 elapsed=$(($(date +%s) - t0))
