@@ -4,6 +4,9 @@
 #include <isa-l/erasure_code.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "core/wire.h"
 
@@ -13,17 +16,35 @@ int mpt_fec_protects(const uint8_t *inner, size_t len)
            (inner[0] == MPT_INNER_FLOW || inner[0] == MPT_INNER_PIECE);
 }
 
-/* ISA-L's AVX2 code where the CPU has it, rather than the AVX-512 its dispatcher picks: the code
- * runs once per block between many AEAD operations, and AVX-512 lowers the core's clock for a while
- * after each use, which cost the AES-GCM around it more than the code saved (mpt-coreloop: 1.9x
- * the CPU per datagram of redundant mode with AVX-512, see PROTOCOL.md §11). */
+/* The code itself: ISA-L's AVX2 functions where the CPU has them, then vzeroupper. ISA-L's
+ * assembly returns with the upper halves of the vector registers dirty, and libsodium's AES-GCM is
+ * legacy SSE code: until the next vzeroupper every one of its instructions paid for a merge with
+ * that state, which made the AEAD of every datagram about 1.4 times slower in fec mode than in
+ * redundant (mpt-coreloop, see PROTOCOL.md §11). With the state cleared, ISA-L's AVX-512 functions
+ * (which its dispatcher would pick) measured no faster here, and lower the clock of some cores. */
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx"))) static void clear_upper(void)
+{
+    __builtin_ia32_vzeroupper();
+}
+
 static void encode(int len, int k, int rows, uint8_t *tbls, uint8_t **data, uint8_t **code)
 {
-    if (__builtin_cpu_supports("avx2"))
+    if (__builtin_cpu_supports("avx2")) {
         ec_encode_data_avx2(len, k, rows, tbls, data, code);
-    else
+        clear_upper();
+    } else {
         ec_encode_data(len, k, rows, tbls, data, code);
+        if (__builtin_cpu_supports("avx"))
+            clear_upper();
+    }
 }
+#else
+static void encode(int len, int k, int rows, uint8_t *tbls, uint8_t **data, uint8_t **code)
+{
+    ec_encode_data(len, k, rows, tbls, data, code);
+}
+#endif
 
 /* dist[0..n] of the number lost among n symbols each lost with probability p, convolved into
  * acc[0..*top] (top grows by n). */
@@ -263,10 +284,40 @@ size_t mpt_fec_tx_repair(const struct mpt_fec_tx *t, unsigned j, uint8_t *out)
 
 /* Decoder */
 
+_Static_assert(MPT_FEC_SRC_MAX % 64 == 0, "cache slots start on a 64-byte line");
+
 static unsigned src_slot(const struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr)
 {
     uint64_t h = (ctr + sid * 0x9e3779b97f4a7c15ULL) * 0xff51afd7ed558ccdULL;
     return (unsigned)((h >> 32) % r->nsrc);
+}
+
+static uint8_t *src_data(const struct mpt_fec_rx *r, const struct mpt_fec_src *s)
+{
+    return r->src_buf + (size_t)(s - r->src) * MPT_FEC_SRC_MAX;
+}
+
+/* Copies len bytes (at most MPT_FEC_SRC_MAX) into a slot of the cache, which is written for
+ * every source and read only to rebuild a lost one: with streaming stores where the CPU has
+ * them, so that the copy neither waits for the slot's old lines nor evicts the lines the
+ * datagrams and the AEAD work on. Up to 15 bytes after len are overwritten (the slot has room). */
+static void src_copy(uint8_t *dst, const uint8_t *src, size_t len)
+{
+#if defined(__SSE2__)
+    size_t i = 0;
+
+    for (; i + 16 <= len; i += 16)
+        _mm_stream_si128((__m128i *)(void *)(dst + i),
+                         _mm_loadu_si128((const __m128i *)(const void *)(src + i)));
+    if (i < len) {
+        uint8_t tail[16] = {0};
+        memcpy(tail, src + i, len - i);
+        _mm_stream_si128((__m128i *)(void *)(dst + i),
+                         _mm_loadu_si128((const __m128i *)(const void *)tail));
+    }
+#else
+    memcpy(dst, src, len);
+#endif
 }
 
 static const struct mpt_fec_src *src_find(const struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr)
@@ -284,7 +335,7 @@ static void src_put(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const uint
     s->ctr = ctr;
     s->len = (uint16_t)len;
     s->rebuilt = 0;
-    memcpy(s->data, inner, len);
+    src_copy(src_data(r, s), inner, len);
 }
 
 int mpt_fec_rx_late(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr)
@@ -308,16 +359,15 @@ int mpt_fec_rx_init(struct mpt_fec_rx *r, unsigned nsrc, unsigned npend)
     if (!nsrc || !npend)
         return -EINVAL;
     r->src = calloc(nsrc, sizeof(*r->src));
+    /* 64-byte lines: MPT_FEC_SRC_MAX is a multiple of 64, so every slot starts on one. */
+    r->src_buf = aligned_alloc(64, (size_t)nsrc * MPT_FEC_SRC_MAX);
     r->pend = calloc(npend, sizeof(*r->pend));
     r->scratch = malloc((size_t)(MPT_FEC_K_MAX + MPT_FEC_M_MAX) * MPT_FEC_SYM_MAX);
     r->tbls = malloc(32 * MPT_FEC_K_MAX * MPT_FEC_M_MAX);
-    if (!r->src || !r->pend || !r->scratch || !r->tbls)
+    if (!r->src || !r->src_buf || !r->pend || !r->scratch || !r->tbls)
         goto fail;
     r->nsrc = nsrc;
     r->npend = npend;
-    for (unsigned i = 0; i < nsrc; i++)
-        if (!(r->src[i].data = malloc(MPT_FEC_SRC_MAX)))
-            goto fail;
     for (unsigned i = 0; i < npend; i++)
         if (!(r->pend[i].rep = malloc((size_t)MPT_FEC_M_MAX * MPT_FEC_SYM_MAX)))
             goto fail;
@@ -329,13 +379,11 @@ fail:
 
 void mpt_fec_rx_free(struct mpt_fec_rx *r)
 {
-    if (r->src)
-        for (unsigned i = 0; i < r->nsrc; i++)
-            free(r->src[i].data);
     if (r->pend)
         for (unsigned i = 0; i < r->npend; i++)
             free(r->pend[i].rep);
     free(r->src);
+    free(r->src_buf);
     free(r->pend);
     free(r->scratch);
     free(r->tbls);
@@ -350,6 +398,14 @@ static int done_has(const struct mpt_fec_rx *r, uint64_t sid, uint64_t first)
     return 0;
 }
 
+/* Remembers a block as complete: its further repairs are dropped without work. */
+static void done_put(struct mpt_fec_rx *r, uint64_t sid, uint64_t first)
+{
+    r->done_sid[r->done_pos] = sid;
+    r->done_first[r->done_pos] = first;
+    r->done_pos = (r->done_pos + 1) % MPT_FEC_DONE;
+}
+
 /* Frees a pending block; counts its sources still missing as given up when `give_up`. */
 static void pend_free(struct mpt_fec_rx *r, struct mpt_fec_pend *p, int give_up)
 {
@@ -362,10 +418,33 @@ static void pend_free(struct mpt_fec_rx *r, struct mpt_fec_pend *p, int give_up)
     r->given_up += n;
     if (n && r->on_give_up)
         r->on_give_up(r->arg, p->sid, n);
-    r->done_sid[r->done_pos] = p->sid;
-    r->done_first[r->done_pos] = p->first;
-    r->done_pos = (r->done_pos + 1) % MPT_FEC_DONE;
+    done_put(r, p->sid, p->first);
     p->until_us = 0;
+    r->busy--;
+}
+
+/* The k sources of a block as the cache holds them (have[], NULL where missing, and the missing
+ * ones' index and counter); returns how many are missing, or -1 if a source held is longer than
+ * the block's symbols allow (not what the sender coded: the block cannot be used). */
+static int block_scan(const struct mpt_fec_rx *r, uint64_t sid, uint64_t first, const uint8_t *mask,
+                      unsigned k, unsigned S, const struct mpt_fec_src **have, uint64_t *miss_ctr,
+                      unsigned *miss_idx)
+{
+    unsigned nmiss = 0, idx = 0;
+
+    for (unsigned i = 0; i < MPT_FEC_SPAN && idx < k; i++) {
+        if (!mask_bit(mask, i))
+            continue;
+        have[idx] = src_find(r, sid, first + i);
+        if (!have[idx]) {
+            miss_ctr[nmiss] = first + i;
+            miss_idx[nmiss++] = idx;
+        } else if (have[idx]->len + 2u > S) {
+            return -1;
+        }
+        idx++;
+    }
+    return (int)nmiss;
 }
 
 /* Rebuilds the block's missing sources if it has k symbols; returns 1 when the block is done
@@ -377,24 +456,14 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
     uint8_t dm[MPT_FEC_M_MAX * MPT_FEC_K_MAX];
     uint8_t *avail[MPT_FEC_K_MAX], *rec[MPT_FEC_M_MAX];
     uint64_t miss_ctr[MPT_FEC_K_MAX];
-    unsigned miss_idx[MPT_FEC_K_MAX], nmiss = 0, nav = 0, idx = 0, k = p->k, S = p->sym_len;
+    unsigned miss_idx[MPT_FEC_K_MAX], nmiss, nav = 0, k = p->k, S = p->sym_len;
     uint8_t *sc = r->scratch;
     const struct mpt_fec_src *have[MPT_FEC_K_MAX];
+    int scan = block_scan(r, p->sid, p->first, p->mask, k, S, have, miss_ctr, miss_idx);
 
-    for (unsigned i = 0; i < MPT_FEC_SPAN && idx < k; i++) {
-        if (!mask_bit(p->mask, i))
-            continue;
-        have[idx] = src_find(r, p->sid, p->first + i);
-        if (!have[idx]) {
-            miss_ctr[nmiss] = p->first + i;
-            miss_idx[nmiss++] = idx;
-        } else if (have[idx]->len + 2u > S) {
-            return 1; /* not what the sender coded: the block cannot be used */
-        }
-        idx++;
-    }
-    if (!nmiss)
-        return 1;
+    if (scan <= 0)
+        return 1; /* nothing missing, or the block cannot be used */
+    nmiss = (unsigned)scan;
     if (nmiss > p->m || k - nmiss + (unsigned)__builtin_popcount(p->have_rep) < k)
         return 0;
     for (unsigned i = 0; i < k; i++) {
@@ -402,7 +471,7 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
         if (!have[i])
             continue;
         mpt_put16(d, have[i]->len);
-        memcpy(d + 2, have[i]->data, have[i]->len);
+        memcpy(d + 2, src_data(r, have[i]), have[i]->len);
         memset(d + 2 + have[i]->len, 0, S - 2 - have[i]->len);
         avail[nav] = d;
         memset(b + nav * k, 0, k);
@@ -452,7 +521,7 @@ void mpt_fec_rx_source(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const u
     if (!mpt_fec_protects(inner, len))
         return;
     src_put(r, sid, ctr, inner, len);
-    for (unsigned i = 0; i < r->npend; i++) {
+    for (unsigned i = 0; r->busy && i < r->npend; i++) {
         struct mpt_fec_pend *p = &r->pend[i];
         if (!p->until_us || p->sid != sid || ctr < p->first || ctr - p->first >= MPT_FEC_SPAN ||
             !mask_bit(p->mask, (unsigned)(ctr - p->first)))
@@ -514,6 +583,15 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
         if (p->have_rep >> j & 1)
             return 0;
     } else {
+        /* The first repair of a block: nothing is held for it, nor is another block given up
+         * for room, if the cache has every source (what a loss-free path costs: this scan). */
+        const struct mpt_fec_src *have[MPT_FEC_K_MAX];
+        uint64_t miss_ctr[MPT_FEC_K_MAX];
+        unsigned miss_idx[MPT_FEC_K_MAX];
+        if (block_scan(r, sid, first, inner + 12, k, S, have, miss_ctr, miss_idx) <= 0) {
+            done_put(r, sid, first);
+            return 0;
+        }
         p = free_p;
         if (!p) {
             p = oldest;
@@ -530,6 +608,7 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
         if (!p->until_us)
             p->until_us = 1;
         p->wait_us = wait_us;
+        r->busy++;
     }
     memcpy(p->rep + (size_t)j * MPT_FEC_SYM_MAX, inner + MPT_REPAIR_HDR_LEN, S);
     p->have_rep |= 1u << j;
@@ -571,7 +650,9 @@ uint64_t mpt_fec_rx_expire(struct mpt_fec_rx *r, uint64_t now)
 void mpt_fec_rx_drop(struct mpt_fec_rx *r, uint64_t sid)
 {
     for (unsigned i = 0; i < r->npend; i++)
-        if (r->pend[i].until_us && r->pend[i].sid == sid)
+        if (r->pend[i].until_us && r->pend[i].sid == sid) {
             r->pend[i].until_us = 0;
+            r->busy--;
+        }
     r->nout = r->outpos = 0;
 }

@@ -87,7 +87,6 @@ struct mpt_fec_src {
     uint64_t sid, ctr;
     uint16_t len;
     uint8_t rebuilt; /* rebuilt from repairs, and its own copy not yet come */
-    uint8_t *data;
 };
 
 struct mpt_fec_pend {
@@ -108,9 +107,11 @@ struct mpt_fec_out {
 
 struct mpt_fec_rx {
     struct mpt_fec_src *src;
+    uint8_t *src_buf; /* the sources' messages: slot i at i * MPT_FEC_SRC_MAX */
     unsigned nsrc;
     struct mpt_fec_pend *pend;
     unsigned npend;
+    unsigned busy;    /* pending blocks held */
     uint8_t *scratch; /* k symbols for decoding, then the recovered ones */
     uint8_t *tbls;
     /* Recovered messages not yet taken (mpt_fec_rx_take). */
