@@ -61,9 +61,11 @@ static int inside(const uint8_t *d, size_t len)
 
     if (d >= s && d + len <= s + ssz)
         return 1;
-    for (unsigned i = 0; i < rx.nsrc; i++)
-        if (d >= rx.src[i].data && d + len <= rx.src[i].data + MPT_FEC_SRC_MAX)
+    for (unsigned i = 0; i < rx.nsrc; i++) {
+        const uint8_t *e = rx.src_buf + (size_t)i * MPT_FEC_SRC_MAX;
+        if (d >= e && d + len <= e + MPT_FEC_SRC_MAX)
             return 1;
+    }
     return 0;
 }
 
