@@ -178,18 +178,24 @@ static int reorder_on(const struct mpt_client *c)
 }
 
 /* How long the replies missing before one that came over `path` are waited for: the delay
- * difference between it and the slowest path the server answers on, and a margin (§8.1). */
-static uint64_t reorder_wait(const struct mpt_client *c, unsigned path)
+ * difference between it and the slowest path the server answers on, and a margin; and (*hold)
+ * how long it is held in any case, to take as long as over the slowest path (§8.1). */
+static uint64_t reorder_wait(const struct mpt_client *c, unsigned path, uint64_t *hold)
 {
+    const struct mpt_owd *owd[MPT_MAX_PATHS];
     uint64_t srtt[MPT_MAX_PATHS];
-    uint32_t mask = 0;
+    int64_t hi[MPT_MAX_PATHS], lo[MPT_MAX_PATHS], base[MPT_MAX_PATHS];
+    uint32_t mask = 0, known;
 
     for (unsigned i = 0; i < c->p.npaths; i++) {
         srtt[i] = c->paths[i].srtt_us;
+        owd[i] = &c->paths[i].owd;
         if (c->use[i] && path_live(&c->paths[i]))
             mask |= 1u << i;
     }
-    return mpt_reorder_wait(srtt, mask, c->p.npaths, path, c->reorder.q[0].extra_us,
+    known = mpt_reorder_delays(owd, srtt, mask, c->p.npaths, hi, lo, base);
+    *hold = mpt_reorder_hold(base, known, c->p.npaths, path, (uint64_t)c->p.reorder_cap_ms * 1000);
+    return mpt_reorder_wait(hi, lo, known, c->p.npaths, path, c->reorder.q[0].extra_us,
                             (uint64_t)c->p.reorder_cap_ms * 1000);
 }
 
@@ -561,7 +567,7 @@ static void on_response(struct mpt_client *c, uint64_t now, unsigned path, const
     uint64_t sid = mpt_get64(buf + MPT_RESPONSE_OFF_SID);
     struct mpt_hs_client *hs = hs_find(c, sid);
     struct mpt_hs_result res;
-    int rc;
+    int rc, follows;
 
     if (!hs) {
         /* Another path's copy of the RESPONSE we took is a duplicate, not a rejection. */
@@ -580,7 +586,8 @@ static void on_response(struct mpt_client *c, uint64_t now, unsigned path, const
     }
     /* The server answers under the old keys until it sees one of our datagrams under the new:
      * keep reading them a little while. */
-    if (c->state == MPT_CLIENT_ESTABLISHED) {
+    follows = c->state == MPT_CLIENT_ESTABLISHED;
+    if (follows) {
         c->prev_sid = c->sid;
         c->sec->prev_keys = c->sec->keys;
         c->prev_until_us = now + MPT_CLIENT_PREV_US;
@@ -598,9 +605,13 @@ static void on_response(struct mpt_client *c, uint64_t now, unsigned path, const
     c->last_auth_us = now;
     c->established_us = now;
     c->paths[path].last_rx_us = now;
-    /* The new server-side session counts from zero: loss samples start over on every path. */
-    for (unsigned i = 0; i < c->p.npaths; i++)
+    /* The new server-side session counts from zero: loss samples start over on every path. A
+     * session that does not follow ours may be another server process's, with another clock. */
+    for (unsigned i = 0; i < c->p.npaths; i++) {
         c->paths[i].ack_seq = 0;
+        if (!follows)
+            mpt_owd_reset(&c->paths[i].owd);
+    }
     c->sessions_established++;
     c->ctr.handshakes++;
     /* A new session on the server may know none of the flows: targets travel again. */
@@ -1187,6 +1198,7 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
     p->acks_received++;
     rtt = now - sent;
     p->last_rtt_us = rtt;
+    mpt_owd_add(&p->owd, now, mpt_get64(m + MPT_PROBE_OFF_STIME));
     /* What the path carries now, each way (§8.2), for the balance shares. */
     if (p->probe_seq - seq < 16) {
         mpt_est_sample(&p->est, sent, rtt, p->probe_tx[seq % 16], peer_rx, peer_tx, p->rx_dgrams);
@@ -1294,11 +1306,13 @@ void mpt_client_set_path_mtu(struct mpt_client *c, unsigned path, unsigned max_d
 static int reorder_hold(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *dgram,
                         const struct mpt_keys *k, uint32_t slot, const uint8_t *data, size_t len)
 {
+    uint64_t wait, hold;
+
     if (!reorder_on(c) || k != &c->sec->keys)
         return 0;
+    wait = reorder_wait(c, path, &hold);
     if (mpt_reorder_arrive(&c->reorder, 0, &k->rx_window, mpt_get64(dgram + MPT_DATA_OFF_CTR), now,
-                           reorder_wait(c, path), data, len, slot,
-                           c->flows[slot].id) == MPT_REORDER_NOW)
+                           wait, hold, data, len, slot, c->flows[slot].id) == MPT_REORDER_NOW)
         return 0;
     if (mpt_reorder_deadline(&c->reorder, 0) < c->timer_at_us)
         c->wake = 1; /* the driver's timer must wake earlier, when its gap is given up */

@@ -114,6 +114,7 @@ struct mpt_client_path {
     uint8_t unusable[2];
     uint64_t since_sent[2], since_got[2];
     struct mpt_est est; /* delivery rate, RTT and loss each way, from acknowledged probes */
+    struct mpt_owd owd; /* its one-way delay server -> client, from probe acks (§8.1) */
 };
 
 /* Replies of the session that the reorder buffer can hold at once (§8.1). */

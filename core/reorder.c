@@ -103,8 +103,8 @@ static void skip_seen(struct mpt_reorder_q *q, const struct mpt_window *w, uint6
 
 enum mpt_reorder_verdict mpt_reorder_arrive(struct mpt_reorder *r, unsigned qi,
                                             const struct mpt_window *w, uint64_t ctr, uint64_t now,
-                                            uint64_t wait_us, const uint8_t *data, size_t len,
-                                            uint32_t tag, uint32_t tag2)
+                                            uint64_t wait_us, uint64_t hold_us, const uint8_t *data,
+                                            size_t len, uint32_t tag, uint32_t tag2)
 {
     struct mpt_reorder_q *q = &r->q[qi];
     struct mpt_reorder_ent *e;
@@ -134,7 +134,7 @@ enum mpt_reorder_verdict mpt_reorder_arrive(struct mpt_reorder *r, unsigned qi,
     /* Nothing held before it: its turn if every counter before it arrived. */
     if (!q->n || ctr < r->e[q->head].ctr) {
         skip_seen(q, w, ctr);
-        if (q->next == ctr) {
+        if (q->next == ctr && !hold_us) {
             q->next = ctr + 1;
             return MPT_REORDER_NOW;
         }
@@ -148,7 +148,10 @@ enum mpt_reorder_verdict mpt_reorder_arrive(struct mpt_reorder *r, unsigned qi,
     r->free = e->next;
     r->used++;
     e->ctr = ctr;
-    e->deadline_us = now + wait_us;
+    e->ready_us = now + hold_us;
+    e->deadline_us = now + (wait_us > hold_us ? wait_us : hold_us);
+    if (!q->n || e->ready_us < q->due_us)
+        q->due_us = e->ready_us; /* at the latest: mpt_reorder_pop tells exactly */
     e->len = (uint32_t)len;
     e->tag = tag;
     e->tag2 = tag2;
@@ -183,13 +186,19 @@ const struct mpt_reorder_ent *mpt_reorder_pop(struct mpt_reorder *r, unsigned qi
         struct mpt_reorder_ent *e = &r->e[i];
         skip_seen(q, w, e->ctr);
         if (q->next >= e->ctr) {
+            if (!flush && now < e->ready_us) {
+                q->due_us = e->ready_us;
+                return NULL;
+            }
             unlink_ent(q, r, i);
             q->next = e->ctr + 1;
             r->popped = i;
             return e;
         }
-        if (!flush && now < e->deadline_us)
+        if (!flush && now < e->deadline_us) {
+            q->due_us = e->deadline_us;
             return NULL;
+        }
         /* Waited long enough: what is missing before it is lost, or later than worth waiting. */
         r->st.gaps++;
         q->given[q->given_next].from = q->next;
@@ -205,25 +214,95 @@ uint64_t mpt_reorder_deadline(const struct mpt_reorder *r, unsigned qi)
 {
     const struct mpt_reorder_q *q = &r->q[qi];
 
-    return q->n ? r->e[q->head].deadline_us : UINT64_MAX;
+    return q->n ? q->due_us : UINT64_MAX;
 }
 
-uint64_t mpt_reorder_wait(const uint64_t *srtt_us, uint32_t mask, unsigned n, unsigned path,
-                          uint64_t extra_us, uint64_t cap_us)
+void mpt_owd_reset(struct mpt_owd *o)
 {
-    uint64_t lo = UINT64_MAX, hi = 0, own, g;
+    memset(o, 0, sizeof(*o));
+}
+
+void mpt_owd_add(struct mpt_owd *o, uint64_t now_us, uint64_t sent_us)
+{
+    /* The clocks' offset may be anything: the difference is taken modulo 2^64 and read as
+     * signed, which is exact while the two clocks are within 2^63 us of each other. */
+    int64_t d = (int64_t)(now_us - sent_us);
+
+    o->s[o->next] = d;
+    o->next = (o->next + 1) % MPT_OWD_SAMPLES;
+    if (!o->n || d <= o->min || now_us - o->min_at_us >= MPT_OWD_MIN_US) {
+        o->min = d;
+        o->min_at_us = now_us;
+    }
+    if (o->n < MPT_OWD_SAMPLES)
+        o->n++;
+}
+
+uint32_t mpt_reorder_delays(const struct mpt_owd *const *owd, const uint64_t *srtt_us,
+                            uint32_t mask, unsigned n, int64_t *hi, int64_t *lo, int64_t *base)
+{
+    uint32_t known = 0;
+    int one_way = mask != 0;
+
+    for (unsigned i = 0; i < n; i++)
+        if ((mask & (1u << i)) && (!owd[i] || !owd[i]->n))
+            one_way = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        if (one_way) {
+            hi[i] = lo[i] = owd[i]->s[0];
+            for (unsigned k = 1; k < owd[i]->n; k++) {
+                if (owd[i]->s[k] > hi[i])
+                    hi[i] = owd[i]->s[k];
+                if (owd[i]->s[k] < lo[i])
+                    lo[i] = owd[i]->s[k];
+            }
+            base[i] = owd[i]->min < lo[i] ? owd[i]->min : lo[i];
+        } else if (srtt_us[i]) {
+            hi[i] = lo[i] = base[i] = (int64_t)(srtt_us[i] / 2);
+        } else {
+            continue;
+        }
+        known |= 1u << i;
+    }
+    return known;
+}
+
+uint64_t mpt_reorder_wait(const int64_t *hi, const int64_t *lo, uint32_t known, unsigned n,
+                          unsigned path, uint64_t extra_us, uint64_t cap_us)
+{
+    int64_t top = INT64_MIN, own = INT64_MAX;
+    uint64_t g = 0;
 
     for (unsigned i = 0; i < n; i++) {
-        if (!(mask & (1u << i)) || !srtt_us[i])
+        if (!(known & (1u << i)))
             continue;
-        if (srtt_us[i] < lo)
-            lo = srtt_us[i];
-        if (srtt_us[i] > hi)
-            hi = srtt_us[i];
+        if (hi[i] > top)
+            top = hi[i];
+        if (lo[i] < own)
+            own = lo[i];
     }
-    /* A path not measured (or not among them) counts as the fastest: the longest wait. */
-    own = path < n && (mask & (1u << path)) && srtt_us[path] ? srtt_us[path] : lo;
-    g = hi > own ? (hi - own) / 2 : 0;
+    /* A path with no figure (or not among them) counts as the fastest: the longest wait. */
+    if (path < n && (known & (1u << path)))
+        own = lo[path];
+    if (known && top > own)
+        g = (uint64_t)(top - own);
     g += extra_us + MPT_REORDER_MARGIN_US;
+    return g < cap_us ? g : cap_us;
+}
+
+uint64_t mpt_reorder_hold(const int64_t *base, uint32_t known, unsigned n, unsigned path,
+                          uint64_t cap_us)
+{
+    int64_t top = INT64_MIN;
+    uint64_t g;
+
+    if (path >= n || !(known & (1u << path)))
+        return 0;
+    for (unsigned i = 0; i < n; i++)
+        if ((known & (1u << i)) && base[i] > top)
+            top = base[i];
+    g = top > base[path] ? (uint64_t)(top - base[path]) : 0;
     return g < cap_us ? g : cap_us;
 }

@@ -28,6 +28,7 @@ enum mpt_reorder_verdict {
 
 struct mpt_reorder_ent {
     uint64_t ctr;         /* the DATA counter it came with */
+    uint64_t ready_us;    /* it goes no earlier (its path's delay made up to the slowest's) */
     uint64_t deadline_us; /* the datagrams missing before it are given up then */
     uint32_t prev, next;
     uint32_t len;
@@ -39,6 +40,7 @@ struct mpt_reorder_q {
     uint64_t sid;  /* the session whose counters it orders; 0 = none */
     uint64_t next; /* every counter below was delivered, carried no flow data, or was given up */
     uint32_t head, tail, n;
+    uint64_t due_us; /* when the first held datagram may go, or its gap be given up */
     uint64_t extra_us, extra_at_us; /* waits lengthened by datagrams that came late; when */
     struct {
         uint64_t from, to, at_us; /* counters from..to-1 given up at at_us */
@@ -75,33 +77,74 @@ void mpt_reorder_free(struct mpt_reorder *r);
 void mpt_reorder_reset(struct mpt_reorder *r, unsigned qi, uint64_t sid);
 
 /* A flow datagram of session queue qi that authenticated with counter ctr (already recorded in
- * w, the session's window) at now. Either it is to be delivered at once (its turn, late, or not
- * holdable), or it is copied and held with tag and tag2, the counters missing before it waited
- * for at most wait_us (mpt_reorder_wait). A datagram that comes after its gap was given up
+ * w, the session's window) at now. Either it is to be delivered at once (its turn with no hold,
+ * late, or not holdable), or it is copied and held with tag and tag2: for hold_us at least
+ * (mpt_reorder_hold), and the counters missing before it waited for at most wait_us
+ * (mpt_reorder_wait). A datagram that comes after its gap was given up
  * lengthens the queue's waits (extra_us) by half and 2 ms, and to at least a quarter more than
  * it was late by; they halve again every 4 s nothing comes late. */
 enum mpt_reorder_verdict mpt_reorder_arrive(struct mpt_reorder *r, unsigned qi,
                                             const struct mpt_window *w, uint64_t ctr, uint64_t now,
-                                            uint64_t wait_us, const uint8_t *data, size_t len,
-                                            uint32_t tag, uint32_t tag2);
+                                            uint64_t wait_us, uint64_t hold_us, const uint8_t *data,
+                                            size_t len, uint32_t tag, uint32_t tag2);
 
-/* The next held datagram of queue qi that may go now: its turn has come (every counter before it
- * arrived), or its wait is over and the counters missing before it are given up. NULL if none.
+/* The next held datagram of queue qi that may go now: its hold is over, and its turn has come
+ * (every counter before it arrived) or its wait is over and the counters missing before it are
+ * given up. NULL if none.
  * With flush, every held datagram goes, in order. The entry stays valid until the next call on r.
  * Call after every datagram of the session that authenticated, and at the deadline. */
 const struct mpt_reorder_ent *mpt_reorder_pop(struct mpt_reorder *r, unsigned qi,
                                               const struct mpt_window *w, uint64_t now, int flush);
 
-/* When queue qi's first held datagram's wait is over (UINT64_MAX: nothing held). */
+/* When queue qi's first held datagram may go or its gap be given up, as of the last call of
+ * mpt_reorder_pop (or earlier: a datagram held since), UINT64_MAX if nothing is held. */
 uint64_t mpt_reorder_deadline(const struct mpt_reorder *r, unsigned qi);
 
-/* How long the counters missing before a datagram that came over path `path` are waited for: the
- * slowest path's one-way delay less this path's (half their smoothed RTTs, among the paths of
- * mask; 0 = not measured, left out; a path not measured counts as the fastest), since nothing
- * sent before it can come later than over the slowest path; plus extra_us and
- * MPT_REORDER_MARGIN_US; at most cap_us. */
+/* A path's one-way delay as its receiver sees it (§8.1): the arrival time of a probe (or its
+ * ack) less the sender's clock when it left, the last MPT_OWD_SAMPLES of them. The two clocks
+ * differ by an unknown offset, the same for every path between the two ends, so only the
+ * differences between paths mean anything; and since each sample is taken at the receiving end,
+ * a queue that grows on one direction of a path shows there at once, where the round-trip time
+ * splits it between the directions and smooths it over seconds. */
+#define MPT_OWD_SAMPLES 4
+#define MPT_OWD_MIN_US 10000000ULL /* the lowest sample is forgotten after this long */
+struct mpt_owd {
+    int64_t s[MPT_OWD_SAMPLES];
+    unsigned n, next;
+    int64_t min; /* the lowest sample lately: the path's delay without a queue */
+    uint64_t min_at_us;
+};
+
+/* Forgets every sample (a new session: the sender's clock may be another). */
+void mpt_owd_reset(struct mpt_owd *o);
+
+/* A sample: sent at sent_us by the sender's clock, arrived at now_us by ours. */
+void mpt_owd_add(struct mpt_owd *o, uint64_t now_us, uint64_t sent_us);
+
+/* The delays of the n paths of mask to wait by, in µs on a scale common to them: hi[i] the
+ * longest of path i's recent samples, lo[i] the shortest, base[i] the lowest of the last
+ * MPT_OWD_MIN_US. From the one-way samples owd[i] if every path of mask has some, else half the
+ * smoothed round-trip times srtt_us[i] for all three (0 = not measured: that path has no
+ * figure). Returns the mask of the paths given a figure. */
+uint32_t mpt_reorder_delays(const struct mpt_owd *const *owd, const uint64_t *srtt_us,
+                            uint32_t mask, unsigned n, int64_t *hi, int64_t *lo, int64_t *base);
+
+/* How long the counters missing before a datagram that came over path `path` are waited for:
+ * the longest delay among the paths of `known` (figures of mpt_reorder_delays) less this path's
+ * shortest, since nothing sent before it can come later than over the slowest path (a path with
+ * no figure counts as the fastest); plus extra_us and MPT_REORDER_MARGIN_US; at most cap_us. */
 #define MPT_REORDER_MARGIN_US 5000
-uint64_t mpt_reorder_wait(const uint64_t *srtt_us, uint32_t mask, unsigned n, unsigned path,
-                          uint64_t extra_us, uint64_t cap_us);
+uint64_t mpt_reorder_wait(const int64_t *hi, const int64_t *lo, uint32_t known, unsigned n,
+                          unsigned path, uint64_t extra_us, uint64_t cap_us);
+
+/* How long a datagram that came over path `path` is held, whatever came before it: what the
+ * slowest path of `known` takes longer than this one without a queue (base[] of
+ * mpt_reorder_delays), so that every datagram takes about as long as over the slowest path, and
+ * TCP carried inside sees one round-trip time rather than one per path (whose jumps end its slow
+ * start early, at a fraction of the paths' capacity); at most cap_us; 0 for a path with no
+ * figure. Queues are left to the wait: holding for them would lengthen every datagram's trip by
+ * the deepest queue. */
+uint64_t mpt_reorder_hold(const int64_t *base, uint32_t known, unsigned n, unsigned path,
+                          uint64_t cap_us);
 
 #endif

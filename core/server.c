@@ -924,7 +924,8 @@ static double loss_dq(uint16_t v)
 }
 
 /* What a probe says: the client's view of this path and which paths to answer on (§5, §8). */
-static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, const uint8_t *m)
+static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, const uint8_t *m,
+                     uint64_t now)
 {
     uint64_t sent = mpt_get64(m + MPT_PROBE_OFF_TIME);
 
@@ -935,6 +936,7 @@ static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, c
     p->loss_up = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_UP));
     p->loss_down = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_DOWN));
     p->srtt_us = mpt_get32(m + MPT_PROBE_OFF_SRTT);
+    mpt_owd_add(&p->owd, now, sent);
     /* Probes overtake each other on paths of unequal delay: only the newest choice counts. */
     if (!ss->have_hints || sent >= ss->hints_time) {
         memcpy(ss->use, m + MPT_PROBE_OFF_USE, MPT_MAX_PATHS);
@@ -946,7 +948,7 @@ static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, c
 /* Answers a probe, under the keys (and session id) it came with. */
 static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,
                            struct mpt_server_path *p, const uint8_t *probe, struct mpt_outq *q,
-                           uint64_t sid, struct mpt_keys *k)
+                           uint64_t sid, struct mpt_keys *k, uint64_t now)
 {
     uint8_t *out = mpt_outq_alloc(q, MPT_DATA_OVERHEAD + MPT_PROBE_ACK_LEN), *m;
     struct mpt_out *o;
@@ -964,6 +966,7 @@ static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,
     memcpy(m + MPT_PROBE_OFF_SEQ, probe + MPT_PROBE_OFF_SEQ, 12); /* seq and time, echoed */
     mpt_put32(m + MPT_PROBE_OFF_RX, (uint32_t)p->rx_dgrams);
     mpt_put32(m + MPT_PROBE_OFF_TX, (uint32_t)p->tx_dgrams);
+    mpt_put64(m + MPT_PROBE_OFF_STIME, now);
     n = mpt_data_seal(k, sid, out, MPT_PROBE_ACK_LEN);
     s->ctr.sealed++;
     o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);
@@ -1560,21 +1563,26 @@ static int reorder_on(const struct mpt_server *s, const struct mpt_server_sessio
 }
 
 /* How long the datagrams missing before one that came over path slot `path` are waited for: the
- * delay difference between it and the slowest path heard lately (from the client's RTTs), and a
- * margin (§8.1). */
+ * delay difference between it and the slowest path heard lately, and a margin; and (*hold) how
+ * long it is held in any case, to take as long as over the slowest path (§8.1). */
 static uint64_t reorder_wait(const struct mpt_server *s, uint32_t sslot, unsigned path,
-                             uint64_t now)
+                             uint64_t now, uint64_t *hold)
 {
     const struct mpt_server_session *ss = &s->sessions[sslot];
+    const struct mpt_owd *owd[MPT_MAX_PATHS];
     uint64_t srtt[MPT_MAX_PATHS];
-    uint32_t mask = 0;
+    int64_t hi[MPT_MAX_PATHS], lo[MPT_MAX_PATHS], base[MPT_MAX_PATHS];
+    uint32_t mask = 0, known;
 
     for (unsigned i = 0; i < ss->npaths; i++) {
         srtt[i] = ss->paths[i].srtt_us;
+        owd[i] = &ss->paths[i].owd;
         if (now - ss->paths[i].last_rx_us < PATH_ACTIVE_US)
             mask |= 1u << i;
     }
-    return mpt_reorder_wait(srtt, mask, ss->npaths, path, s->reorder.q[sslot].extra_us,
+    known = mpt_reorder_delays(owd, srtt, mask, ss->npaths, hi, lo, base);
+    *hold = mpt_reorder_hold(base, known, ss->npaths, path, (uint64_t)s->p.reorder_cap_ms * 1000);
+    return mpt_reorder_wait(hi, lo, known, ss->npaths, path, s->reorder.q[sslot].extra_us,
                             (uint64_t)s->p.reorder_cap_ms * 1000);
 }
 
@@ -1627,13 +1635,14 @@ static int reorder_hold(struct mpt_server *s, uint64_t now, uint32_t sslot, uint
                         const uint8_t *data, size_t len)
 {
     const struct mpt_server_session *ss = &s->sessions[sslot];
+    uint64_t wait, hold;
 
     if (!s->rx_fresh || s->rx_slot != sslot || !reorder_on(s, ss) ||
         s->reorder.q[sslot].sid != ss->sid)
         return 0;
-    if (mpt_reorder_arrive(&s->reorder, sslot, &ss->keys.rx_window, s->rx_ctr, now,
-                           reorder_wait(s, sslot, s->rx_path, now), data, len, slot,
-                           s->flows[slot].id) == MPT_REORDER_NOW)
+    wait = reorder_wait(s, sslot, s->rx_path, now, &hold);
+    if (mpt_reorder_arrive(&s->reorder, sslot, &ss->keys.rx_window, s->rx_ctr, now, wait, hold,
+                           data, len, slot, s->flows[slot].id) == MPT_REORDER_NOW)
         return 0;
     if (mpt_reorder_deadline(&s->reorder, sslot) < s->timer_at_us)
         s->wake = 1; /* the driver's timer must wake earlier, when its gap is given up */
@@ -1891,10 +1900,10 @@ static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint3
         return p->validated ? NULL : challenge;
     }
     if (probe) {
-        on_probe(ss, p, plain);
+        on_probe(ss, p, plain, now);
         /* An address not validated gets nothing but its challenge. */
         if (p->validated)
-            send_probe_ack(s, ss, p, plain, q, k == &ss->keys ? ss->sid : ss->prev_sid, k);
+            send_probe_ack(s, ss, p, plain, q, k == &ss->keys ? ss->sid : ss->prev_sid, k, now);
         return challenge;
     }
     if (plain[0] == MPT_INNER_REPAIR) {

@@ -142,6 +142,7 @@ struct mpt_server_path {
     double loss_up;     /* client -> server */
     double loss_down;   /* server -> client */
     uint64_t srtt_us;   /* the client's smoothed RTT of this path */
+    struct mpt_owd owd; /* its one-way delay client -> server, from probes (§8.1) */
     unsigned max_dgram; /* UDP payload it carries whole, set by the driver; 0 unknown */
     /* Validation of the return address (PROTOCOL.md §5 PATH_CHALLENGE, §7): until the client
      * echoes the challenge from it, it is sent nothing but challenges, and at most

@@ -467,6 +467,23 @@ static void fec_stats(struct mpt_json *j, uint64_t sources, uint64_t repairs, ui
     mpt_json_end(j);
 }
 
+/* The reorder buffer (PROTOCOL.md §8.1, balance mode): datagrams that waited for an earlier one,
+ * gaps given up after their wait, datagrams that came after their gap was given up (delivered at
+ * once), datagrams it could not hold, those it holds now, and the extra wait late arrivals added
+ * (the client's; the server's queues each have their own). */
+static void reorder_stats(struct mpt_json *j, const struct mpt_reorder *r, int with_extra)
+{
+    mpt_json_obj(j, "reorder");
+    mpt_json_u64(j, "held", r->st.held);
+    mpt_json_u64(j, "gaps", r->st.gaps);
+    mpt_json_u64(j, "late", r->st.late);
+    mpt_json_u64(j, "overflow", r->st.overflow);
+    mpt_json_u64(j, "holding", r->used);
+    if (with_extra && r->nq)
+        mpt_json_num(j, "extra_wait_ms", (double)r->q[0].extra_us / 1000.0);
+    mpt_json_end(j);
+}
+
 void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, uint64_t now)
 {
     const struct mpt_client *c = st->core;
@@ -498,6 +515,7 @@ void mpt_status_client_write(struct mpt_status_client *st, struct mpt_json *j, u
         mpt_json_null(j, "handshakes_sent");
     }
     mpt_json_end(j);
+    reorder_stats(j, &c->reorder, 1);
 
     mpt_json_obj(j, "flows");
     mpt_json_u64(j, "used", mpt_client_flows(c));
@@ -732,6 +750,7 @@ void mpt_status_server_write(struct mpt_status_server *st, struct mpt_json *j, u
     mpt_json_u64(j, "misses", s->names.misses);
     mpt_json_u64(j, "given_up", s->names.given_up);
     mpt_json_end(j);
+    reorder_stats(j, &s->reorder, 0);
 
     counters(j, &s->ctr);
     mpt_json_end(j);

@@ -251,6 +251,23 @@ static void fec_totals(struct mpt_prom *p, uint64_t sources, uint64_t repairs, u
         "fec mode: lost datagrams whose repairs did not come in time", given_up);
 }
 
+/* The reorder buffer (PROTOCOL.md §8.1, balance mode). */
+static void reorder_totals(struct mpt_prom *p, const struct mpt_reorder *r)
+{
+    one(p, "mptunnel_reorder_held_packets_total", "counter",
+        "Datagrams the reorder buffer held for an earlier one", r->st.held);
+    one(p, "mptunnel_reorder_gaps_total", "counter",
+        "Gaps in the datagrams' order given up after their wait (lost, or later than it)",
+        r->st.gaps);
+    one(p, "mptunnel_reorder_late_packets_total", "counter",
+        "Datagrams that came after their gap was given up, delivered at once", r->st.late);
+    one(p, "mptunnel_reorder_overflow_packets_total", "counter",
+        "Datagrams the reorder buffer could not hold (too large, or full), delivered at once",
+        r->st.overflow);
+    one(p, "mptunnel_reorder_holding_packets", "gauge", "Datagrams the reorder buffer holds now",
+        r->used);
+}
+
 /* Datagrams too large for their paths, sent as pieces and rebuilt from them. */
 static void split_totals(struct mpt_prom *p, const struct mpt_split_stats *st)
 {
@@ -445,6 +462,7 @@ void mpt_status_client_prom(struct mpt_status_client *st, struct mpt_prom *p, ui
         c->refused_drops);
     split_totals(p, &c->split.st);
     fec_totals(p, c->fec_sources, c->fec_repairs_tx, c->fec_recovered, c->fec_rx.given_up);
+    reorder_totals(p, &c->reorder);
     socks_totals(p, st->socks);
 }
 
@@ -559,6 +577,7 @@ void mpt_status_server_prom(struct mpt_status_server *st, struct mpt_prom *p, ui
         "Flows naming a host that started a lookup", s->names.misses);
     one(p, "mptunnel_name_lookups", "gauge", "Lookups of names under way", s->names.pending);
     fec_totals(p, s->fec_sources_tx, s->fec_repairs_tx, s->fec_recovered, s->fec_rx.given_up);
+    reorder_totals(p, &s->reorder);
 }
 
 /* ---- the endpoints ---- */

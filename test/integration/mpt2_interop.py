@@ -150,7 +150,7 @@ def body(t):
                        lambda p: mpt2.parse_flow(p) == (1, payload))
         t.expect(got is not None, "a FLOW to the default target came back echoed")
         got = exchange(sock, server, sess, mpt2.probe(0, 1), lambda p: p[0] == mpt2.K_PROBE_ACK)
-        t.expect(got is not None and len(got) == 24, "a PROBE got its 24-byte PROBE_ACK")
+        t.expect(got is not None and len(got) == 32, "a PROBE got its 32-byte PROBE_ACK")
 
         sess2, _ = mpt2.connect(sock, server, secret, prev_sid=sess.sid,
                                 prev_resume=sess.resume_key())

@@ -48,7 +48,7 @@ static void in(uint64_t ctr, uint64_t now, int flow, uint64_t wait)
     mpt_window_update(&w, ctr);
     if (flow) {
         memset(buf, (int)ctr, 64);
-        if (mpt_reorder_arrive(&r, 0, &w, ctr, now, wait, buf, 64, (uint32_t)ctr, 0) ==
+        if (mpt_reorder_arrive(&r, 0, &w, ctr, now, wait, 0, buf, 64, (uint32_t)ctr, 0) ==
             MPT_REORDER_NOW)
             out[nout++] = ctr;
     }
@@ -246,7 +246,7 @@ static void bounded(void)
     ASSERT_EQ(nout, 1);
     ASSERT_EQ(r.st.overflow, 1);
     mpt_window_update(&w, 7);
-    ASSERT_EQ(mpt_reorder_arrive(&r, 0, &w, 7, 7, 1000000, buf, MPT_REORDER_CHUNK + 1, 7, 0),
+    ASSERT_EQ(mpt_reorder_arrive(&r, 0, &w, 7, 7, 1000000, 0, buf, MPT_REORDER_CHUNK + 1, 7, 0),
               MPT_REORDER_NOW);
     ASSERT_EQ(r.st.overflow, 2);
     /* Flushed (the session re-keyed): in order, whatever is missing. */
@@ -265,23 +265,83 @@ static void bounded(void)
     mpt_reorder_free(&r);
 }
 
+/* The wait from round-trip times alone (no one-way samples). */
+static uint64_t srtt_wait(const uint64_t *srtt, uint32_t mask, unsigned n, unsigned path,
+                          uint64_t extra, uint64_t cap)
+{
+    const struct mpt_owd *owd[4] = {NULL, NULL, NULL, NULL};
+    int64_t hi[4], lo[4], base[4];
+    uint32_t known = mpt_reorder_delays(owd, srtt, mask, n, hi, lo, base);
+
+    return mpt_reorder_wait(hi, lo, known, n, path, extra, cap);
+}
+
 static void wait(void)
 {
     uint64_t srtt[4] = {4000, 30000, 80000, 0};
     const uint64_t m = MPT_REORDER_MARGIN_US;
 
     /* The slowest path's one-way delay less this one's (half the RTTs), plus the margin. */
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0x7, 3, 0, 0, 100000), 38000 + m);
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0x7, 3, 1, 0, 100000), 25000 + m);
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0x7, 3, 2, 0, 100000), m);
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0x3, 3, 0, 0, 100000), 13000 + m);
+    ASSERT_EQ(srtt_wait(srtt, 0x7, 3, 0, 0, 100000), 38000 + m);
+    ASSERT_EQ(srtt_wait(srtt, 0x7, 3, 1, 0, 100000), 25000 + m);
+    ASSERT_EQ(srtt_wait(srtt, 0x7, 3, 2, 0, 100000), m);
+    ASSERT_EQ(srtt_wait(srtt, 0x3, 3, 0, 0, 100000), 13000 + m);
     /* Not measured, or not among the paths: as the fastest. */
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0xf, 4, 3, 0, 100000), 38000 + m);
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0x6, 3, 0, 0, 100000), 25000 + m);
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0x7, 3, 0, 0, 20000), 20000);
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0x1, 3, 0, 0, 100000), m);
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0x7, 3, 0, 7000, 100000), 45000 + m);
-    ASSERT_EQ(mpt_reorder_wait(srtt, 0, 3, 0, 0, 100000), m);
+    ASSERT_EQ(srtt_wait(srtt, 0xf, 4, 3, 0, 100000), 38000 + m);
+    ASSERT_EQ(srtt_wait(srtt, 0x6, 3, 0, 0, 100000), 25000 + m);
+    ASSERT_EQ(srtt_wait(srtt, 0x7, 3, 0, 0, 20000), 20000);
+    ASSERT_EQ(srtt_wait(srtt, 0x1, 3, 0, 0, 100000), m);
+    ASSERT_EQ(srtt_wait(srtt, 0x7, 3, 0, 7000, 100000), 45000 + m);
+    ASSERT_EQ(srtt_wait(srtt, 0, 3, 0, 0, 100000), m);
+}
+
+/* One-way delays measured at the receiver: a queue on one direction of the slow path counts
+ * whole (half the RTT would count half of it), the clocks' offset cancels, whatever its sign,
+ * and the wait spans the range of the recent samples. */
+static void wait_one_way(void)
+{
+    /* The RTTs say 4, 30 and 80 ms; the slow path's queue this way has grown to 25 ms. */
+    uint64_t srtt[3] = {4000, 30000, 80000};
+    const uint64_t m = MPT_REORDER_MARGIN_US;
+    static const uint64_t offsets[] = {0, 123456789012ULL, (uint64_t)-987654321098LL};
+
+    for (unsigned k = 0; k < sizeof(offsets) / sizeof(offsets[0]); k++) {
+        struct mpt_owd o[3];
+        const struct mpt_owd *owd[3] = {&o[0], &o[1], &o[2]};
+        int64_t hi[3], lo[3], base[3];
+        uint64_t now = 5000000, off = offsets[k];
+        uint32_t known;
+
+        for (unsigned i = 0; i < 3; i++)
+            mpt_owd_reset(&o[i]);
+        /* sent by the sender's clock (ours + off), arrived after the path's delay */
+        mpt_owd_add(&o[0], now + 2000, now + off);
+        mpt_owd_add(&o[1], now + 15000, now + off);
+        mpt_owd_add(&o[2], now + 40000, now + off);
+        mpt_owd_add(&o[2], now + 200000 + 65000, now + 200000 + off);
+        known = mpt_reorder_delays(owd, srtt, 0x7, 3, hi, lo, base);
+        ASSERT_EQ(known, 0x7);
+        /* 65 ms (the slow path's longest) less 2 ms */
+        ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 0, 0, 100000), 63000 + m);
+        ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 1, 0, 100000), 50000 + m);
+        /* the slow path's own shortest sample: another datagram of it may be 25 ms ahead */
+        ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 2, 0, 100000), 25000 + m);
+        ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 0, 0, 50000), 50000);
+        /* Old samples go: after four more of 45 ms the slow path's range is 45 ms alone. */
+        for (unsigned j = 0; j < MPT_OWD_SAMPLES; j++)
+            mpt_owd_add(&o[2], now + 400000 + 45000, now + 400000 + off);
+        known = mpt_reorder_delays(owd, srtt, 0x7, 3, hi, lo, base);
+        ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 0, 0, 100000), 43000 + m);
+        ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 2, 0, 100000), m);
+        /* A path of the mask with no sample yet: half the RTTs for all, as before. */
+        mpt_owd_reset(&o[1]);
+        known = mpt_reorder_delays(owd, srtt, 0x7, 3, hi, lo, base);
+        ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 0, 0, 100000), 38000 + m);
+        /* ... unless it is not among the paths in use. */
+        known = mpt_reorder_delays(owd, srtt, 0x5, 3, hi, lo, base);
+        ASSERT_EQ(known, 0x5);
+        ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 0, 0, 100000), 43000 + m);
+    }
 }
 
 int main(int argc, char **argv)
@@ -295,6 +355,7 @@ int main(int argc, char **argv)
         {"shuffled_lossy", shuffled_lossy},
         {"bounded", bounded},
         {"wait", wait},
+        {"wait_one_way", wait_one_way},
         {NULL, NULL},
     };
     return task_run(cases, argc, argv);
