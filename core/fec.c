@@ -536,8 +536,8 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
                       size_t len, uint64_t now, uint64_t wait_us)
 {
     struct mpt_fec_pend *p = NULL, *free_p = NULL, *oldest = NULL;
-    unsigned j, k, m, S, bits = 0;
-    uint64_t first;
+    unsigned j, k, m, S;
+    uint64_t first, span, late, lo = 0, hi = 0;
 
     r->nout = r->outpos = 0;
     r->last_rx_us = now;
@@ -552,13 +552,14 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
         S < 3 || S > MPT_FEC_SYM_MAX || len != MPT_REPAIR_HDR_LEN + S || !first || first >= ctr ||
         ctr - first > 65536 || !(inner[12] & 1))
         goto bad;
-    for (unsigned i = 0; i < MPT_FEC_SPAN; i++)
-        if (mask_bit(inner + 12, i)) {
-            if (i >= ctr - first) /* every source comes before its repairs */
-                goto bad;
-            bits++;
-        }
-    if (bits != k)
+    for (unsigned i = 0; i < 8; i++) { /* the mask as two words: bit 8b + i is bit i of byte b */
+        lo |= (uint64_t)inner[12 + i] << (8 * i);
+        hi |= (uint64_t)inner[20 + i] << (8 * i);
+    }
+    /* Every source comes before its repairs: no bit at or after ctr - first. */
+    span = ctr - first;
+    late = span >= 128 ? 0 : span >= 64 ? hi >> (span - 64) : (lo >> span) | hi;
+    if ((unsigned)(__builtin_popcountll(lo) + __builtin_popcountll(hi)) != k || late)
         goto bad;
     r->repairs++;
     if (done_has(r, sid, first))
