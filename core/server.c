@@ -145,7 +145,12 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
     s->copies = calloc(2 * (size_t)p->max_sessions, sizeof(*s->copies));
     s->closed = calloc(p->max_flows, sizeof(*s->closed));
     s->allow = calloc(MPT_SERVER_MAX_ALLOW, sizeof(*s->allow));
-    if (!s->sessions || !s->flows || !s->copies || !s->closed || !s->allow ||
+    s->held_buf = malloc((size_t)MPT_SERVER_HELD * MPT_SERVER_HELD_MAX);
+    for (unsigned i = 0; i < MPT_SERVER_HELD; i++) {
+        s->held[i].flow = MPT_NIL;
+        s->held[i].data = s->held_buf ? s->held_buf + (size_t)i * MPT_SERVER_HELD_MAX : NULL;
+    }
+    if (!s->sessions || !s->flows || !s->copies || !s->closed || !s->allow || !s->held_buf ||
         mpt_slots_init(&s->session_slots, p->max_sessions) != 0 ||
         mpt_index_init(&s->session_by_sid, p->max_sessions, mpt_random64()) != 0 ||
         mpt_index_init(&s->session_by_prev, p->max_sessions, mpt_random64()) != 0 ||
@@ -302,6 +307,7 @@ void mpt_server_free(struct mpt_server *s)
     free(s->flows);
     free(s->copies);
     free(s->closed);
+    free(s->held_buf);
     mpt_split_free(&s->split);
     mpt_names_free(&s->names);
     mpt_reorder_free(&s->reorder);
@@ -406,9 +412,25 @@ static uint64_t flow_key(uint32_t session, uint32_t id)
     return (uint64_t)session << 32 | id;
 }
 
+/* The datagram flow `slot` holds while its name resolves, or NULL. */
+static struct mpt_server_held *held_of(struct mpt_server *s, uint32_t slot)
+{
+    for (unsigned i = 0; s->nheld && i < MPT_SERVER_HELD; i++)
+        if (s->held[i].flow == slot)
+            return &s->held[i];
+    return NULL;
+}
+
+static void held_release(struct mpt_server *s, struct mpt_server_held *h)
+{
+    h->flow = MPT_NIL;
+    s->nheld--;
+}
+
 static void flow_close(struct mpt_server *s, uint32_t slot, struct mpt_outq *q)
 {
     struct mpt_server_flow *f = &s->flows[slot];
+    struct mpt_server_held *h = held_of(s, slot);
 
     /* Each flow closes once before it can open again, and the driver empties the list after every
      * call: it cannot overflow. */
@@ -419,6 +441,8 @@ static void flow_close(struct mpt_server *s, uint32_t slot, struct mpt_outq *q)
     s->sessions[f->session].nflows--;
     s->flows_closed++;
     f->pending = 0; /* a lookup it waited for goes on: its answer is kept for others */
+    if (h)
+        held_release(s, h); /* never to be delivered */
     MPT_DEBUG("flow %u of session %016llx closed (%u flows in use)", f->id,
               (unsigned long long)s->sessions[f->session].sid, s->flow_slots.used);
     f->session = MPT_NIL;
@@ -1505,6 +1529,7 @@ static void resolved_flow(struct mpt_server *s, uint64_t now, uint32_t slot,
                           const struct mpt_name *e, struct mpt_outq *q)
 {
     struct mpt_server_flow *f = &s->flows[slot];
+    struct mpt_server_held *h;
     struct mpt_addr a;
     struct mpt_out *o;
     char host[MPT_ADDR_STRLEN];
@@ -1534,6 +1559,40 @@ static void resolved_flow(struct mpt_server *s, uint64_t now, uint32_t slot,
         o->addr = a;
     }
     send_status(s, &s->sessions[f->session], now, f->id, MPT_FLOW_OPEN, q);
+    h = held_of(s, slot);
+    if (h) {
+        /* Its first datagram, after the open (the queue keeps its order). */
+        uint8_t *d = o && h->len ? mpt_outq_alloc(q, h->len) : NULL;
+        if (o && (d || !h->len)) {
+            if (d)
+                memcpy(d, h->data, h->len);
+            if (mpt_outq_push(q, MPT_OUT_FLOW, d, h->len, slot)) {
+                s->ctr.app_tx++;
+                s->held_delivered++;
+            }
+        }
+        held_release(s, h);
+    }
+}
+
+/* Holds the datagram of flow `slot`, whose name is being resolved, if it is the flow's first to
+ * come and there is room: it goes to the target when the flow opens. Else it is dropped. */
+static void hold(struct mpt_server *s, uint32_t slot, const uint8_t *data, size_t len)
+{
+    if (len <= MPT_SERVER_HELD_MAX && s->nheld < MPT_SERVER_HELD && !held_of(s, slot)) {
+        for (unsigned i = 0; i < MPT_SERVER_HELD; i++) {
+            struct mpt_server_held *h = &s->held[i];
+            if (h->flow != MPT_NIL)
+                continue;
+            h->flow = slot;
+            h->len = (uint32_t)len;
+            memcpy(h->data, data, len);
+            s->nheld++;
+            s->held_total++;
+            return;
+        }
+    }
+    s->ctr.drops[MPT_DROP_NOSESSION]++; /* its name is being resolved */
 }
 
 void mpt_server_on_resolved(struct mpt_server *s, uint64_t now, uint32_t flow, uint32_t gen,
@@ -1685,8 +1744,12 @@ static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, con
             send_status(s, ss, now, id, MPT_FLOW_UNKNOWN, q);
             return;
         }
-        if (open_named(s, now, sslot, id, host, port, &slot, q) != 0)
+        if (open_named(s, now, sslot, id, host, port, &slot, q) != 0) {
+            slot = mpt_index_find(&s->flow_by_key, flow_key(sslot, id));
+            if (slot != MPT_NIL && s->flows[slot].pending)
+                hold(s, slot, m + hdr, n - hdr);
             return;
+        }
     } else if (slot == MPT_NIL) {
         /* The default target: [server]'s (index 0), or that of a peer with its own, which the
          * driver is given as an address, as if the flow had named it. */
@@ -1720,7 +1783,7 @@ static void on_flow_data(struct mpt_server *s, uint64_t now, uint32_t sslot, con
             o->target = target;
         }
     } else if (s->flows[slot].pending) {
-        s->ctr.drops[MPT_DROP_NOSESSION]++; /* its name is being resolved */
+        hold(s, slot, m + hdr, n - hdr);
         return;
     } else if (flags & MPT_FLOW_F_TARGET) {
         send_status(s, ss, now, id, MPT_FLOW_OPEN, q); /* the client has not heard yet */

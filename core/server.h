@@ -90,6 +90,10 @@ struct mpt_server_fec {
 #define MPT_SERVER_MAX_PEERS 4096
 /* Refusals logged at most once per this interval (with the count since the last line). */
 #define MPT_SERVER_REFUSELOG_US 10000000ULL
+/* The first datagram of a flow that arrives while the name the flow named resolves is held and
+ * delivered when the flow opens (§5): at most this many held at once, each at most this long. */
+#define MPT_SERVER_HELD 16
+#define MPT_SERVER_HELD_MAX 8192
 
 #define MPT_PATH_ID_UNKNOWN 0xff
 
@@ -199,6 +203,12 @@ struct mpt_server_flow {
     uint64_t last_us;
 };
 
+struct mpt_server_held {
+    uint32_t flow; /* the flow slot; MPT_NIL: free */
+    uint32_t len;
+    uint8_t *data; /* MPT_SERVER_HELD_MAX bytes of mpt_server.held_buf */
+};
+
 struct mpt_server {
     struct mpt_server_params p;
     struct mpt_addr rx_local; /* during an input: the local address it arrived at (0: unknown) */
@@ -265,6 +275,11 @@ struct mpt_server {
      * the output queue (where a slot may already be opened again). */
     uint32_t *closed;
     uint32_t nclosed;
+    /* First datagrams of flows whose name is being resolved (§5), and what became of them. */
+    struct mpt_server_held held[MPT_SERVER_HELD];
+    uint8_t *held_buf;
+    unsigned nheld;
+    uint64_t held_total, held_delivered;
 };
 
 /* Allocates every table at its full size. Returns 0, -EINVAL or -ENOMEM. */

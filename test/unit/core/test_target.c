@@ -541,25 +541,34 @@ static void names(void)
     ASSERT_EQ(mpt_addr_port(&fx.lookups.v[0].addr), 53);
     slot = fx.lookups.v[0].flow;
     gen = fx.lookups.v[0].path;
-    /* While it resolves, more datagrams start no second lookup and reach no one. */
+    /* While it resolves, the flow's first datagram is held; more start no second lookup and
+     * reach no one. */
     send_to(&app, 1, "dns.example", 53, "q2");
     deliver_up();
     ASSERT_EQ(fx.lookups.n, 1);
     ASSERT_EQ(fx.targets.n, 0);
-    /* A stale answer is ignored; the right one opens the flow at the port named. */
+    ASSERT_EQ(fx.s.nheld, 1);
+    /* A stale answer is ignored; the right one opens the flow at the port named, and the first
+     * datagram goes to the target then, after the open. */
     mpt_server_on_resolved(&fx.s, fx.now, slot, gen + 1, 0, &got, &fx.q);
     collect(1);
     ASSERT_EQ(fx.opens.n, 0);
+    ASSERT_EQ(fx.targets.n, 0);
     mpt_server_on_resolved(&fx.s, fx.now, slot, gen, 0, &got, &fx.q);
     collect(1);
     ASSERT_EQ(fx.opens.n, 1);
     ASSERT(mpt_addr_equal(&fx.opens.v[0].addr, &want));
     ASSERT_EQ(fx.s.lookups, 0);
+    ASSERT_EQ(fx.targets.n, 1);
+    ASSERT(has_payload(&fx.targets.v[0], "q1"));
+    ASSERT_EQ(fx.targets.v[0].flow, fx.opens.v[0].flow);
+    ASSERT_EQ(fx.s.nheld, 0);
+    ASSERT_EQ(fx.s.held_delivered, 1);
     deliver_down();
     send_to(&app, 1, "dns.example", 53, "q3");
     deliver_up();
-    ASSERT_EQ(fx.targets.n, 1);
-    ASSERT(has_payload(&fx.targets.v[0], "q3"));
+    ASSERT_EQ(fx.targets.n, 2);
+    ASSERT(has_payload(&fx.targets.v[1], "q3"));
     /* A name that resolves outside the rules: refused, its slot freed, nothing opened. */
     send_to(&app, 1, "evil.example", 53, "e1");
     deliver_up();
@@ -570,6 +579,8 @@ static void names(void)
     ASSERT_EQ(fx.opens.n, 1);
     ASSERT_EQ(fx.s.refused[MPT_FLOW_NOT_ALLOWED], 1);
     ASSERT_EQ(fx.s.flow_slots.used, 1);
+    ASSERT_EQ(fx.targets.n, 2); /* its held datagram with it: nowhere */
+    ASSERT_EQ(fx.s.nheld, 0);
     /* A name that does not resolve. */
     send_to(&app, 1, "nosuch.example", 53, "n1");
     deliver_up();
@@ -579,6 +590,8 @@ static void names(void)
     collect(1);
     ASSERT_EQ(fx.s.refused[MPT_FLOW_UNRESOLVED], 1);
     ASSERT_EQ(fx.s.flow_slots.used, 1);
+    ASSERT_EQ(fx.s.nheld, 0);
+    ASSERT_EQ(fx.targets.n, 2);
     deliver_down();
     ASSERT_EQ(fx.c.refused[MPT_FLOW_NOT_ALLOWED], 1);
     ASSERT_EQ(fx.c.refused[MPT_FLOW_UNRESOLVED], 1);
@@ -603,10 +616,12 @@ static void lookup_limit(void)
      * but is kept for the next flow naming the name, which opens without a lookup. */
     slot = fx.lookups.v[0].flow;
     gen = fx.lookups.v[0].path;
+    ASSERT_EQ(fx.s.nheld, 2);
     fx.now += 11000000;
     stimer();
     ASSERT_EQ(fx.s.flow_slots.used, 0);
     ASSERT_EQ(fx.s.lookups, 2);
+    ASSERT_EQ(fx.s.nheld, 0); /* their datagrams with them */
     mpt_server_on_resolved(&fx.s, fx.now, slot, gen, 0, &got, &fx.q);
     collect(1);
     ASSERT_EQ(fx.opens.n, 0);
@@ -746,6 +761,9 @@ static void name_cache(void)
     ASSERT_EQ(fx.opens.n, 2); /* both waiting flows open with the one answer */
     ASSERT(mpt_addr_equal(&fx.opens.v[0].addr, &want));
     ASSERT(mpt_addr_equal(&fx.opens.v[1].addr, &want));
+    ASSERT_EQ(fx.targets.n, 2); /* each with its first datagram */
+    ASSERT(has_payload(&fx.targets.v[0], "q1") || has_payload(&fx.targets.v[1], "q1"));
+    ASSERT(has_payload(&fx.targets.v[0], "q2") || has_payload(&fx.targets.v[1], "q2"));
     ASSERT_EQ(mpt_names_cached(&fx.s.names, fx.now), 1);
     deliver_down();
     /* Later flows, at other ports, open at once from the cache. */
@@ -794,6 +812,48 @@ static void name_cache(void)
     deliver_up();
     ASSERT_EQ(fx.lookups.n, 4);
     teardown();
+}
+
+/* The first datagrams held while a name resolves: MPT_SERVER_HELD flows at most; the others'
+ * first datagrams are dropped (the client keeps naming the target), and every flow opens. */
+static void held_bounds(void)
+{
+    struct mpt_addr got = addr4(0x0a000009, 0);
+    char msg[8];
+    unsigned n = MPT_SERVER_HELD + 4, from[MPT_SERVER_HELD + 4] = {0};
+
+    nrules = 0;
+    rule4(0x0a000000, 24, 53, 53);
+    setup_params(4, 64, 64);
+    establish();
+    for (unsigned i = 0; i < n; i++) {
+        struct mpt_addr a = addr4(0x7f000001, (uint16_t)(7000 + i));
+        snprintf(msg, sizeof(msg), "h%02u", i);
+        send_to(&a, 1, "many.example", 53, msg);
+    }
+    deliver_up();
+    ASSERT_EQ(fx.lookups.n, 1);
+    ASSERT_EQ(fx.s.flow_slots.used, n);
+    ASSERT_EQ(fx.s.nheld, MPT_SERVER_HELD);
+    mpt_server_on_resolved(&fx.s, fx.now, fx.lookups.v[0].flow, fx.lookups.v[0].path, 0, &got,
+                           &fx.q);
+    collect(1);
+    printf("%u flows waiting for one name: %u opened, %u first datagrams delivered (limit %u)\n", n,
+           fx.opens.n, fx.targets.n, MPT_SERVER_HELD);
+    ASSERT_EQ(fx.opens.n, n);
+    ASSERT_EQ(fx.targets.n, MPT_SERVER_HELD);
+    ASSERT_EQ(fx.s.nheld, 0);
+    for (unsigned i = 0; i < fx.targets.n; i++) {
+        unsigned k;
+        ASSERT_EQ(fx.targets.v[i].len, 3);
+        k = (unsigned)(fx.targets.v[i].data[1] - '0') * 10 +
+            (unsigned)(fx.targets.v[i].data[2] - '0');
+        ASSERT_LT(k, n);
+        ASSERT_EQ(from[k], 0);
+        from[k] = 1;
+    }
+    teardown();
+    nrules = 0;
 }
 
 /* The cache's bounds, on the module alone: 256 names, at most 64 negative answers however many
@@ -1107,6 +1167,7 @@ static const struct task_case cases[] = {
     {"close_front", close_front},
     {"name_cache", name_cache},
     {"name_bounds", name_bounds},
+    {"held_bounds", held_bounds},
     {"flow_close_msg", flow_close_msg},
     {"flow_close_bad", flow_close_bad},
     {"peer_rules", peer_rules},
