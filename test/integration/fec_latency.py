@@ -222,10 +222,10 @@ def body(t):
     _, fwd, rev = results["fec"]
     late_rev = [x for x in rev if x > LATE_MS]
     late_fwd = [x for x in fwd if x > LATE_MS]
-    print("fec: %d replies and %d datagrams late by over %d ms against their neighbours (the "
-          "rebuilt ones: about %d%% of each expected), by %.1f and %.1f ms at the median"
-          % (len(late_rev), len(late_fwd), LATE_MS, 100 * LOSS, percentile(late_rev, 0.5),
-             percentile(late_fwd, 0.5)))
+    print("fec: %d replies and %d datagrams late by over %d ms against their neighbours (rebuilt: "
+          "%d%% are lost on their paths, those rebuilt sooner than that not counted), by %.1f "
+          "and %.1f ms at the median" % (len(late_rev), len(late_fwd), LATE_MS, 100 * LOSS,
+                                         percentile(late_rev, 0.5), percentile(late_fwd, 0.5)))
     t.check("fec: late replies (rebuilt)", len(late_rev), 1, ">=")
     t.check("fec: worst lateness of a reply (ms)", max(rev), cap_rev, fmt="%.1f")
     t.check("fec: worst lateness of a datagram to the target (ms)", max(fwd), cap_fwd, fmt="%.1f")
