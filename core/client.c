@@ -931,8 +931,38 @@ static int send_pieces(struct mpt_client *c, uint8_t *out, size_t len, uint32_t 
 
 /* Encrypts one datagram of flow f once and queues it on the scheduled paths. A flow that names
  * its target carries it until the server says the flow is open (§5). */
-static void send_flow(struct mpt_client *c, const struct mpt_client_flow *f, const uint8_t *buf,
-                      size_t len, struct mpt_outq *q)
+/* Balance mode: the paths of mask whose cap (§8.2: what a path found full carried) leaves room
+ * for a datagram now. A cap is a rate, where a share is a fraction of what the applications
+ * send: while they send more and more (TCP's slow start), a full path's share alone would give
+ * it more than it carries, and its queue would stand. */
+static uint32_t within_caps(struct mpt_client *c, uint64_t now, uint32_t mask)
+{
+    uint32_t ok = 0;
+
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        struct mpt_client_path *p = &c->paths[i];
+        double cap = p->est.up.cap, burst;
+
+        if (!(mask & (1u << i)))
+            continue;
+        if (cap <= 0) {
+            ok |= 1u << i;
+            continue;
+        }
+        /* A bucket of cap datagrams per second holding at most 5 ms of them (and 2). */
+        burst = cap * 0.005 > 2 ? cap * 0.005 : 2;
+        p->cap_tokens += cap * (double)(now - p->cap_at_us) / 1e6;
+        p->cap_at_us = now;
+        if (p->cap_tokens > burst)
+            p->cap_tokens = burst;
+        if (p->cap_tokens >= 1)
+            ok |= 1u << i;
+    }
+    return ok;
+}
+
+static void send_flow(struct mpt_client *c, uint64_t now, const struct mpt_client_flow *f,
+                      const uint8_t *buf, size_t len, struct mpt_outq *q)
 {
     size_t tlen = f->port && !f->acked ? 1 + strlen(f->host) + 2 : 0;
     uint8_t *out, *inner;
@@ -960,12 +990,22 @@ static void send_flow(struct mpt_client *c, const struct mpt_client_flow *f, con
         schedule(c);
     mask = c->send_mask;
     if (c->p.mode == MPT_CLIENT_BALANCE) {
-        uint32_t some = 0;
+        uint32_t some = 0, room;
+        unsigned pick;
         for (unsigned i = 0; i < c->p.npaths; i++)
             if (c->share[i])
                 some |= 1u << i;
-        mask = some & mask ? 1u << mpt_wrr_pick(c->wrr, c->share, some & mask, c->p.npaths)
-                           : 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
+        if (some & mask) {
+            /* By share among the paths within their caps; if none is, every path is full:
+             * by share alone. */
+            room = within_caps(c, now, some & mask);
+            pick = mpt_wrr_pick(c->wrr, c->share, room ? room : some & mask, c->p.npaths);
+            if (c->paths[pick].est.up.cap > 0)
+                c->paths[pick].cap_tokens -= 1;
+        } else {
+            pick = mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
+        }
+        mask = 1u << pick;
     } else if (c->p.mode == MPT_CLIENT_FEC) {
         mask = 1u << mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
     }
@@ -1034,7 +1074,7 @@ static int release_held(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
         if (q->max - q->n < c->p.npaths + reserve ||
             q->cap - q->used < h->len + MPT_DATA_OVERHEAD + 64 + MPT_OUTQ_INPUT_BYTES)
             return 1;
-        send_flow(c, &c->flows[slot], c->held_buf + h->off, h->len, q);
+        send_flow(c, now, &c->flows[slot], c->held_buf + h->off, h->len, q);
     }
     c->nheld = 0;
     c->held_next = 0;
@@ -1093,7 +1133,7 @@ void mpt_client_on_app_to(struct mpt_client *c, uint64_t now, const struct mpt_a
         hold(c, now, f->id, buf, len);
         return;
     }
-    send_flow(c, f, buf, len, q);
+    send_flow(c, now, f, buf, len, q);
 }
 
 /* FLOW_STATUS (§5): the server opened a flow that names its target, refused it, or lost it. */

@@ -114,6 +114,8 @@ struct mpt_client_path {
     uint8_t unusable[2];
     uint64_t since_sent[2], since_got[2];
     struct mpt_est est; /* delivery rate, RTT and loss each way, from acknowledged probes */
+    double cap_tokens;  /* balance mode: datagrams it may take now within its cap (§8.2) */
+    uint64_t cap_at_us; /* when they were last counted */
     struct mpt_owd owd; /* its one-way delay server -> client, from probe acks (§8.1) */
 };
 
