@@ -65,6 +65,26 @@ void mpt_client_set_wall(struct mpt_client *c, uint64_t now, uint64_t unix_us)
     c->wall_off_us = (int64_t)(unix_us - now);
 }
 
+/* The tables of the mode: the reorder buffer in balance mode with reorder_cap_ms (3 MiB), fec
+ * mode's encoder and decoder (2.4 MiB); each allocated when a mode first needs it, then kept.
+ * Returns 0 or -ENOMEM. */
+static int mode_tables(struct mpt_client *c, uint8_t mode, uint32_t reorder_cap_ms)
+{
+    if (mode == MPT_CLIENT_BALANCE && reorder_cap_ms && !c->reorder.q &&
+        mpt_reorder_init(&c->reorder, 1, MPT_CLIENT_REORDER_ENTRIES) != 0)
+        return -ENOMEM;
+    if (mode == MPT_CLIENT_FEC && !c->fec_tx.sym) {
+        if (mpt_fec_tx_init(&c->fec_tx) != 0)
+            return -ENOMEM;
+        if (mpt_fec_rx_init(&c->fec_rx, MPT_CLIENT_FEC_SOURCES, MPT_CLIENT_FEC_BLOCKS) != 0) {
+            mpt_fec_tx_free(&c->fec_tx);
+            return -ENOMEM;
+        }
+        memset(c->fec_plan.m_for, 0xff, sizeof(c->fec_plan.m_for));
+    }
+    return 0;
+}
+
 int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
 {
     int locked;
@@ -107,10 +127,7 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
         mpt_slots_init(&c->flow_slots, p->max_flows) != 0 ||
         mpt_index_init(&c->flow_by_app, p->max_flows, mpt_random64()) != 0 ||
         mpt_index_init(&c->flow_by_id, p->max_flows, mpt_random64()) != 0 ||
-        mpt_split_init(&c->split) != 0 ||
-        mpt_reorder_init(&c->reorder, 1, MPT_CLIENT_REORDER_ENTRIES) != 0 ||
-        mpt_fec_tx_init(&c->fec_tx) != 0 ||
-        mpt_fec_rx_init(&c->fec_rx, MPT_CLIENT_FEC_SOURCES, MPT_CLIENT_FEC_BLOCKS) != 0) {
+        mpt_split_init(&c->split) != 0 || mode_tables(c, p->mode, p->reorder_cap_ms) != 0) {
         mpt_client_free(c);
         return -ENOMEM;
     }
@@ -119,10 +136,10 @@ int mpt_client_init(struct mpt_client *c, const struct mpt_client_params *p)
 
 void mpt_client_free(struct mpt_client *c)
 {
-    mpt_fec_tx_free(&c->fec_tx);
-    mpt_fec_rx_free(&c->fec_rx);
     if (!c)
         return;
+    mpt_fec_tx_free(&c->fec_tx);
+    mpt_fec_rx_free(&c->fec_rx);
     free(c->flows);
     free(c->held_buf);
     free(c->copies);
@@ -235,9 +252,9 @@ static void reorder_release(struct mpt_client *c, uint64_t now, int flush, struc
  * one without ordering, go now, in order. */
 static void reorder_sync(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
 {
-    struct mpt_reorder_q *rq = &c->reorder.q[0];
+    struct mpt_reorder_q *rq = c->reorder.q;
 
-    if (rq->sid == c->sid && (reorder_on(c) || !rq->n))
+    if (!rq || (rq->sid == c->sid && (reorder_on(c) || !rq->n)))
         return;
     if (rq->n)
         reorder_release(c, now, 1, q);
@@ -788,30 +805,20 @@ static struct mpt_client_flow *flow_open(struct mpt_client *c, uint64_t now,
     return f;
 }
 
-/* fec mode (§11): the repairs for a block of n sources, from the fixed K:M (in proportion for a
- * block closed early) or planned from each path's measured loss to the server (a path not yet
- * measured counts as 10%), re-planned when the paths or their losses change. */
-static unsigned fec_repairs_for(struct mpt_client *c, unsigned n)
+/* fec mode (§11): the plan for a block opened now: the fixed K:M, or repairs for each path's
+ * loss to the server (a path measured over fewer than MPT_FECPLAN_PRIOR_DGRAMS datagrams counts as
+ * MPT_FECPLAN_PRIOR_LOSS, or more) and target_loss, over the paths data goes on. */
+static void fec_plan(struct mpt_client *c)
 {
-    unsigned share[MPT_FEC_PATHS];
-    int same = c->fec_plan_mask == c->send_mask;
+    double loss[MPT_MAX_PATHS];
 
-    if (c->p.fec_k)
-        return (c->p.fec_m * n + c->p.fec_k - 1) / c->p.fec_k;
-    for (unsigned i = 0; i < c->p.npaths; i++) {
-        double l = c->paths[i].loss_known ? c->paths[i].loss_up : 0.1;
-        if (l != c->fec_plan_loss[i])
-            same = 0;
-        c->fec_plan_loss[i] = l;
-    }
-    if (!same) {
-        memset(c->fec_m_for, 0xff, sizeof(c->fec_m_for));
-        c->fec_plan_mask = c->send_mask;
-    }
-    if (c->fec_m_for[n] == 0xff)
-        c->fec_m_for[n] = (uint8_t)mpt_fec_plan(n, c->fec_plan_loss, c->p.weight, c->send_mask,
-                                                c->p.npaths, c->p.target_loss, share);
-    return c->fec_m_for[n];
+    if (c->sched_dirty)
+        schedule(c);
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        loss[i] = mpt_fecplan_loss(c->paths[i].loss_known ? c->paths[i].loss_up : 0,
+                                   c->paths[i].loss_n[0] >= MPT_FECPLAN_PRIOR_DGRAMS);
+    mpt_fecplan_set(&c->fec_plan, loss, c->p.weight, c->send_mask, c->p.npaths, c->p.target_loss,
+                    c->p.fec_k, c->p.fec_m);
 }
 
 /* Closes the open block and queues its repairs, each sealed once, spread over the paths that
@@ -825,7 +832,7 @@ static void fec_flush(struct mpt_client *c, struct mpt_outq *q)
         return;
     if (c->sched_dirty)
         schedule(c);
-    m = fec_repairs_for(c, n);
+    m = mpt_fecplan_m(&c->fec_plan, n);
     if (!m) {
         mpt_fec_tx_reset(&c->fec_tx);
         return;
@@ -862,24 +869,27 @@ static void fec_flush(struct mpt_client *c, struct mpt_outq *q)
  * block before is closed, if it cannot join it). The driver's timer must wake for a new block. */
 static void fec_source(struct mpt_client *c, const uint8_t *inner, size_t len, struct mpt_outq *q)
 {
-    unsigned k = c->p.fec_k ? c->p.fec_k : MPT_FEC_K_MAX;
     uint64_t ctr;
 
-    if (c->p.mode != MPT_CLIENT_FEC || !mpt_fec_protects(inner, len))
+    if (c->p.mode != MPT_CLIENT_FEC || !c->fec_tx.sym || !mpt_fec_protects(inner, len))
         return;
-    if (!mpt_fec_tx_fits(&c->fec_tx, c->sec->keys.tx_counter + 1, k))
+    if (!mpt_fec_tx_fits(&c->fec_tx, c->sec->keys.tx_counter + 1, mpt_fecplan_k(&c->fec_plan)))
         fec_flush(c, q);
+    if (!c->fec_tx.n)
+        fec_plan(c);
     ctr = c->sec->keys.tx_counter + 1;
-    if (mpt_fec_tx_add(&c->fec_tx, ctr, inner, len, c->fec_now_us) == 1 &&
-        mpt_fec_tx_deadline(&c->fec_tx) < c->timer_at_us)
-        c->wake = 1;
+    if (mpt_fec_tx_add(&c->fec_tx, ctr, inner, len, c->fec_now_us) == 1) {
+        c->fec_close_us = c->fec_now_us + MPT_FEC_BLOCK_US;
+        if (c->fec_close_us < c->timer_at_us)
+            c->wake = 1;
+    }
     c->fec_sources++;
 }
 
 /* After a source is sealed: a full block is closed at once. */
 static void fec_full(struct mpt_client *c, struct mpt_outq *q)
 {
-    if (c->p.mode == MPT_CLIENT_FEC && c->fec_tx.n >= (c->p.fec_k ? c->p.fec_k : MPT_FEC_K_MAX))
+    if (c->p.mode == MPT_CLIENT_FEC && c->fec_tx.n && c->fec_tx.n >= mpt_fecplan_k(&c->fec_plan))
         fec_flush(c, q);
 }
 
@@ -914,8 +924,14 @@ static int send_pieces(struct mpt_client *c, uint8_t *out, size_t len, uint32_t 
     msg = mpt_split_next_msg(&c->split);
     for (unsigned i = 0; i < k; i++) {
         uint8_t *p = mpt_outq_alloc(q, MPT_PIECE_OVERHEAD + mpt_split_piece_len(len, k, i));
-        size_t n = mpt_split_write(mpt_data_inner(p), mpt_get32(c->split.scratch + 4), msg, i, k,
-                                   c->split.scratch, len);
+        size_t n;
+
+        if (!p) { /* the repairs of a block closed on the way took the room */
+            c->ctr.drops[MPT_DROP_LIMIT]++;
+            break;
+        }
+        n = mpt_split_write(mpt_data_inner(p), mpt_get32(c->split.scratch + 4), msg, i, k,
+                            c->split.scratch, len);
         fec_source(c, mpt_data_inner(p), n, q);
         n = mpt_data_seal(&c->sec->keys, c->sid, p, n);
         c->ctr.sealed++;
@@ -1269,6 +1285,10 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
                 p->loss_up = loss_ewma(p->loss_up, p->loss_known, up, dtx);
                 p->loss_down = loss_ewma(p->loss_down, p->loss_known, down, dptx);
                 p->loss_known = 1;
+                if (p->loss_n[0] < MPT_FECPLAN_PRIOR_DGRAMS)
+                    p->loss_n[0] += dtx;
+                if (p->loss_n[1] < MPT_FECPLAN_PRIOR_DGRAMS)
+                    p->loss_n[1] += dptx;
                 if (c->p.mode == MPT_CLIENT_ADAPTIVE)
                     c->sched_dirty = 1;
                 judge(c, now, path, 0, dtx, drx < dtx ? drx : dtx);
@@ -1348,7 +1368,7 @@ static int reorder_hold(struct mpt_client *c, uint64_t now, unsigned path, const
 {
     uint64_t wait, hold;
 
-    if (!reorder_on(c) || k != &c->sec->keys)
+    if (!reorder_on(c) || k != &c->sec->keys || !c->reorder.q)
         return 0;
     wait = reorder_wait(c, path, &hold);
     if (mpt_reorder_arrive(&c->reorder, 0, &k->rx_window, mpt_get64(dgram + MPT_DATA_OFF_CTR), now,
@@ -1479,7 +1499,7 @@ static void path_input(struct mpt_client *c, uint64_t now, unsigned path, const 
             c->ctr.duplicates++;
             if (r && (mpt_copies_dup(r, &k->rx_window, mpt_get64(buf + MPT_DATA_OFF_CTR),
                                      buf + len - MPT_TAG_LEN, path) ||
-                      (c->p.mode == MPT_CLIENT_FEC &&
+                      (c->p.mode == MPT_CLIENT_FEC && c->fec_rx.nsrc &&
                        mpt_fec_rx_late(&c->fec_rx, mpt_data_sid(buf),
                                        mpt_get64(buf + MPT_DATA_OFF_CTR))))) {
                 c->paths[path].rx_dgrams++;
@@ -1502,12 +1522,12 @@ static void path_input(struct mpt_client *c, uint64_t now, unsigned path, const 
     c->ctr.rx_bytes += len;
     if (plain[0] == MPT_INNER_REPAIR) {
         q->used = mark;
-        if (k == &c->sec->keys)
+        if (k == &c->sec->keys && c->fec_rx.nsrc)
             mpt_fec_rx_repair(&c->fec_rx, c->sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain,
                               (size_t)n, now, fec_wait(c));
         return;
     }
-    if (c->p.mode == MPT_CLIENT_FEC && k == &c->sec->keys)
+    if (c->p.mode == MPT_CLIENT_FEC && k == &c->sec->keys && c->fec_rx.nsrc)
         mpt_fec_rx_source(&c->fec_rx, c->sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain, (size_t)n,
                           now);
     if (plain[0] == MPT_INNER_PIECE) {
@@ -1568,7 +1588,7 @@ void mpt_client_on_path(struct mpt_client *c, uint64_t now, unsigned path, const
     reorder_sync(c, now, q);
     path_input(c, now, path, buf, len, q);
     fec_deliver(c, now, q);
-    if (c->reorder.q[0].n)
+    if (c->reorder.q && c->reorder.q[0].n)
         reorder_release(c, now, 0, q);
 }
 
@@ -1609,6 +1629,14 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
         mpt_put16(m + MPT_PROBE_OFF_TARGET,
                   (uint16_t)(c->p.target_loss >= 0.065535 ? 65535 : c->p.target_loss * 1e6 + 0.5));
         memcpy(m + MPT_PROBE_OFF_USE, c->use, MPT_MAX_PATHS);
+        /* fec mode (§11): whether the server may plan with the loss towards us, and the fixed
+         * K:M its direction follows. */
+        if (p->loss_n[1] >= MPT_FECPLAN_PRIOR_DGRAMS)
+            m[MPT_PROBE_OFF_FLAGS] |= MPT_PROBE_F_MEASURED;
+        if (c->p.fec_k && c->p.fec_m) {
+            m[MPT_PROBE_OFF_FEC_K] = (uint8_t)c->p.fec_k;
+            m[MPT_PROBE_OFF_FEC_M] = (uint8_t)c->p.fec_m;
+        }
         n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_PROBE_LEN);
         c->ctr.sealed++;
         if (!mpt_outq_push(q, MPT_OUT_PATH, out, n, i))
@@ -1641,6 +1669,7 @@ int mpt_client_set_enabled(struct mpt_client *c, unsigned path, int enabled, uin
         p->state = MPT_PATH_DOWN;
         p->last_rx_us = 0;
         p->loss_known = 0;
+        p->loss_n[0] = p->loss_n[1] = 0;
         p->ack_seq = 0;
         mpt_est_reset(&p->est);
         memset(p->unusable, 0, sizeof(p->unusable));
@@ -1673,6 +1702,8 @@ int mpt_client_reconfigure(struct mpt_client *c, const struct mpt_client_params 
     for (unsigned i = 0; i < p->npaths; i++)
         if (from[i] >= (int)c->p.npaths)
             return -EINVAL;
+    if (mode_tables(c, p->mode, p->reorder_cap_ms) != 0)
+        return -ENOMEM;
     hsk = mpt_secure_alloc(sizeof(*hsk), &locked);
     if (!hsk)
         return -ENOMEM;
@@ -1962,11 +1993,18 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
         if (c->nheld)
             more_held = release_held(c, now, q);
         update_path_states(c, now);
-        if (mpt_fec_tx_deadline(&c->fec_tx) <= now)
-            fec_flush(c, q);
+        if (c->fec_tx.n && c->fec_close_us <= now) {
+            /* At low rates a block may be given longer to gather sources (§11). */
+            uint64_t later = mpt_fecplan_next(&c->fec_plan, c->fec_tx.n, c->fec_tx.opened_us, now);
+            if (later) {
+                c->fec_close_us = later;
+                c->fec_longer++;
+            } else
+                fec_flush(c, q);
+        }
         mpt_fec_rx_expire(&c->fec_rx, now);
-        if (mpt_fec_tx_deadline(&c->fec_tx) < next)
-            next = mpt_fec_tx_deadline(&c->fec_tx);
+        if (c->fec_tx.n && c->fec_close_us < next)
+            next = c->fec_close_us;
         if (c->hs_sid == 0 && now - c->last_auth_us >= dead_after_us(c)) {
             MPT_WARN("session %016llx silent for %llu ms on every path: re-establishing",
                      (unsigned long long)c->sid,
@@ -2018,7 +2056,7 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
     log_stats(c, now);
     if (c->state == MPT_CLIENT_ESTABLISHED) {
         reorder_sync(c, now, q);
-        if (c->reorder.q[0].n) {
+        if (c->reorder.q && c->reorder.q[0].n) {
             reorder_release(c, now, 0, q);
             if (mpt_reorder_deadline(&c->reorder, 0) < next)
                 next = mpt_reorder_deadline(&c->reorder, 0);

@@ -11,6 +11,7 @@
 #include "core/addr.h"
 #include "core/estimate.h"
 #include "core/fec.h"
+#include "core/fecplan.h"
 #include "core/handshake.h"
 #include "core/outq.h"
 #include "core/reorder.h"
@@ -94,6 +95,8 @@ struct mpt_client_path {
     double loss_up;                           /* client -> server, smoothed (0..1) */
     double loss_down;                         /* server -> client, smoothed (0..1) */
     int loss_known;                           /* at least one loss sample each way */
+    uint64_t
+        loss_n[2]; /* datagrams the loss samples covered, each way (to MPT_FECPLAN_PRIOR_DGRAMS) */
     /* Counters at the last probe acknowledged, for the loss of the next interval. */
     uint32_t ack_seq;
     uint64_t ack_tx, ack_rx;
@@ -246,14 +249,17 @@ struct mpt_client {
     /* The paths that delivered each recent counter, for the session and the one before (§5):
      * each counter counts once per path in the loss figures. */
     struct mpt_copies *copies;
-    uint64_t challenges;        /* PATH_CHALLENGE answered */
-    struct mpt_reorder reorder; /* replies put back in order (§8.1): one queue, this session's */
-    /* fec mode (§11): the encoder of datagrams to the server, and its plan: repairs for a block
-     * of n sources, valid while the paths and their losses are those of fec_plan_loss. */
+    uint64_t challenges; /* PATH_CHALLENGE answered */
+    /* Replies put back in order (§8.1): one queue, this session's; allocated in balance mode
+     * with reorder_cap_ms (q NULL until then). */
+    struct mpt_reorder reorder;
+    /* fec mode (§11), allocated when the mode is first fec (sym NULL until then): the encoder of
+     * datagrams to the server, its plan for the open block, and when that block is closed (or
+     * looked at again: mpt_fecplan_next). */
     struct mpt_fec_tx fec_tx;
-    uint8_t fec_m_for[MPT_FEC_K_MAX + 1];
-    double fec_plan_loss[MPT_MAX_PATHS];
-    uint32_t fec_plan_mask;
+    struct mpt_fecplan fec_plan;
+    uint64_t fec_close_us;
+    uint64_t fec_longer;    /* times an open block was given 10 ms more (mpt_fecplan_next) */
     unsigned fec_next_path; /* the path the next block's first repair goes on */
     uint64_t fec_now_us;    /* the time of the input being handled */
     uint64_t fec_sources, fec_repairs_tx, fec_repair_drops;

@@ -20,6 +20,7 @@
 #define HS_GLOBAL_RATE 2000
 #define HS_GLOBAL_BURST 4000
 #define CHALLENGE_RETRY_US 200000ULL /* a challenge not echoed is sent again after this */
+#define ALLOC_RETRY_US 1000000ULL    /* a table allocated on first use that could not be: again */
 
 static size_t sessions_bytes(unsigned n)
 {
@@ -70,6 +71,8 @@ static int server_keys(struct mpt_server *s, const struct mpt_server_params *p)
     return 0;
 }
 
+static void fec_encoder_free(struct mpt_server *s, uint32_t slot);
+
 /* The decoder gave up n datagrams of session sid (§11). */
 static void fec_given_up(void *arg, uint64_t sid, unsigned n)
 {
@@ -78,6 +81,23 @@ static void fec_given_up(void *arg, uint64_t sid, unsigned n)
 
     if (slot != MPT_NIL)
         s->sessions[slot].fec_given_up += n;
+}
+
+/* fec mode's decoder, allocated for the first session in fec mode (§11): 1 if it is there. A
+ * server that cannot have it takes coded datagrams as they come (repairs dropped, counted). */
+static int fec_rx_ready(struct mpt_server *s, uint64_t now)
+{
+    if (s->fec_rx.nsrc)
+        return 1;
+    if (now < s->fec_rx_retry_us ||
+        mpt_fec_rx_init(&s->fec_rx, MPT_SERVER_FEC_SOURCES, MPT_SERVER_FEC_BLOCKS) != 0) {
+        s->fec_rx_retry_us = now < s->fec_rx_retry_us ? s->fec_rx_retry_us : now + ALLOC_RETRY_US;
+        s->fec_no_decoder++;
+        return 0;
+    }
+    s->fec_rx.on_give_up = fec_given_up;
+    s->fec_rx.arg = s;
+    return 1;
 }
 
 int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
@@ -158,20 +178,12 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
         mpt_index_init(&s->flow_by_key, p->max_flows, mpt_random64()) != 0 ||
         mpt_split_init(&s->split) != 0 ||
         mpt_names_init(&s->names, (uint64_t)p->name_ttl_ms * 1000) != 0 ||
-        mpt_reorder_init(&s->reorder, p->max_sessions, MPT_SERVER_REORDER_ENTRIES) != 0 ||
-        mpt_fec_rx_init(&s->fec_rx, MPT_SERVER_FEC_SOURCES, MPT_SERVER_FEC_BLOCKS) != 0) {
+        !(s->fec_tx = calloc(p->max_sessions, sizeof(*s->fec_tx)))) {
         mpt_server_free(s);
         return -ENOMEM;
     }
-    s->fec_rx.on_give_up = fec_given_up;
-    s->fec_rx.arg = s;
-    for (unsigned i = 0; i < MPT_SERVER_FEC_ENCODERS; i++) {
-        s->fec_tx[i].session = MPT_NIL;
-        if (mpt_fec_tx_init(&s->fec_tx[i].tx) != 0) {
-            mpt_server_free(s);
-            return -ENOMEM;
-        }
-    }
+    /* The reorder buffer (6 MiB) and fec mode's decoder (4.5 MiB) are allocated when a session
+     * first needs them (reorder_ready, fec_rx_ready). */
     for (unsigned i = 0; i < p->max_flows; i++)
         s->flows[i].session = MPT_NIL;
     mpt_server_set_allow(s, p->allow, p->nallow);
@@ -312,8 +324,10 @@ void mpt_server_free(struct mpt_server *s)
     mpt_names_free(&s->names);
     mpt_reorder_free(&s->reorder);
     mpt_fec_rx_free(&s->fec_rx);
-    for (unsigned i = 0; i < MPT_SERVER_FEC_ENCODERS; i++)
-        mpt_fec_tx_free(&s->fec_tx[i].tx);
+    if (s->fec_tx)
+        for (unsigned i = 0; i < s->p.max_sessions; i++)
+            fec_encoder_free(s, i);
+    free(s->fec_tx);
     free(s->allow);
     free(s->peer_allow);
     free(s->recent);
@@ -480,6 +494,7 @@ static void session_release(struct mpt_server *s, uint32_t slot, struct mpt_outq
 
     session_flows_close(s, slot, q);
     mpt_reorder_reset(&s->reorder, slot, 0);
+    fec_encoder_free(s, slot);
     prev_forget(s, slot);
     mpt_index_remove(&s->session_by_sid, slot);
     mpt_slots_release(&s->session_slots, slot);
@@ -949,16 +964,25 @@ static double loss_dq(uint16_t v)
 
 /* What a probe says: the client's view of this path and which paths to answer on (§5, §8). */
 static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, const uint8_t *m,
-                     uint64_t now)
+                     size_t len, uint64_t now)
 {
     uint64_t sent = mpt_get64(m + MPT_PROBE_OFF_TIME);
 
     ss->mode = m[2];
     ss->fec_target =
         mpt_get16(m + MPT_PROBE_OFF_TARGET) ? mpt_get16(m + MPT_PROBE_OFF_TARGET) / 1e6 : 0;
+    /* The client's fixed fec = K:M, from a probe long enough to say it; out of range: planned. */
+    ss->fec_k = ss->fec_m = 0;
+    if (len >= MPT_PROBE_OFF_FEC_M + 1 && m[MPT_PROBE_OFF_FEC_K] >= 1 &&
+        m[MPT_PROBE_OFF_FEC_K] <= MPT_FEC_K_MAX && m[MPT_PROBE_OFF_FEC_M] >= 1 &&
+        m[MPT_PROBE_OFF_FEC_M] <= MPT_FEC_M_MAX) {
+        ss->fec_k = m[MPT_PROBE_OFF_FEC_K];
+        ss->fec_m = m[MPT_PROBE_OFF_FEC_M];
+    }
     p->state = m[3];
     p->loss_up = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_UP));
     p->loss_down = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_DOWN));
+    p->loss_measured = m[MPT_PROBE_OFF_FLAGS] & MPT_PROBE_F_MEASURED;
     p->srtt_us = mpt_get32(m + MPT_PROBE_OFF_SRTT);
     mpt_owd_add(&p->owd, now, sent);
     /* Probes overtake each other on paths of unequal delay: only the newest choice counts. */
@@ -1056,73 +1080,69 @@ static void push_paths(struct mpt_server *s, struct mpt_server_session *ss, cons
     }
 }
 
-/* fec mode (§11), replies: the encoder of session ss, claimed if it has none (a free one, or one
- * whose owner left fec mode or added nothing for a second); NULL if none can be had. */
-static struct mpt_server_fec *fec_encoder(struct mpt_server *s, struct mpt_server_session *ss,
-                                          uint64_t now)
+/* fec mode (§11), replies: the encoder of session ss, allocated on its first coded reply (once:
+ * it lives until the session ends or idles for MPT_SERVER_FEC_IDLE_US); NULL, counted, if memory
+ * for it cannot be had (the reply then goes uncoded). */
+static struct mpt_server_fec *fec_encoder(struct mpt_server *s, struct mpt_server_session *ss)
 {
     uint32_t slot = (uint32_t)(ss - s->sessions);
-    struct mpt_server_fec *take = NULL;
+    struct mpt_server_fec *f = s->fec_tx[slot];
 
-    for (unsigned i = 0; i < MPT_SERVER_FEC_ENCODERS; i++) {
-        struct mpt_server_fec *f = &s->fec_tx[i];
-        if (f->session == slot)
-            return f;
-        if (!take && (f->session == MPT_NIL || s->sessions[f->session].mode != MPT_CLIENT_FEC ||
-                      !s->sessions[f->session].sid || now - f->last_us > 1000000))
-            take = f;
-    }
-    if (!take) {
+    if (f)
+        return f;
+    f = calloc(1, sizeof(*f));
+    if (!f || mpt_fec_tx_init(&f->tx) != 0) {
+        free(f);
         s->fec_no_encoder++;
         return NULL;
     }
-    mpt_fec_tx_reset(&take->tx);
-    take->session = slot;
-    take->mask = 0;
-    memset(take->m_for, 0xff, sizeof(take->m_for));
-    return take;
+    memset(f->plan.m_for, 0xff, sizeof(f->plan.m_for));
+    s->fec_tx[slot] = f;
+    s->fec_encoders++;
+    return f;
 }
 
-/* The repairs for a block of n replies: planned from each return path's loss towards the client
- * (the client measures it and says so in its probes), re-planned when those change. */
-static unsigned fec_repairs_for(struct mpt_server_session *ss, struct mpt_server_fec *f, unsigned n,
-                                uint32_t mask)
+static void fec_encoder_free(struct mpt_server *s, uint32_t slot)
+{
+    if (!s->fec_tx || !s->fec_tx[slot])
+        return;
+    mpt_fec_tx_free(&s->fec_tx[slot]->tx);
+    free(s->fec_tx[slot]);
+    s->fec_tx[slot] = NULL;
+    s->fec_encoders--;
+}
+
+/* The plan for the replies of session ss over the return paths of mask: the client's fixed
+ * K:M, or repairs for each return path's loss towards the client (the client measures it and
+ * says so in its probes; a path not measured yet counts as MPT_FECPLAN_PRIOR_LOSS) and its
+ * target_loss. */
+static void fec_plan(struct mpt_server_session *ss, struct mpt_server_fec *f, uint32_t mask)
 {
     double loss[MPT_MAX_PATHS];
-    unsigned w[MPT_MAX_PATHS], share[MPT_FEC_PATHS];
-    int same = f->mask == mask && f->target == ss->fec_target;
+    unsigned w[MPT_MAX_PATHS];
 
-    f->target = ss->fec_target;
     for (unsigned i = 0; i < ss->npaths; i++) {
-        loss[i] = ss->paths[i].loss_down;
+        loss[i] = mpt_fecplan_loss(ss->paths[i].loss_down, ss->paths[i].loss_measured);
         w[i] = ss->paths[i].id < MPT_MAX_PATHS && ss->use[ss->paths[i].id]
                    ? ss->use[ss->paths[i].id]
                    : 1;
-        if (loss[i] != f->loss[i])
-            same = 0;
-        f->loss[i] = loss[i];
     }
-    if (!same) {
-        memset(f->m_for, 0xff, sizeof(f->m_for));
-        f->mask = mask;
-    }
-    if (f->m_for[n] == 0xff)
-        f->m_for[n] = (uint8_t)mpt_fec_plan(
-            n, loss, w, mask, ss->npaths,
-            ss->fec_target > 0 ? ss->fec_target : MPT_SERVER_FEC_TARGET, share);
-    return f->m_for[n];
+    mpt_fecplan_set(&f->plan, loss, w, mask, ss->npaths,
+                    ss->fec_target > 0 ? ss->fec_target : MPT_SERVER_FEC_TARGET, ss->fec_k,
+                    ss->fec_m);
 }
 
-/* Closes f's open block and queues its repairs, one path each in turn over mask. */
+/* Closes f's open block and queues its repairs, one path each in turn over the plan's paths. */
 static void fec_flush(struct mpt_server *s, struct mpt_server_session *ss, struct mpt_server_fec *f,
-                      uint64_t now, uint32_t mask, struct mpt_outq *q)
+                      uint64_t now, struct mpt_outq *q)
 {
     unsigned n = f->tx.n, m;
+    uint32_t mask = f->plan.mask;
     uint64_t sid = ss->prev_sid && now < ss->prev_until_us ? ss->prev_sid : ss->sid;
 
     if (!n)
         return;
-    if (!mask || f->sid != sid || !(m = fec_repairs_for(ss, f, n, mask))) {
+    if (!mask || f->sid != sid || !(m = mpt_fecplan_m(&f->plan, n))) {
         mpt_fec_tx_reset(&f->tx);
         return;
     }
@@ -1148,27 +1168,32 @@ static void fec_flush(struct mpt_server *s, struct mpt_server_session *ss, struc
     }
 }
 
-/* A reply about to be sealed with the next counter of its keys: a source of the session's open
- * block (the block before closed first if it cannot join). Returns the encoder, or NULL. */
+/* A reply (or a piece of one) about to be sealed with the next counter of its keys, to go on one
+ * of the return paths `all`: a source of the session's open block (the block before closed first
+ * if it cannot join). Returns the encoder, or NULL (not coded). */
 static struct mpt_server_fec *fec_source(struct mpt_server *s, struct mpt_server_session *ss,
                                          uint64_t now, const uint8_t *inner, size_t len,
-                                         struct mpt_outq *q)
+                                         uint32_t all, struct mpt_outq *q)
 {
     int prev = ss->prev_sid && now < ss->prev_until_us;
     uint64_t sid = prev ? ss->prev_sid : ss->sid;
     uint64_t ctr = (prev ? ss->prev_keys.tx_counter : ss->keys.tx_counter) + 1;
     struct mpt_server_fec *f;
 
-    if (ss->mode != MPT_CLIENT_FEC || !mpt_fec_protects(inner, len) ||
-        !(f = fec_encoder(s, ss, now)))
+    if (ss->mode != MPT_CLIENT_FEC || !mpt_fec_protects(inner, len) || !all ||
+        !(f = fec_encoder(s, ss)))
         return NULL;
-    if (f->tx.n && (f->sid != sid || !mpt_fec_tx_fits(&f->tx, ctr, MPT_FEC_K_MAX)))
-        fec_flush(s, ss, f, now, f->mask, q);
+    if (f->tx.n && (f->sid != sid || !mpt_fec_tx_fits(&f->tx, ctr, mpt_fecplan_k(&f->plan))))
+        fec_flush(s, ss, f, now, q);
+    if (!f->tx.n)
+        fec_plan(ss, f, all); /* a block goes on the paths of its time */
     f->sid = sid;
     f->last_us = now;
-    if (mpt_fec_tx_add(&f->tx, ctr, inner, len, now) == 1 &&
-        mpt_fec_tx_deadline(&f->tx) < s->timer_at_us)
-        s->wake = 1;
+    if (mpt_fec_tx_add(&f->tx, ctr, inner, len, now) == 1) {
+        f->close_us = now + MPT_FEC_BLOCK_US;
+        if (f->close_us < s->timer_at_us)
+            s->wake = 1;
+    }
     ss->fec_sources++;
     s->fec_sources_tx++;
     return f;
@@ -1176,26 +1201,41 @@ static struct mpt_server_fec *fec_source(struct mpt_server *s, struct mpt_server
 
 /* After a source is sealed: a full block is closed at once. */
 static void fec_full(struct mpt_server *s, struct mpt_server_session *ss, struct mpt_server_fec *f,
-                     uint64_t now, uint32_t mask, struct mpt_outq *q)
+                     uint64_t now, struct mpt_outq *q)
 {
-    f->mask = f->mask ? f->mask : mask;
-    if (f->tx.n >= MPT_FEC_K_MAX)
-        fec_flush(s, ss, f, now, mask, q);
+    if (f->tx.n >= mpt_fecplan_k(&f->plan))
+        fec_flush(s, ss, f, now, q);
 }
 
-/* Blocks open too long are closed; returns the earliest deadline left. */
+/* Blocks whose time is up are closed (or given longer, at low rates: mpt_fecplan_next); the
+ * encoders of sessions idle for MPT_SERVER_FEC_IDLE_US, or no longer in fec mode, are freed.
+ * Returns the earliest deadline left. */
 static uint64_t fec_timer(struct mpt_server *s, uint64_t now, struct mpt_outq *q)
 {
     uint64_t next = UINT64_MAX;
 
-    for (unsigned i = 0; i < MPT_SERVER_FEC_ENCODERS; i++) {
-        struct mpt_server_fec *f = &s->fec_tx[i];
-        if (f->session == MPT_NIL || !f->tx.n)
+    if (!s->fec_encoders)
+        return next;
+    for (uint32_t i = mpt_slots_oldest(&s->session_slots); i != MPT_NIL;
+         i = s->session_slots.prev[i]) {
+        struct mpt_server_fec *f = s->fec_tx[i];
+        if (!f)
             continue;
-        if (mpt_fec_tx_deadline(&f->tx) <= now)
-            fec_flush(s, &s->sessions[f->session], f, now, f->mask, q);
-        if (mpt_fec_tx_deadline(&f->tx) < next)
-            next = mpt_fec_tx_deadline(&f->tx);
+        if (f->tx.n && f->close_us <= now) {
+            uint64_t later = mpt_fecplan_next(&f->plan, f->tx.n, f->tx.opened_us, now);
+            if (later) {
+                f->close_us = later;
+                s->fec_longer++;
+            } else
+                fec_flush(s, &s->sessions[i], f, now, q);
+        }
+        if (!f->tx.n &&
+            (now - f->last_us >= MPT_SERVER_FEC_IDLE_US || s->sessions[i].mode != MPT_CLIENT_FEC)) {
+            fec_encoder_free(s, i);
+            continue;
+        }
+        if (f->tx.n && f->close_us < next)
+            next = f->close_us;
     }
     return next;
 }
@@ -1205,7 +1245,7 @@ static uint64_t fec_timer(struct mpt_server *s, uint64_t now, struct mpt_outq *q
  * those paths (PROTOCOL.md §5 PIECE), if the queue has room for all of them. Returns 0 if the
  * message is to go whole (it fits, a path's size is unknown, or no room). */
 static int send_pieces(struct mpt_server *s, struct mpt_server_session *ss, uint64_t now,
-                       uint8_t *out, size_t len, uint32_t mask, struct mpt_outq *q)
+                       uint8_t *out, size_t len, uint32_t mask, uint32_t all, struct mpt_outq *q)
 {
     size_t base = (size_t)(out - q->arena);
     unsigned max = 0, copies = 0, k;
@@ -1229,9 +1269,20 @@ static int send_pieces(struct mpt_server *s, struct mpt_server_session *ss, uint
     msg = mpt_split_next_msg(&s->split);
     for (unsigned i = 0; i < k; i++) {
         uint8_t *p = mpt_outq_alloc(q, MPT_PIECE_OVERHEAD + mpt_split_piece_len(len, k, i));
-        size_t n = mpt_split_write(mpt_data_inner(p), mpt_get32(s->split.scratch + 4), msg, i, k,
-                                   s->split.scratch, len);
+        struct mpt_server_fec *f;
+        size_t n;
+
+        if (!p) { /* the repairs of a block closed on the way took the room */
+            s->ctr.drops[MPT_DROP_LIMIT]++;
+            break;
+        }
+        n = mpt_split_write(mpt_data_inner(p), mpt_get32(s->split.scratch + 4), msg, i, k,
+                            s->split.scratch, len);
+        /* Each piece a source of the code, as a whole reply is (§11). */
+        f = fec_source(s, ss, now, mpt_data_inner(p), n, all, q);
         push_paths(s, ss, p, seal(s, ss, now, p, n), mask, q);
+        if (f)
+            fec_full(s, ss, f, now, q);
     }
     s->split.st.split++;
     s->split.st.pieces_tx += k;
@@ -1284,13 +1335,13 @@ static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint
                        : 1;
         mask = 1u << mpt_wrr_pick(ss->wrr, w, mask, ss->npaths);
     }
-    if (mpt_data_inner(out)[0] == MPT_INNER_FLOW && send_pieces(s, ss, now, out, len, mask, q))
+    if (mpt_data_inner(out)[0] == MPT_INNER_FLOW && send_pieces(s, ss, now, out, len, mask, all, q))
         return;
-    f = fec_source(s, ss, now, mpt_data_inner(out), len, q);
+    f = fec_source(s, ss, now, mpt_data_inner(out), len, all, q);
     n = seal(s, ss, now, out, len);
     push_paths(s, ss, out, n, mask, q);
     if (f)
-        fec_full(s, ss, f, now, all, q);
+        fec_full(s, ss, f, now, q);
 }
 
 /* FLOW_STATUS (§5) for flow `id`: open, or why not. */
@@ -1678,8 +1729,18 @@ static void reorder_release(struct mpt_server *s, uint64_t now, uint32_t sslot, 
 static void reorder_sync(struct mpt_server *s, uint64_t now, uint32_t sslot, struct mpt_outq *q)
 {
     const struct mpt_server_session *ss = &s->sessions[sslot];
-    struct mpt_reorder_q *rq = &s->reorder.q[sslot];
+    struct mpt_reorder_q *rq;
 
+    if (!s->reorder.q) {
+        /* Allocated for the first session that orders (§8.1). */
+        if (!reorder_on(s, ss) || now < s->reorder_retry_us)
+            return;
+        if (mpt_reorder_init(&s->reorder, s->p.max_sessions, MPT_SERVER_REORDER_ENTRIES) != 0) {
+            s->reorder_retry_us = now + ALLOC_RETRY_US;
+            return;
+        }
+    }
+    rq = &s->reorder.q[sslot];
     if (rq->sid == ss->sid && (reorder_on(s, ss) || !rq->n))
         return;
     if (rq->n)
@@ -1696,7 +1757,9 @@ static int reorder_hold(struct mpt_server *s, uint64_t now, uint32_t sslot, uint
     const struct mpt_server_session *ss = &s->sessions[sslot];
     uint64_t wait, hold;
 
-    if (!s->rx_fresh || s->rx_slot != sslot || !reorder_on(s, ss) ||
+    if (reorder_on(s, ss) && !s->reorder.q)
+        s->reorder_nomem++;
+    if (!s->reorder.q || !s->rx_fresh || s->rx_slot != sslot || !reorder_on(s, ss) ||
         s->reorder.q[sslot].sid != ss->sid)
         return 0;
     wait = reorder_wait(s, sslot, s->rx_path, now, &hold);
@@ -1939,7 +2002,7 @@ static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint3
 {
     struct mpt_server_session *ss = &s->sessions[slot];
     uint64_t sid = mpt_data_sid(buf);
-    int probe = plain[0] == MPT_INNER_PROBE && n >= MPT_PROBE_LEN && plain[1] < MPT_MAX_PATHS;
+    int probe = plain[0] == MPT_INNER_PROBE && n >= MPT_PROBE_MIN_LEN && plain[1] < MPT_MAX_PATHS;
     struct mpt_server_path *p, *challenge;
     struct mpt_copies *r;
 
@@ -1963,7 +2026,9 @@ static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint3
         return p->validated ? NULL : challenge;
     }
     if (probe) {
-        on_probe(ss, p, plain, now);
+        on_probe(ss, p, plain, (size_t)n, now);
+        if (ss->mode == MPT_CLIENT_FEC)
+            fec_rx_ready(s, now);
         /* An address not validated gets nothing but its challenge. */
         if (p->validated)
             send_probe_ack(s, ss, p, plain, q, k == &ss->keys ? ss->sid : ss->prev_sid, k, now);
@@ -1971,12 +2036,12 @@ static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint3
     }
     if (plain[0] == MPT_INNER_REPAIR) {
         q->used = mark;
-        if (k == &ss->keys)
+        if (k == &ss->keys && fec_rx_ready(s, now))
             mpt_fec_rx_repair(&s->fec_rx, sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain, (size_t)n,
                               now, fec_wait(ss, now));
         return challenge;
     }
-    if (ss->mode == MPT_CLIENT_FEC && k == &ss->keys)
+    if (ss->mode == MPT_CLIENT_FEC && k == &ss->keys && s->fec_rx.nsrc)
         mpt_fec_rx_source(&s->fec_rx, sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain, (size_t)n,
                           now);
     if (plain[0] == MPT_INNER_PIECE) {
@@ -2074,7 +2139,7 @@ static void path_input(struct mpt_server *s, uint64_t now, const struct mpt_addr
             if (p && r &&
                 (mpt_copies_dup(r, &k->rx_window, mpt_get64(buf + MPT_DATA_OFF_CTR),
                                 buf + len - MPT_TAG_LEN, (unsigned)(p - ss->paths)) ||
-                 (ss->mode == MPT_CLIENT_FEC &&
+                 (ss->mode == MPT_CLIENT_FEC && s->fec_rx.nsrc &&
                   mpt_fec_rx_late(&s->fec_rx, sid, mpt_get64(buf + MPT_DATA_OFF_CTR))))) {
                 p->rx_dgrams++;
                 p->rx_bytes += len;
@@ -2109,7 +2174,7 @@ void mpt_server_on_path(struct mpt_server *s, uint64_t now, const struct mpt_add
 {
     s->rx_slot = MPT_NIL;
     path_input(s, now, from, buf, len, q);
-    if (s->rx_slot != MPT_NIL && s->reorder.q[s->rx_slot].n)
+    if (s->rx_slot != MPT_NIL && s->reorder.q && s->reorder.q[s->rx_slot].n)
         reorder_release(s, now, s->rx_slot, 0, q);
     s->rx_slot = MPT_NIL;
 }
@@ -2240,7 +2305,7 @@ uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq
             if (ss->keys.expires_us && !mpt_keys_live(&ss->keys, now))
                 mpt_keys_wipe(&ss->keys);
             reorder_sync(s, now, i, q);
-            if (s->reorder.q[i].n) {
+            if (s->reorder.q && s->reorder.q[i].n) {
                 uint64_t d;
                 reorder_release(s, now, i, 0, q);
                 d = mpt_reorder_deadline(&s->reorder, i);

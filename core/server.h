@@ -9,6 +9,7 @@
 
 #include "core/addr.h"
 #include "core/fec.h"
+#include "core/fecplan.h"
 #include "core/client.h"
 #include "core/handshake.h"
 #include "core/names.h"
@@ -63,24 +64,23 @@ struct mpt_server_params {
 #define MPT_SERVER_REORDER_ENTRIES 4096
 
 /* fec mode (§11): sources kept for decoding over all sessions, blocks awaiting repair, and the
- * longest wait for a lost datagram's repair. */
+ * longest wait for a lost datagram's repair. The decoder is allocated when the first session in
+ * fec mode needs it. */
 #define MPT_SERVER_FEC_SOURCES 2048
 #define MPT_SERVER_FEC_BLOCKS 32
 #define MPT_SERVER_FEC_WAIT_US 50000ULL
-/* Encoders of replies, shared by the sessions in fec mode (one each while it sends); a session
- * that finds none free sends copies instead. The replies' residual loss aimed for. */
-#define MPT_SERVER_FEC_ENCODERS 8
+/* The encoder of a session's replies, allocated on its first coded reply and freed when it has
+ * added nothing for MPT_SERVER_FEC_IDLE_US (or the session ends). The replies' residual loss
+ * aimed for when the client says none. */
+#define MPT_SERVER_FEC_IDLE_US 10000000ULL
 #define MPT_SERVER_FEC_TARGET 0.001
 
 struct mpt_server_fec {
     struct mpt_fec_tx tx;
-    uint32_t session;                 /* the owner's slot; MPT_NIL = free */
-    uint64_t sid;                     /* the session id its open block is sealed under */
-    uint64_t last_us;                 /* last source added: an idle owner's encoder may be taken */
-    uint8_t m_for[MPT_FEC_K_MAX + 1]; /* the plan, valid for loss[] and mask */
-    double loss[MPT_MAX_PATHS];
-    uint32_t mask;
-    double target;
+    uint64_t sid;            /* the session id its open block is sealed under */
+    uint64_t last_us;        /* last source added: idle this long, it is freed */
+    uint64_t close_us;       /* when the open block is closed (or looked at again) */
+    struct mpt_fecplan plan; /* repairs by block size, for the paths as they are */
     unsigned next_path;
 };
 
@@ -141,13 +141,14 @@ struct mpt_server_path {
     uint64_t rx_dgrams, rx_bytes; /* copies received, duplicates of other paths included */
     uint64_t tx_dgrams, tx_bytes; /* copies sent */
     /* What the client's last probe on this path said (PROTOCOL.md §5). */
-    uint8_t state;      /* enum mpt_path_state, the client's view */
-    uint16_t use;       /* the client's share for the return direction: 0 = do not use */
-    double loss_up;     /* client -> server */
-    double loss_down;   /* server -> client */
-    uint64_t srtt_us;   /* the client's smoothed RTT of this path */
-    struct mpt_owd owd; /* its one-way delay client -> server, from probes (§8.1) */
-    unsigned max_dgram; /* UDP payload it carries whole, set by the driver; 0 unknown */
+    uint8_t state;         /* enum mpt_path_state, the client's view */
+    uint16_t use;          /* the client's share for the return direction: 0 = do not use */
+    double loss_up;        /* client -> server */
+    double loss_down;      /* server -> client */
+    uint8_t loss_measured; /* fec mode: loss_down is a measurement to plan with (§11) */
+    uint64_t srtt_us;      /* the client's smoothed RTT of this path */
+    struct mpt_owd owd;    /* its one-way delay client -> server, from probes (§8.1) */
+    unsigned max_dgram;    /* UDP payload it carries whole, set by the driver; 0 unknown */
     /* Validation of the return address (PROTOCOL.md §5 PATH_CHALLENGE, §7): until the client
      * echoes the challenge from it, it is sent nothing but challenges, and at most
      * MPT_SERVER_AMP_FACTOR times the bytes that came from it. */
@@ -190,6 +191,7 @@ struct mpt_server_session {
     uint64_t fec_sources, fec_repairs; /* replies coded, and repairs sent for them */
     uint64_t fec_given_up;             /* its datagrams lost for good: repairs too few in time */
     double fec_target;                 /* the client's target_loss (probes); 0 = not said */
+    uint8_t fec_k, fec_m;              /* the client's fixed fec = K:M (probes); 0 = planned */
 };
 
 struct mpt_server_flow {
@@ -240,9 +242,16 @@ struct mpt_server {
     struct mpt_counters ctr;
     struct mpt_split split;     /* FLOW messages too large for the paths, both ways (§5) */
     struct mpt_reorder reorder; /* flows' datagrams put back in order (§8.1), a queue per session */
-    struct mpt_fec_rx fec_rx;   /* fec mode (§11): recent sources and blocks awaiting repair */
-    struct mpt_server_fec fec_tx[MPT_SERVER_FEC_ENCODERS];
-    uint64_t fec_repairs_tx, fec_no_encoder;
+    struct mpt_fec_rx fec_rx;   /* fec mode (§11): recent sources and blocks awaiting repair
+                                   (allocated on first use: nsrc 0 until then) */
+    struct mpt_server_fec **fec_tx; /* by session slot: its replies' encoder, NULL = none */
+    unsigned fec_encoders;          /* allocated now */
+    uint64_t fec_no_encoder;        /* replies sent uncoded: no memory for their encoder */
+    uint64_t fec_no_decoder;        /* coded datagrams taken uncoded: no memory for the decoder */
+    uint64_t reorder_nomem; /* balance datagrams delivered unordered: no memory for the buffer */
+    uint64_t fec_rx_retry_us, reorder_retry_us; /* their allocation failed: tried again then */
+    uint64_t fec_repairs_tx;
+    uint64_t fec_longer; /* times an open block was given 10 ms more (mpt_fecplan_next) */
     uint64_t fec_sources_tx, fec_recovered; /* over all sessions, closed ones included */
     uint64_t rx_ctr;  /* during an input: the counter of the datagram that authenticated */
     uint32_t rx_slot; /* its session, MPT_NIL if none; rx_fresh: under its current keys */

@@ -151,6 +151,10 @@ def body(t):
         t.expect(got is not None, "a FLOW to the default target came back echoed")
         got = exchange(sock, server, sess, mpt2.probe(0, 1), lambda p: p[0] == mpt2.K_PROBE_ACK)
         t.expect(got is not None and len(got) == 32, "a PROBE got its 32-byte PROBE_ACK")
+        got = exchange(sock, server, sess, mpt2.probe(0, 2)[:48],
+                       lambda p: p[0] == mpt2.K_PROBE_ACK)
+        t.expect(got is not None and len(got) == 32,
+                 "a 48-byte PROBE (no fixed fec ratio) got its PROBE_ACK too")
 
         sess2, _ = mpt2.connect(sock, server, secret, prev_sid=sess.sid,
                                 prev_resume=sess.resume_key())

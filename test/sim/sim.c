@@ -1091,6 +1091,8 @@ int main(int argc, char **argv)
         all[n++] = *c;
     for (const struct task_case *c = sim_fec_cases; c->name; c++)
         all[n++] = *c;
+    for (const struct task_case *c = sim_fec_ends_cases; c->name; c++)
+        all[n++] = *c;
     all[n] = (struct task_case){NULL, NULL};
     return task_run(all, argc, argv);
 }

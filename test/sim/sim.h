@@ -129,5 +129,7 @@ extern const struct task_case sim_split_cases[];
 extern const struct task_case sim_sched_cases[];
 /* The cases of sim_fec.c: forward error correction. */
 extern const struct task_case sim_fec_cases[];
+/* The cases of sim_fec_ends.c: fec mode's planning at both ends. */
+extern const struct task_case sim_fec_ends_cases[];
 
 #endif

@@ -189,14 +189,15 @@ def parse_flow(inner):
     return struct.unpack(">I", inner[4:8])[0], inner[8:]
 
 
-def probe(path, seq, npaths=1, use=None, mode=0, now_us=None):
-    """A PROBE on client path `path`; `use`: the 16-byte table of return paths (default: this
-    path only)."""
+def probe(path, seq, npaths=1, use=None, mode=0, now_us=None, flags=0, target=0, fec=(0, 0)):
+    """A PROBE (50 bytes) on client path `path`; `use`: the 16-byte table of return paths
+    (default: this path only); `flags` (bit 0: loss measured), `target` (target_loss in
+    millionths) and `fec` (fixed K, M) for fec mode."""
     if use is None:
         use = bytes([1 if i == path else 0 for i in range(16)])
     now_us = int(time.monotonic() * 1e6) if now_us is None else now_us
-    return (struct.pack(">BBBBIQIHHIB3x", K_PROBE, path, mode, 1, seq, now_us, 0, 0, 0, 0,
-                        npaths) + bytes(use))
+    return (struct.pack(">BBBBIQIHHIBBH", K_PROBE, path, mode, 1, seq, now_us, 0, 0, 0, 0,
+                        npaths, flags, target) + bytes(use) + bytes(fec))
 
 
 # ---- version 1 (PROTOCOL.md version 1, §3): everything follows from the secret and the clear
