@@ -577,6 +577,20 @@ void mpt_status_server_prom(struct mpt_status_server *st, struct mpt_prom *p, ui
         "Flows naming a host that started a lookup", s->names.misses);
     one(p, "mptunnel_name_lookups", "gauge", "Lookups of names under way", s->names.pending);
     fec_totals(p, s->fec_sources_tx, s->fec_repairs_tx, s->fec_recovered, s->fec_rx.given_up);
+    one(p, "mptunnel_fec_encoders", "gauge",
+        "fec mode: encoders of replies held now, one per session coding its replies",
+        s->fec_encoders);
+    one(p, "mptunnel_fec_uncoded_packets_total", "counter",
+        "fec mode: replies sent uncoded, their encoder not allocated (out of memory)",
+        s->fec_no_encoder);
+    one(p, "mptunnel_fec_decoder_bytes", "gauge",
+        "fec mode: bytes of the decoder's tables, allocated when a session first uses the mode",
+        s->fec_rx.nsrc ? (uint64_t)s->fec_rx.nsrc * MPT_FEC_SRC_MAX +
+                             (uint64_t)s->fec_rx.npend * MPT_FEC_M_MAX * MPT_FEC_SYM_MAX
+                       : 0);
+    one(p, "mptunnel_reorder_buffer_bytes", "gauge",
+        "Bytes of the reorder buffer, allocated when a session first orders (balance mode)",
+        (uint64_t)s->reorder.nent * MPT_REORDER_CHUNK);
     reorder_totals(p, &s->reorder);
 }
 

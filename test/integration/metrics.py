@@ -253,6 +253,11 @@ def run(t, secret, target):
 
     # ---- server figures ----
     t.check("server: sessions", value(s, "mptunnel_sessions"), 1, "==")
+    # A session in redundant mode: the server holds neither fec mode's tables nor the reorder
+    # buffer (each allocated when a session first needs it).
+    for name in ("mptunnel_fec_decoder_bytes", "mptunnel_reorder_buffer_bytes",
+                 "mptunnel_fec_encoders"):
+        t.check("server: %s (redundant mode)" % name, value(s, name), 0, "==")
     t.check("server: handshakes", value(s, "mptunnel_handshakes"), 1, "==")
     t.check("server: flows", value(s, "mptunnel_flows"), 1, "==")
     t.check("server: to the target", value(s, "mptunnel_app_sent_packets"), target.unique(), "==")
