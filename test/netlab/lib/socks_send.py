@@ -3,13 +3,13 @@
 sees), run by a lab test inside a host: `socks_send.py SPEC`, SPEC a JSON object
 
     {"proxy": [HOST, PORT], "count": N, "rate": PPS, "size": [MIN, MAX], "linger": SECONDS,
-     "seed": S, "dests": [[HOST, PORT, FLOW], ...]}
+     "seed": S, "pause_after_first": SECONDS, "dests": [[HOST, PORT, FLOW], ...]}
 
 sends N datagrams to each destination, interleaved, at PPS per destination, in udpgen's full
 format (magic, flow FLOW, sequence number, send time, length, checksum; test/tools/udpgen.c), so
-that a udpgen echo or sink there counts them per flow; then waits `linger` seconds for the last
-replies. A HOST that is not an IP address travels as a SOCKS domain name, resolved by the proxy's
-side. Prints one JSON object: per destination (in order) `sent`, `replies` (unique sequence
+that a udpgen echo or sink there counts them per flow (the first to each destination alone, then
+a pause if `pause_after_first`); then waits `linger` seconds for the last replies. A HOST that
+is not an IP address travels as a SOCKS domain name, resolved by the proxy's side. Prints one JSON object: per destination (in order) `sent`, `replies` (unique sequence
 numbers echoed with that destination's own SOCKS header and an intact checksum), `duplicates`,
 `missing` (the first 20 sequence numbers not echoed),
 and in all `wrong_header` (replies of one destination's flow carrying another's header),
@@ -84,6 +84,11 @@ def main():
 
     s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
     s.set_proxy(socks.SOCKS5, spec["proxy"][0], int(spec["proxy"][1]))
+    for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):  # *BUFFORCE as root
+        try:
+            s.setsockopt(socket.SOL_SOCKET, force, int(spec.get("bufsize", 8 << 20)))
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, opt, int(spec.get("bufsize", 8 << 20)))
     s.bind(("127.0.0.1", 0))  # the UDP ASSOCIATE
     s.settimeout(0.2)
     done = threading.Event()
@@ -116,8 +121,12 @@ def main():
 
     rx = threading.Thread(target=receive, daemon=True)
     rx.start()
+    pause = float(spec.get("pause_after_first", 0))
     t0 = time.monotonic()
     for seq in range(count):
+        if seq == 1 and pause:
+            time.sleep(pause)  # the first datagrams alone, then the stream
+            t0 += pause
         for host, port, flow in dests:
             s.sendto(build(flow, seq, rng.randint(max(lo, HDR), hi), rng), (host, port))
         delay = t0 + (seq + 1) / rate - time.monotonic()
@@ -128,10 +137,11 @@ def main():
     done.set()
     s.close()
     rx.join(2)
-    out = {"seconds": round(secs, 3),
-           "dests": [{"host": h, "port": p, "flow": f, "sent": count, "replies": len(got[i]),
-                      "duplicates": dups[i],
-                      "missing": sorted(set(range(count)) - got[i])[:20]} for i, (h, p, f) in enumerate(dests)]}
+    out = {"seconds": round(secs, 3), "dests": []}
+    for i, (h, p, f) in enumerate(dests):
+        out["dests"].append({"host": h, "port": p, "flow": f, "sent": count,
+                             "replies": len(got[i]), "duplicates": dups[i],
+                             "missing": sorted(set(range(count)) - got[i])[:20]})
     out.update(bad)
     print(json.dumps(out), flush=True)
 
