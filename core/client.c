@@ -201,8 +201,7 @@ static uint64_t reorder_wait(const struct mpt_client *c, unsigned path, uint64_t
 {
     const struct mpt_owd *owd[MPT_MAX_PATHS];
     uint64_t srtt[MPT_MAX_PATHS];
-    int64_t hi[MPT_MAX_PATHS], lo[MPT_MAX_PATHS], base[MPT_MAX_PATHS];
-    uint32_t mask = 0, known;
+    uint32_t mask = 0;
 
     for (unsigned i = 0; i < c->p.npaths; i++) {
         srtt[i] = c->paths[i].srtt_us;
@@ -210,10 +209,8 @@ static uint64_t reorder_wait(const struct mpt_client *c, unsigned path, uint64_t
         if (c->use[i] && path_live(&c->paths[i]))
             mask |= 1u << i;
     }
-    known = mpt_reorder_delays(owd, srtt, mask, c->p.npaths, hi, lo, base);
-    *hold = mpt_reorder_hold(base, known, c->p.npaths, path, (uint64_t)c->p.reorder_cap_ms * 1000);
-    return mpt_reorder_wait(hi, lo, known, c->p.npaths, path, c->reorder.q[0].extra_us,
-                            (uint64_t)c->p.reorder_cap_ms * 1000);
+    return mpt_reorder_times(owd, srtt, mask, c->p.npaths, path, c->reorder.q[0].extra_us,
+                             (uint64_t)c->p.reorder_cap_ms * 1000, hold);
 }
 
 /* Hands the replies whose turn has come (all of them with flush) to their applications, as far

@@ -306,3 +306,17 @@ uint64_t mpt_reorder_hold(const int64_t *base, uint32_t known, unsigned n, unsig
     g = top > base[path] ? (uint64_t)(top - base[path]) : 0;
     return g < cap_us ? g : cap_us;
 }
+
+uint64_t mpt_reorder_times(const struct mpt_owd *const *owd, const uint64_t *srtt_us, uint32_t mask,
+                           unsigned n, unsigned path, uint64_t extra_us, uint64_t cap_us,
+                           uint64_t *hold_us)
+{
+    int64_t hi[32], lo[32], base[32];
+    uint32_t known;
+
+    if (n > 32)
+        n = 32;
+    known = mpt_reorder_delays(owd, srtt_us, mask, n, hi, lo, base);
+    *hold_us = mpt_reorder_hold(base, known, n, path, cap_us);
+    return mpt_reorder_wait(hi, lo, known, n, path, extra_us, cap_us);
+}

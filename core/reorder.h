@@ -147,4 +147,10 @@ uint64_t mpt_reorder_wait(const int64_t *hi, const int64_t *lo, uint32_t known, 
 uint64_t mpt_reorder_hold(const int64_t *base, uint32_t known, unsigned n, unsigned path,
                           uint64_t cap_us);
 
+/* Both for a datagram that came over path `path`, from the paths of mask (mpt_reorder_delays):
+ * its hold in *hold_us (mpt_reorder_hold) and, returned, its gap wait (mpt_reorder_wait). */
+uint64_t mpt_reorder_times(const struct mpt_owd *const *owd, const uint64_t *srtt_us, uint32_t mask,
+                           unsigned n, unsigned path, uint64_t extra_us, uint64_t cap_us,
+                           uint64_t *hold_us);
+
 #endif

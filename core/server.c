@@ -1681,8 +1681,7 @@ static uint64_t reorder_wait(const struct mpt_server *s, uint32_t sslot, unsigne
     const struct mpt_server_session *ss = &s->sessions[sslot];
     const struct mpt_owd *owd[MPT_MAX_PATHS];
     uint64_t srtt[MPT_MAX_PATHS];
-    int64_t hi[MPT_MAX_PATHS], lo[MPT_MAX_PATHS], base[MPT_MAX_PATHS];
-    uint32_t mask = 0, known;
+    uint32_t mask = 0;
 
     for (unsigned i = 0; i < ss->npaths; i++) {
         srtt[i] = ss->paths[i].srtt_us;
@@ -1690,10 +1689,8 @@ static uint64_t reorder_wait(const struct mpt_server *s, uint32_t sslot, unsigne
         if (now - ss->paths[i].last_rx_us < PATH_ACTIVE_US)
             mask |= 1u << i;
     }
-    known = mpt_reorder_delays(owd, srtt, mask, ss->npaths, hi, lo, base);
-    *hold = mpt_reorder_hold(base, known, ss->npaths, path, (uint64_t)s->p.reorder_cap_ms * 1000);
-    return mpt_reorder_wait(hi, lo, known, ss->npaths, path, s->reorder.q[sslot].extra_us,
-                            (uint64_t)s->p.reorder_cap_ms * 1000);
+    return mpt_reorder_times(owd, srtt, mask, ss->npaths, path, s->reorder.q[sslot].extra_us,
+                             (uint64_t)s->p.reorder_cap_ms * 1000, hold);
 }
 
 /* Hands session sslot's datagrams whose turn has come (all of them with flush) to their flows'

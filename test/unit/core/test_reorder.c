@@ -327,6 +327,15 @@ static void wait_one_way(void)
         /* the slow path's own shortest sample: another datagram of it may be 25 ms ahead */
         ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 2, 0, 100000), 25000 + m);
         ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 0, 0, 50000), 50000);
+        /* The hold: the slow path's lowest sample (40 ms) less this path's (2 ms); both at once
+         * from mpt_reorder_times, as the ends ask for them. */
+        ASSERT_EQ(mpt_reorder_hold(base, known, 3, 0, 100000), 38000);
+        ASSERT_EQ(mpt_reorder_hold(base, known, 3, 2, 100000), 0);
+        {
+            uint64_t hold = 1;
+            ASSERT_EQ(mpt_reorder_times(owd, srtt, 0x7, 3, 0, 0, 100000, &hold), 63000 + m);
+            ASSERT_EQ(hold, 38000);
+        }
         /* Old samples go: after four more of 45 ms the slow path's range is 45 ms alone. */
         for (unsigned j = 0; j < MPT_OWD_SAMPLES; j++)
             mpt_owd_add(&o[2], now + 400000 + 45000, now + 400000 + off);
@@ -341,6 +350,16 @@ static void wait_one_way(void)
         known = mpt_reorder_delays(owd, srtt, 0x5, 3, hi, lo, base);
         ASSERT_EQ(known, 0x5);
         ASSERT_EQ(mpt_reorder_wait(hi, lo, known, 3, 0, 0, 100000), 43000 + m);
+        /* The lowest sample lasts MPT_OWD_MIN_US: 10 s on, a sample of 55 ms (a standing queue)
+         * is the slow path's delay without a queue until a lower one comes. */
+        ASSERT_EQ(mpt_reorder_hold(base, known, 3, 0, 100000), 38000);
+        mpt_owd_add(&o[2], now + MPT_OWD_MIN_US + 55000, now + MPT_OWD_MIN_US + off);
+        known = mpt_reorder_delays(owd, srtt, 0x5, 3, hi, lo, base);
+        ASSERT_EQ(mpt_reorder_hold(base, known, 3, 0, 100000), 43000); /* 45 ms still in the ring */
+        for (unsigned j = 0; j < MPT_OWD_SAMPLES; j++)
+            mpt_owd_add(&o[2], now + MPT_OWD_MIN_US + 55000, now + MPT_OWD_MIN_US + off);
+        known = mpt_reorder_delays(owd, srtt, 0x5, 3, hi, lo, base);
+        ASSERT_EQ(mpt_reorder_hold(base, known, 3, 0, 100000), 53000);
     }
 }
 
