@@ -4,13 +4,12 @@
 client sent on its paths per payload byte (probes and headers included, from its status), against
 the figures asked of the mode; no duplicate and no corrupted datagram delivered. The client's
 status shows datagrams recovered by repair."""
-import json
 import os
-import subprocess
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import lifelib  # noqa: E402
 import mptlib  # noqa: E402
 
 COUNT = 18000
@@ -24,16 +23,6 @@ CASES = [
 ]
 
 
-def client_status(cfg):
-    r = subprocess.run([mptlib.MPTUNNEL, "status", "-c", cfg, "--json", "--client"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
-    if r.returncode != 0:
-        raise mptlib.Failed("status: %s" % r.stderr.decode(errors="replace"))
-    return json.loads(r.stdout)
-
-
-def wire_bytes(st):
-    return sum(p["tx"]["bytes"] for p in st["paths"])
 
 
 def run_case(t, n, name, losses, target, res_limit, wire_limit):
@@ -54,12 +43,12 @@ def run_case(t, n, name, losses, target, res_limit, wire_limit):
     t.wait_log(client, r"path \d+ up", count=len(losses), timeout=5)
     # A first run lets both ends measure each path's loss (the plan follows it).
     t.udpgen_send("127.0.0.1:%d" % cport, RATE * 2, RATE, size=str(SIZE), seed=3, linger=500)
-    st0 = client_status(cfg)
+    st0 = lifelib.status(cfg, "client")
     r = t.udpgen_send("127.0.0.1:%d" % cport, COUNT, RATE, size=str(SIZE), seed=7, linger=1500)
-    st1 = client_status(cfg)
+    st1 = lifelib.status(cfg, "client")
     es = t.stop_echo(echo)
     f = t.figures(r, es)
-    ratio = (wire_bytes(st1) - wire_bytes(st0)) / float(r["sent"] * SIZE)
+    ratio = (lifelib.tx_bytes(st1) - lifelib.tx_bytes(st0)) / float(r["sent"] * SIZE)
     print("%s: %d sent; residual loss %.5f forward, %.5f back; %.3f wire bytes per payload "
           "byte; client recovered %d replies, gave up %d" %
           (name, r["sent"], f["fwd_loss"], f["rev_loss"], ratio,

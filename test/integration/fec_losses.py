@@ -27,13 +27,13 @@ Expected on the loaded host (most runs), against the limits:
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import mptlib  # noqa: E402
+import lifelib  # noqa: E402
 
 COUNT = 21000
 RATE = 7000
@@ -48,25 +48,7 @@ CASES = [
 ]
 
 
-def status(cfg, role):
-    r = subprocess.run([mptlib.MPTUNNEL, "status", "-c", cfg, "--json", "--" + role],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
-    if r.returncode != 0:
-        raise mptlib.Failed("status: %s" % r.stderr.decode(errors="replace"))
-    return json.loads(r.stdout)
 
-
-def tx_bytes(st):
-    """Bytes the client (status --client) or the server's sessions (--server) sent on paths."""
-    if "session" in st:
-        return sum(p["tx"]["bytes"] for p in st["paths"])
-    return sum(p["tx"]["bytes"] for s in st["sessions"]["list"] for p in s["paths"])
-
-
-def fec_of(st):
-    if "session" in st:
-        return st["session"]["fec"]
-    return st["sessions"]["list"][0]["fec"]
 
 
 def echo_stats(t, echo):
@@ -109,14 +91,14 @@ def run_case(t, n, name, losses, target, res_limit, wire_limit, size):
     # A first run lets both ends measure each path's loss (the plans follow it).
     t.udpgen_send(to, RATE * 2, RATE, size=str(size), seed=3, linger=500)
     for attempt in range(ATTEMPTS):
-        c0, s0 = status(cfg, "client"), status(cfg, "server")
+        c0, s0 = lifelib.status(cfg, "client"), lifelib.status(cfg, "server")
         r = t.udpgen_send(to, COUNT, RATE, size=str(size), seed=7 + attempt, linger=1500)
-        c1, s1 = status(cfg, "client"), status(cfg, "server")
+        c1, s1 = lifelib.status(cfg, "client"), lifelib.status(cfg, "server")
         es = echo_stats(t, echo)
         f = t.figures(r, es)
-        up = (tx_bytes(c1) - tx_bytes(c0)) / float(r["sent"] * size)
-        down = (tx_bytes(s1) - tx_bytes(s0)) / float(max(f["echoed"], 1) * size)
-        cf0, cf1, sf0, sf1 = fec_of(c0), fec_of(c1), fec_of(s0), fec_of(s1)
+        up = (lifelib.tx_bytes(c1) - lifelib.tx_bytes(c0)) / float(r["sent"] * size)
+        down = (lifelib.tx_bytes(s1) - lifelib.tx_bytes(s0)) / float(max(f["echoed"], 1) * size)
+        cf0, cf1, sf0, sf1 = (lifelib.fec_of(d) for d in (c0, c1, s0, s1))
         print("%s, run %d: residual loss %.5f forward, %.5f back; wire bytes per payload byte "
               "%.3f forward, %.3f back; repairs per datagram %.3f forward, %.3f back; "
               "recovered %d forward, %d back" %

@@ -24,13 +24,13 @@ loses a run 1-30% at once. Expected (runs at a load average of 7-8) against the 
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import netlab  # noqa: E402
+import lifelib  # noqa: E402 - test/integration/lib, on the path netlab set
 
 LOSS = 0.2
 RES_LIMIT = 0.008  # redundant mode's p^3 over 3 paths
@@ -47,28 +47,11 @@ FLOW_TIMEOUT_S = 2
 DUPLICATES = [0]  # over every run, whether its figures were kept or not
 
 
-def status(cfg, role):
-    r = subprocess.run([netlab.mptlib.MPTUNNEL, "status", "-c", cfg, "--json", "--" + role],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
-    if r.returncode != 0:
-        raise netlab.Failed("status: %s" % r.stderr.decode(errors="replace"))
-    return json.loads(r.stdout)
-
-
-def tx_bytes(st):
-    if "session" in st:
-        return sum(p["tx"]["bytes"] for p in st["paths"])
-    return sum(p["tx"]["bytes"] for s in st["sessions"]["list"] for p in s["paths"])
 
 
 def flows(st):
     return st["flows"]["used"]
 
-
-def fec_of(st):
-    if "session" in st:
-        return st["session"]["fec"]
-    return st["sessions"]["list"][0]["fec"]
 
 
 def echo_stats(tun):
@@ -110,16 +93,17 @@ def protected(t, lab, client, tun, label, count, rate, sizes, seed, limits):
 
 def protected_once(t, lab, client, tun, label, count, rate, sizes, seed):
     cfg = tun["cfg"]
-    c0, s0, e0 = status(cfg, "client"), status(cfg, "server"), echo_stats(tun)
+    c0, s0, e0 = lifelib.status(cfg, "client"), lifelib.status(cfg, "server"), echo_stats(tun)
     r = lab.udpgen_send(client, tun["listen"], count, rate, size=sizes, seed=seed, linger=1500)
-    c1, s1, e1 = status(cfg, "client"), status(cfg, "server"), echo_stats(tun)
+    c1, s1, e1 = lifelib.status(cfg, "client"), lifelib.status(cfg, "server"), echo_stats(tun)
     f = t.figures(r, e1)
     DUPLICATES[0] += r["duplicates"]
     # Payload bytes: what the target got (and echoed), and what was sent by the same mean size.
     echoed = float(e1["bytes"] - e0["bytes"])
-    up = (tx_bytes(c1) - tx_bytes(c0)) / (echoed * r["sent"] / max(f["fwd_delivered"], 1))
-    down = (tx_bytes(s1) - tx_bytes(s0)) / max(echoed, 1)
-    cf0, cf1, sf0, sf1 = fec_of(c0), fec_of(c1), fec_of(s0), fec_of(s1)
+    up = (lifelib.tx_bytes(c1) - lifelib.tx_bytes(c0)) / (
+        echoed * r["sent"] / max(f["fwd_delivered"], 1))
+    down = (lifelib.tx_bytes(s1) - lifelib.tx_bytes(s0)) / max(echoed, 1)
+    cf0, cf1, sf0, sf1 = (lifelib.fec_of(d) for d in (c0, c1, s0, s1))
     print("%s: residual loss %.5f forward, %.5f back; wire bytes per payload byte %.3f forward, "
           "%.3f back; recovered %d forward, %d back; %d pieces sent by the client" %
           (label, f["fwd_loss"], f["rev_loss"], up, down, sf1["recovered"] - sf0["recovered"],
@@ -160,7 +144,7 @@ def body(t, lab):
     # The flows expire on both ends; a new flow is protected again.
     t0 = time.monotonic()
     while True:
-        nc, ns = flows(status(tun["cfg"], "client")), flows(status(tun["cfg"], "server"))
+        nc, ns = (flows(lifelib.status(tun["cfg"], r)) for r in ("client", "server"))
         if nc == 0 and ns == 0:
             break
         if time.monotonic() - t0 > 4 * FLOW_TIMEOUT_S + 5:

@@ -27,6 +27,21 @@ def status(cfg, role, timeout=10, must=True):
     return doc
 
 
+def tx_bytes(doc):
+    """Bytes sent on the paths: by the client (its status document), or by the server's sessions
+    (the server's)."""
+    if "session" in doc:
+        return sum(p["tx"]["bytes"] for p in doc["paths"])
+    return sum(p["tx"]["bytes"] for s in doc["sessions"]["list"] for p in s["paths"])
+
+
+def fec_of(doc):
+    """fec mode's figures: the client's session's, or the server's first session's."""
+    if "session" in doc:
+        return doc["session"]["fec"]
+    return doc["sessions"]["list"][0]["fec"]
+
+
 def used(cfg, role, table):
     """`used` of a table ("flows" or "sessions") in the status of `role`; -1 if no answer."""
     doc = status(cfg, role, must=False)
