@@ -872,8 +872,11 @@ static void fec_source(struct mpt_client *c, const uint8_t *inner, size_t len, s
         return;
     if (!mpt_fec_tx_fits(&c->fec_tx, c->sec->keys.tx_counter + 1, mpt_fecplan_k(&c->fec_plan)))
         fec_flush(c, q);
-    if (!c->fec_tx.n)
+    if (!c->fec_tx.n) {
         fec_plan(c);
+        if (mpt_fecplan_none(&c->fec_plan))
+            return; /* no repair would be sent: not coded at all */
+    }
     ctr = c->sec->keys.tx_counter + 1;
     if (mpt_fec_tx_add(&c->fec_tx, ctr, inner, len, c->fec_now_us) == 1) {
         c->fec_close_us = c->fec_now_us + MPT_FEC_BLOCK_US;

@@ -44,11 +44,23 @@ unsigned mpt_fecplan_k(const struct mpt_fecplan *p)
     return p->fixed_k ? p->fixed_k : MPT_FEC_K_MAX;
 }
 
+int mpt_fecplan_none(const struct mpt_fecplan *p)
+{
+    if (p->fixed_k)
+        return 0;
+    for (unsigned i = 0; i < p->npaths; i++)
+        if ((p->mask & (1u << i)) && !(p->loss[i] <= p->target))
+            return 0;
+    return 1;
+}
+
 unsigned mpt_fecplan_m(struct mpt_fecplan *p, unsigned n)
 {
     unsigned share[MPT_FEC_PATHS];
 
-    if (!n)
+    /* The residual is the paths' mean loss weighted by the sources they carry: at most the
+     * target without repairs (said so here rather than by a sum that may round above it). */
+    if (!n || mpt_fecplan_none(p))
         return 0;
     if (n > MPT_FEC_K_MAX)
         n = MPT_FEC_K_MAX;

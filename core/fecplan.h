@@ -46,6 +46,10 @@ void mpt_fecplan_set(struct mpt_fecplan *p, const double *loss, const unsigned *
 /* The sources a block holds at most: fixed_k, else MPT_FEC_K_MAX. */
 unsigned mpt_fecplan_k(const struct mpt_fecplan *p);
 
+/* 1 if no block gets a repair under this plan (none fixed, and every path of the mask loses at
+ * most the target): its sources need not be coded at all. */
+int mpt_fecplan_none(const struct mpt_fecplan *p);
+
 /* The repairs for a block of n sources (1..MPT_FEC_K_MAX): fixed in proportion, or the fewest
  * that keep its expected residual loss at or under the target (mpt_fec_plan), at most
  * MPT_FEC_M_MAX. */

@@ -1082,17 +1082,24 @@ static void push_paths(struct mpt_server *s, struct mpt_server_session *ss, cons
 
 /* fec mode (§11), replies: the encoder of session ss, allocated on its first coded reply (once:
  * it lives until the session ends or idles for MPT_SERVER_FEC_IDLE_US); NULL, counted, if memory
- * for it cannot be had (the reply then goes uncoded). */
-static struct mpt_server_fec *fec_encoder(struct mpt_server *s, struct mpt_server_session *ss)
+ * for it cannot be had (the reply then goes uncoded; tried again ALLOC_RETRY_US later at the
+ * earliest, not for every reply). */
+static struct mpt_server_fec *fec_encoder(struct mpt_server *s, struct mpt_server_session *ss,
+                                          uint64_t now)
 {
     uint32_t slot = (uint32_t)(ss - s->sessions);
     struct mpt_server_fec *f = s->fec_tx[slot];
 
     if (f)
         return f;
+    if (now < s->fec_tx_retry_us) {
+        s->fec_no_encoder++;
+        return NULL;
+    }
     f = calloc(1, sizeof(*f));
     if (!f || mpt_fec_tx_init(&f->tx) != 0) {
         free(f);
+        s->fec_tx_retry_us = now + ALLOC_RETRY_US;
         s->fec_no_encoder++;
         return NULL;
     }
@@ -1181,14 +1188,16 @@ static struct mpt_server_fec *fec_source(struct mpt_server *s, struct mpt_server
     struct mpt_server_fec *f;
 
     if (ss->mode != MPT_CLIENT_FEC || !mpt_fec_protects(inner, len) || !all ||
-        !(f = fec_encoder(s, ss)))
+        !(f = fec_encoder(s, ss, now)))
         return NULL;
     if (f->tx.n && (f->sid != sid || !mpt_fec_tx_fits(&f->tx, ctr, mpt_fecplan_k(&f->plan))))
         fec_flush(s, ss, f, now, q);
     if (!f->tx.n)
         fec_plan(ss, f, all); /* a block goes on the paths of its time */
-    f->sid = sid;
     f->last_us = now;
+    if (!f->tx.n && mpt_fecplan_none(&f->plan))
+        return NULL; /* no repair would be sent: not coded at all */
+    f->sid = sid;
     if (mpt_fec_tx_add(&f->tx, ctr, inner, len, now) == 1) {
         f->close_us = now + MPT_FEC_BLOCK_US;
         if (f->close_us < s->timer_at_us)

@@ -250,6 +250,7 @@ struct mpt_server {
     uint64_t fec_no_decoder;        /* coded datagrams taken uncoded: no memory for the decoder */
     uint64_t reorder_nomem; /* balance datagrams delivered unordered: no memory for the buffer */
     uint64_t fec_rx_retry_us, reorder_retry_us; /* their allocation failed: tried again then */
+    uint64_t fec_tx_retry_us;                   /* an encoder's allocation failed: again then */
     uint64_t fec_repairs_tx;
     uint64_t fec_longer; /* times an open block was given 10 ms more (mpt_fecplan_next) */
     uint64_t fec_sources_tx, fec_recovered; /* over all sessions, closed ones included */

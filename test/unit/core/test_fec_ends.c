@@ -43,6 +43,22 @@ static void plan(void)
     mpt_fecplan_set(&p, l1, w, 7, 3, 0.004, 0, 0);
     ASSERT_LE(mpt_fecplan_m(&p, 20), 1);
     ASSERT_EQ(mpt_fecplan_next(&p, 20, t0, t0 + 10 * MS), 0);
+    ASSERT(!mpt_fecplan_none(&p));
+    /* Paths that lose no more than the target: no block gets a repair (its sources are not
+     * coded at all); a lossy path outside the mask does not count, one inside does. */
+    {
+        double l0[3] = {0, 0.0005, 0.3};
+        mpt_fecplan_set(&p, l0, w, 3, 3, 0.001, 0, 0);
+        ASSERT(mpt_fecplan_none(&p));
+        ASSERT_EQ(mpt_fecplan_m(&p, 1), 0);
+        ASSERT_EQ(mpt_fecplan_m(&p, 64), 0);
+        mpt_fecplan_set(&p, l0, w, 7, 3, 0.001, 0, 0);
+        ASSERT(!mpt_fecplan_none(&p));
+        ASSERT_GT(mpt_fecplan_m(&p, 64), 0);
+        mpt_fecplan_set(&p, l0, w, 3, 3, 0.001, 64, 9); /* fixed: always coded */
+        ASSERT(!mpt_fecplan_none(&p));
+        ASSERT_EQ(mpt_fecplan_m(&p, 64), 9);
+    }
     mpt_fecplan_set(&p, l20, w, 7, 3, 0.004, 10, 6);
     ASSERT_EQ(mpt_fecplan_k(&p), 10);
     ASSERT_EQ(mpt_fecplan_m(&p, 10), 6);
@@ -310,6 +326,88 @@ static void fixed_ratio(void)
     teardown();
 }
 
+/* Planned fec mode over a path measured loss-free: no repair is planned either way, so neither
+ * end codes its datagrams at all (no source added to a block, no repair sent). */
+static void no_repair(void)
+{
+    const struct mpt_server_session *ss = NULL;
+    uint64_t c_src, c_rep, s_src, s_rep;
+
+    setup(1, MPT_CLIENT_FEC, 0, 0);
+    /* Until a path is measured over MPT_FECPLAN_PRIOR_DGRAMS datagrams it is planned for as
+     * lossy: coded. */
+    traffic(800, 300, 1 * MS);
+    for (unsigned i = 0; i < fx.s.p.max_sessions; i++)
+        if (fx.s.sessions[i].sid)
+            ss = &fx.s.sessions[i];
+    ASSERT(ss);
+    ASSERT_GT(fx.c[0].fec_repairs_tx, 0);
+    ASSERT_GT(ss->fec_repairs, 0);
+    c_src = fx.c[0].fec_sources;
+    c_rep = fx.c[0].fec_repairs_tx;
+    s_src = ss->fec_sources;
+    s_rep = ss->fec_repairs;
+    traffic(500, 300, 1 * MS);
+    printf("measured loss-free: sources coded %llu up, %llu down; repairs %llu up, %llu down "
+           "(limits 0)\n",
+           (unsigned long long)(fx.c[0].fec_sources - c_src),
+           (unsigned long long)(ss->fec_sources - s_src),
+           (unsigned long long)(fx.c[0].fec_repairs_tx - c_rep),
+           (unsigned long long)(ss->fec_repairs - s_rep));
+    ASSERT_EQ(fx.c[0].fec_sources - c_src, 0);
+    ASSERT_EQ(ss->fec_sources - s_src, 0);
+    ASSERT_EQ(fx.c[0].fec_repairs_tx - c_rep, 0);
+    ASSERT_EQ(ss->fec_repairs - s_rep, 0);
+    ASSERT_GE(fx.echoes[0], 1300);
+    teardown();
+}
+
+/* calloc, wrapped (-Wl,--wrap=calloc): fails while fail_calloc is set, counting the calls. */
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+static int fail_calloc;
+static unsigned long failed_callocs;
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (fail_calloc) {
+        failed_callocs++;
+        return NULL;
+    }
+    return __real_calloc(n, size);
+}
+
+/* A server that cannot allocate a session's encoder sends its replies uncoded and tries again
+ * at most once a second (not for every reply); once memory is there, the replies are coded. */
+static void encoder_retry(void)
+{
+    const struct mpt_server_session *ss = NULL;
+
+    setup(1, MPT_CLIENT_FEC, 10, 6);
+    fail_calloc = 1;
+    failed_callocs = 0;
+    traffic(2000, 300, 1 * MS); /* 2.2 s */
+    fail_calloc = 0;
+    printf("2.2 s without memory: %llu replies uncoded, %lu allocations tried (limit 3)\n",
+           (unsigned long long)fx.s.fec_no_encoder, failed_callocs);
+    ASSERT_GE(fx.s.fec_no_encoder, 1900);
+    ASSERT_GE(failed_callocs, 1);
+    ASSERT_LE(failed_callocs, 3);
+    ASSERT_EQ(fx.s.fec_encoders, 0);
+    ASSERT_GE(fx.echoes[0], 2000);
+    advance(fx.now + 1 * SEC);
+    traffic(200, 300, 1 * MS);
+    for (unsigned i = 0; i < fx.s.p.max_sessions; i++)
+        if (fx.s.sessions[i].sid)
+            ss = &fx.s.sessions[i];
+    ASSERT(ss);
+    printf("then: %u encoder, %llu repairs sent\n", fx.s.fec_encoders,
+           (unsigned long long)ss->fec_repairs);
+    ASSERT_EQ(fx.s.fec_encoders, 1);
+    ASSERT_GT(ss->fec_repairs, 0);
+    teardown();
+}
+
 /* Tables of the modes: a server whose sessions are in redundant mode, and a client in redundant
  * mode, hold neither fec mode's decoder and encoders nor the reorder buffer; a balance session
  * makes the server allocate the buffer, a fec one its decoder. */
@@ -349,8 +447,9 @@ static void tables(void)
 }
 
 static const struct task_case cases[] = {
-    {"plan", plan},     {"encoders", encoders}, {"fixed_ratio", fixed_ratio},
-    {"tables", tables}, {NULL, NULL},
+    {"plan", plan},     {"encoders", encoders},   {"fixed_ratio", fixed_ratio},
+    {"tables", tables}, {"no_repair", no_repair}, {"encoder_retry", encoder_retry},
+    {NULL, NULL},
 };
 
 int main(int argc, char **argv)
