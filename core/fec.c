@@ -364,7 +364,8 @@ int mpt_fec_rx_init(struct mpt_fec_rx *r, unsigned nsrc, unsigned npend)
     r->pend = calloc(npend, sizeof(*r->pend));
     r->scratch = malloc((size_t)(MPT_FEC_K_MAX + MPT_FEC_M_MAX) * MPT_FEC_SYM_MAX);
     r->tbls = malloc(32 * MPT_FEC_K_MAX * MPT_FEC_M_MAX);
-    if (!r->src || !r->src_buf || !r->pend || !r->scratch || !r->tbls)
+    r->cauchy = malloc((size_t)(MPT_FEC_K_MAX + MPT_FEC_M_MAX) * MPT_FEC_K_MAX);
+    if (!r->src || !r->src_buf || !r->pend || !r->scratch || !r->tbls || !r->cauchy)
         goto fail;
     r->nsrc = nsrc;
     r->npend = npend;
@@ -387,6 +388,7 @@ void mpt_fec_rx_free(struct mpt_fec_rx *r)
     free(r->pend);
     free(r->scratch);
     free(r->tbls);
+    free(r->cauchy);
     memset(r, 0, sizeof(*r));
 }
 
@@ -448,24 +450,29 @@ static int block_scan(const struct mpt_fec_rx *r, uint64_t sid, uint64_t first, 
 }
 
 /* Rebuilds the block's missing sources if it has k symbols; returns 1 when the block is done
- * (decoded, or nothing was missing). */
+ * (decoded, or nothing was missing). With e sources missing and the first e repairs held, only
+ * the e x e system of the missing sources in those repairs is inverted (the sources held are
+ * known): O(e^3 + e^2 k) products, where inverting the whole k x k matrix of the symbols used
+ * took 2 k^3 (over a millisecond for k = 64, for every block that lost a source). */
 static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
 {
-    uint8_t a[(MPT_FEC_K_MAX + MPT_FEC_M_MAX) * MPT_FEC_K_MAX];
-    uint8_t b[MPT_FEC_K_MAX * MPT_FEC_K_MAX], inv[MPT_FEC_K_MAX * MPT_FEC_K_MAX];
+    uint8_t c[MPT_FEC_M_MAX * MPT_FEC_M_MAX], ci[MPT_FEC_M_MAX * MPT_FEC_M_MAX];
     uint8_t dm[MPT_FEC_M_MAX * MPT_FEC_K_MAX];
     uint8_t *avail[MPT_FEC_K_MAX], *rec[MPT_FEC_M_MAX];
     uint64_t miss_ctr[MPT_FEC_K_MAX];
-    unsigned miss_idx[MPT_FEC_K_MAX], nmiss, nav = 0, k = p->k, S = p->sym_len;
+    unsigned miss_idx[MPT_FEC_K_MAX], held[MPT_FEC_K_MAX], rows[MPT_FEC_M_MAX];
+    unsigned e, nav = 0, nheld, k = p->k, S = p->sym_len;
     uint8_t *sc = r->scratch;
+    const uint8_t *a;
     const struct mpt_fec_src *have[MPT_FEC_K_MAX];
     int scan = block_scan(r, p->sid, p->first, p->mask, k, S, have, miss_ctr, miss_idx);
 
     if (scan <= 0)
         return 1; /* nothing missing, or the block cannot be used */
-    nmiss = (unsigned)scan;
-    if (nmiss > p->m || k - nmiss + (unsigned)__builtin_popcount(p->have_rep) < k)
+    e = (unsigned)scan;
+    if (e > p->m || (unsigned)__builtin_popcount(p->have_rep) < e)
         return 0;
+    /* The inputs: the sources held, as symbols (length, message, zero padding), then e repairs. */
     for (unsigned i = 0; i < k; i++) {
         uint8_t *d = sc + (size_t)nav * MPT_FEC_SYM_MAX;
         if (!have[i])
@@ -474,27 +481,43 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
         memcpy(d + 2, src_data(r, have[i]), have[i]->len);
         memset(d + 2 + have[i]->len, 0, S - 2 - have[i]->len);
         avail[nav] = d;
-        memset(b + nav * k, 0, k);
-        b[nav * k + i] = 1;
-        nav++;
+        held[nav++] = i;
     }
-    gf_gen_cauchy1_matrix(a, (int)(k + p->m), (int)k);
-    for (unsigned j = 0; j < p->m && nav < k; j++) {
+    nheld = nav;
+    for (unsigned j = 0, x = 0; j < p->m && x < e; j++) {
         if (!(p->have_rep >> j & 1))
             continue;
-        memcpy(b + nav * k, a + (k + j) * k, k);
+        rows[x++] = j;
         avail[nav++] = p->rep + (size_t)j * MPT_FEC_SYM_MAX;
     }
-    if (gf_invert_matrix(b, inv, (int)k) < 0)
-        return 1;
-    for (unsigned x = 0; x < nmiss; x++) {
-        memcpy(dm + x * k, inv + miss_idx[x] * k, k);
-        rec[x] = sc + (size_t)(MPT_FEC_K_MAX + x) * MPT_FEC_SYM_MAX;
+    /* Repair j is row k + j of the Cauchy matrix (the same whatever m): rows kept for this k. */
+    if (r->cauchy_k != k) {
+        gf_gen_cauchy1_matrix(r->cauchy, (int)(k + MPT_FEC_M_MAX), (int)k);
+        r->cauchy_k = k;
     }
-    ec_init_tables((int)k, (int)nmiss, dm, r->tbls);
-    encode((int)S, (int)k, (int)nmiss, r->tbls, avail, rec);
+    a = r->cauchy + (size_t)k * k;
+    /* repair x = sum over the sources held + C s_missing, C[x][y] = a[rows[x]][miss_idx[y]]:
+     * s_missing = C^-1 (repairs + the held sources' part of them). */
+    for (unsigned x = 0; x < e; x++)
+        for (unsigned y = 0; y < e; y++)
+            c[x * e + y] = a[rows[x] * k + miss_idx[y]];
+    if (gf_invert_matrix(c, ci, (int)e) < 0)
+        return 1;
+    for (unsigned y = 0; y < e; y++) {
+        uint8_t *row = dm + (size_t)y * k;
+        for (unsigned n = 0; n < nheld; n++) {
+            uint8_t v = 0;
+            for (unsigned x = 0; x < e; x++)
+                v ^= gf_mul(ci[y * e + x], a[rows[x] * k + held[n]]);
+            row[n] = v;
+        }
+        memcpy(row + nheld, ci + y * e, e);
+        rec[y] = sc + (size_t)(MPT_FEC_K_MAX + y) * MPT_FEC_SYM_MAX;
+    }
+    ec_init_tables((int)k, (int)e, dm, r->tbls);
+    encode((int)S, (int)k, (int)e, r->tbls, avail, rec);
     r->nout = r->outpos = 0;
-    for (unsigned x = 0; x < nmiss; x++) {
+    for (unsigned x = 0; x < e; x++) {
         unsigned len = mpt_get16(rec[x]);
         if (!len || len + 2 > S || !mpt_fec_protects(rec[x] + 2, len)) {
             r->malformed++;

@@ -114,6 +114,8 @@ struct mpt_fec_rx {
     unsigned busy;    /* pending blocks held */
     uint8_t *scratch; /* k symbols for decoding, then the recovered ones */
     uint8_t *tbls;
+    uint8_t *cauchy; /* the Cauchy matrix for cauchy_k sources, MPT_FEC_M_MAX repair rows */
+    unsigned cauchy_k;
     /* Recovered messages not yet taken (mpt_fec_rx_take). */
     struct mpt_fec_out out[MPT_FEC_M_MAX];
     unsigned nout, outpos;
