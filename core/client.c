@@ -81,6 +81,7 @@ static int mode_tables(struct mpt_client *c, uint8_t mode, uint32_t reorder_cap_
             return -ENOMEM;
         }
         memset(c->fec_plan.m_for, 0xff, sizeof(c->fec_plan.m_for));
+        c->fec_rx.hold_us = MPT_FEC_HOLD_US;
     }
     return 0;
 }
@@ -1387,6 +1388,14 @@ static uint64_t fec_wait(const struct mpt_client *c)
     return (uint64_t)(c->p.fec_wait_ms ? c->p.fec_wait_ms : 50) * 1000;
 }
 
+/* A block the decoder holds for its missing sources (MPT_FEC_HOLD_US) is decoded by the timer
+ * if they do not come: the driver's timer must wake by then. */
+static void fec_held(struct mpt_client *c)
+{
+    if (c->fec_rx.ready_us < c->timer_at_us)
+        c->wake = 1;
+}
+
 /* Replies the decoder rebuilt: each goes to its application as if its DATA datagram had come, if
  * the window says its counter never did (and records it): a repair resurrects nothing (§11). */
 static void fec_deliver(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
@@ -1522,14 +1531,18 @@ static void path_input(struct mpt_client *c, uint64_t now, unsigned path, const 
     c->ctr.rx_bytes += len;
     if (plain[0] == MPT_INNER_REPAIR) {
         q->used = mark;
-        if (k == &c->sec->keys && c->fec_rx.nsrc)
+        if (k == &c->sec->keys && c->fec_rx.nsrc) {
             mpt_fec_rx_repair(&c->fec_rx, c->sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain,
                               (size_t)n, now, fec_wait(c));
+            fec_held(c);
+        }
         return;
     }
-    if (c->p.mode == MPT_CLIENT_FEC && k == &c->sec->keys && c->fec_rx.nsrc)
+    if (c->p.mode == MPT_CLIENT_FEC && k == &c->sec->keys && c->fec_rx.nsrc) {
         mpt_fec_rx_source(&c->fec_rx, c->sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain, (size_t)n,
                           now);
+        fec_held(c);
+    }
     if (plain[0] == MPT_INNER_PIECE) {
         /* The last piece of a FLOW message: handled as the message would be, had it come whole. */
         const uint8_t *m;
@@ -2002,9 +2015,16 @@ uint64_t mpt_client_on_timer(struct mpt_client *c, uint64_t now, struct mpt_outq
             } else
                 fec_flush(c, q);
         }
+        {
+            uint64_t sid;
+            while (mpt_fec_rx_due(&c->fec_rx, now, &sid))
+                fec_deliver(c, now, q);
+        }
         mpt_fec_rx_expire(&c->fec_rx, now);
         if (c->fec_tx.n && c->fec_close_us < next)
             next = c->fec_close_us;
+        if (c->fec_rx.ready_us < next)
+            next = c->fec_rx.ready_us;
         if (c->hs_sid == 0 && now - c->last_auth_us >= dead_after_us(c)) {
             MPT_WARN("session %016llx silent for %llu ms on every path: re-establishing",
                      (unsigned long long)c->sid,

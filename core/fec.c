@@ -369,6 +369,7 @@ int mpt_fec_rx_init(struct mpt_fec_rx *r, unsigned nsrc, unsigned npend)
         goto fail;
     r->nsrc = nsrc;
     r->npend = npend;
+    r->ready_us = UINT64_MAX;
     for (unsigned i = 0; i < npend; i++)
         if (!(r->pend[i].rep = malloc((size_t)MPT_FEC_M_MAX * MPT_FEC_SYM_MAX)))
             goto fail;
@@ -454,7 +455,7 @@ static int block_scan(const struct mpt_fec_rx *r, uint64_t sid, uint64_t first, 
  * the e x e system of the missing sources in those repairs is inverted (the sources held are
  * known): O(e^3 + e^2 k) products, where inverting the whole k x k matrix of the symbols used
  * took 2 k^3 (over a millisecond for k = 64, for every block that lost a source). */
-static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
+static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p, uint64_t now)
 {
     uint8_t c[MPT_FEC_M_MAX * MPT_FEC_M_MAX], ci[MPT_FEC_M_MAX * MPT_FEC_M_MAX];
     uint8_t dm[MPT_FEC_M_MAX * MPT_FEC_K_MAX];
@@ -472,6 +473,17 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p)
     e = (unsigned)scan;
     if (e > p->m || (unsigned)__builtin_popcount(p->have_rep) < e)
         return 0;
+    /* Decodable, but the missing sources may only be behind the repairs (read from another
+     * socket after them, or on a slower path): held for them hold_us first. */
+    if (r->hold_us) {
+        if (!p->ready_us) {
+            p->ready_us = now + r->hold_us;
+            if (p->ready_us < r->ready_us)
+                r->ready_us = p->ready_us;
+        }
+        if (now < p->ready_us)
+            return 0;
+    }
     /* The inputs: the sources held, as symbols (length, message, zero padding), then e repairs. */
     for (unsigned i = 0; i < k; i++) {
         uint8_t *d = sc + (size_t)nav * MPT_FEC_SYM_MAX;
@@ -549,7 +561,7 @@ void mpt_fec_rx_source(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const u
         if (!p->until_us || p->sid != sid || ctr < p->first || ctr - p->first >= MPT_FEC_SPAN ||
             !mask_bit(p->mask, (unsigned)(ctr - p->first)))
             continue;
-        if (pend_try(r, p))
+        if (pend_try(r, p, now))
             pend_free(r, p, 0);
         return;
     }
@@ -628,6 +640,7 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
         p->sym_len = S;
         memcpy(p->mask, inner + 12, 16);
         p->have_rep = 0;
+        p->ready_us = 0;
         p->until_us = now + wait_us;
         if (!p->until_us)
             p->until_us = 1;
@@ -636,7 +649,7 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
     }
     memcpy(p->rep + (size_t)j * MPT_FEC_SYM_MAX, inner + MPT_REPAIR_HDR_LEN, S);
     p->have_rep |= 1u << j;
-    if (pend_try(r, p))
+    if (pend_try(r, p, now))
         pend_free(r, p, 0);
     return 0;
 bad:
@@ -649,6 +662,33 @@ const struct mpt_fec_out *mpt_fec_rx_take(struct mpt_fec_rx *r)
     return r->outpos < r->nout ? &r->out[r->outpos++] : NULL;
 }
 
+int mpt_fec_rx_due(struct mpt_fec_rx *r, uint64_t now, uint64_t *sid)
+{
+    r->nout = r->outpos = 0;
+    if (r->ready_us > now)
+        return 0;
+    r->ready_us = UINT64_MAX;
+    for (unsigned i = 0; i < r->npend; i++) {
+        struct mpt_fec_pend *p = &r->pend[i];
+        if (!p->until_us || !p->ready_us)
+            continue;
+        if (p->ready_us > now) {
+            if (p->ready_us < r->ready_us)
+                r->ready_us = p->ready_us;
+            continue;
+        }
+        if (!pend_try(r, p, now)) {
+            p->ready_us = 0; /* no longer decodable (a source held gave way in the cache) */
+            continue;
+        }
+        *sid = p->sid;
+        pend_free(r, p, 0);
+        r->ready_us = now; /* others may be due too: looked at on the next call */
+        return 1;
+    }
+    return 0;
+}
+
 uint64_t mpt_fec_rx_expire(struct mpt_fec_rx *r, uint64_t now)
 {
     uint64_t next = UINT64_MAX, due;
@@ -657,7 +697,9 @@ uint64_t mpt_fec_rx_expire(struct mpt_fec_rx *r, uint64_t now)
         struct mpt_fec_pend *p = &r->pend[i];
         if (!p->until_us)
             continue;
-        if (p->until_us > now) {
+        if (p->ready_us) {
+            due = p->ready_us > now ? p->ready_us : now; /* decoded by mpt_fec_rx_due */
+        } else if (p->until_us > now) {
             due = p->until_us;
         } else if (r->last_rx_us >= p->until_us || now - p->until_us >= p->wait_us) {
             pend_free(r, p, 1);

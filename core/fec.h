@@ -23,6 +23,10 @@
 #define MPT_FEC_BLOCK_US 10000ULL /* an open block is closed this long after its first source */
 #define MPT_FEC_PATHS 16
 #define MPT_FEC_DONE 16 /* blocks remembered as complete */
+/* A block that can be decoded is held this long for its missing sources at both ends: a
+ * receiver reading its sockets in turn takes a path's repairs before the sources that another
+ * path carried just before them, and decoding those would be work for nothing. */
+#define MPT_FEC_HOLD_US 2000ULL
 
 /* 1 if an inner message of this kind and length is a source of the code (FLOW and PIECE). */
 int mpt_fec_protects(const uint8_t *inner, size_t len);
@@ -96,6 +100,7 @@ struct mpt_fec_pend {
     uint8_t mask[16];
     unsigned k, m, sym_len;
     uint32_t have_rep; /* repairs held, bit j */
+    uint64_t ready_us; /* decodable, held for its missing sources until then (0: not yet) */
     uint8_t *rep;      /* MPT_FEC_M_MAX symbols */
 };
 
@@ -121,6 +126,9 @@ struct mpt_fec_rx {
     unsigned nout, outpos;
     uint64_t recovered, given_up, malformed, repairs;
     uint64_t last_rx_us; /* when a source or repair last came */
+    /* A block that can be decoded waits this long for its missing sources first (0: decoded at
+     * once), and the earliest such wait's end (UINT64_MAX: none). */
+    uint64_t hold_us, ready_us;
     /* Blocks found complete lately: their further repairs are dropped without work. */
     uint64_t done_sid[MPT_FEC_DONE], done_first[MPT_FEC_DONE];
     unsigned done_pos;
@@ -148,8 +156,14 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
  * window by the caller: a recovered message is delivered only if that counter never arrived. */
 const struct mpt_fec_out *mpt_fec_rx_take(struct mpt_fec_rx *r);
 
+/* Decodes one block whose hold (hold_us) is over, if any: returns 1 and its session in *sid,
+ * its recovered messages then listed for mpt_fec_rx_take (call again until it returns 0);
+ * ready_us says when one is next due. */
+int mpt_fec_rx_due(struct mpt_fec_rx *r, uint64_t now, uint64_t *sid);
+
 /* Gives up the blocks whose wait is over (their missing sources counted in given_up); returns
- * the earliest deadline left (UINT64_MAX: none). A block whose wait is over but since whose end
+ * the earliest deadline left (UINT64_MAX: none; a held block's is its hold's end). A block whose
+ * wait is over but since whose end
  * nothing came is given 1 ms more each time, up to the wait again: after a stall of the
  * receiver, the datagrams queued meanwhile are read first (the timer may run before them). */
 uint64_t mpt_fec_rx_expire(struct mpt_fec_rx *r, uint64_t now);

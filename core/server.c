@@ -97,6 +97,7 @@ static int fec_rx_ready(struct mpt_server *s, uint64_t now)
     }
     s->fec_rx.on_give_up = fec_given_up;
     s->fec_rx.arg = s;
+    s->fec_rx.hold_us = MPT_FEC_HOLD_US;
     return 1;
 }
 
@@ -1972,6 +1973,14 @@ static uint64_t fec_wait(const struct mpt_server_session *ss, uint64_t now)
     return MPT_SERVER_FEC_WAIT_US;
 }
 
+/* A block the decoder holds for its missing sources (MPT_FEC_HOLD_US) is decoded by the timer
+ * if they do not come: the driver's timer must wake by then. */
+static void fec_held(struct mpt_server *s)
+{
+    if (s->fec_rx.ready_us < s->timer_at_us)
+        s->wake = 1;
+}
+
 /* Datagrams the decoder rebuilt: each goes on as if its DATA datagram had come, if the window
  * says its counter never did (and records it): a repair resurrects nothing (§11). */
 static void fec_deliver(struct mpt_server *s, uint64_t now, uint32_t slot, struct mpt_keys *k,
@@ -2042,14 +2051,18 @@ static struct mpt_server_path *on_data(struct mpt_server *s, uint64_t now, uint3
     }
     if (plain[0] == MPT_INNER_REPAIR) {
         q->used = mark;
-        if (k == &ss->keys && fec_rx_ready(s, now))
+        if (k == &ss->keys && fec_rx_ready(s, now)) {
             mpt_fec_rx_repair(&s->fec_rx, sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain, (size_t)n,
                               now, fec_wait(ss, now));
+            fec_held(s);
+        }
         return challenge;
     }
-    if (ss->mode == MPT_CLIENT_FEC && k == &ss->keys && s->fec_rx.nsrc)
+    if (ss->mode == MPT_CLIENT_FEC && k == &ss->keys && s->fec_rx.nsrc) {
         mpt_fec_rx_source(&s->fec_rx, sid, mpt_get64(buf + MPT_DATA_OFF_CTR), plain, (size_t)n,
                           now);
+        fec_held(s);
+    }
     if (plain[0] == MPT_INNER_PIECE) {
         /* The last piece of a FLOW message: handled as the message would be, had it come whole. */
         const uint8_t *m;
@@ -2324,7 +2337,15 @@ uint64_t mpt_server_on_timer(struct mpt_server *s, uint64_t now, struct mpt_outq
     authlog_flush(s, now);
     log_stats(s, now);
     {
-        uint64_t f = mpt_fec_rx_expire(&s->fec_rx, now), t = fec_timer(s, now, q);
+        uint64_t sid, f, t;
+        /* Blocks held for their missing sources that did not come: decoded now. */
+        while (mpt_fec_rx_due(&s->fec_rx, now, &sid)) {
+            uint32_t slot = mpt_index_find(&s->session_by_sid, sid);
+            if (slot != MPT_NIL)
+                fec_deliver(s, now, slot, &s->sessions[slot].keys, q);
+        }
+        f = mpt_fec_rx_expire(&s->fec_rx, now);
+        t = fec_timer(s, now, q);
         if (f < next)
             next = f;
         if (t < next)
