@@ -1,7 +1,8 @@
 """Formats the figures of run-bench.sh: a report on stdout and, optionally, a markdown section.
 
 Usage: python3 bench_report.py RESULTS.tsv META.tsv [MARKDOWN-FILE]
-RESULTS.tsv holds lines `kind paths size key value` (kind: tunnel, floor, direct, flows, modes);
+RESULTS.tsv holds lines `kind paths size key value` (kind: tunnel, floor, direct, flows, modes,
+fecprocs);
 META.tsv lines `key value`. Exits 1 if a configuration lacks figures or carried no traffic.
 """
 import collections
@@ -234,6 +235,35 @@ def main():
             "seconds of the client and the server per million delivered datagrams (both ways) "
             "at the rate shown; the bridges' apart. p50, p99: the round trip at 1,000 "
             "datagrams/s, each direction through the bridges' loss." % (num(size), n))
+
+    # fec's CPU against redundant's at a high rate over loss-free paths (fec_procs.py).
+    for (kind, n, size), d in sorted(res.items()):
+        if kind != "fecprocs" or "rate" not in d:
+            continue
+        red = d.get("redundant.us")
+        rows = [["redundant", fx(red), "1"]]
+        for m in ("64:30", "64:9"):
+            us, r = d.get("fec.%s.us" % m), d.get("fec.%s.ratio" % m)
+            if us is None or r is None:
+                problems.append("fec = %s at %s/s: no CPU figure" % (m, num(d["rate"])))
+                continue
+            rows.append(["fec = %s" % m, fx(us), "**%s** (limit 1.50)" % fx(r)])
+            if r > 1.5 and not quick:
+                problems.append("fec = %s costs %.2f times redundant's CPU per datagram (limit "
+                                "1.50)" % (m, r))
+        parts.append(
+            "#### fec's CPU against redundant's at %s datagrams/s\n\n" % num(d["rate"]) + table(
+                ["mode", "CPU client + server (us per datagram)", "against redundant"], rows) +
+            "\n\n`test/bench/fec_procs.py`: a client and a server over %d paths on loopback, each "
+            "its own socket straight to the server (nothing lost, no bridge), %s-byte datagrams "
+            "from udpgen at %s a second to an echo, so both directions are coded (64:30: the "
+            "repairs 3 paths at 20%% need; 64:9: 3 paths at 5%%). CPU: user and system seconds "
+            "of the client and the server per delivered datagram (each round trip delivers "
+            "two); fec against redundant is the median of %s pair(s) of trials run in turn, each "
+            "pair's ratio taken. Here redundant's three sends and receptions per datagram are "
+            "system calls; in mpt-coreloop (both cores in one process, no sockets: "
+            "`bench.fec_cpu`) fec = 64:30 runs 2.0 times redundant's instructions, the coding "
+            "and the repairs' AEAD." % (n, num(size), num(d["rate"]), num(d.get("pairs", 5))))
 
     # Flows.
     fl = [(k, d) for k, d in res.items() if k[0] == "flows"]
