@@ -624,8 +624,10 @@ static void on_response(struct mpt_client *c, uint64_t now, unsigned path, const
      * session that does not follow ours may be another server process's, with another clock. */
     for (unsigned i = 0; i < c->p.npaths; i++) {
         c->paths[i].ack_seq = 0;
-        if (!follows)
+        if (!follows) {
             mpt_owd_reset(&c->paths[i].owd);
+            mpt_est_new_clock(&c->paths[i].est);
+        }
     }
     c->sessions_established++;
     c->ctr.handshakes++;
@@ -1258,7 +1260,15 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
     mpt_owd_add(&p->owd, now, mpt_get64(m + MPT_PROBE_OFF_STIME));
     /* What the path carries now, each way (§8.2), for the balance shares. */
     if (p->probe_seq - seq < 16) {
-        mpt_est_sample(&p->est, sent, rtt, p->probe_tx[seq % 16], peer_rx, peer_tx, p->rx_dgrams);
+        mpt_est_sample(&p->est, sent, rtt, mpt_get64(m + MPT_PROBE_OFF_STIME),
+                       p->probe_tx[seq % 16], peer_rx, peer_tx, p->rx_dgrams);
+        MPT_LOG(MPT_LOGL_DEBUG,
+                "path %u: rtt %.1f ms; up: queue %.1f ms, %.0f/s delivered, cap %.0f/s%s; down: "
+                "queue %.1f ms, %.0f/s delivered, cap %.0f/s%s",
+                path + 1, (double)rtt / 1000, (double)mpt_est_queue_us(&p->est, 0) / 1000,
+                p->est.up.rate, p->est.up.cap, p->est.up.full ? ", full" : "",
+                (double)mpt_est_queue_us(&p->est, 1) / 1000, p->est.down.rate, p->est.down.cap,
+                p->est.down.full ? ", full" : "");
         if (c->p.mode == MPT_CLIENT_BALANCE || c->p.mode == MPT_CLIENT_ADAPTIVE)
             c->sched_dirty = 1;
     }

@@ -6,10 +6,12 @@
 #define LOSS_TOL_REL 0.25  /* ... this fraction of the larger, are alike */
 #define RTT_TOL_US 2000ULL /* RTTs closer than this and a tenth of the larger are alike */
 
-#define QUEUE_MIN_US 20000ULL /* a queue shorter than this is none (RTTs vary that much) */
+#define QUEUE_MIN_US 10000ULL /* a queue shorter than this is none (delays vary that much) */
 #define FULL_LOSS 0.01        /* a path losing more than this is full */
 #define SHRINK 0.9            /* a full path's cap: this much of what it carried, so it drains */
-#define GROW_US 1000000ULL    /* a cap not reached grows by a quarter in this long */
+#define GROW_US 1000000ULL    /* a cap not reached grows by a quarter in this long, ... */
+#define REGAIN 0.5            /* ... by half up to what the path carried when it was full, ... */
+#define NEAR 0.05             /* ... by this much within a tenth over it */
 #define LOSS_WEIGHT 10.0      /* a path's weight falls by this times its loss (to a tenth) */
 
 void mpt_est_reset(struct mpt_est *e)
@@ -24,8 +26,7 @@ static double fade(uint64_t dt, uint64_t tau)
 }
 
 /* One direction's interval of dt: tx and rx (cumulative) as the sender and the receiver count;
- * q: the queueing delay seen, qmin: what counts as a queue; busier: this direction carries at
- * least as much as the other (a queue is put down to the busier direction). */
+ * q: the direction's queueing delay, qmin: what counts as a queue. */
 static void dir_sample(struct mpt_est_dir *d, uint64_t dt, uint64_t tx, uint64_t rx, uint64_t q,
                        uint64_t qmin)
 {
@@ -44,27 +45,64 @@ static void dir_sample(struct mpt_est_dir *d, uint64_t dt, uint64_t tx, uint64_t
     }
     rate = (double)got * 1e6 / (double)dt;
     d->rate = d->rate > 0 ? (d->rate + rate) / 2 : rate;
-    /* Full: its queue stood out twice in a row (one RTT alone may be a stall), or it lost with a
-     * queue (a path that loses without one is lossy, not full). */
+    /* Full: its queue stood out twice in a row, or rose above qmin by more than half of it at
+     * once (that may be a stall of the receiver, but a cap lowered for an interval costs little,
+     * and a queue found an interval late has grown by a fifth of what the path carries in that
+     * time), or it lost with a queue (a path that loses without one is lossy, not full). */
     d->queued = n >= 20 && q > qmin ? d->queued + 1 : 0;
-    d->full = n >= 20 && (d->queued >= 2 || ((double)(n - got) > FULL_LOSS * n && q > qmin / 2));
+    d->full = n >= 20 && (d->queued >= 2 || (q > qmin && q > d->q_us + qmin / 2) ||
+                          ((double)(n - got) > FULL_LOSS * n && q > qmin));
+    d->q_us = q;
     if (d->full) {
+        /* A queue all the interval: it delivered its capacity. */
+        d->full_rate = rate > d->rate ? rate : d->rate;
         d->cap = SHRINK * d->rate;
     } else if (d->cap > 0) {
-        d->cap *= 1 + 0.25 * (double)dt / (double)GROW_US;
+        /* Back to what it carried at once, slowly over it (its capacity is there, most likely),
+         * and faster beyond (it is more now). */
+        double g = d->cap < d->full_rate ? REGAIN : d->cap < 1.1 * d->full_rate ? NEAR : 0.25;
+        double was = d->cap;
+        d->cap *= 1 + g * (double)dt / (double)GROW_US;
+        if (was < d->full_rate && d->cap > d->full_rate)
+            d->cap = d->full_rate;
         if (d->cap > 4 * d->rate + 1000)
             d->cap = 0; /* far above what it is offered: no limit */
     }
 }
 
-void mpt_est_sample(struct mpt_est *e, uint64_t sent_us, uint64_t rtt_us, uint64_t up_tx,
-                    uint64_t up_rx, uint64_t down_tx, uint64_t down_rx)
+void mpt_est_new_clock(struct mpt_est *e)
+{
+    e->owd_have = 0;
+}
+
+/* A one-way delay d (modulo 2^64) taken at now. */
+static void owd_sample(struct mpt_est_owd *o, int fresh, uint64_t now, uint64_t d)
+{
+    if (fresh) {
+        o->min[0] = o->min[1] = d;
+        o->start_us = now;
+    } else if (now - o->start_us >= MPT_EST_RTT_MIN_US / 2) {
+        /* A new window; over a whole one without a sample the one before is as old. */
+        o->min[1] = now - o->start_us >= MPT_EST_RTT_MIN_US ? d : o->min[0];
+        o->min[0] = d;
+        o->start_us = now;
+    } else if ((int64_t)(d - o->min[0]) < 0) {
+        o->min[0] = d;
+    }
+    o->last = d;
+}
+
+void mpt_est_sample(struct mpt_est *e, uint64_t sent_us, uint64_t rtt_us, uint64_t peer_us,
+                    uint64_t up_tx, uint64_t up_rx, uint64_t down_tx, uint64_t down_rx)
 {
     if (!e->have || sent_us - e->rtt_min_at_us >= MPT_EST_RTT_MIN_US || rtt_us < e->rtt_min_us) {
         e->rtt_min_us = rtt_us;
         e->rtt_min_at_us = sent_us;
     }
     e->rtt_us = rtt_us;
+    owd_sample(&e->owd_up, !e->owd_have, sent_us, peer_us - sent_us);
+    owd_sample(&e->owd_down, !e->owd_have, sent_us, sent_us + rtt_us - peer_us);
+    e->owd_have = 1;
     if (!e->have) {
         e->have = 1;
         e->at_us = sent_us;
@@ -86,12 +124,9 @@ void mpt_est_sample(struct mpt_est *e, uint64_t sent_us, uint64_t rtt_us, uint64
         return;
     }
     {
-        uint64_t dt = sent_us - e->at_us, q = mpt_est_queue_us(e), qmin = QUEUE_MIN_US;
-        uint32_t nup = (uint32_t)(up_rx - e->up.last_rx),
-                 ndown = (uint32_t)(down_rx - e->down.last_rx);
-        /* A queue is put down to the busier direction. */
-        dir_sample(&e->up, dt, up_tx, up_rx, nup >= ndown ? q : 0, qmin);
-        dir_sample(&e->down, dt, down_tx, down_rx, ndown > nup ? q : 0, qmin);
+        uint64_t dt = sent_us - e->at_us;
+        dir_sample(&e->up, dt, up_tx, up_rx, mpt_est_queue_us(e, 0), QUEUE_MIN_US);
+        dir_sample(&e->down, dt, down_tx, down_rx, mpt_est_queue_us(e, 1), QUEUE_MIN_US);
     }
     e->at_us = sent_us;
 }
@@ -101,9 +136,13 @@ double mpt_est_loss(const struct mpt_est_dir *d)
     return d->loss;
 }
 
-uint64_t mpt_est_queue_us(const struct mpt_est *e)
+uint64_t mpt_est_queue_us(const struct mpt_est *e, int down)
 {
-    return e->have && e->rtt_us > e->rtt_min_us ? e->rtt_us - e->rtt_min_us : 0;
+    const struct mpt_est_owd *o = down ? &e->owd_down : &e->owd_up;
+    uint64_t lowest = (int64_t)(o->min[1] - o->min[0]) < 0 ? o->min[1] : o->min[0];
+    int64_t q = (int64_t)(o->last - lowest);
+
+    return e->owd_have && q > 0 ? (uint64_t)q : 0;
 }
 
 void mpt_est_shares(const struct mpt_est *est, const unsigned *weight, uint32_t mask, unsigned n,

@@ -7,8 +7,12 @@
 
 #define MS 1000ULL
 
+/* The peer's clock: far from ours, as another host's is. */
+#define PEER_CLOCK 0xfffffff000000000ULL
+
 /* Feeds path e `secs` seconds of probes every 200 ms: `sent` datagrams a second up, `lost` of
- * them lost, RTT rtt_min + queue; nothing down but the acks. Returns the time reached. */
+ * them lost, RTT `rtt`, of which 5 ms down and the rest up; nothing down but the acks. Returns
+ * the time reached. */
 static uint64_t feed(struct mpt_est *e, uint64_t t, double secs, unsigned sent, unsigned lost,
                      uint64_t rtt, uint64_t *tx, uint64_t *rx)
 {
@@ -16,7 +20,8 @@ static uint64_t feed(struct mpt_est *e, uint64_t t, double secs, unsigned sent, 
         t += 200 * MS;
         *tx += sent / 5;
         *rx += (sent - lost) / 5;
-        mpt_est_sample(e, t, rtt, *tx, *rx, t / (200 * MS), t / (200 * MS));
+        mpt_est_sample(e, t, rtt, PEER_CLOCK + t + rtt - 5 * MS, *tx, *rx, t / (200 * MS),
+                       t / (200 * MS));
     }
     return t;
 }
@@ -62,21 +67,101 @@ static void full_and_cap(void)
     mpt_est_reset(&e);
     t = feed(&e, 0, 2, 800, 0, 10 * MS, &tx, &rx);
     ASSERT_EQ(e.up.cap, 0);
-    /* One RTT with a queue may be a stall: not full yet. */
-    t = feed(&e, t, 0.2, 800, 0, 60 * MS, &tx, &rx);
+    /* A queue under 10 ms is none; one that creeps up is full when it stood over 10 ms twice. */
+    t = feed(&e, t, 0.2, 800, 0, 18 * MS, &tx, &rx);
     ASSERT_EQ(e.up.full, 0);
-    t = feed(&e, t, 0.2, 800, 0, 60 * MS, &tx, &rx);
+    t = feed(&e, t, 0.2, 800, 0, 23 * MS, &tx, &rx);
+    ASSERT_EQ(e.up.full, 0);
+    t = feed(&e, t, 0.2, 800, 0, 25 * MS, &tx, &rx);
     ASSERT_EQ(e.up.full, 1);
     ASSERT_DBL_GE(e.up.cap, 0.85 * 800);
     ASSERT_DBL_LE(e.up.cap, 0.95 * 800);
-    /* The queue drains: the cap grows again, by a quarter a second, until it is no limit. */
+    ASSERT_DBL_GE(e.up.full_rate, 790);
+    /* Drained: the cap is back at what the path carried within half a second... */
     cap = e.up.cap;
-    t = feed(&e, t, 1, 700, 0, 10 * MS, &tx, &rx);
+    t = feed(&e, t, 0.4, 700, 0, 10 * MS, &tx, &rx);
+    printf("full at 800/s: cap %.0f, 0.4 s later %.0f\n", cap, e.up.cap);
     ASSERT_EQ(e.up.full, 0);
-    ASSERT_DBL_GE(e.up.cap, 1.2 * cap);
-    ASSERT_DBL_LE(e.up.cap, 1.35 * cap);
+    ASSERT_DBL_GE(e.up.cap, 0.98 * 800);
+    /* ...then grows slowly, by a twentieth a second, to a tenth over it... */
+    t = feed(&e, t, 1, 700, 0, 10 * MS, &tx, &rx);
+    printf("1 s later: cap %.0f (limit 880)\n", e.up.cap);
+    ASSERT_DBL_LE(e.up.cap, 1.1 * 800);
+    ASSERT_DBL_GE(e.up.cap, 1.02 * 800);
+    /* ...and by a quarter a second beyond, until it is no limit. */
     feed(&e, t, 10, 100, 0, 10 * MS, &tx, &rx);
     ASSERT_EQ(e.up.cap, 0);
+    /* A queue that appears at once, over 10 ms by more than 5 ms, is full at once. */
+    mpt_est_reset(&e);
+    t = feed(&e, 0, 2, 800, 0, 10 * MS, &tx, &rx);
+    t = feed(&e, t, 0.2, 800, 0, 26 * MS, &tx, &rx);
+    ASSERT_EQ(e.up.full, 1);
+}
+
+/* A queue is its direction's: the one-way delays say which, whatever each direction carries
+ * (the replies of a download may outnumber what goes up a path whose way up is full). */
+static void queue_direction(void)
+{
+    struct mpt_est e;
+    uint64_t t = 0, tx = 0, rx = 0, dtx = 0;
+
+    mpt_est_reset(&e);
+    for (unsigned k = 0; k < 20; k++) {
+        /* 800/s up and 1,000/s down; after 2 s the way up queues 50 ms. */
+        uint64_t q = k >= 10 ? 50 * MS : 0;
+        t += 200 * MS;
+        tx += 160;
+        rx += 160;
+        dtx += 200;
+        mpt_est_sample(&e, t, 10 * MS + q, PEER_CLOCK + t + 5 * MS + q, tx, rx, dtx, dtx);
+    }
+    printf("queue up %llu ms, down %llu ms\n", (unsigned long long)mpt_est_queue_us(&e, 0) / MS,
+           (unsigned long long)mpt_est_queue_us(&e, 1) / MS);
+    ASSERT_EQ(mpt_est_queue_us(&e, 0), 50 * MS);
+    ASSERT_EQ(mpt_est_queue_us(&e, 1), 0);
+    ASSERT_EQ(e.up.full, 1);
+    ASSERT_EQ(e.down.full, 0);
+    /* The same queue down: the way up is not full. */
+    for (unsigned k = 0; k < 10; k++) {
+        t += 200 * MS;
+        tx += 160;
+        rx += 160;
+        dtx += 200;
+        mpt_est_sample(&e, t, 60 * MS, PEER_CLOCK + t + 5 * MS, tx, rx, dtx, dtx);
+    }
+    ASSERT_EQ(mpt_est_queue_us(&e, 0), 0);
+    ASSERT_EQ(mpt_est_queue_us(&e, 1), 50 * MS);
+    ASSERT_EQ(e.up.full, 0);
+    ASSERT_EQ(e.down.full, 1);
+    /* Another peer clock (another server process): the delays start over, no queue from it. */
+    mpt_est_new_clock(&e);
+    t += 200 * MS;
+    mpt_est_sample(&e, t, 10 * MS, t + 5 * MS, tx, rx, dtx, dtx);
+    ASSERT_EQ(mpt_est_queue_us(&e, 0), 0);
+    ASSERT_EQ(mpt_est_queue_us(&e, 1), 0);
+}
+
+/* The lowest one-way delay is that of the last 5-10 s: a path without a queue now and then is
+ * measured against its lowest of then (never against a single sample taken in a queue, as a
+ * minimum started over every 10 s would be), and a delay that stands 10 s is the path's own. */
+static void queue_window(void)
+{
+    struct mpt_est e;
+    uint64_t t = 0, tx = 0, rx = 0, worst = UINT64_MAX;
+
+    mpt_est_reset(&e);
+    t = feed(&e, t, 1, 100, 0, 10 * MS, &tx, &rx);
+    for (unsigned k = 0; k < 64; k++) {
+        /* A 30 ms queue for 13 s, drained for one sample at 9 s. */
+        t = feed(&e, t, 0.2, 100, 0, k == 40 ? 10 * MS : 40 * MS, &tx, &rx);
+        if (k != 40 && mpt_est_queue_us(&e, 0) < worst)
+            worst = mpt_est_queue_us(&e, 0);
+    }
+    printf("a 30 ms queue for 13 s, drained at 9 s: seen as at least %llu ms\n",
+           (unsigned long long)worst / MS);
+    ASSERT_EQ(worst, 30 * MS);
+    t = feed(&e, t, 10, 100, 0, 40 * MS, &tx, &rx);
+    ASSERT_EQ(mpt_est_queue_us(&e, 0), 0);
 }
 
 static unsigned sum3(const unsigned *s)
@@ -156,6 +241,8 @@ int main(int argc, char **argv)
     static const struct task_case cases[] = {
         {"rates_and_loss", rates_and_loss},
         {"full_and_cap", full_and_cap},
+        {"queue_direction", queue_direction},
+        {"queue_window", queue_window},
         {"shares", shares},
         {NULL, NULL},
     };
