@@ -948,8 +948,6 @@ static int send_pieces(struct mpt_client *c, uint8_t *out, size_t len, uint32_t 
     return 1;
 }
 
-/* Encrypts one datagram of flow f once and queues it on the scheduled paths. A flow that names
- * its target carries it until the server says the flow is open (§5). */
 /* Balance mode: the paths of mask whose cap (§8.2: what a path found full carried) leaves room
  * for a datagram now. A cap is a rate, where a share is a fraction of what the applications
  * send: while they send more and more (TCP's slow start), a full path's share alone would give
@@ -958,28 +956,14 @@ static uint32_t within_caps(struct mpt_client *c, uint64_t now, uint32_t mask)
 {
     uint32_t ok = 0;
 
-    for (unsigned i = 0; i < c->p.npaths; i++) {
-        struct mpt_client_path *p = &c->paths[i];
-        double cap = p->est.up.cap, burst;
-
-        if (!(mask & (1u << i)))
-            continue;
-        if (cap <= 0) {
+    for (unsigned i = 0; i < c->p.npaths; i++)
+        if ((mask & (1u << i)) && mpt_bucket_room(&c->paths[i].cap, c->paths[i].est.up.cap, now))
             ok |= 1u << i;
-            continue;
-        }
-        /* A bucket of cap datagrams per second holding at most 5 ms of them (and 2). */
-        burst = cap * 0.005 > 2 ? cap * 0.005 : 2;
-        p->cap_tokens += cap * (double)(now - p->cap_at_us) / 1e6;
-        p->cap_at_us = now;
-        if (p->cap_tokens > burst)
-            p->cap_tokens = burst;
-        if (p->cap_tokens >= 1)
-            ok |= 1u << i;
-    }
     return ok;
 }
 
+/* Encrypts one datagram of flow f once and queues it on the scheduled paths. A flow that names
+ * its target carries it until the server says the flow is open (§5). */
 static void send_flow(struct mpt_client *c, uint64_t now, const struct mpt_client_flow *f,
                       const uint8_t *buf, size_t len, struct mpt_outq *q)
 {
@@ -1019,8 +1003,7 @@ static void send_flow(struct mpt_client *c, uint64_t now, const struct mpt_clien
              * by share alone. */
             room = within_caps(c, now, some & mask);
             pick = mpt_wrr_pick(c->wrr, c->share, room ? room : some & mask, c->p.npaths);
-            if (c->paths[pick].est.up.cap > 0)
-                c->paths[pick].cap_tokens -= 1;
+            mpt_bucket_take(&c->paths[pick].cap, c->paths[pick].est.up.cap);
         } else {
             pick = mpt_wrr_pick(c->wrr, c->p.weight, mask, c->p.npaths);
         }
@@ -1652,6 +1635,12 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
         mpt_put16(m + MPT_PROBE_OFF_TARGET,
                   (uint16_t)(c->p.target_loss >= 0.065535 ? 65535 : c->p.target_loss * 1e6 + 0.5));
         memcpy(m + MPT_PROBE_OFF_USE, c->use, MPT_MAX_PATHS);
+        /* Balance mode: the caps of the server's direction, as rates (§8.2). */
+        if (c->p.mode == MPT_CLIENT_BALANCE)
+            for (unsigned j = 0; j < c->p.npaths; j++)
+                if (c->use[j])
+                    mpt_put16(m + MPT_PROBE_OFF_CAPS + 2 * j,
+                              mpt_cap_encode(c->paths[j].est.down.cap));
         /* fec mode (§11): whether the server may plan with the loss towards us, and the fixed
          * K:M its direction follows. */
         if (p->loss_n[1] >= MPT_FECPLAN_PRIOR_DGRAMS)

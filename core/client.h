@@ -15,6 +15,7 @@
 #include "core/handshake.h"
 #include "core/outq.h"
 #include "core/reorder.h"
+#include "core/sched.h"
 #include "core/session.h"
 #include "core/split.h"
 #include "core/table.h"
@@ -116,10 +117,9 @@ struct mpt_client_path {
      * since it became so (PROTOCOL.md §8). */
     uint8_t unusable[2];
     uint64_t since_sent[2], since_got[2];
-    struct mpt_est est; /* delivery rate, RTT and loss each way, from acknowledged probes */
-    double cap_tokens;  /* balance mode: datagrams it may take now within its cap (§8.2) */
-    uint64_t cap_at_us; /* when they were last counted */
-    struct mpt_owd owd; /* its one-way delay server -> client, from probe acks (§8.1) */
+    struct mpt_est est;    /* delivery rate, RTT and loss each way, from acknowledged probes */
+    struct mpt_bucket cap; /* balance mode: its cap up as a rate (§8.2) */
+    struct mpt_owd owd;    /* its one-way delay server -> client, from probe acks (§8.1) */
 };
 
 /* Replies of the session that the reorder buffer can hold at once (§8.1). */

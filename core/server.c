@@ -989,6 +989,10 @@ static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, c
     /* Probes overtake each other on paths of unequal delay: only the newest choice counts. */
     if (!ss->have_hints || sent >= ss->hints_time) {
         memcpy(ss->use, m + MPT_PROBE_OFF_USE, MPT_MAX_PATHS);
+        for (unsigned i = 0; i < MPT_MAX_PATHS; i++)
+            ss->cap[i] = len >= MPT_PROBE_LEN && ss->use[i]
+                             ? mpt_cap_decode(mpt_get16(m + MPT_PROBE_OFF_CAPS + 2 * i))
+                             : 0;
         ss->hints_time = sent;
         ss->have_hints = 1;
     }
@@ -1313,6 +1317,12 @@ void mpt_server_set_path_mtus(struct mpt_server *s, int all,
     }
 }
 
+/* Balance mode: the client's cap of replies on session path i, datagrams/s (0: none). */
+static double path_cap(const struct mpt_server_session *ss, unsigned i)
+{
+    return ss->paths[i].id < MPT_MAX_PATHS ? ss->cap[ss->paths[i].id] : 0;
+}
+
 /* Seals an inner message of `len` bytes, written at mpt_data_inner(out), and queues it on the
  * session's return paths (§8), as pieces if it is a FLOW message they do not carry whole. */
 static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint64_t now,
@@ -1343,7 +1353,19 @@ static void send_inner(struct mpt_server *s, struct mpt_server_session *ss, uint
             w[i] = ss->paths[i].id < MPT_MAX_PATHS && ss->use[ss->paths[i].id]
                        ? ss->use[ss->paths[i].id]
                        : 1;
-        mask = 1u << mpt_wrr_pick(ss->wrr, w, mask, ss->npaths);
+        if (ss->mode == MPT_CLIENT_BALANCE) {
+            /* Among the paths within the client's caps of them, if any is (§8.2). */
+            uint32_t room = 0;
+            unsigned pick;
+            for (unsigned i = 0; i < ss->npaths; i++)
+                if ((mask & (1u << i)) && mpt_bucket_room(&ss->paths[i].cap, path_cap(ss, i), now))
+                    room |= 1u << i;
+            pick = mpt_wrr_pick(ss->wrr, w, room ? room : mask, ss->npaths);
+            mpt_bucket_take(&ss->paths[pick].cap, path_cap(ss, pick));
+            mask = 1u << pick;
+        } else {
+            mask = 1u << mpt_wrr_pick(ss->wrr, w, mask, ss->npaths);
+        }
     }
     if (mpt_data_inner(out)[0] == MPT_INNER_FLOW && send_pieces(s, ss, now, out, len, mask, all, q))
         return;

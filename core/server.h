@@ -16,6 +16,7 @@
 #include "core/outq.h"
 #include "core/ratelimit.h"
 #include "core/reorder.h"
+#include "core/sched.h"
 #include "core/session.h"
 #include "core/split.h"
 #include "core/table.h"
@@ -148,6 +149,7 @@ struct mpt_server_path {
     uint8_t loss_measured; /* fec mode: loss_down is a measurement to plan with (§11) */
     uint64_t srtt_us;      /* the client's smoothed RTT of this path */
     struct mpt_owd owd;    /* its one-way delay client -> server, from probes (§8.1) */
+    struct mpt_bucket cap; /* balance mode: the client's cap of replies on it, as a rate */
     unsigned max_dgram;    /* UDP payload it carries whole, set by the driver; 0 unknown */
     /* Validation of the return address (PROTOCOL.md §5 PATH_CHALLENGE, §7): until the client
      * echoes the challenge from it, it is sent nothing but challenges, and at most
@@ -183,6 +185,7 @@ struct mpt_server_session {
     int have_hints;             /* a probe told us which client paths to use */
     uint64_t hints_time;        /* the client time in the probe that set them (its clock, us) */
     uint8_t use[MPT_MAX_PATHS]; /* by client path index: 0 = do not use, else a weight */
+    double cap[MPT_MAX_PATHS];  /* and balance mode's caps, datagrams/s (0: none; §8.2) */
     int32_t wrr[MPT_MAX_PATHS]; /* balance mode: smooth weighted round robin, by path slot */
     unsigned npaths;
     struct mpt_server_path paths[MPT_MAX_PATHS];

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "core/estimate.h"
+#include "core/sched.h"
 #include "task.h"
 
 #define MS 1000ULL
@@ -164,6 +165,48 @@ static void queue_window(void)
     ASSERT_EQ(mpt_est_queue_us(&e, 0), 0);
 }
 
+/* Caps on the wire (PROBE bytes 50-81): never below the cap, within 1/2048 over it, 0 none. */
+static void cap_wire(void)
+{
+    static const double rates[] = {1, 7.5, 880, 4095, 4096, 4097, 6160.4, 65535, 1e6, 1.3e8};
+
+    ASSERT_EQ(mpt_cap_encode(0), 0);
+    ASSERT_EQ(mpt_cap_encode(-3), 0);
+    ASSERT_EQ(mpt_cap_decode(0), 0);
+    for (unsigned i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+        double r = rates[i], back = mpt_cap_decode(mpt_cap_encode(r));
+        ASSERT_DBL_GE(back, r);
+        ASSERT_DBL_LE(back, r * (1 + 1.0 / 2048) + 1);
+    }
+    /* Beyond what 16 bits say: the most they do, never "no cap". */
+    ASSERT_EQ(mpt_cap_encode(1e12), 0xffff);
+    ASSERT_DBL_GE(mpt_cap_decode(0xffff), 1.3e8);
+}
+
+/* A cap as a bucket: about `rate` datagrams a second, bursts of 5 ms; no cap, no limit. */
+static void bucket(void)
+{
+    struct mpt_bucket b = {0, 0};
+    unsigned sent = 0, burst = 0;
+
+    for (uint64_t t = 0; t < 1000 * MS; t += 100) {
+        while (mpt_bucket_room(&b, 1000, t)) {
+            mpt_bucket_take(&b, 1000);
+            sent++;
+        }
+    }
+    printf("1,000/s for 1 s, offered every 0.1 ms: %u sent\n", sent);
+    ASSERT_GE(sent, 995);
+    ASSERT_LE(sent, 1005);
+    /* Idle 1 s: at most 5 ms of datagrams at once. */
+    while (mpt_bucket_room(&b, 1000, 2000 * MS)) {
+        mpt_bucket_take(&b, 1000);
+        burst++;
+    }
+    ASSERT_EQ(burst, 5);
+    ASSERT_EQ(mpt_bucket_room(&b, 0, 2000 * MS), 1);
+}
+
 static unsigned sum3(const unsigned *s)
 {
     return s[0] + s[1] + s[2];
@@ -243,6 +286,8 @@ int main(int argc, char **argv)
         {"full_and_cap", full_and_cap},
         {"queue_direction", queue_direction},
         {"queue_window", queue_window},
+        {"cap_wire", cap_wire},
+        {"bucket", bucket},
         {"shares", shares},
         {NULL, NULL},
     };
