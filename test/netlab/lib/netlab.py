@@ -635,15 +635,18 @@ class Lab:
                       % (h.role, d, what), flush=True)
 
     # ---- real applications ----
-    def iperf_tcp(self, client, server, addr, secs, port, name, cc=IPERF_CC, omit=0):
+    def iperf_tcp(self, client, server, addr, secs, port, name, cc=IPERF_CC, omit=0,
+                  reverse=False):
         """iperf3 TCP from client to an iperf3 server in `server` bound to addr (port `port`) for
-        secs seconds (after `omit` seconds left out of the figure); returns the bits per second
-        received (0 if iperf3 could not even connect)."""
+        secs seconds (after `omit` seconds left out of the figure), or from the server to the
+        client if `reverse`; returns the bits per second received (0 if iperf3 could not even
+        connect)."""
         srv = self.start(server, "iperf3-%s-%d" % (name, port),
                          ["iperf3", "-s", "-1", "-B", addr, "-p", port])
         self.wait_listening(server, port, proto="tcp", proc=srv)
         out = self.sh(client, ["iperf3", "-c", addr, "-p", port, "-t", secs, "-J", "-C", cc,
-                               "--connect-timeout", "5000"] + (["-O", omit] if omit else []),
+                               "--connect-timeout", "5000"] + (["-O", omit] if omit else []) +
+                      (["-R"] if reverse else []),
                       timeout=secs + omit + 30, check=False)
         try:
             bps = json.loads(out)["end"]["sum_received"]["bits_per_second"]
@@ -651,7 +654,8 @@ class Lab:
             print("iperf3 over %s gave no result: %s" % (name, out[-300:]))
             bps = 0.0
         self.t.stop(srv)
-        print("TCP over %s: %.2f Mbit/s" % (name, bps / 1e6), flush=True)
+        print("TCP %s %s: %.2f Mbit/s" % ("back over" if reverse else "over", name, bps / 1e6),
+              flush=True)
         return bps
 
     def ping(self, client, addr, count, parallel, interval, name):
@@ -686,15 +690,16 @@ class Lab:
               % (name, sent, got, sum(rtts) / len(rtts) if rtts else -1), flush=True)
         return 1 - got / sent
 
-    def tcp_best(self, client, server, vpns, secs, rounds, port, omit=0):
+    def tcp_best(self, client, server, vpns, secs, rounds, port, omit=0, reverse=False):
         """`rounds` rounds of iperf_tcp for secs seconds (after omit) over each of vpns in turn
-        (alternating, so that load from elsewhere hits each alike), on ports from `port` up;
-        returns the best bits per second of each VPN, in order."""
+        (alternating, so that load from elsewhere hits each alike), on ports from `port` up, from
+        the server to the client if `reverse`; returns the best bits per second of each VPN, in
+        order."""
         best = [0.0] * len(vpns)
         for _ in range(rounds):
             for i, vpn in enumerate(vpns):
                 best[i] = max(best[i], self.iperf_tcp(client, server, vpn.saddr, secs, port,
-                                                      vpn.name, omit=omit))
+                                                      vpn.name, omit=omit, reverse=reverse))
                 port += 1
         return best
 
