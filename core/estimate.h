@@ -60,14 +60,15 @@ void mpt_est_new_clock(struct mpt_est *e);
 double mpt_est_loss(const struct mpt_est_dir *d);
 
 /* Queueing delay seen lately in one direction (down: 0 up, 1 down): its latest one-way delay
- * over the lowest of the last MPT_EST_RTT_MIN_US (0 before any sample). */
+ * over the lowest of the last 5-10 s (0 before any sample). */
 uint64_t mpt_est_queue_us(const struct mpt_est *e, int down);
 
 /* Balance shares of one direction (down: 0 up, 1 down) over the paths of mask: what the paths
  * carry now, in all, spread by weight[] (lowered by loss), but no path given more than its cap
  * (what it carried when it was last found full, growing again while it is not), the rest going
  * to the others by weight; a path losing more than MPT_EST_LOSSY gets none while another does
- * not. share[] (1 to 1000, 0 for paths outside mask or given none) sums to about 1000. */
+ * not, unless it is full with a standing queue (its loss is what it could not carry). share[] (1 to
+ * 1000, 0 for paths outside mask or given none) sums to about 1000. */
 void mpt_est_shares(const struct mpt_est *est, const unsigned *weight, uint32_t mask, unsigned n,
                     int down, unsigned *share);
 

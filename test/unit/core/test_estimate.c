@@ -264,6 +264,17 @@ static void shares(void)
     ASSERT_EQ(s[0], 0);
     ASSERT_LT(s[1], s[2]);
     ASSERT_GT(s[1], 300);
+    /* Full by a queue seen once (a stall?): still lossy. Full by a standing queue: its loss is
+     * what it could not carry, and its cap rules. */
+    e[0].up.full = 1;
+    e[0].up.queued = 1;
+    mpt_est_shares(e, w, 7, 3, 0, s);
+    ASSERT_EQ(s[0], 0);
+    e[0].up.queued = 2;
+    mpt_est_shares(e, w, 7, 3, 0, s);
+    ASSERT_GT(s[0], 0);
+    e[0].up.full = 0;
+    e[0].up.queued = 0;
     /* The other direction is its own. */
     mpt_est_shares(e, w, 7, 3, 1, s);
     ASSERT_EQ(s[0], 333);
