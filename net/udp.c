@@ -17,7 +17,8 @@
 #endif
 
 #define RX_SLOT (64 * 1024) /* one datagram, or one GRO batch of them */
-#define RX_ROUNDS 16        /* recvmmsg calls per readiness event, for fairness */
+#define RX_ROUNDS 16        /* recvmmsg calls per readiness event at most, ... */
+#define RX_BUDGET 128       /* ... and datagrams (GRO segments counted), for fairness */
 
 char *mpt_loop_rxbuf(struct mpt_loop *loop, size_t *len);
 
@@ -93,7 +94,12 @@ static void on_poll(uv_poll_t *h, int status, int events)
         if (!u->closing)
             uv_poll_start(&u->poll, UV_READABLE, on_poll);
     }
-    for (int round = 0; round < RX_ROUNDS && !u->closing; round++) {
+    /* A socket's backlog is read in turns with the others' (the poll is level-triggered: the
+     * loop comes back to it): the peer sends each path's datagrams in runs, and a receiver that
+     * drained one socket of thousands before the next took one path's fec repairs and later
+     * sources before the sources another path carried earlier, and gave up blocks whose
+     * sources were only queued. */
+    for (int round = 0, got = 0; round < RX_ROUNDS && got < RX_BUDGET && !u->closing; round++) {
         int n;
 
         for (unsigned i = 0; i < slots; i++) {
@@ -124,10 +130,11 @@ static void on_poll(uv_poll_t *h, int status, int events)
                 continue;
             if (!seg || seg >= len) {
                 u->on_recv(u, d, len, sa);
+                got++;
                 continue;
             }
             /* A GRO batch: datagrams of `seg` bytes, the last perhaps shorter. */
-            for (size_t off = 0; off < len && !u->closing; off += seg)
+            for (size_t off = 0; off < len && !u->closing; off += seg, got++)
                 u->on_recv(u, d + off, len - off < seg ? len - off : seg, sa);
         }
         if ((unsigned)n < slots)
