@@ -819,6 +819,7 @@ static void fec_plan(struct mpt_client *c)
                                    c->paths[i].loss_n[0] >= MPT_FECPLAN_PRIOR_DGRAMS);
     mpt_fecplan_set(&c->fec_plan, loss, c->p.weight, c->send_mask, c->p.npaths, c->p.target_loss,
                     c->p.fec_k, c->p.fec_m);
+    mpt_fecplan_wait(&c->fec_plan, MPT_FEC_WAIT_US); /* the server's wait (§11) */
 }
 
 /* Closes the open block and queues its repairs, each sealed once, spread over the paths that
@@ -882,7 +883,7 @@ static void fec_source(struct mpt_client *c, const uint8_t *inner, size_t len, s
     }
     ctr = c->sec->keys.tx_counter + 1;
     if (mpt_fec_tx_add(&c->fec_tx, ctr, inner, len, c->fec_now_us) == 1) {
-        c->fec_close_us = c->fec_now_us + MPT_FEC_BLOCK_US;
+        c->fec_close_us = mpt_fecplan_first(&c->fec_plan, c->fec_now_us);
         if (c->fec_close_us < c->timer_at_us)
             c->wake = 1;
     }
@@ -1378,7 +1379,7 @@ static int reorder_hold(struct mpt_client *c, uint64_t now, unsigned path, const
  * sources get the whole wait to complete their block. */
 static uint64_t fec_wait(const struct mpt_client *c)
 {
-    return (uint64_t)(c->p.fec_wait_ms ? c->p.fec_wait_ms : 50) * 1000;
+    return c->p.fec_wait_ms ? (uint64_t)c->p.fec_wait_ms * 1000 : MPT_FEC_WAIT_US;
 }
 
 /* A block the decoder holds for its missing sources (MPT_FEC_HOLD_US) is decoded by the timer
@@ -1649,6 +1650,10 @@ static void send_probes(struct mpt_client *c, uint64_t now, struct mpt_outq *q)
             m[MPT_PROBE_OFF_FEC_K] = (uint8_t)c->p.fec_k;
             m[MPT_PROBE_OFF_FEC_M] = (uint8_t)c->p.fec_m;
         }
+        /* The wait for its replies' repairs, which bounds how long the server's blocks stay open.
+         */
+        if (c->p.mode == MPT_CLIENT_FEC)
+            mpt_put16(m + MPT_PROBE_OFF_FEC_WAIT, (uint16_t)(fec_wait(c) / 1000));
         n = mpt_data_seal(&c->sec->keys, c->sid, out, MPT_PROBE_LEN);
         c->ctr.sealed++;
         if (!mpt_outq_push(q, MPT_OUT_PATH, out, n, i))

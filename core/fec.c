@@ -356,12 +356,13 @@ static const struct mpt_fec_src *src_find(const struct mpt_fec_rx *r, uint64_t s
 }
 
 static void src_put(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const uint8_t *inner,
-                    size_t len)
+                    size_t len, uint64_t now)
 {
     struct mpt_fec_src *s = &r->src[src_slot(r, sid, ctr)];
 
     s->sid = sid;
     s->ctr = ctr;
+    s->at_us = now;
     s->len = (uint16_t)len;
     s->rebuilt = 0;
     src_copy(src_data(r, s), inner, len);
@@ -479,6 +480,29 @@ static int block_scan(const struct mpt_fec_rx *r, uint64_t sid, uint64_t first, 
     return (int)nmiss;
 }
 
+/* The deadline of each missing source of a scan (block_scan's have[] and miss_idx[]): wait_us
+ * after the receiver first had evidence that it is missing or late, the arrival of a later source
+ * of the block or of its first repair (seen_us). Sources that came after that repair do not move
+ * it (they came later). Returns the latest. */
+static uint64_t miss_deadlines(const struct mpt_fec_src *const *have, const unsigned *miss_idx,
+                               unsigned nmiss, unsigned k, uint64_t seen_us, uint64_t wait_us,
+                               uint64_t *until)
+{
+    uint64_t ev = seen_us, last = 0;
+    unsigned x = nmiss;
+
+    for (unsigned i = k; i-- > 0 && x > 0;) {
+        if (x > 0 && miss_idx[x - 1] == i) {
+            until[--x] = ev + wait_us;
+            if (until[x] > last)
+                last = until[x];
+        } else if (have[i] && have[i]->at_us < ev) {
+            ev = have[i]->at_us;
+        }
+    }
+    return last;
+}
+
 /* Rebuilds the block's missing sources if it has k symbols; returns 1 when the block is done
  * (decoded, or nothing was missing). With e sources missing and the first e repairs held, only
  * the e x e system of the missing sources in those repairs is inverted (the sources held are
@@ -489,9 +513,9 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p, uint64_t now)
     uint8_t c[MPT_FEC_M_MAX * MPT_FEC_M_MAX], ci[MPT_FEC_M_MAX * MPT_FEC_M_MAX];
     uint8_t dm[MPT_FEC_M_MAX * MPT_FEC_K_MAX];
     uint8_t *avail[MPT_FEC_K_MAX], *rec[MPT_FEC_M_MAX];
-    uint64_t miss_ctr[MPT_FEC_K_MAX];
+    uint64_t miss_ctr[MPT_FEC_K_MAX], until[MPT_FEC_K_MAX];
     unsigned miss_idx[MPT_FEC_K_MAX], held[MPT_FEC_K_MAX], rows[MPT_FEC_M_MAX];
-    unsigned e, nav = 0, nheld, k = p->k, S = p->sym_len;
+    unsigned e, nav = 0, nheld, late = 0, k = p->k, S = p->sym_len;
     uint8_t *sc = r->scratch;
     const uint8_t *a;
     const struct mpt_fec_src *have[MPT_FEC_K_MAX];
@@ -502,11 +526,16 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p, uint64_t now)
     e = (unsigned)scan;
     if (e > p->m || (unsigned)__builtin_popcount(p->have_rep) < e)
         return 0;
+    miss_deadlines(have, miss_idx, e, k, p->seen_us, p->wait_us, until);
     /* Decodable, but the missing sources may only be behind the repairs (read from another
-     * socket after them, or on a slower path): held for them hold_us first. */
+     * socket after them, or on a slower path): held for them hold_us first, though not past the
+     * first deadline still ahead (a source rebuilt after its own is not delivered). */
     if (r->hold_us) {
         if (!p->ready_us) {
             p->ready_us = now + r->hold_us;
+            for (unsigned x = 0; x < e; x++)
+                if (until[x] >= now && until[x] < p->ready_us)
+                    p->ready_us = until[x];
             if (p->ready_us < r->ready_us)
                 r->ready_us = p->ready_us;
         }
@@ -564,6 +593,10 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p, uint64_t now)
             r->malformed++;
             continue;
         }
+        if (now > until[x]) { /* too late to be of use: given up, and its copy still welcome */
+            late++;
+            continue;
+        }
         r->out[r->nout].sid = p->sid;
         r->out[r->nout].ctr = miss_ctr[x];
         r->out[r->nout].len = len;
@@ -571,9 +604,12 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p, uint64_t now)
         r->nout++;
         r->recovered++;
         /* Kept as if it had come: a later repair of the block finds nothing missing. */
-        src_put(r, p->sid, miss_ctr[x], rec[x] + 2, len);
+        src_put(r, p->sid, miss_ctr[x], rec[x] + 2, len, now);
         r->src[src_slot(r, p->sid, miss_ctr[x])].rebuilt = 1;
     }
+    r->given_up += late;
+    if (late && r->on_give_up)
+        r->on_give_up(r->arg, p->sid, late);
     return 1;
 }
 
@@ -584,7 +620,7 @@ void mpt_fec_rx_source(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const u
     r->last_rx_us = now;
     if (!mpt_fec_protects(inner, len))
         return;
-    src_put(r, sid, ctr, inner, len);
+    src_put(r, sid, ctr, inner, len, now);
     for (unsigned i = 0; r->busy && i < r->npend; i++) {
         struct mpt_fec_pend *p = &r->pend[i];
         if (!p->until_us || p->sid != sid || ctr < p->first || ctr - p->first >= MPT_FEC_SPAN ||
@@ -651,9 +687,10 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
         /* The first repair of a block: nothing is held for it, nor is another block given up
          * for room, if the cache has every source (what a loss-free path costs: this scan). */
         const struct mpt_fec_src *have[MPT_FEC_K_MAX];
-        uint64_t miss_ctr[MPT_FEC_K_MAX];
+        uint64_t miss_ctr[MPT_FEC_K_MAX], until[MPT_FEC_K_MAX];
         unsigned miss_idx[MPT_FEC_K_MAX];
-        if (block_scan(r, sid, first, inner + 12, k, S, have, miss_ctr, miss_idx) <= 0) {
+        int nmiss = block_scan(r, sid, first, inner + 12, k, S, have, miss_ctr, miss_idx);
+        if (nmiss <= 0) {
             done_put(r, sid, first);
             return 0;
         }
@@ -670,10 +707,11 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
         memcpy(p->mask, inner + 12, 16);
         p->have_rep = 0;
         p->ready_us = 0;
-        p->until_us = now + wait_us;
+        p->seen_us = now;
+        p->wait_us = wait_us;
+        p->until_us = miss_deadlines(have, miss_idx, (unsigned)nmiss, k, now, wait_us, until);
         if (!p->until_us)
             p->until_us = 1;
-        p->wait_us = wait_us;
         r->busy++;
     }
     memcpy(p->rep + (size_t)j * MPT_FEC_SYM_MAX, inner + MPT_REPAIR_HDR_LEN, S);

@@ -22,6 +22,8 @@
 #define MPT_REPAIR_MAX_LEN (MPT_REPAIR_HDR_LEN + MPT_FEC_SYM_MAX)
 #define MPT_FEC_BLOCK_US 10000ULL /* an open block is closed this long after its first source */
 #define MPT_FEC_PATHS 16
+/* The server's wait for the repairs of the client's datagrams, and fec_wait's default (§11). */
+#define MPT_FEC_WAIT_US 50000ULL
 #define MPT_FEC_DONE 16 /* blocks remembered as complete */
 /* A block that can be decoded is held this long for its missing sources at both ends: a
  * receiver reading its sockets in turn takes a path's repairs before the sources that another
@@ -89,13 +91,16 @@ size_t mpt_fec_tx_repair(const struct mpt_fec_tx *t, unsigned j, uint8_t *out);
  * giving way) and blocks still missing sources whose repairs came. */
 struct mpt_fec_src {
     uint64_t sid, ctr;
+    uint64_t at_us; /* when it came (or was rebuilt) */
     uint16_t len;
     uint8_t rebuilt; /* rebuilt from repairs, and its own copy not yet come */
 };
 
 struct mpt_fec_pend {
     uint64_t sid, first;
-    uint64_t until_us; /* given up then (once a datagram came since, see mpt_fec_rx_expire) */
+    uint64_t until_us; /* given up then (once a datagram came since, see mpt_fec_rx_expire): the
+                        * latest deadline of the sources it missed at its first repair */
+    uint64_t seen_us;  /* when its first repair came */
     uint64_t wait_us;  /* the wait it was given */
     uint8_t mask[16];
     unsigned k, m, sym_len;
@@ -147,8 +152,12 @@ void mpt_fec_rx_source(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const u
                        size_t len, uint64_t now);
 
 /* A REPAIR message of `len` bytes that authenticated in DATA counter `ctr` (hostile until parsed).
- * If the block is still missing sources and cannot be decoded yet, it waits until now + wait_us
- * for more symbols. Returns 0, or -EINVAL (malformed: counted, nothing kept). */
+ * If the block is still missing sources and cannot be decoded yet, it waits for more symbols.
+ * Each missing source has a deadline: wait_us after the receiver first had evidence that it is
+ * missing or late — the arrival of a later source of its block, or of this first repair. One
+ * rebuilt after its deadline is not delivered but given up (counted), so that no rebuilt message
+ * is later than wait_us after it was first missed; the block waits until the latest of them.
+ * Returns 0, or -EINVAL (malformed: counted, nothing kept). */
 int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const uint8_t *inner,
                       size_t len, uint64_t now, uint64_t wait_us);
 

@@ -39,6 +39,27 @@ void mpt_fecplan_set(struct mpt_fecplan *p, const double *loss, const unsigned *
     p->fixed_m = fixed_m;
 }
 
+void mpt_fecplan_wait(struct mpt_fecplan *p, uint64_t wait_us)
+{
+    uint64_t half = wait_us / 2;
+
+    p->open_max_us = half < 1000                       ? 1000
+                     : half > MPT_FECPLAN_BLOCK_MAX_US ? MPT_FECPLAN_BLOCK_MAX_US
+                                                       : half;
+}
+
+static uint64_t open_max(const struct mpt_fecplan *p)
+{
+    return p->open_max_us ? p->open_max_us : MPT_FECPLAN_BLOCK_MAX_US;
+}
+
+uint64_t mpt_fecplan_first(const struct mpt_fecplan *p, uint64_t opened_us)
+{
+    uint64_t max = open_max(p);
+
+    return opened_us + (max < MPT_FEC_BLOCK_US ? max : MPT_FEC_BLOCK_US);
+}
+
 unsigned mpt_fecplan_k(const struct mpt_fecplan *p)
 {
     return p->fixed_k ? p->fixed_k : MPT_FEC_K_MAX;
@@ -79,13 +100,14 @@ unsigned mpt_fecplan_m(struct mpt_fecplan *p, unsigned n)
 uint64_t mpt_fecplan_next(struct mpt_fecplan *p, unsigned n, uint64_t opened_us, uint64_t now)
 {
     unsigned k = mpt_fecplan_k(p);
-    uint64_t age = now - opened_us;
+    uint64_t age = now - opened_us, max = open_max(p), next;
 
-    if (!n || n >= k || p->fixed_k || age >= MPT_FECPLAN_BLOCK_MAX_US)
+    if (!n || n >= k || p->fixed_k || age >= max)
         return 0;
     /* Worth waiting for more sources only if this block's repairs cost noticeably more per
      * source than a full block's: each 10 ms, until the latest. */
     if ((double)mpt_fecplan_m(p, n) / n <= (double)mpt_fecplan_m(p, k) / k + MPT_FECPLAN_SLACK)
         return 0;
-    return opened_us + (age / MPT_FEC_BLOCK_US + 1) * MPT_FEC_BLOCK_US;
+    next = (age / MPT_FEC_BLOCK_US + 1) * MPT_FEC_BLOCK_US;
+    return opened_us + (next < max ? next : max);
 }

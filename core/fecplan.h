@@ -3,7 +3,8 @@
  * measured, and when an open block is closed — at once when it is full, 10 ms after its first
  * source when its repairs then cost little more than a full block's, else later, up to
  * MPT_FECPLAN_BLOCK_MAX_US, so that at low rates a block gathers enough sources for its repair to
- * be efficient.
+ * be efficient — but never longer than half the receiver's wait, so that its repairs can arrive
+ * within the receiver's cap on a rebuilt datagram's lateness.
  *
  * Pure: no clock (time is an argument), no allocation. */
 #ifndef MPT_FECPLAN_H
@@ -31,6 +32,8 @@ struct mpt_fecplan {
     unsigned npaths;
     double target;
     unsigned fixed_k, fixed_m; /* fec = K:M: m in proportion for a block closed early */
+    uint64_t open_max_us;      /* a block is closed this long after its first source at the
+                                * latest (0: MPT_FECPLAN_BLOCK_MAX_US); mpt_fecplan_wait */
 };
 
 /* The loss to plan with for a path: its estimate once measured, else the prior. */
@@ -42,6 +45,15 @@ double mpt_fecplan_loss(double estimate, int measured);
 void mpt_fecplan_set(struct mpt_fecplan *p, const double *loss, const unsigned *weight,
                      uint32_t mask, unsigned npaths, double target, unsigned fixed_k,
                      unsigned fixed_m);
+
+/* Bounds the time a block stays open by the receiver's wait for a lost source's repairs (the
+ * rebuilt source is given up wait_us after it was first missed, PROTOCOL.md §11): at most half of
+ * it (at least 1 ms), and MPT_FECPLAN_BLOCK_MAX_US. */
+void mpt_fecplan_wait(struct mpt_fecplan *p, uint64_t wait_us);
+
+/* When a block opened at opened_us is first looked at: MPT_FEC_BLOCK_US later, or the latest it
+ * may stay open if that is sooner. */
+uint64_t mpt_fecplan_first(const struct mpt_fecplan *p, uint64_t opened_us);
 
 /* The sources a block holds at most: fixed_k, else MPT_FEC_K_MAX. */
 unsigned mpt_fecplan_k(const struct mpt_fecplan *p);
@@ -56,7 +68,8 @@ int mpt_fecplan_none(const struct mpt_fecplan *p);
 unsigned mpt_fecplan_m(struct mpt_fecplan *p, unsigned n);
 
 /* For an open block of n sources opened at opened_us, at now (its deadline reached): 0 if it is
- * to be closed now, else the time to look at it again. */
+ * to be closed now, else the time to look at it again (every MPT_FEC_BLOCK_US, and no later than
+ * the latest it may stay open). */
 uint64_t mpt_fecplan_next(struct mpt_fecplan *p, unsigned n, uint64_t opened_us, uint64_t now);
 
 #endif

@@ -980,6 +980,7 @@ static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, c
         ss->fec_k = m[MPT_PROBE_OFF_FEC_K];
         ss->fec_m = m[MPT_PROBE_OFF_FEC_M];
     }
+    ss->fec_wait_ms = len >= MPT_PROBE_OFF_FEC_WAIT + 2 ? mpt_get16(m + MPT_PROBE_OFF_FEC_WAIT) : 0;
     p->state = m[3];
     p->loss_up = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_UP));
     p->loss_down = loss_dq(mpt_get16(m + MPT_PROBE_OFF_LOSS_DOWN));
@@ -990,7 +991,7 @@ static void on_probe(struct mpt_server_session *ss, struct mpt_server_path *p, c
     if (!ss->have_hints || sent >= ss->hints_time) {
         memcpy(ss->use, m + MPT_PROBE_OFF_USE, MPT_MAX_PATHS);
         for (unsigned i = 0; i < MPT_MAX_PATHS; i++)
-            ss->cap[i] = len >= MPT_PROBE_LEN && ss->use[i]
+            ss->cap[i] = len >= MPT_PROBE_OFF_CAPS + 2 * MPT_MAX_PATHS && ss->use[i]
                              ? mpt_cap_decode(mpt_get16(m + MPT_PROBE_OFF_CAPS + 2 * i))
                              : 0;
         ss->hints_time = sent;
@@ -1142,6 +1143,8 @@ static void fec_plan(struct mpt_server_session *ss, struct mpt_server_fec *f, ui
     mpt_fecplan_set(&f->plan, loss, w, mask, ss->npaths,
                     ss->fec_target > 0 ? ss->fec_target : MPT_SERVER_FEC_TARGET, ss->fec_k,
                     ss->fec_m);
+    /* The client's wait for the replies' repairs (its fec_wait), 50 ms when its probes say none. */
+    mpt_fecplan_wait(&f->plan, ss->fec_wait_ms ? ss->fec_wait_ms * 1000ULL : MPT_FEC_WAIT_US);
 }
 
 /* Closes f's open block and queues its repairs, one path each in turn over the plan's paths. */
@@ -1204,7 +1207,7 @@ static struct mpt_server_fec *fec_source(struct mpt_server *s, struct mpt_server
         return NULL; /* no repair would be sent: not coded at all */
     f->sid = sid;
     if (mpt_fec_tx_add(&f->tx, ctr, inner, len, now) == 1) {
-        f->close_us = now + MPT_FEC_BLOCK_US;
+        f->close_us = mpt_fecplan_first(&f->plan, now);
         if (f->close_us < s->timer_at_us)
             s->wake = 1;
     }

@@ -69,7 +69,7 @@ struct mpt_server_params {
  * fec mode needs it. */
 #define MPT_SERVER_FEC_SOURCES 2048
 #define MPT_SERVER_FEC_BLOCKS 32
-#define MPT_SERVER_FEC_WAIT_US 50000ULL
+#define MPT_SERVER_FEC_WAIT_US MPT_FEC_WAIT_US
 /* The encoder of a session's replies, allocated on its first coded reply and freed when it has
  * added nothing for MPT_SERVER_FEC_IDLE_US (or the session ends). The replies' residual loss
  * aimed for when the client says none. */
@@ -195,6 +195,7 @@ struct mpt_server_session {
     uint64_t fec_given_up;             /* its datagrams lost for good: repairs too few in time */
     double fec_target;                 /* the client's target_loss (probes); 0 = not said */
     uint8_t fec_k, fec_m;              /* the client's fixed fec = K:M (probes); 0 = planned */
+    uint16_t fec_wait_ms;              /* the client's fec_wait (probes); 0 = not said */
 };
 
 struct mpt_server_flow {

@@ -66,7 +66,7 @@
 #define MPT_FLOW_STATUS_LEN 8      /* kind, status, zero (2), flow id (u32) */
 #define MPT_FLOW_CLOSE_HDR_LEN 4   /* kind, zero, count (u16); then count flow ids (u32) */
 #define MPT_FLOW_CLOSE_MAX_IDS 128 /* ids per FLOW_CLOSE: 516 bytes, fits any path */
-#define MPT_PROBE_LEN 82           /* §5: see PROTOCOL.md for the fields */
+#define MPT_PROBE_LEN 84           /* §5: see PROTOCOL.md for the fields */
 #define MPT_PROBE_MIN_LEN 48       /* §5: a probe without the fixed fec = K:M (bytes 48-49) */
 #define MPT_PROBE_ACK_LEN 32       /* §5 */
 #define MPT_PROBE_OFF_SEQ 4
@@ -83,6 +83,7 @@
 #define MPT_PROBE_OFF_FEC_K 48  /* fec mode: fixed K (0: planned) and M, §11 */
 #define MPT_PROBE_OFF_FEC_M 49
 #define MPT_PROBE_OFF_CAPS 50     /* 16 x 2 bytes: balance mode's caps of replies, §8.2 */
+#define MPT_PROBE_OFF_FEC_WAIT 82 /* fec mode: the client's fec_wait, ms (0: not said), §11 */
 #define MPT_PROBE_OFF_TX 20       /* in PROBE_ACK: the server's copies sent on this path */
 #define MPT_PROBE_OFF_STIME 24    /* in PROBE_ACK: the server's clock when it sent it, µs */
 #define MPT_PATH_CHALLENGE_LEN 24 /* §5: kind, zero (7), 16 random bytes; PATH_RESPONSE alike */

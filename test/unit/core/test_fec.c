@@ -464,6 +464,109 @@ static void hold(void)
     mpt_fec_rx_free(&r);
 }
 
+/* Each missing source's deadline runs from the first evidence that it is missing or late: the
+ * arrival of a later source of its block, or of the block's first repair. One rebuilt after its
+ * deadline is not delivered but given up and counted, so that no rebuilt message is later than
+ * the wait after it was first missed; the block waits until its last missing source's deadline,
+ * and a hold ends at the first deadline still ahead. */
+static void deadlines(void)
+{
+    static struct block b;
+    struct mpt_fec_tx t;
+    struct mpt_fec_rx r;
+    const struct mpt_fec_out *o;
+    uint64_t ctr = 1, sid = 0, w = 50000;
+
+    ASSERT_EQ(mpt_fec_tx_init(&t), 0);
+    ASSERT_EQ(mpt_fec_rx_init(&r, 1024, 8), 0);
+    /* Source 0 lost, source 1 came at 1000: source 0 was missed then. A repair at 1000 + w + 1
+     * rebuilds it past its deadline: not delivered, given up. */
+    make_block(&t, &b, 4, 2, &ctr, 300);
+    for (unsigned i = 1; i < 4; i++)
+        mpt_fec_rx_source(&r, SID, b.ctr[i], b.msg[i], b.len[i], 1000);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 1000 + w + 1, w), 0);
+    ASSERT(!mpt_fec_rx_take(&r));
+    ASSERT_EQ(r.recovered, 0);
+    ASSERT_EQ(r.given_up, 1);
+    ASSERT_EQ(r.busy, 0);
+    /* Its own copy, late, is still a source like any other (the window delivers it). */
+    mpt_fec_rx_source(&r, SID, b.ctr[0], b.msg[0], b.len[0], 1000 + w + 2);
+    ASSERT(!mpt_fec_rx_late(&r, SID, b.ctr[0]));
+    /* At its deadline exactly: delivered. */
+    make_block(&t, &b, 4, 2, &ctr, 300);
+    for (unsigned i = 1; i < 4; i++)
+        mpt_fec_rx_source(&r, SID, b.ctr[i], b.msg[i], b.len[i], 100000);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 100000 + w, w), 0);
+    o = mpt_fec_rx_take(&r);
+    ASSERT(o);
+    ASSERT_EQ(o->ctr, b.ctr[0]);
+    ASSERT_MEM_EQ(o->data, b.msg[0], b.len[0]);
+    ASSERT_EQ(r.recovered, 1);
+    ASSERT_EQ(r.given_up, 1);
+    /* Sources 0 and 2 lost, 1 came at 200000 and 3 at 230000: source 0 is due at 200000 + w,
+     * source 2 at 230000 + w. Repairs at 255000: source 2 delivered, source 0 given up. */
+    make_block(&t, &b, 4, 2, &ctr, 300);
+    mpt_fec_rx_source(&r, SID, b.ctr[1], b.msg[1], b.len[1], 200000);
+    mpt_fec_rx_source(&r, SID, b.ctr[3], b.msg[3], b.len[3], 230000);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 240000, w), 0);
+    ASSERT(!mpt_fec_rx_take(&r));
+    /* The block waits until its last missing source's deadline, not its repair's + w. */
+    ASSERT_EQ(mpt_fec_rx_expire(&r, 240000), 230000 + w);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[1], b.rep[1], b.rlen[1], 255000, w), 0);
+    o = mpt_fec_rx_take(&r);
+    ASSERT(o);
+    ASSERT_EQ(o->ctr, b.ctr[2]);
+    ASSERT_MEM_EQ(o->data, b.msg[2], b.len[2]);
+    ASSERT(!mpt_fec_rx_take(&r));
+    ASSERT_EQ(r.recovered, 2);
+    ASSERT_EQ(r.given_up, 2);
+    /* The last source lost: only the repair says so; its deadline runs from the repair. */
+    make_block(&t, &b, 4, 2, &ctr, 300);
+    for (unsigned i = 0; i < 3; i++)
+        mpt_fec_rx_source(&r, SID, b.ctr[i], b.msg[i], b.len[i], 300000);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[1], b.rep[1], b.rlen[1], 300000 + w - 10, w), 0);
+    ASSERT(mpt_fec_rx_take(&r));
+    ASSERT_EQ(r.recovered, 3);
+    /* Nothing decodable: given up at the last deadline (once a datagram came since). */
+    make_block(&t, &b, 4, 2, &ctr, 300);
+    mpt_fec_rx_source(&r, SID, b.ctr[2], b.msg[2], b.len[2], 400000);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 420000, w), 0);
+    ASSERT_EQ(mpt_fec_rx_expire(&r, 420000), 420000 + w); /* source 3: only the repair */
+    mpt_fec_rx_source(&r, SID, b.ctr[2], b.msg[2], b.len[2], 420000 + w);
+    ASSERT_EQ(mpt_fec_rx_expire(&r, 420000 + w), UINT64_MAX);
+    ASSERT_EQ(r.given_up, 2 + 3);
+    /* With a hold: it ends at the first deadline still ahead, where the source is delivered. */
+    r.hold_us = 2000;
+    make_block(&t, &b, 4, 2, &ctr, 300);
+    for (unsigned i = 1; i < 4; i++)
+        mpt_fec_rx_source(&r, SID, b.ctr[i], b.msg[i], b.len[i], 500000);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 500000 + w - 500, w), 0);
+    ASSERT(!mpt_fec_rx_take(&r));
+    ASSERT_EQ(r.ready_us, 500000 + w);
+    ASSERT_EQ(mpt_fec_rx_due(&r, 500000 + w - 1, &sid), 0);
+    ASSERT_EQ(mpt_fec_rx_due(&r, 500000 + w, &sid), 1);
+    o = mpt_fec_rx_take(&r);
+    ASSERT(o);
+    ASSERT_EQ(o->ctr, b.ctr[0]);
+    ASSERT_EQ(r.recovered, 4);
+    ASSERT_EQ(r.given_up, 5);
+    /* A timer late past the deadline (the receiver held off the CPU): given up, not delivered. */
+    make_block(&t, &b, 4, 2, &ctr, 300);
+    for (unsigned i = 1; i < 4; i++)
+        mpt_fec_rx_source(&r, SID, b.ctr[i], b.msg[i], b.len[i], 600000);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 600000 + w - 500, w), 0);
+    ASSERT_EQ(mpt_fec_rx_due(&r, 600000 + w + 3000, &sid), 1);
+    ASSERT(!mpt_fec_rx_take(&r));
+    ASSERT_EQ(r.recovered, 4);
+    ASSERT_EQ(r.given_up, 6);
+    ASSERT_EQ(r.busy, 0);
+    printf("rebuilt within the wait after first missed: delivered; after it: given up (%" PRIu64
+           " recovered, %" PRIu64 " given up)\n",
+           r.recovered, r.given_up);
+    mpt_fec_tx_free(&t);
+    mpt_fec_rx_free(&r);
+}
+
 /* Rebuilding one lost source of a block of 64 costs a pass of the code and the copies, not the
  * inversion of a 64 x 64 matrix (over a millisecond): CPU time per block, bounded loosely enough
  * for a loaded or sanitized build. */
@@ -511,6 +614,7 @@ static const struct task_case cases[] = {
     {"plan", plan},
     {"measured", measured},
     {"hold", hold},
+    {"deadlines", deadlines},
     {"decode_cost", decode_cost},
     {NULL, NULL},
 };

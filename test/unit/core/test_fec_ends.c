@@ -18,7 +18,8 @@ static const uint8_t secret[32] = {0x5e, 0xc7, 0xfe, 0xc0};
 
 /* The plan: a path not measured counts as 20% (or more); at 20% a block of 10 is given longer
  * (its repairs cost far more per source than a full block's), at 1% one of 20 is closed at 10 ms;
- * no block is held past 50 ms, nor one of fixed K:M past 10 ms. */
+ * no block is held past 50 ms, nor past half the receiver's wait, nor one of fixed K:M past 10 ms.
+ */
 static void plan(void)
 {
     struct mpt_fecplan p;
@@ -39,6 +40,24 @@ static void plan(void)
     ASSERT_EQ(mpt_fecplan_next(&p, 30, t0, t0 + 40 * MS), t0 + 50 * MS);
     ASSERT_EQ(mpt_fecplan_next(&p, 30, t0, t0 + MPT_FECPLAN_BLOCK_MAX_US), 0);
     ASSERT_EQ(mpt_fecplan_next(&p, 64, t0, t0 + 10 * MS), 0);
+    ASSERT_EQ(mpt_fecplan_first(&p, t0), t0 + MPT_FEC_BLOCK_US);
+    /* Never open past half the receiver's wait: its repairs must come within it. */
+    mpt_fecplan_wait(&p, 50 * MS);
+    ASSERT_EQ(mpt_fecplan_first(&p, t0), t0 + 10 * MS);
+    ASSERT_EQ(mpt_fecplan_next(&p, 20, t0, t0 + 20 * MS), t0 + 25 * MS);
+    ASSERT_EQ(mpt_fecplan_next(&p, 25, t0, t0 + 25 * MS), 0);
+    mpt_fecplan_wait(&p, 30 * MS);
+    ASSERT_EQ(mpt_fecplan_next(&p, 10, t0, t0 + 10 * MS), t0 + 15 * MS);
+    ASSERT_EQ(mpt_fecplan_next(&p, 15, t0, t0 + 15 * MS), 0);
+    mpt_fecplan_wait(&p, 8 * MS); /* fec_wait = 8ms: blocks of 4 ms */
+    ASSERT_EQ(mpt_fecplan_first(&p, t0), t0 + 4 * MS);
+    ASSERT_EQ(mpt_fecplan_next(&p, 4, t0, t0 + 4 * MS), 0);
+    mpt_fecplan_wait(&p, 10000 * MS); /* a long wait: the 50 ms of MPT_FECPLAN_BLOCK_MAX_US */
+    ASSERT_EQ(mpt_fecplan_next(&p, 30, t0, t0 + 40 * MS), t0 + 50 * MS);
+    ASSERT_EQ(mpt_fecplan_next(&p, 30, t0, t0 + 50 * MS), 0);
+    mpt_fecplan_wait(&p, 1 * MS);
+    ASSERT_EQ(mpt_fecplan_first(&p, t0), t0 + 1 * MS);
+    mpt_fecplan_wait(&p, 50 * MS);
     /* Planned again only when what it depends on changes. */
     mpt_fecplan_set(&p, l1, w, 7, 3, 0.004, 0, 0);
     ASSERT_LE(mpt_fecplan_m(&p, 20), 1);
