@@ -20,11 +20,13 @@ struct mpt_bucket {
 /* 1 if a bucket of `rate` datagrams a second (0: no cap) has room for a datagram at now. */
 int mpt_bucket_room(struct mpt_bucket *b, double rate, uint64_t now);
 
-/* A datagram sent through it (nothing with no cap). */
+/* A datagram sent through it (nothing with no cap). One sent with no room (every path full: by
+ * share alone) empties it, and leaves no debt: a bucket charged so for 2 s at 1,000/s over its
+ * 300/s would otherwise have had no room for the next 4.7 s. */
 static inline void mpt_bucket_take(struct mpt_bucket *b, double rate)
 {
     if (rate > 0)
-        b->tokens -= 1;
+        b->tokens = b->tokens >= 1 ? b->tokens - 1 : 0;
 }
 
 /* A cap of datagrams a second on the wire (PROBE bytes 50-81, PROTOCOL.md §5): 12 bits of

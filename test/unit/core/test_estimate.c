@@ -207,6 +207,33 @@ static void bucket(void)
     ASSERT_EQ(mpt_bucket_room(&b, 0, 2000 * MS), 1);
 }
 
+/* Datagrams sent through a bucket with no room (every path full, PROTOCOL.md §8.2) leave it
+ * empty, not in debt: 2 s charged at 1,000/s over its 300/s, then it has room again within
+ * 1/300 s, and 300 a second after. */
+static void bucket_no_debt(void)
+{
+    struct mpt_bucket b = {0, 0};
+    uint64_t t = 0, first = 0;
+    unsigned sent = 0;
+
+    for (; t < 2000 * MS; t += MS) {
+        mpt_bucket_room(&b, 300, t);
+        mpt_bucket_take(&b, 300);
+    }
+    for (; t < 3000 * MS; t += 100) {
+        while (mpt_bucket_room(&b, 300, t)) {
+            mpt_bucket_take(&b, 300);
+            if (!sent++)
+                first = t;
+        }
+    }
+    printf("300/s after 2 s charged at 1,000/s: %u sent in 1 s, the first after %.1f ms\n", sent,
+           sent ? (double)(first - 2000 * MS) / MS : 1000.0);
+    ASSERT_GE(sent, 297);
+    ASSERT_LE(first, 2000 * MS + 4 * MS);
+    ASSERT_LE(sent, 302);
+}
+
 static unsigned sum3(const unsigned *s)
 {
     return s[0] + s[1] + s[2];
@@ -299,6 +326,7 @@ int main(int argc, char **argv)
         {"queue_window", queue_window},
         {"cap_wire", cap_wire},
         {"bucket", bucket},
+        {"bucket_no_debt", bucket_no_debt},
         {"shares", shares},
         {NULL, NULL},
     };
