@@ -12,6 +12,7 @@ which runs the test again under /usr/bin/python3 when the modules are missing (o
     d = sess.seal(mpt2.flow(1, b"payload")); inner = sess.open(answer)
 """
 import hashlib
+import math
 import os
 import socket
 import struct
@@ -189,15 +190,45 @@ def parse_flow(inner):
     return struct.unpack(">I", inner[4:8])[0], inner[8:]
 
 
-def probe(path, seq, npaths=1, use=None, mode=0, now_us=None, flags=0, target=0, fec=(0, 0)):
-    """A PROBE (50 bytes) on client path `path`; `use`: the 16-byte table of return paths
+CAP_MAX = 4095 << 15  # the largest cap 16 bits say (0xffff)
+
+
+def cap_encode(rate):
+    """A cap of replies as PROBE bytes 50-81 carry it (PROTOCOL.md §5, §8.2): `rate` datagrams
+    per second as m * 2^e, m the low 12 bits and e the high 4, the smallest e that holds it, m
+    rounded up (never below the rate); 0 (or less) is no cap; beyond 16 bits, the most they say."""
+    if not rate > 0:
+        return 0
+    if rate > CAP_MAX:
+        return 0xffff
+    e = 0
+    while rate / (1 << e) > 4095:
+        e += 1
+    return e << 12 | math.ceil(rate / (1 << e))
+
+
+def cap_decode(v):
+    """Datagrams per second of a cap's 16 bits (0: no cap)."""
+    return (v & 0xfff) << (v >> 12)
+
+
+def probe(path, seq, npaths=1, use=None, mode=0, now_us=None, flags=0, target=0, fec=(0, 0),
+          caps=None):
+    """A PROBE on client path `path`, 50 bytes; `use`: the 16-byte table of return paths
     (default: this path only); `flags` (bit 0: loss measured), `target` (target_loss in
-    millionths) and `fec` (fixed K, M) for fec mode."""
+    millionths) and `fec` (fixed K, M) for fec mode. With `caps` (balance mode: up to 16 rates,
+    datagrams per second, by client path index; 0 none), 82 bytes: the caps of replies, encoded
+    by cap_encode."""
     if use is None:
         use = bytes([1 if i == path else 0 for i in range(16)])
     now_us = int(time.monotonic() * 1e6) if now_us is None else now_us
-    return (struct.pack(">BBBBIQIHHIBBH", K_PROBE, path, mode, 1, seq, now_us, 0, 0, 0, 0,
-                        npaths, flags, target) + bytes(use) + bytes(fec))
+    p = (struct.pack(">BBBBIQIHHIBBH", K_PROBE, path, mode, 1, seq, now_us, 0, 0, 0, 0,
+                     npaths, flags, target) + bytes(use) + bytes(fec))
+    if caps is not None:
+        if len(caps) > 16:
+            raise ValueError("at most 16 caps")
+        p += struct.pack(">16H", *([cap_encode(c) for c in caps] + [0] * (16 - len(caps))))
+    return p
 
 
 # ---- version 1 (PROTOCOL.md version 1, §3): everything follows from the secret and the clear
@@ -539,6 +570,10 @@ def self_check():
     n = bytes.fromhex("000000090000004a0000000031415927")
     assert hchacha20(k, n).hex() == ("82413b4227b27bfed30e42508a877d73"
                                      "a0f9e4d58a74a853c12ec41326d3ecdc"), "HChaCha20 vector"
+    assert [cap_encode(r) for r in (0, -1, 0.3, 200, 4095, 4096, 4097, CAP_MAX, 1e12)] == [
+        0, 0, 1, 200, 4095, 0x1000 | 2048, 0x1000 | 2049, 0xffff, 0xffff], "caps on the wire"
+    assert cap_decode(0x3000 | 25) == 200 and cap_decode(0xf000) == 0
+    assert len(probe(0, 1)) == 50 and len(probe(0, 1, caps=[200])) == 82
     secret = os.urandom(32)
     ini = Initiator(secret, prev_sid=5, prev_resume=os.urandom(32), mode=1)
     assert len(ini.dgram) == INIT_LEN
