@@ -593,7 +593,9 @@ static int pend_try(struct mpt_fec_rx *r, struct mpt_fec_pend *p, uint64_t now)
             r->malformed++;
             continue;
         }
-        if (now > until[x]) { /* too late to be of use: given up, and its copy still welcome */
+        /* Too late to be of use: given up, and its own copy still welcome — once a datagram came
+         * since its deadline (a receiver held off the CPU reads the queued ones late). */
+        if (now > until[x] && r->before_us >= until[x]) {
             late++;
             continue;
         }
@@ -617,6 +619,7 @@ void mpt_fec_rx_source(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const u
                        size_t len, uint64_t now)
 {
     r->nout = r->outpos = 0;
+    r->before_us = r->last_rx_us;
     r->last_rx_us = now;
     if (!mpt_fec_protects(inner, len))
         return;
@@ -640,6 +643,7 @@ int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const ui
     uint64_t first, span, late, lo = 0, hi = 0;
 
     r->nout = r->outpos = 0;
+    r->before_us = r->last_rx_us;
     r->last_rx_us = now;
     if (len < MPT_REPAIR_HDR_LEN || inner[0] != MPT_INNER_REPAIR)
         goto bad;
@@ -732,6 +736,7 @@ const struct mpt_fec_out *mpt_fec_rx_take(struct mpt_fec_rx *r)
 int mpt_fec_rx_due(struct mpt_fec_rx *r, uint64_t now, uint64_t *sid)
 {
     r->nout = r->outpos = 0;
+    r->before_us = r->last_rx_us;
     if (r->ready_us > now)
         return 0;
     r->ready_us = UINT64_MAX;

@@ -131,6 +131,7 @@ struct mpt_fec_rx {
     unsigned nout, outpos;
     uint64_t recovered, given_up, malformed, repairs;
     uint64_t last_rx_us; /* when a source or repair last came */
+    uint64_t before_us;  /* when one came last before the datagram (or timer) being handled */
     /* A block that can be decoded waits this long for its missing sources first (0: decoded at
      * once), and the earliest such wait's end (UINT64_MAX: none). */
     uint64_t hold_us, ready_us;
@@ -155,7 +156,8 @@ void mpt_fec_rx_source(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const u
  * If the block is still missing sources and cannot be decoded yet, it waits for more symbols.
  * Each missing source has a deadline: wait_us after the receiver first had evidence that it is
  * missing or late — the arrival of a later source of its block, or of this first repair. One
- * rebuilt after its deadline is not delivered but given up (counted), so that no rebuilt message
+ * rebuilt after its deadline, once a datagram came since the deadline (else the receiver was held
+ * off the CPU), is not delivered but given up (counted), so that no rebuilt message
  * is later than wait_us after it was first missed; the block waits until the latest of them.
  * Returns 0, or -EINVAL (malformed: counted, nothing kept). */
 int mpt_fec_rx_repair(struct mpt_fec_rx *r, uint64_t sid, uint64_t ctr, const uint8_t *inner,

@@ -476,14 +476,17 @@ static void deadlines(void)
     struct mpt_fec_rx r;
     const struct mpt_fec_out *o;
     uint64_t ctr = 1, sid = 0, w = 50000;
+    const uint8_t probe[1] = {MPT_INNER_PROBE}; /* a datagram that is no source */
 
     ASSERT_EQ(mpt_fec_tx_init(&t), 0);
     ASSERT_EQ(mpt_fec_rx_init(&r, 1024, 8), 0);
     /* Source 0 lost, source 1 came at 1000: source 0 was missed then. A repair at 1000 + w + 1
-     * rebuilds it past its deadline: not delivered, given up. */
+     * (another datagram came at the deadline) rebuilds it past its deadline: not delivered,
+     * given up. */
     make_block(&t, &b, 4, 2, &ctr, 300);
     for (unsigned i = 1; i < 4; i++)
         mpt_fec_rx_source(&r, SID, b.ctr[i], b.msg[i], b.len[i], 1000);
+    mpt_fec_rx_source(&r, SID, 999999, probe, sizeof(probe), 1000 + w);
     ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 1000 + w + 1, w), 0);
     ASSERT(!mpt_fec_rx_take(&r));
     ASSERT_EQ(r.recovered, 0);
@@ -512,6 +515,7 @@ static void deadlines(void)
     ASSERT(!mpt_fec_rx_take(&r));
     /* The block waits until its last missing source's deadline, not its repair's + w. */
     ASSERT_EQ(mpt_fec_rx_expire(&r, 240000), 230000 + w);
+    mpt_fec_rx_source(&r, SID, 999999, probe, sizeof(probe), 254000);
     ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[1], b.rep[1], b.rlen[1], 255000, w), 0);
     o = mpt_fec_rx_take(&r);
     ASSERT(o);
@@ -550,14 +554,24 @@ static void deadlines(void)
     ASSERT_EQ(o->ctr, b.ctr[0]);
     ASSERT_EQ(r.recovered, 4);
     ASSERT_EQ(r.given_up, 5);
-    /* A timer late past the deadline (the receiver held off the CPU): given up, not delivered. */
+    /* A timer late past the deadline with nothing read since (the receiver held off the CPU: the
+     * datagrams queued meanwhile are not read yet): delivered, late, rather than given up for the
+     * receiver's own stall; past the deadline with a datagram read since: given up. */
     make_block(&t, &b, 4, 2, &ctr, 300);
     for (unsigned i = 1; i < 4; i++)
         mpt_fec_rx_source(&r, SID, b.ctr[i], b.msg[i], b.len[i], 600000);
     ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 600000 + w - 500, w), 0);
     ASSERT_EQ(mpt_fec_rx_due(&r, 600000 + w + 3000, &sid), 1);
+    ASSERT(mpt_fec_rx_take(&r));
+    ASSERT_EQ(r.recovered, 5);
+    make_block(&t, &b, 4, 2, &ctr, 300);
+    for (unsigned i = 1; i < 4; i++)
+        mpt_fec_rx_source(&r, SID, b.ctr[i], b.msg[i], b.len[i], 700000);
+    ASSERT_EQ(mpt_fec_rx_repair(&r, SID, b.rctr[0], b.rep[0], b.rlen[0], 700000 + w - 500, w), 0);
+    mpt_fec_rx_source(&r, SID, 999999, probe, sizeof(probe), 700000 + w + 1000);
+    ASSERT_EQ(mpt_fec_rx_due(&r, 700000 + w + 3000, &sid), 1);
     ASSERT(!mpt_fec_rx_take(&r));
-    ASSERT_EQ(r.recovered, 4);
+    ASSERT_EQ(r.recovered, 5);
     ASSERT_EQ(r.given_up, 6);
     ASSERT_EQ(r.busy, 0);
     printf("rebuilt within the wait after first missed: delivered; after it: given up (%" PRIu64
