@@ -159,10 +159,11 @@ void mpt_est_shares(const struct mpt_est *est, const unsigned *weight, uint32_t 
         x[i] = 0;
         if (!(mask & (1u << i)))
             continue;
-        /* Loss with a standing queue is the path being full (its cap says so), not a lossy
-         * path; a queue seen once may be a stall (on a busy host, of the relay or the peer),
-         * which would put a path losing half of everything back in use. */
-        if (mpt_est_loss(d) <= MPT_EST_LOSSY || (d->full && d->queued >= 2))
+        /* Loss with a standing queue (two samples in a row: the path is full then) is the path
+         * being full (its cap says so), not a lossy path; a queue seen once may be a stall (on
+         * a busy host, of the relay or the peer), which would put a path losing half of
+         * everything back in use. */
+        if (mpt_est_loss(d) <= MPT_EST_LOSSY || d->queued >= 2)
             usable |= 1u << i;
         total += d->rate;
     }
