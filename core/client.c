@@ -576,6 +576,15 @@ static void on_cookie(struct mpt_client *c, uint64_t now, unsigned path, const u
     send_init_on(c, now, 1u << path, q);
 }
 
+/* The server's clock may be another: the one-way delays measured by it start over. */
+static void new_server_clock(struct mpt_client *c)
+{
+    for (unsigned i = 0; i < c->p.npaths; i++) {
+        mpt_owd_reset(&c->paths[i].owd);
+        mpt_est_new_clock(&c->paths[i].est);
+    }
+}
+
 static void on_response(struct mpt_client *c, uint64_t now, unsigned path, const uint8_t *buf,
                         size_t len)
 {
@@ -622,13 +631,10 @@ static void on_response(struct mpt_client *c, uint64_t now, unsigned path, const
     c->paths[path].last_rx_us = now;
     /* The new server-side session counts from zero: loss samples start over on every path. A
      * session that does not follow ours may be another server process's, with another clock. */
-    for (unsigned i = 0; i < c->p.npaths; i++) {
+    for (unsigned i = 0; i < c->p.npaths; i++)
         c->paths[i].ack_seq = 0;
-        if (!follows) {
-            mpt_owd_reset(&c->paths[i].owd);
-            mpt_est_new_clock(&c->paths[i].est);
-        }
-    }
+    if (!follows)
+        new_server_clock(c);
     c->sessions_established++;
     c->ctr.handshakes++;
     /* A new session on the server may know none of the flows: targets travel again. */
@@ -1228,7 +1234,7 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
     uint32_t seq, peer_rx, peer_tx;
     uint64_t sent, rtt;
 
-    if (len < MPT_PROBE_ACK_LEN || m[1] != path) {
+    if (len < MPT_PROBE_ACK_MIN_LEN || m[1] != path) {
         c->ctr.drops[MPT_DROP_MALFORMED]++;
         return;
     }
@@ -1241,6 +1247,17 @@ static void on_probe_ack(struct mpt_client *c, uint64_t now, unsigned path, cons
     p->acks_received++;
     rtt = now - sent;
     p->last_rtt_us = rtt;
+    /* Another server process answers (restarted, or another host's behind the same address),
+     * whether or not its session took ours up: its clock is another. */
+    if (len >= MPT_PROBE_ACK_LEN) {
+        uint64_t id = mpt_get64(m + MPT_PROBE_OFF_CLOCK);
+        if (c->server_clock && id != c->server_clock) {
+            MPT_DEBUG("the server's clock changed (another server process): one-way delays "
+                      "start over");
+            new_server_clock(c);
+        }
+        c->server_clock = id;
+    }
     mpt_owd_add(&p->owd, now, mpt_get64(m + MPT_PROBE_OFF_STIME));
     /* What the path carries now, each way (§8.2), for the balance shares. */
     if (p->probe_seq - seq < 16) {

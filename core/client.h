@@ -198,6 +198,7 @@ struct mpt_client {
     /* The session before the last handshake, still read for MPT_CLIENT_PREV_US (sec->prev_keys). */
     uint64_t prev_sid, prev_until_us;
     uint64_t established_us;
+    uint64_t server_clock; /* the clock id of the last PROBE_ACK (0: none yet), §5 */
 
     /* A handshake under way (hs_sid != 0: the id of the INIT in sec->hs[hs_cur]). */
     uint64_t hs_sid;

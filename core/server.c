@@ -114,6 +114,7 @@ int mpt_server_init(struct mpt_server *s, const struct mpt_server_params *p)
           peers_check(p->peers, p->npeers, p->npeer_allow) != 0)))
         return -EINVAL;
     s->p = *p;
+    s->clock_id = mpt_random64() | 1;
     s->p.secret = NULL;
     s->p.private_key = NULL;
     s->p.peers = NULL;
@@ -1021,6 +1022,7 @@ static void send_probe_ack(struct mpt_server *s, struct mpt_server_session *ss,
     mpt_put32(m + MPT_PROBE_OFF_RX, (uint32_t)p->rx_dgrams);
     mpt_put32(m + MPT_PROBE_OFF_TX, (uint32_t)p->tx_dgrams);
     mpt_put64(m + MPT_PROBE_OFF_STIME, now);
+    mpt_put64(m + MPT_PROBE_OFF_CLOCK, s->clock_id);
     n = mpt_data_seal(k, sid, out, MPT_PROBE_ACK_LEN);
     s->ctr.sealed++;
     o = mpt_outq_push(q, MPT_OUT_PATH, out, n, 0);

@@ -223,6 +223,7 @@ struct mpt_server {
     struct mpt_hs_recent *recent;        /* shared-secret mode: recent initiations (§3) */
     struct mpt_ratelimit load;           /* INITs given Noise work without a cookie; cookies sent */
     int64_t wall_off_us;                 /* Unix time - now, from mpt_server_set_wall */
+    uint64_t clock_id;      /* names the clock of `now` in PROBE_ACKs: random, nonzero (§5) */
     uint64_t start_wall_us; /* Unix time of the first mpt_server_set_wall: INITs stamped at or
                                before it are refused (the record of them died with a restart) */
     uint64_t cookies_sent;

@@ -68,7 +68,8 @@
 #define MPT_FLOW_CLOSE_MAX_IDS 128 /* ids per FLOW_CLOSE: 516 bytes, fits any path */
 #define MPT_PROBE_LEN 84           /* §5: see PROTOCOL.md for the fields */
 #define MPT_PROBE_MIN_LEN 48       /* §5: a probe without the fixed fec = K:M (bytes 48-49) */
-#define MPT_PROBE_ACK_LEN 32       /* §5 */
+#define MPT_PROBE_ACK_LEN 40       /* §5 */
+#define MPT_PROBE_ACK_MIN_LEN 32   /* §5: an ack without the server's clock id (bytes 32-39) */
 #define MPT_PROBE_OFF_SEQ 4
 #define MPT_PROBE_OFF_TIME 8
 #define MPT_PROBE_OFF_RX 16
@@ -86,6 +87,7 @@
 #define MPT_PROBE_OFF_FEC_WAIT 82 /* fec mode: the client's fec_wait, ms (0: not said), §11 */
 #define MPT_PROBE_OFF_TX 20       /* in PROBE_ACK: the server's copies sent on this path */
 #define MPT_PROBE_OFF_STIME 24    /* in PROBE_ACK: the server's clock when it sent it, µs */
+#define MPT_PROBE_OFF_CLOCK 32    /* in PROBE_ACK: which clock that is (random per server start) */
 #define MPT_PATH_CHALLENGE_LEN 24 /* §5: kind, zero (7), 16 random bytes; PATH_RESPONSE alike */
 #define MPT_CHALLENGE_OFF 8
 #define MPT_CHALLENGE_LEN 16

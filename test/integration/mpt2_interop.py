@@ -150,11 +150,15 @@ def body(t):
                        lambda p: mpt2.parse_flow(p) == (1, payload))
         t.expect(got is not None, "a FLOW to the default target came back echoed")
         got = exchange(sock, server, sess, mpt2.probe(0, 1), lambda p: p[0] == mpt2.K_PROBE_ACK)
-        t.expect(got is not None and len(got) == 32, "a PROBE got its 32-byte PROBE_ACK")
+        t.expect(got is not None and len(got) == 40, "a PROBE got its 40-byte PROBE_ACK")
+        clock = int.from_bytes(got[32:40], "big") if got else 0
+        t.expect(clock != 0, "the PROBE_ACK names the server's clock (bytes 32-39 nonzero)")
         got = exchange(sock, server, sess, mpt2.probe(0, 2)[:48],
                        lambda p: p[0] == mpt2.K_PROBE_ACK)
-        t.expect(got is not None and len(got) == 32,
+        t.expect(got is not None and len(got) == 40,
                  "a 48-byte PROBE (no fixed fec ratio) got its PROBE_ACK too")
+        t.expect(got is not None and int.from_bytes(got[32:40], "big") == clock,
+                 "the same clock named in the next PROBE_ACK")
 
         sess2, _ = mpt2.connect(sock, server, secret, prev_sid=sess.sid,
                                 prev_resume=sess.resume_key())

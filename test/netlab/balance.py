@@ -53,14 +53,9 @@ def body(t, lab):
     client = lab.host("client")
     server = lab.host("server")
     paths = lab.shaped_paths(client, server, ["20mbit"] * 3)
-    (arelay, ali, alo), = lab.shaped_paths(client, server, ["20mbit"], name="alone")
     key = t.path("static.key")
     lab.sh(client, ["openvpn", "--genkey", "secret", key])
-    lb = lab.bridge(arelay, "bridge-alone", "%s:4200" % ali.addr(arelay),
-                    "%s:1196" % alo.addr(server), "--delay", "2")
-    alone = netlab.OpenVpn(lab, "alone", client, server, "%s:4200" % ali.addr(arelay), 1196, key,
-                           1340)
-    alone.ready()
+    alone, lb = lab.alone_vpn(client, server, key)
     port = 5201
     best_alone = 0.0
     for k, (name, rates, delays, least, back_least) in enumerate(TCP_CASES):

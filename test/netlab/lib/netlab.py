@@ -690,6 +690,20 @@ class Lab:
               % (name, sent, got, sum(rtts) / len(rtts) if rtts else -1), flush=True)
         return 1 - got / sent
 
+    def alone_vpn(self, client, server, key, rate="20mbit", delay=2, port=1196,
+                  bridge_port=4200, name="alone"):
+        """The baseline of the throughput tests: OpenVPN (static key file `key`, tun-mtu 1340)
+        over one path alone, through a relay host of its own whose link to the client is shaped
+        to `rate`, running `mptunnel bridge --delay delay`. Returns (vpn, bridge) once the VPN is
+        up (lab.bridge_counts(bridge) stops the bridge)."""
+        (relay, li, lo), = self.shaped_paths(client, server, [rate], name=name)
+        br = self.bridge(relay, "bridge-" + name, "%s:%d" % (li.addr(relay), bridge_port),
+                         "%s:%d" % (lo.addr(server), port), "--delay", str(delay))
+        vpn = OpenVpn(self, name, client, server, "%s:%d" % (li.addr(relay), bridge_port), port,
+                      key, 1340)
+        vpn.ready()
+        return vpn, br
+
     def tcp_best(self, client, server, vpns, secs, rounds, port, omit=0, reverse=False):
         """`rounds` rounds of iperf_tcp for secs seconds (after omit) over each of vpns in turn
         (alternating, so that load from elsewhere hits each alike), on ports from `port` up, from
@@ -747,8 +761,8 @@ class Lab:
 
     def tunnel(self, client, server, paths, bridge_opts=None, family=4, target=None,
                client_port=3000, server_port=2000, bridge_port=4000, extra_client=(),
-               extra_server=(), mode=None, name="t", wait_up=True, path_families=None,
-               echo_addr="127.0.0.1:7000", bufsize=None):
+               extra_server=(), extra_tunnel=(), mode=None, name="t", wait_up=True,
+               path_families=None, echo_addr="127.0.0.1:7000", bufsize=None):
         """Starts a tunnel: the server in `server` (listen = server_port, all addresses),
         `mptunnel bridge` on every relay of `paths` [(relay, link_in, link_out)] (listening on the
         relay's address on link_in, to the server's address on link_out; per-path options from
@@ -756,7 +770,8 @@ class Lab:
         the link has both unless family=6, or path_families[i]: 4, 6, or (4, 6) for a bridge that
         listens on IPv4 and forwards over IPv6), the client in `client` listening on 127.0.0.1
         (::1 if family == 6) client_port. `target` ("HOST:PORT", as seen from the server host)
-        defaults to a udpgen echo in the server host on echo_addr. Waits until every path is up.
+        defaults to a udpgen echo in the server host on echo_addr. extra_client, extra_server
+        and extra_tunnel: lines of the config file's sections. Waits until every path is up.
         bufsize (bytes): socket buffers of the tunnel, the bridges and the echo (default 4 MiB).
         Returns {"client", "server", "bridges", "echo" (or None), "listen", "cfg", "secret"}."""
         t = self.t
@@ -786,6 +801,7 @@ class Lab:
                                             for (_, a, _) in bridge_addrs],
                                    server_listen=server_port, target=target,
                                    extra_client=extra, extra_server=extra_server,
+                                   extra_tunnel=extra_tunnel,
                                    bufsize=str(bufsize) if bufsize else mptlib.BUFSIZE)
         srv = self.server(server, cfg)
         bridges = []

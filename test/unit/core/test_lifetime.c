@@ -34,8 +34,10 @@ struct list {
 static struct {
     struct mpt_client c;
     struct mpt_server s;
+    struct mpt_server_params sp;
     struct mpt_outq q;
     uint64_t now, cdl, sdl;
+    uint64_t soff; /* the server's clock: now + soff */
     struct mpt_addr paddr[NPATHS];
     int client_silent; /* stopped: its timer does not run, nothing reaches it */
     int server_down;   /* nothing reaches the server */
@@ -154,6 +156,7 @@ static void setup(unsigned max_sessions, unsigned client_flows, uint32_t client_
     ASSERT_EQ(mpt_outq_init(&fx.q, 1024, 1 << 20), 0);
     ASSERT_EQ(mpt_client_init(&fx.c, &cp), 0);
     ASSERT_EQ(mpt_server_init(&fx.s, &sp), 0);
+    fx.sp = sp;
     for (int i = 0; i < NPATHS; i++)
         fx.paddr[i] = addr4(0xc0a80001 + (uint32_t)i, (uint16_t)(40000 + i));
     fx.now = 5 * SEC;
@@ -169,7 +172,7 @@ static void teardown(void)
 
 static void server_rx(const struct mpt_addr *from, const uint8_t *buf, size_t len)
 {
-    mpt_server_on_path(&fx.s, fx.now, from, buf, len, &fx.q);
+    mpt_server_on_path(&fx.s, fx.now + fx.soff, from, buf, len, &fx.q);
     collect(1);
 }
 
@@ -214,7 +217,7 @@ static void advance(uint64_t until)
             collect(0);
         }
         if (fx.sdl <= fx.now) {
-            fx.sdl = mpt_server_on_timer(&fx.s, fx.now, &fx.q);
+            fx.sdl = mpt_server_on_timer(&fx.s, fx.now + fx.soff, &fx.q) - fx.soff;
             ASSERT_GT(fx.sdl, fx.now);
             collect(1);
         }
@@ -227,7 +230,7 @@ static void advance(uint64_t until)
  * at least once a second). */
 static void stimer_now(void)
 {
-    fx.sdl = mpt_server_on_timer(&fx.s, fx.now, &fx.q);
+    fx.sdl = mpt_server_on_timer(&fx.s, fx.now + fx.soff, &fx.q) - fx.soff;
     ASSERT_GT(fx.sdl, fx.now);
     ASSERT_LE(fx.sdl, fx.now + 1 * SEC);
     collect(1);
@@ -254,7 +257,7 @@ static void app_send(unsigned i, unsigned tag)
 
 static void target_send(uint32_t slot, const char *msg)
 {
-    mpt_server_on_target(&fx.s, fx.now, slot, (const uint8_t *)msg, strlen(msg), &fx.q);
+    mpt_server_on_target(&fx.s, fx.now + fx.soff, slot, (const uint8_t *)msg, strlen(msg), &fx.q);
     collect(1);
     pump();
 }
@@ -620,6 +623,65 @@ static void evict_with_flows(void)
     teardown();
 }
 
+/* The one-way delays the client measures on each path, and the reorder times they give: with
+ * every datagram delivered at once, no queue either way, no hold and the margin alone to wait. */
+static void check_delays(const char *what)
+{
+    const struct mpt_owd *owd[NPATHS];
+    uint64_t srtt[NPATHS], hold, wait;
+
+    for (unsigned i = 0; i < NPATHS; i++) {
+        const struct mpt_est *e = &fx.c.paths[i].est;
+        ASSERT(e->owd_have);
+        printf("%s: path %u: queue up %llu us, down %llu us\n", what, i + 1,
+               (unsigned long long)mpt_est_queue_us(e, 0),
+               (unsigned long long)mpt_est_queue_us(e, 1));
+        ASSERT_LT(mpt_est_queue_us(e, 0), 1 * MS);
+        ASSERT_LT(mpt_est_queue_us(e, 1), 1 * MS);
+        owd[i] = &fx.c.paths[i].owd;
+        srtt[i] = fx.c.paths[i].srtt_us;
+    }
+    for (unsigned i = 0; i < NPATHS; i++) {
+        wait = mpt_reorder_times(owd, srtt, (1u << NPATHS) - 1, NPATHS, i, 0, 100 * MS, &hold);
+        printf("%s: path %u: reorder hold %llu us, wait %llu us\n", what, i + 1,
+               (unsigned long long)hold, (unsigned long long)wait);
+        ASSERT_LT(hold, 1 * MS);
+        ASSERT_LT(wait, MPT_REORDER_MARGIN_US + 1 * MS);
+    }
+}
+
+/* A server started again with another clock (in a time namespace of its own, or another host's
+ * behind the same address), ahead of the last by 1,000 s and then behind it by 600 s: whether or
+ * not a session takes the client's up (here the client resumes its own, which the new server does
+ * not know), the client's one-way delays start over on the new clock (the PROBE_ACK names it), so
+ * no path shows the clocks' difference as a queue, either way, and the reorder buffer neither
+ * holds nor waits for it. */
+static void server_clock(void)
+{
+    static const uint64_t soff[] = {1000 * SEC, 400 * SEC};
+
+    setup(4, 64, 60000, 16, 60000, 60000);
+    establish();
+    advance(fx.now + 3 * SEC);
+    check_delays("first server");
+    for (unsigned k = 0; k < 2; k++) {
+        char what[64];
+        mpt_server_free(&fx.s);
+        memset(fx.open, 0, sizeof(fx.open));
+        ASSERT_EQ(mpt_server_init(&fx.s, &fx.sp), 0);
+        fx.soff = soff[k];
+        mpt_server_set_wall(&fx.s, fx.now + fx.soff, fx.now); /* Unix time as the client's */
+        fx.sdl = fx.now;
+        advance(fx.now + 3 * SEC);
+        ASSERT_EQ(fx.c.state, MPT_CLIENT_ESTABLISHED);
+        ASSERT_EQ(fx.c.sessions_established, k + 2);
+        snprintf(what, sizeof(what), "server %u, clock %+lld s", k + 2,
+                 (long long)(soff[k] / SEC) - (k ? (long long)(soff[k - 1] / SEC) : 0));
+        check_delays(what);
+    }
+    teardown();
+}
+
 static const struct task_case cases[] = {
     {"client_flows", client_flows},
     {"server_flows", server_flows},
@@ -627,6 +689,7 @@ static const struct task_case cases[] = {
     {"half_open", half_open},
     {"held", held},
     {"evict_with_flows", evict_with_flows},
+    {"server_clock", server_clock},
     {NULL, NULL},
 };
 
