@@ -40,11 +40,13 @@ CAPS_GONE = 15.0
 CLOCK_AHEAD = 1000
 QUEUE_SECS, QUEUE_LIMIT_MS = 10.0, 500.0
 
-# A debug line of the client's per acknowledged probe (core/client.c).
+# A debug line of the client's per acknowledged probe (core/client.c); whole lines only (the
+# stamp in full), since the log is read from an offset that may fall inside a line.
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
 EST_LINE = re.compile(
-    r"^(\S+ \S+) debug: path (\d+): rtt [\d.]+ ms; up: queue ([\d.]+) ms, \d+/s delivered, "
+    r"^(" + STAMP + r") debug: path (\d+): rtt [\d.]+ ms; up: queue ([\d.]+) ms, \d+/s delivered, "
     r"cap (\d+)/s(?:, full)?; down: queue ([\d.]+) ms, \d+/s delivered, cap (\d+)/s", re.M)
-ESTABLISHED = re.compile(r"^(\S+ \S+) info: session [0-9a-f]+ established", re.M)
+ESTABLISHED = re.compile(r"^(" + STAMP + r") info: session [0-9a-f]+ established", re.M)
 
 
 def stamp(s):
